@@ -1,0 +1,1 @@
+//! trit-host: the runtime and CLI.
