@@ -1,1 +1,5 @@
-//! trit-host: the runtime and CLI.
+//! trit-host: loading models, the runtime that drives a backend, and the `trit` CLI.
+#![deny(missing_docs)]
+
+pub mod accuracy;
+pub mod session;
