@@ -1,0 +1,143 @@
+//! The `trit` binary end to end: outputs, JSON shapes, and error messages.
+
+use model::reference::{argmax, QuantModel, Reference};
+use model::Config;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+fn trit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trit")).args(args).output().expect("run trit")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = trit(args);
+    assert!(o.status.success(), "trit {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = trit(args);
+    assert_eq!(o.status.code(), Some(2), "trit {args:?} should fail with exit code 2");
+    String::from_utf8(o.stderr).unwrap()
+}
+
+/// Greedy ids computed straight from the model crate (not through host::session).
+fn greedy_from_model(prompt: &[u32], n: usize) -> Vec<u32> {
+    let cfg = Config::preset("tiny").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model::tiny::write_model_dir(dir.path(), &cfg, model::tiny::TINY_SEED).unwrap();
+    let w = model::checkpoint::load_dir(dir.path(), &cfg).unwrap();
+    let mut r = Reference::new(Arc::new(QuantModel::from_float(&cfg, &w)));
+    let mut logits = r.prefill(prompt).unwrap();
+    let mut out = vec![];
+    for _ in 0..n {
+        let t = argmax(&logits);
+        out.push(t);
+        logits = r.decode(t).unwrap();
+    }
+    out
+}
+
+#[test]
+fn run_json_has_the_documented_shape_and_the_reference_tokens() {
+    let out = ok(&["run", "--backend", "ref", "--model", "tiny", "--prompt-ids", "256,72,105", "-n", "8", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids = |k: &str| -> Vec<u32> { v[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
+    assert_eq!(ids("prompt_ids"), vec![256, 72, 105]);
+    let output = ids("output_ids");
+    assert_eq!(output.len(), 8);
+    assert_eq!(output, greedy_from_model(&[256, 72, 105], 8));
+    assert!(v["text"].is_string());
+}
+
+#[test]
+fn run_text_prompt_prepends_bos() {
+    let out = ok(&["run", "--model", "tiny", "-p", "Hi", "-n", "3", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["prompt_ids"], serde_json::json!([256, 72, 105]));
+    let plain = ok(&["run", "--model", "tiny", "-p", "Hi", "-n", "3"]);
+    assert!(!plain.is_empty());
+}
+
+#[test]
+fn prompt_longer_than_the_context_is_refused() {
+    let ids: Vec<String> = (0..321).map(|i| (i % 256).to_string()).collect();
+    let e = fails(&["run", "--model", "tiny", "--prompt-ids", &ids.join(","), "-n", "1"]);
+    assert!(e.contains("321 tokens, more than the context length max_seq = 320"), "{e}");
+    let e = fails(&["run", "--model", "tiny", "--prompt-ids", "1,999", "-n", "1"]);
+    assert!(e.contains("token id 999 is outside the vocabulary"), "{e}");
+}
+
+#[test]
+fn generation_stops_at_the_context_limit() {
+    let ids: Vec<String> = (0..318).map(|i| (i % 256).to_string()).collect();
+    let out = ok(&["run", "--model", "tiny", "--prompt-ids", &ids.join(","), "-n", "10", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // 318 prompt tokens + 2 generated tokens fed back fill the 320 positions; the third
+    // generated token comes from the last logits and cannot be fed.
+    assert_eq!(v["stop"], "context");
+    assert_eq!(v["output_ids"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bad_config_file_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    let text = include_str!("../../configs/tiny.toml").replace("[engine]\n", "[engine]\nwarp_drive = true\n");
+    std::fs::write(&p, text).unwrap();
+    let e = fails(&["run", "--model", "tiny", "--config", p.to_str().unwrap(), "-p", "x"]);
+    assert!(e.contains("unknown field `warp_drive`") && e.contains("bad.toml"), "{e}");
+}
+
+#[test]
+fn accuracy_json_reports_the_three_comparisons() {
+    let out = ok(&["accuracy", "--model", "tiny", "--positions", "64", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["positions"], 64);
+    let rel = v["exact_vs_w158a8"]["rel_rms"].as_f64().unwrap();
+    assert!(rel > 0.0 && rel < 0.05, "{rel}");
+    assert!(v["w158a8_vs_plain"]["rel_rms"].as_f64().unwrap() > rel);
+    let e = fails(&["accuracy", "--model", "tiny", "--positions", "1000"]);
+    assert!(e.contains("--positions must be in 1..=320"), "{e}");
+}
+
+#[test]
+fn demo_runs_all_steps() {
+    let out = ok(&["demo"]);
+    for step in ["[1/3]", "[2/3]", "[3/3]"] {
+        assert!(out.contains(step), "{out}");
+    }
+}
+
+#[test]
+fn tiny_writes_a_checkpoint_that_run_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("tiny");
+    ok(&["tiny", "--out", d.to_str().unwrap()]);
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(d.join(f).is_file(), "{f}");
+    }
+    // Loaded as a directory with the config derived from config.json: same tokens as `tiny`.
+    let a = ok(&["run", "--model", d.to_str().unwrap(), "--prompt-ids", "256,65", "-n", "5", "--json"]);
+    let b = ok(&["run", "--model", "tiny", "--prompt-ids", "256,65", "-n", "5", "--json"]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn missing_tools_are_named_with_the_fix() {
+    let o = Command::new(env!("CARGO_BIN_EXE_trit")).arg("doctor").env("PATH", "").env("TRIT_YOSYS", "/nonexistent/yosys").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("iverilog not found") && out.contains("scripts/setup.sh"), "{out}");
+    assert!(out.contains("TRIT_YOSYS"), "{out}");
+}
+
+#[test]
+fn config_prints_a_resolved_preset() {
+    let out = ok(&["config", "--config", "tellme-kv260", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model"]["hidden"], 1536);
+    assert_eq!(v["board"]["uram"], 64);
+    let toml_out = ok(&["config", "--config", "tiny"]);
+    assert!(toml_out.contains("hidden = 64"), "{toml_out}");
+}
