@@ -1,4 +1,242 @@
-//! trit-hdl: the generator that turns a typed [`model::Config`] into Verilog, a manifest and
-//! board scripts. The TLMM engine and its generator arrive with issue 4; this crate exists now so
-//! the workspace has its final shape.
+//! trit-hdl: the generator. One [`model::Config`] in; out come the RTL (hand-written cores from
+//! `hdl/rtl/` plus a generated top level that fixes their parameters), a `filelist.f` in
+//! dependency order and a `manifest.json` with every parameter and derived number the host,
+//! the simulator and the reports need. Output is a pure function of the config: the same config
+//! gives byte-identical files.
 #![deny(missing_docs)]
+
+mod top;
+
+use model::pack::Tlmm;
+use model::Config;
+use serde::Serialize;
+use std::path::Path;
+
+pub use top::{tlmm_top, TOP_NAME};
+
+/// The hand-written cores, in dependency order (name, text). Compiled into the binary so the
+/// generator works from any directory.
+pub const CORES: &[(&str, &str)] = &[
+    ("tlmm_table_build.sv", include_str!("../rtl/tlmm_table_build.sv")),
+    ("tlmm_lookup.sv", include_str!("../rtl/tlmm_lookup.sv")),
+    ("tlmm_weight_buffer.sv", include_str!("../rtl/tlmm_weight_buffer.sv")),
+    ("tlmm_core.sv", include_str!("../rtl/tlmm_core.sv")),
+    ("tlmm_unit.sv", include_str!("../rtl/tlmm_unit.sv")),
+];
+
+/// Port direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dir {
+    /// Into the design.
+    Input,
+    /// Out of the design.
+    Output,
+}
+
+/// One port of a generated top level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port {
+    /// Name in the RTL.
+    pub name: String,
+    /// Width in bits.
+    pub width: usize,
+    /// Direction.
+    pub dir: Dir,
+}
+
+/// An on-chip memory and where it should map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Memory {
+    /// Instance path.
+    pub name: String,
+    /// `uram` or `bram`.
+    pub kind: &'static str,
+    /// Word width, bits.
+    pub width: usize,
+    /// Words.
+    pub depth: usize,
+    /// Primitives at the ideal mapping (URAM288 72 x 4096, RAMB36 72 x 512).
+    pub primitives: usize,
+}
+
+/// The parameters of the TLMM engine, all derived from the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(non_snake_case)]
+pub struct TlmmParams {
+    /// Activations per group.
+    pub G: usize,
+    /// Tables per step.
+    pub TABLES: usize,
+    /// Output rows per cycle.
+    pub COLS: usize,
+    /// Table entry bits.
+    pub ENTRY_W: usize,
+    /// Accumulator bits.
+    pub ACC_W: usize,
+    /// Tokens sharing one weight fetch.
+    pub MAX_TOKENS: usize,
+    /// Largest N / COLS.
+    pub MAX_BLOCKS: usize,
+    /// Largest ceil(K / (G * TABLES)).
+    pub MAX_STEPS: usize,
+    /// Register stages after the lookup sums.
+    pub PIPE: usize,
+    /// Weight buffer words.
+    pub WBUF_DEPTH: usize,
+}
+
+impl TlmmParams {
+    /// Derive from a config: the largest N and K over the decoder's linear layers.
+    pub fn from_config(cfg: &Config) -> TlmmParams {
+        let tl = Tlmm::from_config(cfg);
+        let m = &cfg.model;
+        let n_max = m.hidden.max(m.ffn);
+        let k_max = m.hidden.max(m.ffn);
+        TlmmParams {
+            G: tl.g,
+            TABLES: tl.tables,
+            COLS: tl.cols,
+            ENTRY_W: cfg.table_entry_bits() as usize,
+            ACC_W: tl.acc_bits,
+            MAX_TOKENS: cfg.engine.prefill_tokens,
+            MAX_BLOCKS: tl.blocks(n_max),
+            MAX_STEPS: tl.steps(k_max),
+            PIPE: cfg.engine.pipeline_stages,
+            WBUF_DEPTH: cfg.engine.weight_buffer_beats,
+        }
+    }
+
+    /// `(name, value)` pairs in declaration order.
+    pub fn pairs(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("G", self.G),
+            ("TABLES", self.TABLES),
+            ("COLS", self.COLS),
+            ("ENTRY_W", self.ENTRY_W),
+            ("ACC_W", self.ACC_W),
+            ("MAX_TOKENS", self.MAX_TOKENS),
+            ("MAX_BLOCKS", self.MAX_BLOCKS),
+            ("MAX_STEPS", self.MAX_STEPS),
+            ("PIPE", self.PIPE),
+            ("WBUF_DEPTH", self.WBUF_DEPTH),
+        ]
+    }
+
+    /// The engine shape in `model::pack` terms.
+    pub fn tlmm(&self) -> Tlmm {
+        Tlmm { g: self.G, tables: self.TABLES, cols: self.COLS, acc_bits: self.ACC_W }
+    }
+}
+
+/// The generated design: files, top-level ports and the manifest.
+#[derive(Debug, Clone)]
+pub struct Design {
+    /// Top-level module name.
+    pub top: String,
+    /// RTL files in dependency order: (file name, contents).
+    pub files: Vec<(String, String)>,
+    /// Ports of the top level.
+    pub ports: Vec<Port>,
+    /// Engine parameters.
+    pub params: TlmmParams,
+    /// On-chip memories.
+    pub memories: Vec<Memory>,
+    /// `manifest.json` contents.
+    pub manifest: serde_json::Value,
+}
+
+/// Generator version recorded in every emitted file and the manifest.
+pub const GENERATOR: &str = concat!("trit-hdl ", env!("CARGO_PKG_VERSION"));
+
+/// Generate the design for `cfg`.
+pub fn generate(cfg: &Config) -> Design {
+    let params = TlmmParams::from_config(cfg);
+    let tl = params.tlmm();
+    let (top_text, ports) = tlmm_top(cfg, &params);
+    let mut files: Vec<(String, String)> = CORES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    files.push((format!("{TOP_NAME}.sv"), top_text));
+    let memories = vec![
+        Memory {
+            name: format!("{TOP_NAME}.u_unit.u_wbuf.mem"),
+            kind: "uram",
+            width: tl.wgt_beat_bits(),
+            depth: params.WBUF_DEPTH,
+            primitives: tl.wgt_beat_bits().div_ceil(72) * params.WBUF_DEPTH.div_ceil(4096),
+        },
+        Memory {
+            name: format!("{TOP_NAME}.u_unit.u_core.acc_mem"),
+            kind: "bram",
+            width: tl.out_beat_bits(),
+            depth: params.MAX_TOKENS * params.MAX_BLOCKS,
+            primitives: tl.out_beat_bits().div_ceil(72) * (params.MAX_TOKENS * params.MAX_BLOCKS).div_ceil(512),
+        },
+    ];
+    let manifest = serde_json::json!({
+        "generator": GENERATOR,
+        "config": cfg.name,
+        "board": cfg.board.name,
+        "part": cfg.board.part,
+        "clock_mhz": cfg.board.clock_mhz,
+        "top": TOP_NAME,
+        "files": files.iter().map(|(n, _)| format!("rtl/{n}")).collect::<Vec<_>>(),
+        "tlmm": {
+            "parameters": params,
+            "entries": tl.entries(),
+            "code_bits": tl.code_bits(),
+            "act_beat_bits": tl.act_beat_bits(),
+            "wgt_beat_bits": tl.wgt_beat_bits(),
+            "out_beat_bits": tl.out_beat_bits(),
+            "lookups_per_cycle": tl.lookups_per_cycle(),
+            "pipeline_latency": params.PIPE + 3,
+        },
+        "memories": memories,
+        "ports": ports,
+    });
+    Design { top: TOP_NAME.to_string(), files, ports, params, memories, manifest }
+}
+
+impl Design {
+    /// Write `dir/rtl/*`, `dir/filelist.f` (one source per line, dependency order, relative to
+    /// `dir`) and `dir/manifest.json`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let rtl = dir.join("rtl");
+        std::fs::create_dir_all(&rtl)?;
+        let mut filelist = String::new();
+        for (name, text) in &self.files {
+            std::fs::write(rtl.join(name), text)?;
+            filelist.push_str(&format!("rtl/{name}\n"));
+        }
+        std::fs::write(dir.join("filelist.f"), filelist)?;
+        std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&self.manifest)? + "\n")
+    }
+
+    /// One-paragraph summary for the CLI.
+    pub fn summary(&self) -> String {
+        let p = &self.params;
+        let tl = p.tlmm();
+        let mut s = format!(
+            "{}: TLMM G={} ({} stored entries, {}-bit codes), {} tables x {} rows = {} lookups/cycle, \
+             up to {} tokens per weight fetch, ENTRY_W={}, ACC_W={}, PIPE={}\n",
+            self.top,
+            p.G,
+            tl.entries(),
+            tl.code_bits(),
+            p.TABLES,
+            p.COLS,
+            tl.lookups_per_cycle(),
+            p.MAX_TOKENS,
+            p.ENTRY_W,
+            p.ACC_W,
+            p.PIPE
+        );
+        for m in &self.memories {
+            s.push_str(&format!(
+                "  {} ({}): {} x {} bits, {} primitives\n",
+                m.name, m.kind, m.depth, m.width, m.primitives
+            ));
+        }
+        s.push_str(&format!("  {} files, {} top-level ports", self.files.len(), self.ports.len()));
+        s
+    }
+}

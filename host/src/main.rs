@@ -124,7 +124,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Tiny { out, config } => {
             let cfg = Config::load(&config)?;
             model::tiny::write_model_dir(&out, &cfg, model::tiny::TINY_SEED).map_err(anyhow::Error::msg)?;
-            println!("wrote {} (config.json, model.safetensors, tokenizer.json) for config {}", out.display(), cfg.name);
+            println!(
+                "wrote {} (config.json, model.safetensors, tokenizer.json) for config {}",
+                out.display(),
+                cfg.name
+            );
             Ok(())
         }
         Cmd::Doctor => doctor(),
@@ -209,7 +213,9 @@ fn demo() -> Result<()> {
         a.mean_kl,
         100.0 * a.top1
     );
-    println!("(the random tiny model's text is noise by design; the simulated accelerator joins this demo with the RTL)");
+    println!(
+        "(the random tiny model's text is noise by design; the simulated accelerator joins this demo with the RTL)"
+    );
     Ok(())
 }
 

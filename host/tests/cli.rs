@@ -125,7 +125,12 @@ fn tiny_writes_a_checkpoint_that_run_loads() {
 
 #[test]
 fn missing_tools_are_named_with_the_fix() {
-    let o = Command::new(env!("CARGO_BIN_EXE_trit")).arg("doctor").env("PATH", "").env("TRIT_YOSYS", "/nonexistent/yosys").output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_trit"))
+        .arg("doctor")
+        .env("PATH", "")
+        .env("TRIT_YOSYS", "/nonexistent/yosys")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("iverilog not found") && out.contains("scripts/setup.sh"), "{out}");

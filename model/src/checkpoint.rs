@@ -49,7 +49,9 @@ impl fmt::Display for CheckpointError {
         match self {
             CheckpointError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             CheckpointError::Config { path, msg } => write!(f, "{}: {msg}", path.display()),
-            CheckpointError::Format { path, msg } => write!(f, "{}: not a valid safetensors file: {msg}", path.display()),
+            CheckpointError::Format { path, msg } => {
+                write!(f, "{}: not a valid safetensors file: {msg}", path.display())
+            }
             CheckpointError::Tensor { name, msg } => write!(f, "tensor `{name}`: {msg}"),
         }
     }
@@ -171,7 +173,12 @@ impl HfConfig {
             ("intermediate_size", self.intermediate_size, "model.ffn", m.ffn),
             ("num_hidden_layers", self.num_hidden_layers, "model.layers", m.layers),
             ("num_attention_heads", self.num_attention_heads, "model.heads", m.heads),
-            ("num_key_value_heads", self.num_key_value_heads.unwrap_or(self.num_attention_heads), "model.kv_heads", m.kv_heads),
+            (
+                "num_key_value_heads",
+                self.num_key_value_heads.unwrap_or(self.num_attention_heads),
+                "model.kv_heads",
+                m.kv_heads,
+            ),
         ];
         for (hf, a, ours, b) in pairs {
             if a != b {
@@ -195,11 +202,19 @@ impl HfConfig {
         }
         match self.theta() {
             Some(t) if (t - m.rope_theta).abs() <= 1e-9 * t.abs() => {}
-            Some(t) => return bad(format!("`rope_theta` is {t} but config {} has model.rope_theta = {}", cfg.name, m.rope_theta)),
+            Some(t) => {
+                return bad(format!(
+                    "`rope_theta` is {t} but config {} has model.rope_theta = {}",
+                    cfg.name, m.rope_theta
+                ))
+            }
             None => return bad("no `rope_theta` (neither top-level nor in `rope_parameters`)".into()),
         }
         if (self.rms_norm_eps - m.norm_eps).abs() > 1e-12 {
-            return bad(format!("`rms_norm_eps` is {} but config {} has model.norm_eps = {}", self.rms_norm_eps, cfg.name, m.norm_eps));
+            return bad(format!(
+                "`rms_norm_eps` is {} but config {} has model.norm_eps = {}",
+                self.rms_norm_eps, cfg.name, m.norm_eps
+            ));
         }
         if self.tie_word_embeddings != m.tied_embeddings {
             return bad(format!(
@@ -213,7 +228,10 @@ impl HfConfig {
             other => return bad(format!("`hidden_act` `{other}` is not supported (relu2, silu)")),
         };
         if act != m.ffn_activation {
-            return bad(format!("`hidden_act` is {} but config {} has model.ffn_activation = {:?}", self.hidden_act, cfg.name, m.ffn_activation));
+            return bad(format!(
+                "`hidden_act` is {} but config {} has model.ffn_activation = {:?}",
+                self.hidden_act, cfg.name, m.ffn_activation
+            ));
         }
         Ok(())
     }
@@ -226,8 +244,10 @@ pub fn load_dir(dir: &Path, cfg: &Config) -> Result<FloatWeights, CheckpointErro
     let st_path = dir.join("model.safetensors");
     let file = std::fs::File::open(&st_path).map_err(|source| CheckpointError::Io { path: st_path.clone(), source })?;
     // SAFETY: the file is opened read-only and not modified while mapped (checkpoints are inputs).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| CheckpointError::Io { path: st_path.clone(), source })?;
-    let st = SafeTensors::deserialize(&map).map_err(|e| CheckpointError::Format { path: st_path.clone(), msg: e.to_string() })?;
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.map_err(|source| CheckpointError::Io { path: st_path.clone(), source })?;
+    let st = SafeTensors::deserialize(&map)
+        .map_err(|e| CheckpointError::Format { path: st_path.clone(), msg: e.to_string() })?;
     read_weights(&st, cfg)
 }
 
@@ -265,7 +285,12 @@ fn read_weights(st: &SafeTensors, cfg: &Config) -> Result<FloatWeights, Checkpoi
         });
     }
     let lm_head = if m.tied_embeddings { None } else { Some(t("lm_head.weight", &[m.vocab, h])?) };
-    Ok(FloatWeights { embed: t("model.embed_tokens.weight", &[m.vocab, h])?, layers, final_norm: t("model.norm.weight", &[h])?, lm_head })
+    Ok(FloatWeights {
+        embed: t("model.embed_tokens.weight", &[m.vocab, h])?,
+        layers,
+        final_norm: t("model.norm.weight", &[h])?,
+        lm_head,
+    })
 }
 
 fn tensor_f32(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {

@@ -158,10 +158,25 @@ pub struct EngineConfig {
     /// Accumulator width of the linear layers, in bits.
     #[serde(default = "default_acc_bits")]
     pub acc_bits: u32,
+    /// Table entry width in bits; default: the least that holds +-128*G (10 for G = 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_entry_bits: Option<u32>,
+    /// Tokens that share one weight fetch in prefill (the engine's MAX_TOKENS).
+    #[serde(default = "default_one")]
+    pub prefill_tokens: usize,
+    /// Extra register stages after the lookup sums (retimed into the adder trees).
+    #[serde(default = "default_one")]
+    pub pipeline_stages: usize,
+    /// On-chip weight buffer (URAM) depth in weight beats; larger matrices are split by rows.
+    pub weight_buffer_beats: usize,
 }
 
 fn default_acc_bits() -> u32 {
     24
+}
+
+fn default_one() -> usize {
+    1
 }
 
 /// An FPGA board: fabric budget, memory system and clock.
@@ -234,12 +249,10 @@ impl Config {
 
     /// A built-in preset by name.
     pub fn preset(name: &str) -> Result<Config, ConfigError> {
-        let text = PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| {
-            ConfigError {
-                origin: name.to_string(),
-                field: String::new(),
-                rule: format!("no such preset (known: {})", Self::preset_names().join(", ")),
-            }
+        let text = PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| ConfigError {
+            origin: name.to_string(),
+            field: String::new(),
+            rule: format!("no such preset (known: {})", Self::preset_names().join(", ")),
         })?;
         Self::from_toml(text, name, None)
     }
@@ -304,7 +317,10 @@ impl Config {
             );
         }
         if m.heads % m.kv_heads != 0 {
-            return err("model.kv_heads", format!("kv_heads must divide heads ({} does not divide {})", m.kv_heads, m.heads));
+            return err(
+                "model.kv_heads",
+                format!("kv_heads must divide heads ({} does not divide {})", m.kv_heads, m.heads),
+            );
         }
         if m.head_dim % 2 != 0 {
             return err("model.head_dim", format!("must be even for RoPE, got {}", m.head_dim));
@@ -355,17 +371,51 @@ impl Config {
         if e.columns_per_cycle == 0 || e.columns_per_cycle > 256 {
             return err("engine.columns_per_cycle", format!("must be in 1..=256, got {}", e.columns_per_cycle));
         }
+        let tl = crate::pack::Tlmm::from_config(self);
+        let entry_need = tl.entry_bits() as u32;
+        if let Some(b) = e.table_entry_bits {
+            if !(entry_need..=16).contains(&b) {
+                return err(
+                    "engine.table_entry_bits",
+                    format!("must be in {entry_need}..=16 to hold +-128*G, got {b}"),
+                );
+            }
+        }
+        if e.prefill_tokens == 0 || e.prefill_tokens > 64 {
+            return err("engine.prefill_tokens", format!("must be in 1..=64, got {}", e.prefill_tokens));
+        }
+        if e.pipeline_stages > 8 {
+            return err("engine.pipeline_stages", format!("must be in 0..=8, got {}", e.pipeline_stages));
+        }
+        let min_beats = tl.steps(m.hidden.max(m.ffn));
+        if e.weight_buffer_beats < min_beats || e.weight_buffer_beats > 1 << 20 {
+            return err(
+                "engine.weight_buffer_beats",
+                format!(
+                    "must hold at least one block of the longest row ({min_beats} beats = steps of K = {}) and at most 1048576, got {}",
+                    m.hidden.max(m.ffn),
+                    e.weight_buffer_beats
+                ),
+            );
+        }
         // The accumulator must hold the worst case sum of |w| * 128 over the longest dot product.
         let need = self.accumulator_bits_needed();
         if e.acc_bits < need || e.acc_bits > 32 {
             return err(
                 "engine.acc_bits",
-                format!("must be in {need}..=32 to hold a {}-long dot product without overflow, got {}", m.hidden.max(m.ffn), e.acc_bits),
+                format!(
+                    "must be in {need}..=32 to hold a {}-long dot product without overflow, got {}",
+                    m.hidden.max(m.ffn),
+                    e.acc_bits
+                ),
             );
         }
         let b = &self.board;
         if b.bandwidth_gbs <= 0.0 || b.bandwidth_gbs > b.peak_bandwidth_gbs {
-            return err("board.bandwidth_gbs", format!("must be in (0, peak {}], got {}", b.peak_bandwidth_gbs, b.bandwidth_gbs));
+            return err(
+                "board.bandwidth_gbs",
+                format!("must be in (0, peak {}], got {}", b.peak_bandwidth_gbs, b.bandwidth_gbs),
+            );
         }
         if b.clock_mhz <= 0.0 {
             return err("board.clock_mhz", format!("must be positive, got {}", b.clock_mhz));
@@ -389,6 +439,11 @@ impl Config {
     /// GQA group: query heads per kv head.
     pub fn heads_per_kv(&self) -> usize {
         self.model.heads / self.model.kv_heads
+    }
+
+    /// Table entry width the engine uses (configured or derived).
+    pub fn table_entry_bits(&self) -> u32 {
+        self.engine.table_entry_bits.unwrap_or(crate::pack::Tlmm::from_config(self).entry_bits() as u32)
     }
 
     /// Width of the K (and V) projection output.
@@ -432,7 +487,10 @@ mod tests {
         assert_eq!(t.board.name, "kv260");
         let b = Config::preset("bitnet2b-kv260").unwrap();
         let m = &b.model;
-        assert_eq!((m.layers, m.hidden, m.ffn, m.heads, m.kv_heads, m.head_dim, m.vocab), (30, 2560, 6912, 20, 5, 128, 128256));
+        assert_eq!(
+            (m.layers, m.hidden, m.ffn, m.heads, m.kv_heads, m.head_dim, m.vocab),
+            (30, 2560, 6912, 20, 5, 128, 128256)
+        );
         assert!(m.sub_norms && m.tied_embeddings);
         let a = Config::preset("accllm-u280").unwrap();
         assert_eq!(a.board.name, "u280");

@@ -230,5 +230,10 @@ pub fn agreement(test: &[Vec<f32>], yard: &[Vec<f32>]) -> Agreement {
         same += (am(a) == am(b)) as usize;
     }
     let n = test.len().max(1) as f64;
-    Agreement { positions: test.len(), rel_rms: (num / den.max(f64::MIN_POSITIVE)).sqrt(), mean_kl: kl / n, top1: same as f64 / n }
+    Agreement {
+        positions: test.len(),
+        rel_rms: (num / den.max(f64::MIN_POSITIVE)).sqrt(),
+        mean_kl: kl / n,
+        top1: same as f64 / n,
+    }
 }

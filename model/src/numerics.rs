@@ -27,7 +27,7 @@ pub fn rne_shift(x: i128, s: u32) -> i128 {
     if s == 0 {
         return x;
     }
-    if s >= 127 {
+    if s >= 128 {
         return 0;
     }
     let floor = x >> s; // arithmetic shift: floor division
@@ -112,9 +112,12 @@ pub fn requant(x: i128, s: f32, frac: u32) -> i128 {
     let prod = x * m as i128;
     let shift = e + frac as i32; // result = prod * 2^shift
     if shift >= 0 {
-        // Only reachable with huge scales; saturate rather than overflow i128.
-        let shift = shift.min(60) as u32;
-        prod.saturating_mul(1i128 << shift)
+        // Only reachable with huge scales: exact when it fits in i128, saturated otherwise.
+        let sat = if prod < 0 { i128::MIN } else { i128::MAX };
+        if shift >= 127 {
+            return if prod == 0 { 0 } else { sat };
+        }
+        prod.checked_mul(1i128 << shift).unwrap_or(sat)
     } else {
         rne_shift(prod, (-shift) as u32)
     }

@@ -61,7 +61,8 @@ impl QLinear {
                     .map(|(r, row)| {
                         (0..groups)
                             .map(|g| {
-                                let s: i32 = (0..*group).map(|i| row[g * group + i] as i32 * x[g * group + i] as i32).sum();
+                                let s: i32 =
+                                    (0..*group).map(|i| row[g * group + i] as i32 * x[g * group + i] as i32).sum();
                                 s * mult[r * groups + g] as i32
                             })
                             .sum()
@@ -170,7 +171,10 @@ impl Int8Rows {
     /// `acc[r] = sum_c code[r][c] * x[c]` with int16 activations, exact in i64.
     pub fn matvec(&self, x: &[i16]) -> Vec<i64> {
         assert_eq!(x.len(), self.cols);
-        self.codes.chunks_exact(self.cols).map(|row| row.iter().zip(x).map(|(&w, &a)| w as i64 * a as i64).sum()).collect()
+        self.codes
+            .chunks_exact(self.cols)
+            .map(|row| row.iter().zip(x).map(|(&w, &a)| w as i64 * a as i64).sum())
+            .collect()
     }
 }
 

@@ -8,8 +8,8 @@
 use crate::checkpoint::FloatWeights;
 use crate::config::{Config, FfnActivation, WeightFormat};
 use crate::numerics::{
-    block_normalize, dequant_linear, f32_from_int, fdiv, fmul, quantize, quantize_i16, requant, residual_add, sat_i32, silu_fx,
-    Exp2Tables, NormWeight, QuantVec, RopeTable, FX_FRAC,
+    block_normalize, dequant_linear, f32_from_int, fdiv, fmul, quantize, quantize_i16, requant, residual_add, sat_i32,
+    silu_fx, Exp2Tables, NormWeight, QuantVec, RopeTable, FX_FRAC,
 };
 use crate::quant::{quantize_int2, quantize_ternary, Int8Rows, QLinear};
 use std::fmt;
@@ -294,10 +294,9 @@ impl Reference {
             let up = linear(&layer.up, &xq);
             let (prod, frac): (Vec<i128>, u32) = match cfg.model.ffn_activation {
                 // relu(g)^2 is exact in Q.32; times up (Q.16) -> Q.48.
-                FfnActivation::Relu2 => (
-                    gate.iter().zip(&up).map(|(&g, &u)| (g.max(0) as i128).pow(2) * u as i128).collect(),
-                    3 * FX_FRAC,
-                ),
+                FfnActivation::Relu2 => {
+                    (gate.iter().zip(&up).map(|(&g, &u)| (g.max(0) as i128).pow(2) * u as i128).collect(), 3 * FX_FRAC)
+                }
                 // silu(g) in Q.16 times up (Q.16) -> Q.32.
                 FfnActivation::Silu => (
                     gate.iter().zip(&up).map(|(&g, &u)| silu_fx(g, &model.exp2) as i128 * u as i128).collect(),

@@ -61,12 +61,17 @@ pub fn write_byte_tokenizer(path: &Path, cfg: &Config) -> Result<(), String> {
             cfg.name, m.bos_token_id, m.eos_token_id, m.vocab
         ));
     }
-    let vocab: std::collections::HashMap<String, u32> = (0..=255u8).map(|b| (byte_to_char(b).to_string(), b as u32)).collect();
-    let bpe = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), vec![]).build().map_err(|e| e.to_string())?;
+    let vocab: std::collections::HashMap<String, u32> =
+        (0..=255u8).map(|b| (byte_to_char(b).to_string(), b as u32)).collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), vec![])
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut tok = Tokenizer::new(bpe);
     tok.with_pre_tokenizer(Some(ByteLevel::new(false, false, false)));
     tok.with_decoder(Some(ByteLevel::new(false, false, false)));
-    tok.add_special_tokens([AddedToken::from(specials[0].1, true), AddedToken::from(specials[1].1, true)]).map_err(|e| e.to_string())?;
+    tok.add_special_tokens([AddedToken::from(specials[0].1, true), AddedToken::from(specials[1].1, true)])
+        .map_err(|e| e.to_string())?;
     tok.save(path, true).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 

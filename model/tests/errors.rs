@@ -108,12 +108,12 @@ fn missing_wrong_shape_and_wrong_dtype_tensors() {
     let bytes = std::fs::read(&st_path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let norm_i8 = vec![1u8; 64];
-    let mut views: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| n != "model.norm.weight")
-        .collect();
-    views.push(("model.norm.weight".into(), safetensors::tensor::TensorView::new(safetensors::Dtype::I8, vec![64], &norm_i8).unwrap()));
+    let mut views: Vec<(String, safetensors::tensor::TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| n != "model.norm.weight").collect();
+    views.push((
+        "model.norm.weight".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I8, vec![64], &norm_i8).unwrap(),
+    ));
     let out = safetensors::serialize(views, None).unwrap();
     std::fs::write(&st_path, out).unwrap();
     let e = load_dir(dir.path(), &cfg).unwrap_err().to_string();
@@ -147,5 +147,8 @@ fn non_finite_weights_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     write_checkpoint(dir.path(), &cfg, &w, StoreDtype::F32).unwrap();
     let e = load_dir(dir.path(), &cfg).unwrap_err().to_string();
-    assert!(e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("element 17") && e.contains("not finite"), "{e}");
+    assert!(
+        e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("element 17") && e.contains("not finite"),
+        "{e}"
+    );
 }

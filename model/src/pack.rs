@@ -1,0 +1,278 @@
+//! The TLMM data formats, defined once: how ternary weights become per-group table indices and
+//! how weights, activations and results are laid out in the engine's beats. The generator
+//! (widths in the manifest), the host (device weight image) and the tests all use these.
+//!
+//! A group of `G` ternary weights `w_0..w_{G-1}` is the balanced-ternary number
+//! `m = sum_i w_i 3^i`. Its code is `sign << MAG_W | |m|` with `sign = (m < 0)`: the engine
+//! stores only the `(3^G - 1) / 2` tables entries for positive `m` and negates on lookup
+//! (`hdl/rtl/tlmm_table_build.sv` explains the trick).
+//!
+//! Beats are little-endian bit vectors (bit `i` is bit `i % 32` of word `i / 32`):
+//! - weight beat `(step s, block b)`: for row `c < COLS`, table `j < TABLES`, the code of row
+//!   `b*COLS + c`, group `s*TABLES + j` at bit `(c*TABLES + j) * CODE_W`;
+//! - activation beat `(step s, token t)`: element `i < G` of group `j` (input index
+//!   `(s*TABLES + j)*G + i`) as int8 at bit `(j*G + i) * 8`;
+//! - result beat `(block b, token t)`: row `b*COLS + c` as a signed `ACC_W`-bit integer at bit
+//!   `c * ACC_W`.
+//!
+//! Rows beyond `N` and inputs beyond `K` are zero (zero weights contribute nothing).
+
+use crate::config::Config;
+
+/// A bit vector in 32-bit little-endian words, the unit the simulator and the device take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bits {
+    /// Width in bits.
+    pub width: usize,
+    /// `ceil(width / 32)` words; bits above `width` are zero.
+    pub words: Vec<u32>,
+}
+
+impl Bits {
+    /// All-zero vector of `width` bits.
+    pub fn zero(width: usize) -> Bits {
+        Bits { width, words: vec![0; width.div_ceil(32)] }
+    }
+
+    /// Write the low `n` bits of `v` at bit `at`.
+    pub fn set(&mut self, at: usize, n: usize, v: u64) {
+        assert!(n <= 64 && at + n <= self.width, "field {at}+{n} outside {} bits", self.width);
+        for k in 0..n {
+            let bit = (v >> k) & 1;
+            let (w, b) = ((at + k) / 32, (at + k) % 32);
+            self.words[w] = (self.words[w] & !(1 << b)) | ((bit as u32) << b);
+        }
+    }
+
+    /// Read `n` bits at bit `at`, zero-extended.
+    pub fn get(&self, at: usize, n: usize) -> u64 {
+        assert!(n <= 64 && at + n <= self.width);
+        (0..n).fold(0u64, |acc, k| {
+            let (w, b) = ((at + k) / 32, (at + k) % 32);
+            acc | ((((self.words[w] >> b) & 1) as u64) << k)
+        })
+    }
+
+    /// Read `n` bits at bit `at` as a two's-complement signed value.
+    pub fn get_signed(&self, at: usize, n: usize) -> i64 {
+        let v = self.get(at, n);
+        if n < 64 && (v >> (n - 1)) & 1 == 1 {
+            (v | (!0u64 << n)) as i64
+        } else {
+            v as i64
+        }
+    }
+}
+
+/// The TLMM engine's shape: group size, tables per step, rows per cycle, accumulator width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tlmm {
+    /// Activations per group (G).
+    pub g: usize,
+    /// Tables (groups) per step.
+    pub tables: usize,
+    /// Output rows per cycle.
+    pub cols: usize,
+    /// Accumulator bits.
+    pub acc_bits: usize,
+}
+
+impl Tlmm {
+    /// The engine shape a config asks for.
+    pub fn from_config(cfg: &Config) -> Tlmm {
+        let e = &cfg.engine;
+        Tlmm { g: e.tlmm_group, tables: e.tables_per_step, cols: e.columns_per_cycle, acc_bits: e.acc_bits as usize }
+    }
+
+    /// Stored table entries per group: the positive balanced-ternary patterns, (3^G - 1) / 2.
+    pub fn entries(&self) -> usize {
+        (3usize.pow(self.g as u32) - 1) / 2
+    }
+
+    /// Bits of the magnitude index (0..=entries).
+    pub fn mag_bits(&self) -> usize {
+        (usize::BITS - self.entries().leading_zeros()) as usize
+    }
+
+    /// Bits of one group code (sign + magnitude): 4, 5, 7 for G = 2, 3, 4.
+    pub fn code_bits(&self) -> usize {
+        self.mag_bits() + 1
+    }
+
+    /// Smallest signed width holding a table entry (|entry| <= 128 G).
+    pub fn entry_bits(&self) -> usize {
+        let max = 128 * self.g; // magnitude bound; -128*G and +127*G both fit in this width
+        (usize::BITS - max.leading_zeros()) as usize + 1
+    }
+
+    /// Bits of an activation beat.
+    pub fn act_beat_bits(&self) -> usize {
+        self.tables * self.g * 8
+    }
+
+    /// Bits of a weight beat.
+    pub fn wgt_beat_bits(&self) -> usize {
+        self.cols * self.tables * self.code_bits()
+    }
+
+    /// Bits of a result beat.
+    pub fn out_beat_bits(&self) -> usize {
+        self.cols * self.acc_bits
+    }
+
+    /// Groups covering `k` inputs.
+    pub fn groups(&self, k: usize) -> usize {
+        k.div_ceil(self.g)
+    }
+
+    /// Steps covering `k` inputs.
+    pub fn steps(&self, k: usize) -> usize {
+        self.groups(k).div_ceil(self.tables)
+    }
+
+    /// Blocks covering `n` rows.
+    pub fn blocks(&self, n: usize) -> usize {
+        n.div_ceil(self.cols)
+    }
+
+    /// Lookups per cycle.
+    pub fn lookups_per_cycle(&self) -> usize {
+        self.cols * self.tables
+    }
+
+    /// Table lookups an `n x k` matrix-vector product needs (one per row and group).
+    pub fn lookups_needed(&self, n: usize, k: usize) -> usize {
+        n * self.groups(k)
+    }
+
+    /// The code of one group of ternary weights (missing trailing weights are zero).
+    pub fn group_code(&self, w: &[i8]) -> u32 {
+        assert!(w.len() <= self.g);
+        let m: i32 = w
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                assert!((-1..=1).contains(&x), "weight {x} is not ternary");
+                x as i32 * 3i32.pow(i as u32)
+            })
+            .sum();
+        (((m < 0) as u32) << self.mag_bits()) | m.unsigned_abs()
+    }
+
+    /// Weight beats of a row-major `n x k` ternary matrix, in (step, block) order.
+    pub fn pack_weights(&self, codes: &[i8], n: usize, k: usize) -> Vec<Bits> {
+        assert_eq!(codes.len(), n * k);
+        let cw = self.code_bits();
+        let mut beats = Vec::with_capacity(self.steps(k) * self.blocks(n));
+        for s in 0..self.steps(k) {
+            for b in 0..self.blocks(n) {
+                let mut beat = Bits::zero(self.wgt_beat_bits());
+                for c in 0..self.cols {
+                    let row = b * self.cols + c;
+                    if row >= n {
+                        continue;
+                    }
+                    for j in 0..self.tables {
+                        let start = (s * self.tables + j) * self.g;
+                        if start >= k {
+                            continue;
+                        }
+                        let end = (start + self.g).min(k);
+                        let code = self.group_code(&codes[row * k + start..row * k + end]);
+                        beat.set((c * self.tables + j) * cw, cw, code as u64);
+                    }
+                }
+                beats.push(beat);
+            }
+        }
+        beats
+    }
+
+    /// Activation beats of one token's `k` int8 inputs, one per step.
+    pub fn pack_activations(&self, x: &[i8]) -> Vec<Bits> {
+        let k = x.len();
+        (0..self.steps(k))
+            .map(|s| {
+                let mut beat = Bits::zero(self.act_beat_bits());
+                for j in 0..self.tables {
+                    for i in 0..self.g {
+                        let idx = (s * self.tables + j) * self.g + i;
+                        if idx < k {
+                            beat.set((j * self.g + i) * 8, 8, x[idx] as u8 as u64);
+                        }
+                    }
+                }
+                beat
+            })
+            .collect()
+    }
+
+    /// Rows of one result beat of block `b` (rows `>= n` dropped).
+    pub fn unpack_result(&self, beat: &Bits, b: usize, n: usize) -> Vec<i32> {
+        (0..self.cols)
+            .filter(|c| b * self.cols + c < n)
+            .map(|c| beat.get_signed(c * self.acc_bits, self.acc_bits) as i32)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(g: usize) -> Tlmm {
+        Tlmm { g, tables: 2, cols: 2, acc_bits: 24 }
+    }
+
+    #[test]
+    fn code_widths_match_tellme() {
+        assert_eq!((t(2).entries(), t(2).code_bits()), (4, 4));
+        assert_eq!((t(3).entries(), t(3).code_bits()), (13, 5)); // TeLLMe: 5-bit index
+        assert_eq!((t(4).entries(), t(4).code_bits()), (40, 7));
+        assert_eq!(t(3).entry_bits(), 10); // TeLLMe: 10-bit table entries
+    }
+
+    #[test]
+    fn group_codes_are_balanced_ternary_with_sign() {
+        let g = t(3);
+        assert_eq!(g.group_code(&[0, 0, 0]), 0);
+        assert_eq!(g.group_code(&[1, 0, 0]), 1);
+        assert_eq!(g.group_code(&[0, 1, 0]), 3);
+        assert_eq!(g.group_code(&[-1, 1, 0]), 2); // -1 + 3 = 2
+        assert_eq!(g.group_code(&[1, 1, 1]), 13);
+        assert_eq!(g.group_code(&[-1, -1, -1]), 16 | 13);
+        assert_eq!(g.group_code(&[1, -1]), 16 | 2); // 1 - 3 = -2, trailing weight zero
+    }
+
+    #[test]
+    fn bits_round_trip_fields_across_words() {
+        let mut b = Bits::zero(100);
+        b.set(30, 5, 0b10111);
+        b.set(95, 5, 0b11111);
+        assert_eq!(b.get(30, 5), 0b10111);
+        assert_eq!(b.get_signed(30, 5), -9);
+        assert_eq!(b.get(95, 5), 31);
+        assert_eq!(b.words.len(), 4);
+    }
+
+    #[test]
+    fn packing_lays_out_steps_blocks_and_padding() {
+        let g = t(2); // G=2, 2 tables, 2 cols, code 4 bits
+                      // 3 x 5 matrix: groups per row = 3, steps = 2, blocks = 2
+        let w: Vec<i8> = vec![1, -1, 0, 1, 1, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1];
+        let beats = g.pack_weights(&w, 3, 5);
+        assert_eq!(beats.len(), 4);
+        // step 0 block 0: row 0 groups 0,1 = (1,-1)->1-3=-2, (0,1)->3; row 1 = (0,0), (0,0)
+        assert_eq!(beats[0].get(0, 4), 8 | 2);
+        assert_eq!(beats[0].get(4, 4), 3);
+        assert_eq!(beats[0].get(8, 8), 0);
+        // step 1 block 1: row 2 group 2 = (-1) -> 8|1; row 3 does not exist
+        assert_eq!(beats[3].get(0, 4), 8 | 1);
+        assert_eq!(beats[3].get(4, 12), 0);
+        let a = g.pack_activations(&[1, -2, 3, -128, 127]);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].get(0, 32), u32::from_le_bytes([1, (-2i8) as u8, 3, 128]) as u64);
+        assert_eq!(a[1].get(0, 8), 127);
+        assert_eq!(a[1].get(8, 24), 0);
+    }
+}
