@@ -151,9 +151,26 @@ pub const GENERATOR: &str = concat!("trit-hdl ", env!("CARGO_PKG_VERSION"));
 
 /// Generate the design for `cfg`.
 pub fn generate(cfg: &Config) -> Design {
-    let params = TlmmParams::from_config(cfg);
+    let mut d =
+        generate_tlmm(&TlmmParams::from_config(cfg), &format!("config `{}` (board {})", cfg.name, cfg.board.name));
+    let extra = serde_json::json!({
+        "config": cfg.name,
+        "board": cfg.board.name,
+        "part": cfg.board.part,
+        "clock_mhz": cfg.board.clock_mhz,
+    });
+    if let (Some(m), serde_json::Value::Object(e)) = (d.manifest.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    d
+}
+
+/// Generate the TLMM design for explicit parameters; `origin` says where they came from (it
+/// goes into the file headers and the manifest).
+pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
+    let params = params.clone();
     let tl = params.tlmm();
-    let (top_text, ports) = tlmm_top(cfg, &params);
+    let (top_text, ports) = tlmm_top(origin, &params);
     let mut files: Vec<(String, String)> = CORES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
     files.push((format!("{TOP_NAME}.sv"), top_text));
     let memories = vec![
@@ -174,10 +191,7 @@ pub fn generate(cfg: &Config) -> Design {
     ];
     let manifest = serde_json::json!({
         "generator": GENERATOR,
-        "config": cfg.name,
-        "board": cfg.board.name,
-        "part": cfg.board.part,
-        "clock_mhz": cfg.board.clock_mhz,
+        "origin": origin,
         "top": TOP_NAME,
         "files": files.iter().map(|(n, _)| format!("rtl/{n}")).collect::<Vec<_>>(),
         "tlmm": {

@@ -3,3 +3,4 @@
 
 pub mod accuracy;
 pub mod session;
+pub mod tlmm;
