@@ -25,24 +25,24 @@
 `default_nettype none
 
 module tlmm_core #(
-  parameter int unsigned G          = 3,    // activations per group (2..4)
-  parameter int unsigned TABLES     = 4,    // groups (tables) per step
-  parameter int unsigned COLS       = 4,    // output rows per cycle
-  parameter int unsigned ENTRY_W    = 10,   // table entry bits (signed); >= bits of 128*G
-  parameter int unsigned ACC_W      = 24,   // accumulator bits (signed)
-  parameter int unsigned MAX_TOKENS = 1,    // tokens sharing one weight fetch
-  parameter int unsigned MAX_BLOCKS = 16,   // largest N / COLS
-  parameter int unsigned MAX_STEPS  = 16,   // largest ceil(K / (G*TABLES))
-  parameter int unsigned PIPE       = 0,    // extra register stages after the lookup sums
+  parameter int G          = 3,    // activations per group (2..4)
+  parameter int TABLES     = 4,    // groups (tables) per step
+  parameter int COLS       = 4,    // output rows per cycle
+  parameter int ENTRY_W    = 10,   // table entry bits (signed); >= bits of 128*G
+  parameter int ACC_W      = 24,   // accumulator bits (signed)
+  parameter int MAX_TOKENS = 1,    // tokens sharing one weight fetch
+  parameter int MAX_BLOCKS = 16,   // largest N / COLS
+  parameter int MAX_STEPS  = 16,   // largest ceil(K / (G*TABLES))
+  parameter int PIPE       = 0,    // extra register stages after the lookup sums
   // Derived; do not override.
-  parameter int unsigned ENTRIES    = (3 ** G - 1) / 2,
-  parameter int unsigned MAG_W      = $clog2(ENTRIES + 1),
-  parameter int unsigned CODE_W     = MAG_W + 1,
-  parameter int unsigned ACT_W      = TABLES * G * 8,        // activation beat bits
-  parameter int unsigned WGT_W      = COLS * TABLES * CODE_W, // weight beat bits
-  parameter int unsigned TOK_W      = $clog2(MAX_TOKENS + 1),
-  parameter int unsigned BLK_W      = $clog2(MAX_BLOCKS + 1),
-  parameter int unsigned STEP_W     = $clog2(MAX_STEPS + 1)
+  parameter int ENTRIES    = (3 ** G - 1) / 2,
+  parameter int MAG_W      = $clog2(ENTRIES + 1),
+  parameter int CODE_W     = MAG_W + 1,
+  parameter int ACT_W      = TABLES * G * 8,        // activation beat bits
+  parameter int WGT_W      = COLS * TABLES * CODE_W, // weight beat bits
+  parameter int TOK_W      = $clog2(MAX_TOKENS + 1),
+  parameter int BLK_W      = $clog2(MAX_BLOCKS + 1),
+  parameter int STEP_W     = $clog2(MAX_STEPS + 1)
 ) (
   input  wire logic                    clk_i,
   input  wire logic                    rst_ni,
@@ -71,11 +71,11 @@ module tlmm_core #(
   output      logic [31:0]             issue_cycles_o
 );
 
-  localparam int unsigned TBL_W     = TABLES * ENTRIES * ENTRY_W;  // one token's tables
-  localparam int unsigned SUM_W     = ENTRY_W + $clog2(TABLES) + 1;
-  localparam int unsigned ACC_DEPTH = MAX_TOKENS * MAX_BLOCKS;
-  localparam int unsigned ADDR_W    = ACC_DEPTH > 1 ? $clog2(ACC_DEPTH) : 1;
-  localparam int unsigned MIN_SWEEP = PIPE + 3;  // issue distance for an accumulator RMW
+  localparam int TBL_W     = TABLES * ENTRIES * ENTRY_W;  // one token's tables
+  localparam int SUM_W     = ENTRY_W + $clog2(TABLES) + 1;
+  localparam int ACC_DEPTH = MAX_TOKENS * MAX_BLOCKS;
+  localparam int ADDR_W    = ACC_DEPTH > 1 ? $clog2(ACC_DEPTH) : 1;
+  localparam int MIN_SWEEP = PIPE + 3;  // issue distance for an accumulator RMW
 
   // ---------------------------------------------------------------- parameter checks
   // Elaboration-time: a bad parameter stops Verilator and yosys with the message. Icarus has
@@ -202,8 +202,8 @@ module tlmm_core #(
 
   // ---------------------------------------------------------------- PIPE delay stages
   // Plain registers after the lookup sums; synthesis retimes them into the adder trees.
-  localparam int unsigned CTL_W = 3 + ADDR_W;  // valid, first, last, addr
-  localparam int unsigned DLY_W = CTL_W + COLS * SUM_W + COLS * ACC_W;
+  localparam int CTL_W = 3 + ADDR_W;  // valid, first, last, addr
+  localparam int DLY_W = CTL_W + COLS * SUM_W + COLS * ACC_W;
   logic [DLY_W-1:0] dly [PIPE+1];
   assign dly[0] = {s1_valid_q, s1_first_q, s1_last_q, s1_addr_q, s1_sums, acc_rd_q};
   for (genvar p = 1; p <= PIPE; p++) begin : g_pipe

@@ -10,15 +10,15 @@
 `default_nettype none
 
 module tlmm_lookup #(
-  parameter int unsigned G       = 3,   // activations per group (2..4)
-  parameter int unsigned TABLES  = 4,   // groups per beat
-  parameter int unsigned COLS    = 4,   // output rows per beat
-  parameter int unsigned ENTRY_W = 10,  // bits of one table entry (signed)
-  parameter int unsigned SUM_W   = 12,  // bits of one row's sum over TABLES lookups (signed)
+  parameter int G       = 3,   // activations per group (2..4)
+  parameter int TABLES  = 4,   // groups per beat
+  parameter int COLS    = 4,   // output rows per beat
+  parameter int ENTRY_W = 10,  // bits of one table entry (signed)
+  parameter int SUM_W   = 12,  // bits of one row's sum over TABLES lookups (signed)
   // Derived; do not override.
-  parameter int unsigned ENTRIES = (3 ** G - 1) / 2,
-  parameter int unsigned MAG_W   = $clog2(ENTRIES + 1),
-  parameter int unsigned CODE_W  = MAG_W + 1
+  parameter int ENTRIES = (3 ** G - 1) / 2,
+  parameter int MAG_W   = $clog2(ENTRIES + 1),
+  parameter int CODE_W  = MAG_W + 1
 ) (
   input  wire logic [TABLES*ENTRIES*ENTRY_W-1:0] entries_i,  // from tlmm_table_build
   input  wire logic [COLS*TABLES*CODE_W-1:0]     codes_i,    // row c, group j at (c*TABLES+j)*CODE_W
@@ -39,7 +39,7 @@ module tlmm_lookup #(
         // A mux over the stored entries; magnitudes above ENTRIES never occur in packed
         // weights and read as zero.
         for (int m = 1; m <= ENTRIES; m++) begin
-          if (int'(mag) == m) entry = entries_i[(j*ENTRIES+m-1)*ENTRY_W +: ENTRY_W];
+          if (mag == MAG_W'(m)) entry = entries_i[(j*ENTRIES+m-1)*ENTRY_W +: ENTRY_W];
         end
         if (code[CODE_W-1]) sum = sum - SUM_W'(entry);
         else sum = sum + SUM_W'(entry);

@@ -21,11 +21,11 @@
 `default_nettype none
 
 module tlmm_table_build #(
-  parameter int unsigned G       = 3,   // activations per group (2..4)
-  parameter int unsigned TABLES  = 4,   // groups (tables) per beat
-  parameter int unsigned ENTRY_W = 10,  // bits of one table entry (signed)
+  parameter int G       = 3,   // activations per group (2..4)
+  parameter int TABLES  = 4,   // groups (tables) per beat
+  parameter int ENTRY_W = 10,  // bits of one table entry (signed)
   // Derived; do not override.
-  parameter int unsigned ENTRIES = (3 ** G - 1) / 2
+  parameter int ENTRIES = (3 ** G - 1) / 2
 ) (
   input  wire logic [TABLES*G*8-1:0]             act_i,     // group j, element i at bits (j*G+i)*8
   output      logic [TABLES*ENTRIES*ENTRY_W-1:0] entries_o  // table j, entry m-1 at (j*ENTRIES+m-1)*ENTRY_W
@@ -42,7 +42,7 @@ module tlmm_table_build #(
       if (d == 2) d = -1;
       v = (v - d) / 3;
     end
-    return d;
+    bt_digit = d;
   endfunction
 
   for (genvar j = 0; j < TABLES; j++) begin : g_table

@@ -8,25 +8,25 @@
 `default_nettype none
 
 module tlmm_unit #(
-  parameter int unsigned G           = 3,     // activations per group (2..4)
-  parameter int unsigned TABLES      = 4,     // groups (tables) per step
-  parameter int unsigned COLS        = 4,     // output rows per cycle
-  parameter int unsigned ENTRY_W     = 10,    // table entry bits
-  parameter int unsigned ACC_W       = 24,    // accumulator bits
-  parameter int unsigned MAX_TOKENS  = 1,     // tokens sharing one weight fetch
-  parameter int unsigned MAX_BLOCKS  = 16,    // largest N / COLS
-  parameter int unsigned MAX_STEPS   = 16,    // largest ceil(K / (G*TABLES))
-  parameter int unsigned PIPE        = 0,     // extra register stages after the lookup sums
-  parameter int unsigned WBUF_DEPTH  = 256,   // weight buffer words (beats)
+  parameter int G           = 3,     // activations per group (2..4)
+  parameter int TABLES      = 4,     // groups (tables) per step
+  parameter int COLS        = 4,     // output rows per cycle
+  parameter int ENTRY_W     = 10,    // table entry bits
+  parameter int ACC_W       = 24,    // accumulator bits
+  parameter int MAX_TOKENS  = 1,     // tokens sharing one weight fetch
+  parameter int MAX_BLOCKS  = 16,    // largest N / COLS
+  parameter int MAX_STEPS   = 16,    // largest ceil(K / (G*TABLES))
+  parameter int PIPE        = 0,     // extra register stages after the lookup sums
+  parameter int WBUF_DEPTH  = 256,   // weight buffer words (beats)
   // Derived; do not override.
-  parameter int unsigned ENTRIES     = (3 ** G - 1) / 2,
-  parameter int unsigned CODE_W      = $clog2(ENTRIES + 1) + 1,
-  parameter int unsigned ACT_W       = TABLES * G * 8,
-  parameter int unsigned WGT_W       = COLS * TABLES * CODE_W,
-  parameter int unsigned TOK_W       = $clog2(MAX_TOKENS + 1),
-  parameter int unsigned BLK_W       = $clog2(MAX_BLOCKS + 1),
-  parameter int unsigned STEP_W      = $clog2(MAX_STEPS + 1),
-  parameter int unsigned WADDR_W     = WBUF_DEPTH > 1 ? $clog2(WBUF_DEPTH) : 1
+  parameter int ENTRIES     = (3 ** G - 1) / 2,
+  parameter int CODE_W      = $clog2(ENTRIES + 1) + 1,
+  parameter int ACT_W       = TABLES * G * 8,
+  parameter int WGT_W       = COLS * TABLES * CODE_W,
+  parameter int TOK_W       = $clog2(MAX_TOKENS + 1),
+  parameter int BLK_W       = $clog2(MAX_BLOCKS + 1),
+  parameter int STEP_W      = $clog2(MAX_STEPS + 1),
+  parameter int WADDR_W     = WBUF_DEPTH > 1 ? $clog2(WBUF_DEPTH) : 1
 ) (
   input  wire logic                  clk_i,
   input  wire logic                  rst_ni,
@@ -52,12 +52,6 @@ module tlmm_unit #(
   output      logic [31:0]           busy_cycles_o,
   output      logic [31:0]           issue_cycles_o
 );
-
-  initial begin
-    if (MAX_STEPS * MAX_BLOCKS > WBUF_DEPTH)
-      $display("tlmm_unit: note: MAX_STEPS*MAX_BLOCKS = %0d > WBUF_DEPTH = %0d; larger jobs must be split by the host",
-               MAX_STEPS * MAX_BLOCKS, WBUF_DEPTH);
-  end
 
   // A job whose weights do not fit the buffer is refused like any other out-of-range size.
   wire logic too_big = 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;

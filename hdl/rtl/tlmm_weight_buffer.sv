@@ -8,10 +8,10 @@
 `default_nettype none
 
 module tlmm_weight_buffer #(
-  parameter int unsigned WIDTH  = 72,    // bits per word (one weight beat)
-  parameter int unsigned DEPTH  = 4096,  // words
+  parameter int WIDTH  = 72,    // bits per word (one weight beat)
+  parameter int DEPTH  = 4096,  // words
   // Derived; do not override.
-  parameter int unsigned ADDR_W = DEPTH > 1 ? $clog2(DEPTH) : 1
+  parameter int ADDR_W = DEPTH > 1 ? $clog2(DEPTH) : 1
 ) (
   input  wire logic              clk_i,
   input  wire logic              we_i,

@@ -2,5 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod accuracy;
+pub mod bench;
 pub mod session;
+pub mod synth;
 pub mod tlmm;

@@ -41,8 +41,38 @@ enum Cmd {
         #[arg(long, default_value = "tiny")]
         config: String,
     },
+    /// Generate the RTL, filelist and manifest for a config.
+    Gen {
+        /// Preset name or TOML file.
+        #[arg(long, default_value = "tiny")]
+        config: String,
+        /// Output directory (rtl/, filelist.f, manifest.json).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Show where the external tools (Verilator, yosys, iverilog) were found.
     Doctor,
+    /// Measure an engine in simulation.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// TLMM cycles against the ideal, simulation speed, cold build times.
+    Tlmm {
+        /// Preset name or TOML file.
+        #[arg(long, default_value = "tellme-kv260")]
+        config: String,
+        /// Shapes as NxKxTOKENS, comma-separated (default: the tellme-kv260 matrices).
+        #[arg(long, value_delimiter = ',', default_value = "1536x1536x1,4096x1536x1,1536x4096x1,1536x1536x8")]
+        shapes: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,7 +161,35 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Gen { config, out } => {
+            let cfg = Config::load(&config)?;
+            let d = hdl::generate(&cfg);
+            d.write(&out).with_context(|| format!("writing {}", out.display()))?;
+            println!("{}", d.summary());
+            println!("wrote {}/rtl/ ({} files), {}/filelist.f, {}/manifest.json", out.display(), d.files.len(), out.display(), out.display());
+            Ok(())
+        }
         Cmd::Doctor => doctor(),
+        Cmd::Bench { what: BenchCmd::Tlmm { config, shapes, json } } => {
+            let cfg = Config::load(&config)?;
+            let shapes = shapes.iter().map(|s| parse_shape(s)).collect::<Result<Vec<_>>>()?;
+            let r = host::bench::bench_tlmm(&cfg, &shapes)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{}", r.table());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
+    let parts: Vec<usize> = s.split('x').map(|p| p.trim().parse::<usize>()).collect::<Result<_, _>>()
+        .with_context(|| format!("shape `{s}`: expected NxKxTOKENS, e.g. 1536x1536x1"))?;
+    match parts.as_slice() {
+        [n, k, t] if *n > 0 && *k > 0 && *t > 0 => Ok((*n, *k, *t)),
+        _ => bail!("shape `{s}`: expected three positive numbers NxKxTOKENS, e.g. 1536x1536x1"),
     }
 }
 

@@ -19,6 +19,7 @@ pub fn build_spec(d: &Design, trace: bool) -> BuildSpec {
             .collect(),
         clock: "clk_i".into(),
         trace,
+        cache_dir: None,
     }
 }
 
@@ -81,7 +82,12 @@ pub struct TlmmSim {
 impl TlmmSim {
     /// Build (cached) and reset the engine of a generated design.
     pub fn new(d: &Design) -> Result<TlmmSim> {
-        let mut model = Model::new(&build_spec(d, false)).with_context(|| format!("building {}", d.top))?;
+        TlmmSim::with_spec(d, &build_spec(d, false))
+    }
+
+    /// Build with an explicit spec (tracing, cache directory) and reset.
+    pub fn with_spec(d: &Design, spec: &BuildSpec) -> Result<TlmmSim> {
+        let mut model = Model::new(spec).with_context(|| format!("building {}", d.top))?;
         let g = |n: &str| model.port(n);
         let p = Ports {
             rst_n: g("rst_ni")?,

@@ -25,6 +25,8 @@ pub struct BuildSpec {
     pub clock: String,
     /// Build with FST tracing support.
     pub trace: bool,
+    /// Cache directory; `None` for [`cache_root`]. (Benchmarks use a fresh one for cold builds.)
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A built (or cached) model library.
@@ -67,7 +69,6 @@ fn flags(spec: &BuildSpec) -> Vec<String> {
         "--exe",
         "--build",
         "-Wall",
-        "-Wno-DECLFILENAME",
         "--x-assign",
         "0",
         "--x-initial",
@@ -104,7 +105,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built, SimError> {
         fnv1a(&mut h, text.as_bytes());
     }
     fnv1a(&mut h, wrapper.as_bytes());
-    let root = cache_root();
+    let root = spec.cache_dir.clone().unwrap_or_else(cache_root);
     let key = format!("{}-{h:016x}", spec.top);
     let dir = root.join(&key);
     let lib = dir.join("obj").join(lib_name(&spec.top));
