@@ -5,6 +5,8 @@
 //! gives byte-identical files.
 #![deny(missing_docs)]
 
+pub mod isa;
+pub mod regmap;
 mod top;
 
 use model::pack::Tlmm;

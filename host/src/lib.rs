@@ -3,6 +3,9 @@
 
 pub mod accuracy;
 pub mod bench;
+pub mod device;
+pub mod refdev;
+pub mod runtime;
 pub mod session;
 pub mod synth;
 pub mod tlmm;

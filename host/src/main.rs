@@ -166,7 +166,13 @@ fn run(cli: Cli) -> Result<()> {
             let d = hdl::generate(&cfg);
             d.write(&out).with_context(|| format!("writing {}", out.display()))?;
             println!("{}", d.summary());
-            println!("wrote {}/rtl/ ({} files), {}/filelist.f, {}/manifest.json", out.display(), d.files.len(), out.display(), out.display());
+            println!(
+                "wrote {}/rtl/ ({} files), {}/filelist.f, {}/manifest.json",
+                out.display(),
+                d.files.len(),
+                out.display(),
+                out.display()
+            );
             Ok(())
         }
         Cmd::Doctor => doctor(),
@@ -185,7 +191,10 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
-    let parts: Vec<usize> = s.split('x').map(|p| p.trim().parse::<usize>()).collect::<Result<_, _>>()
+    let parts: Vec<usize> = s
+        .split('x')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
         .with_context(|| format!("shape `{s}`: expected NxKxTOKENS, e.g. 1536x1536x1"))?;
     match parts.as_slice() {
         [n, k, t] if *n > 0 && *k > 0 && *t > 0 => Ok((*n, *k, *t)),

@@ -30,7 +30,8 @@ impl SynthStats {
 }
 
 fn filelist(dir: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(dir.join("filelist.f")).with_context(|| format!("reading {}/filelist.f", dir.display()))?;
+    let text = std::fs::read_to_string(dir.join("filelist.f"))
+        .with_context(|| format!("reading {}/filelist.f", dir.display()))?;
     Ok(text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()).collect())
 }
 
@@ -88,7 +89,11 @@ pub fn iverilog(dir: &Path, top: &str) -> Result<()> {
 /// `verilator --lint-only -Wall`; the warnings on failure.
 pub fn verilator_lint(dir: &Path, top: &str) -> Result<()> {
     let v = tools::find(Tool::Verilator)?;
-    let out = Command::new(&v.path).args(["--lint-only", "-Wall", "--top-module", top]).args(filelist(dir)?).current_dir(dir).output()?;
+    let out = Command::new(&v.path)
+        .args(["--lint-only", "-Wall", "--top-module", top])
+        .args(filelist(dir)?)
+        .current_dir(dir)
+        .output()?;
     if !out.status.success() {
         bail!("verilator --lint-only -Wall on {top}:\n{}", String::from_utf8_lossy(&out.stderr));
     }

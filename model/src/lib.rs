@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod float;
 pub mod numerics;
+pub mod ops;
 pub mod pack;
 pub mod quant;
 pub mod reference;

@@ -207,6 +207,83 @@ impl Tlmm {
             .collect()
     }
 
+    /// Bytes one weight beat occupies in device memory: its bits rounded up to whole `bus_bytes`
+    /// words (the AXI data width), so every beat starts on a bus word.
+    pub fn beat_stride(&self, bus_bytes: usize) -> usize {
+        self.wgt_beat_bits().div_ceil(8).div_ceil(bus_bytes) * bus_bytes
+    }
+
+    /// Row blocks per chunk when an `n x k` matrix is streamed through a weight buffer of
+    /// `buffer_beats` beats: as many blocks as fit with all their steps (at least one).
+    pub fn chunk_blocks(&self, n: usize, k: usize, buffer_beats: usize) -> usize {
+        (buffer_beats / self.steps(k)).clamp(1, self.blocks(n).max(1))
+    }
+
+    /// The device weight image of an `n x k` ternary matrix: chunks of [`Tlmm::chunk_blocks`]
+    /// row blocks, each chunk's beats in (step, block) order, every beat padded to
+    /// [`Tlmm::beat_stride`]. This is what the engine streams into its buffer, chunk by chunk.
+    pub fn pack_image(&self, codes: &[i8], n: usize, k: usize, buffer_beats: usize, bus_bytes: usize) -> Vec<u8> {
+        let beats = self.pack_weights(codes, n, k); // (step, block) order, all blocks
+        let (steps, blocks) = (self.steps(k), self.blocks(n));
+        let stride = self.beat_stride(bus_bytes);
+        let per_chunk = self.chunk_blocks(n, k, buffer_beats);
+        let mut out = Vec::with_capacity(steps * blocks * stride);
+        for first in (0..blocks).step_by(per_chunk) {
+            for s in 0..steps {
+                for b in first..(first + per_chunk).min(blocks) {
+                    let beat = &beats[s * blocks + b];
+                    let start = out.len();
+                    out.extend(beat.words.iter().flat_map(|w| w.to_le_bytes()));
+                    out.resize(start + stride, 0);
+                }
+            }
+        }
+        out
+    }
+
+    /// Inverse of [`Tlmm::pack_image`]: the row-major ternary codes.
+    pub fn unpack_image(&self, image: &[u8], n: usize, k: usize, buffer_beats: usize, bus_bytes: usize) -> Vec<i8> {
+        let (steps, blocks) = (self.steps(k), self.blocks(n));
+        let (stride, cw, mw) = (self.beat_stride(bus_bytes), self.code_bits(), self.mag_bits());
+        let per_chunk = self.chunk_blocks(n, k, buffer_beats);
+        assert!(image.len() >= steps * blocks * stride, "weight image too short");
+        let mut codes = vec![0i8; n * k];
+        let mut idx = 0;
+        for first in (0..blocks).step_by(per_chunk) {
+            for s in 0..steps {
+                for b in first..(first + per_chunk).min(blocks) {
+                    let bytes = &image[idx * stride..(idx + 1) * stride];
+                    idx += 1;
+                    let words = bytes.chunks(4).map(|c| c.iter().rev().fold(0u32, |a, &x| a << 8 | x as u32)).collect();
+                    let beat = Bits { width: stride * 8, words };
+                    for c in 0..self.cols {
+                        let row = b * self.cols + c;
+                        for j in 0..self.tables {
+                            let code = beat.get((c * self.tables + j) * cw, cw) as i32;
+                            let mut m = code & ((1 << mw) - 1);
+                            if code >> mw & 1 == 1 {
+                                m = -m;
+                            }
+                            // balanced-ternary digits of m are the group's weights
+                            for i in 0..self.g {
+                                let mut d = m.rem_euclid(3);
+                                if d == 2 {
+                                    d = -1;
+                                }
+                                m = (m - d) / 3;
+                                let col = (s * self.tables + j) * self.g + i;
+                                if row < n && col < k {
+                                    codes[row * k + col] = d as i8;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        codes
+    }
+
     /// Rows of one result beat of block `b` (rows `>= n` dropped).
     pub fn unpack_result(&self, beat: &Bits, b: usize, n: usize) -> Vec<i32> {
         (0..self.cols)
@@ -253,6 +330,22 @@ mod tests {
         assert_eq!(b.get_signed(30, 5), -9);
         assert_eq!(b.get(95, 5), 31);
         assert_eq!(b.words.len(), 4);
+    }
+
+    #[test]
+    fn weight_image_round_trips_through_chunks_and_padding() {
+        let g = Tlmm { g: 3, tables: 2, cols: 4, acc_bits: 24 };
+        let (n, k) = (13, 20); // 4 blocks, 4 steps
+        let codes: Vec<i8> = (0..n * k).map(|i| ((i * 7 + i / 3) % 3) as i8 - 1).collect();
+        for (buffer, bus) in [(16, 16), (8, 16), (4, 32), (5, 4)] {
+            let img = g.pack_image(&codes, n, k, buffer, bus);
+            assert_eq!(img.len() % bus, 0);
+            assert_eq!(g.unpack_image(&img, n, k, buffer, bus), codes, "buffer {buffer}, bus {bus}");
+        }
+        assert_eq!(g.chunk_blocks(n, k, 8), 2);
+        assert_eq!(g.chunk_blocks(n, k, 3), 1); // never zero
+                                                // 4 rows x 2 tables x 5 bits = 40 bits = 5 bytes: one 16-byte bus word, two 4-byte words
+        assert_eq!((g.beat_stride(16), g.beat_stride(4)), (16, 8));
     }
 
     #[test]

@@ -6,17 +6,13 @@
 //! vector arithmetic is integer, so the two orders give identical bits.
 
 use crate::checkpoint::FloatWeights;
-use crate::config::{Config, FfnActivation, WeightFormat};
-use crate::numerics::{
-    block_normalize, dequant_linear, f32_from_int, fdiv, fmul, quantize, quantize_i16, requant, residual_add, sat_i32,
-    silu_fx, Exp2Tables, NormWeight, QuantVec, RopeTable, FX_FRAC,
-};
+use crate::config::{Config, WeightFormat};
+use crate::numerics::{quantize, residual_add, Exp2Tables, NormWeight, RopeTable};
+pub use crate::ops::ACT_QMAX;
+use crate::ops::{attention, ffn_activation, kv_entries, linear, lm_head, AttnDims, KvView, FX_EX};
 use crate::quant::{quantize_int2, quantize_ternary, Int8Rows, QLinear};
 use std::fmt;
 use std::sync::Arc;
-
-/// Activation code range of the linear layers (int8, symmetric).
-pub const ACT_QMAX: i32 = 127;
 
 /// Errors of the reference (bad requests, never numerics).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +245,7 @@ impl Reference {
         }
         self.pos += tokens.len();
         let first = if all_logits { 0 } else { h.len() - 1 };
-        Ok(h[first..].iter().map(|x| logits(&model, x)).collect())
+        Ok(h[first..].iter().map(|x| lm_head(&model.lm_head, &model.final_norm, model.eps, x)).collect())
     }
 
     /// One decoder layer for the tokens `h` at positions `position()..`, appending their keys and
@@ -257,109 +253,44 @@ impl Reference {
     pub fn forward_layer(&mut self, l: usize, h: &mut [Vec<i32>]) {
         let model = Arc::clone(&self.model);
         let cfg = &model.cfg;
-        let (hd, kvh) = (cfg.model.head_dim, cfg.model.kv_heads);
+        let hd = cfg.model.head_dim;
         let layer = &model.layers[l];
-        let fx = -(FX_FRAC as i32);
+        let dims = AttnDims { heads: cfg.model.heads, kv_heads: cfg.model.kv_heads, head_dim: hd };
         // Attention: projections, RoPE, append K/V for every token first (causal order is
         // enforced by the key range of each query below).
         let mut queries = Vec::with_capacity(h.len());
         for (t, x) in h.iter().enumerate() {
             let pos = self.pos + t;
-            let xq = quantize(x, fx, Some((&layer.attn_norm, model.eps)), ACT_QMAX);
+            let xq = quantize(x, FX_EX, Some((&layer.attn_norm, model.eps)), ACT_QMAX);
             let mut q = linear(&layer.q, &xq);
             let mut k = linear(&layer.k, &xq);
             let v = linear(&layer.v, &xq);
             q.chunks_exact_mut(hd).for_each(|head| model.rope.apply(head, pos));
             k.chunks_exact_mut(hd).for_each(|head| model.rope.apply(head, pos));
+            let (kc, ks, vc, vs) = kv_entries(&k, &v, hd, cfg.quant.kv.qmax());
             let cache = &mut self.cache[l];
-            let kv_qmax = cfg.quant.kv.qmax();
-            for head in 0..kvh {
-                let kq = quantize(&k[head * hd..(head + 1) * hd], fx, None, kv_qmax);
-                let vq = quantize(&v[head * hd..(head + 1) * hd], fx, None, kv_qmax);
-                cache.k.extend_from_slice(&kq.codes);
-                cache.k_scale.push(kq.scale);
-                cache.v.extend_from_slice(&vq.codes);
-                cache.v_scale.push(vq.scale);
-            }
+            cache.k.extend_from_slice(&kc);
+            cache.k_scale.extend_from_slice(&ks);
+            cache.v.extend_from_slice(&vc);
+            cache.v_scale.extend_from_slice(&vs);
             queries.push(q);
         }
         for (t, x) in h.iter_mut().enumerate() {
             let pos = self.pos + t;
-            let attn = attention(&model, &self.cache[l], &queries[t], pos);
-            let aq = quantize(&attn, fx, layer.attn_sub_norm.as_ref().map(|w| (w, model.eps)), ACT_QMAX);
+            let c = &self.cache[l];
+            let kv = KvView { k: &c.k, k_scale: &c.k_scale, v: &c.v, v_scale: &c.v_scale };
+            let attn = attention(dims, kv, &queries[t], pos, &model.exp2, model.score_scale);
+            let aq = quantize(&attn, FX_EX, layer.attn_sub_norm.as_ref().map(|w| (w, model.eps)), ACT_QMAX);
             residual_add(x, &linear(&layer.o, &aq));
             // FFN.
-            let xq = quantize(x, fx, Some((&layer.ffn_norm, model.eps)), ACT_QMAX);
+            let xq = quantize(x, FX_EX, Some((&layer.ffn_norm, model.eps)), ACT_QMAX);
             let gate = linear(&layer.gate, &xq);
             let up = linear(&layer.up, &xq);
-            let (prod, frac): (Vec<i128>, u32) = match cfg.model.ffn_activation {
-                // relu(g)^2 is exact in Q.32; times up (Q.16) -> Q.48.
-                FfnActivation::Relu2 => {
-                    (gate.iter().zip(&up).map(|(&g, &u)| (g.max(0) as i128).pow(2) * u as i128).collect(), 3 * FX_FRAC)
-                }
-                // silu(g) in Q.16 times up (Q.16) -> Q.32.
-                FfnActivation::Silu => (
-                    gate.iter().zip(&up).map(|(&g, &u)| silu_fx(g, &model.exp2) as i128 * u as i128).collect(),
-                    2 * FX_FRAC,
-                ),
-            };
-            let (fv, ex) = block_normalize(&prod, frac);
-            let fq = quantize(&fv, ex, layer.ffn_sub_norm.as_ref().map(|w| (w, model.eps)), ACT_QMAX);
+            let sub = layer.ffn_sub_norm.as_ref().map(|w| (w, model.eps));
+            let fq = ffn_activation(cfg.model.ffn_activation, &gate, &up, &model.exp2, sub);
             residual_add(x, &linear(&layer.down, &fq));
         }
     }
-}
-
-/// A quantized linear layer applied to quantized activations, output in Q.16.
-fn linear(w: &QLinear, x: &QuantVec) -> Vec<i32> {
-    dequant_linear(&w.matvec(&x.codes), x.scale, w.scale())
-}
-
-/// Attention of all query heads of one token at `pos` over cached keys `0..=pos`: exact
-/// two-pass softmax in base 2 (max, then exp2 of the differences), value weights carrying each
-/// key's value scale, one reciprocal of the denominator per head. Output Q.16, heads
-/// concatenated.
-fn attention(model: &QuantModel, cache: &LayerCache, q: &[i32], pos: usize) -> Vec<i32> {
-    let cfg = &model.cfg;
-    let (hd, kvh, group) = (cfg.model.head_dim, cfg.model.kv_heads, cfg.heads_per_kv());
-    let fx = -(FX_FRAC as i32);
-    let mut out = Vec::with_capacity(q.len());
-    for head in 0..cfg.model.heads {
-        let kv = head / group;
-        let qq = quantize(&q[head * hd..(head + 1) * hd], fx, None, ACT_QMAX);
-        let keys = 0..=pos;
-        let z: Vec<i32> = keys
-            .clone()
-            .map(|t| {
-                let base = (t * kvh + kv) * hd;
-                let raw: i32 = qq.codes.iter().zip(&cache.k[base..base + hd]).map(|(&a, &b)| a as i32 * b as i32).sum();
-                let c = fmul(fmul(qq.scale, cache.k_scale[t * kvh + kv]), model.score_scale);
-                sat_i32(requant(raw as i128, c, FX_FRAC))
-            })
-            .collect();
-        let zmax = *z.iter().max().expect("at least one key");
-        let e: Vec<u32> = z.iter().map(|&zt| model.exp2.exp2_neg(zmax as i64 - zt as i64)).collect();
-        let sum: u64 = e.iter().map(|&x| x as u64).sum();
-        let mut acc = vec![0i128; hd];
-        for (t, &et) in keys.zip(&e) {
-            let w = requant(et as i128, cache.v_scale[t * kvh + kv], FX_FRAC);
-            let base = (t * kvh + kv) * hd;
-            for (a, &v) in acc.iter_mut().zip(&cache.v[base..base + hd]) {
-                *a += w * v as i128;
-            }
-        }
-        let rcp = fdiv(1.0, f32_from_int(sum as u128));
-        out.extend(acc.iter().map(|&a| sat_i32(requant(a, rcp, 0))));
-    }
-    out
-}
-
-/// Final norm fused with int16 quantization, int8 x int16 LM head, per-row dequantization to
-/// Q.16 logits.
-fn logits(model: &QuantModel, h: &[i32]) -> Vec<i32> {
-    let (codes, scale) = quantize_i16(h, -(FX_FRAC as i32), Some((&model.final_norm, model.eps)));
-    let acc = model.lm_head.matvec(&codes);
-    acc.iter().zip(&model.lm_head.scales).map(|(&a, &s)| sat_i32(requant(a as i128, fmul(scale, s), FX_FRAC))).collect()
 }
 
 /// Q.16 logits to f32 (exact for |x| < 2^8, otherwise rounded once).

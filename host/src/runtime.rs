@@ -1,0 +1,308 @@
+//! The runtime: lays the model out in device memory (the weight image), keeps the KV cache
+//! there, and for every prefill chunk or decode step writes a program of descriptors and runs
+//! it on any [`Device`]. No backend-specific logic lives here.
+
+use crate::device::{Device, DeviceExt};
+use anyhow::{bail, Context, Result};
+use hdl::isa::{Act, KvLayout, Op, Setup, DESC_BYTES};
+use model::config::{FfnActivation, WeightFormat};
+use model::numerics::NormWeight;
+use model::pack::Tlmm;
+use model::quant::{QLinear, QWeights};
+use model::reference::{QuantModel, RefError};
+use std::time::Duration;
+
+/// How the device lays out weights: the TLMM engine shape, its weight buffer and the bus width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceShape {
+    /// TLMM engine.
+    pub tl: Tlmm,
+    /// Weight buffer beats (chunking of the weight image).
+    pub buffer_beats: usize,
+    /// Memory bus bytes (weight beats are padded to it).
+    pub bus_bytes: usize,
+    /// Tokens per prefill chunk (the engine's MAX_TOKENS).
+    pub chunk_tokens: usize,
+}
+
+impl DeviceShape {
+    /// The shape of a generated design on its config's board.
+    pub fn of(cfg: &model::Config, p: &hdl::TlmmParams) -> DeviceShape {
+        DeviceShape {
+            tl: p.tlmm(),
+            buffer_beats: p.WBUF_DEPTH,
+            bus_bytes: cfg.board.axi_data_bits as usize / 8,
+            chunk_tokens: p.MAX_TOKENS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lin {
+    addr: u64,
+    k: u32,
+    n: u32,
+    scale: f32,
+}
+
+#[derive(Debug, Clone)]
+struct LayerImage {
+    attn_norm: u64,
+    q: Lin,
+    k: Lin,
+    v: Lin,
+    o: Lin,
+    attn_sub: u64,
+    ffn_norm: u64,
+    gate: Lin,
+    up: Lin,
+    down: Lin,
+    ffn_sub: u64,
+    kv: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Buffers {
+    ids: u64,
+    h: u64,
+    codes: u64,
+    scales: u64,
+    q: u64,
+    k: u64,
+    v: u64,
+    attn: u64,
+    gate: u64,
+    up: u64,
+    logits: u64,
+    program: u64,
+}
+
+/// A model loaded on a device, with its KV cache.
+pub struct Runtime<D: Device> {
+    dev: D,
+    setup: Setup,
+    act: Act,
+    shape: DeviceShape,
+    vocab: usize,
+    embed: u64,
+    final_norm: u64,
+    head: u64,
+    head_scales: u64,
+    rope: u64,
+    layers: Vec<LayerImage>,
+    buf: Buffers,
+    pos: usize,
+    /// How long one program may run.
+    pub timeout: Duration,
+}
+
+fn norm_bytes(w: &NormWeight) -> Vec<u8> {
+    let mut b = w.shift.to_le_bytes().to_vec();
+    b.extend(w.gain.iter().flat_map(|g| g.to_le_bytes()));
+    b
+}
+
+impl<D: Device> Runtime<D> {
+    /// Write the model's weight image into `dev` and allocate the KV cache and buffers.
+    pub fn new(mut dev: D, model: &QuantModel, shape: DeviceShape) -> Result<Runtime<D>> {
+        let cfg = &model.cfg;
+        let m = &cfg.model;
+        if cfg.quant.weights != WeightFormat::Ternary {
+            bail!(
+                "config {}: {:?} weights need the AccLLM engine, which this device does not have",
+                cfg.name,
+                cfg.quant.weights
+            );
+        }
+        let setup = Setup {
+            hidden: m.hidden as u32,
+            ffn: m.ffn as u32,
+            vocab: m.vocab as u32,
+            max_seq: m.max_seq as u32,
+            heads: m.heads as u16,
+            kv_heads: m.kv_heads as u16,
+            head_dim: m.head_dim as u16,
+            kv_qmax: cfg.quant.kv.qmax() as u16,
+            eps: model.eps,
+            score_scale: model.score_scale,
+        };
+        let mut put = |dev: &mut D, bytes: &[u8]| -> Result<u64> {
+            let a = dev.alloc(bytes.len().max(1) as u64)?;
+            dev.write(a, bytes)?;
+            Ok(a)
+        };
+        let lin = |dev: &mut D, put: &mut dyn FnMut(&mut D, &[u8]) -> Result<u64>, l: &QLinear| -> Result<Lin> {
+            let QWeights::Ternary { codes, scale } = &l.w else { bail!("only ternary linears are supported") };
+            let img = shape.tl.pack_image(codes, l.rows, l.cols, shape.buffer_beats, shape.bus_bytes);
+            Ok(Lin { addr: put(dev, &img)?, k: l.cols as u32, n: l.rows as u32, scale: *scale })
+        };
+        let embed = put(&mut dev, &model.embed.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>())?;
+        let final_norm = put(&mut dev, &norm_bytes(&model.final_norm))?;
+        let head = put(&mut dev, &model.lm_head.codes.iter().map(|&c| c as u8).collect::<Vec<u8>>())?;
+        let head_scales =
+            put(&mut dev, &model.lm_head.scales.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>())?;
+        let rope_bytes: Vec<u8> = model.rope.cos.iter().chain(&model.rope.sin).flat_map(|v| v.to_le_bytes()).collect();
+        let rope = put(&mut dev, &rope_bytes)?;
+        let kv_bytes = KvLayout::new(&setup).bytes;
+        let mut layers = Vec::new();
+        for l in &model.layers {
+            let opt = |dev: &mut D, put: &mut dyn FnMut(&mut D, &[u8]) -> Result<u64>, w: &Option<NormWeight>| {
+                w.as_ref().map(|w| put(dev, &norm_bytes(w))).unwrap_or(Ok(0))
+            };
+            layers.push(LayerImage {
+                attn_norm: put(&mut dev, &norm_bytes(&l.attn_norm))?,
+                q: lin(&mut dev, &mut put, &l.q)?,
+                k: lin(&mut dev, &mut put, &l.k)?,
+                v: lin(&mut dev, &mut put, &l.v)?,
+                o: lin(&mut dev, &mut put, &l.o)?,
+                attn_sub: opt(&mut dev, &mut put, &l.attn_sub_norm)?,
+                ffn_norm: put(&mut dev, &norm_bytes(&l.ffn_norm))?,
+                gate: lin(&mut dev, &mut put, &l.gate)?,
+                up: lin(&mut dev, &mut put, &l.up)?,
+                down: lin(&mut dev, &mut put, &l.down)?,
+                ffn_sub: opt(&mut dev, &mut put, &l.ffn_sub_norm)?,
+                kv: dev.alloc(kv_bytes)?,
+            });
+        }
+        let t = shape.chunk_tokens as u64;
+        let (h, f, qd, kvd) = (m.hidden as u64, m.ffn as u64, m.hidden as u64, cfg.kv_dim() as u64);
+        let ops_per_program = 4 + 11 * m.layers as u64;
+        let buf = Buffers {
+            ids: dev.alloc(4 * t)?,
+            h: dev.alloc(4 * t * h)?,
+            codes: dev.alloc(t * h.max(f))?,
+            scales: dev.alloc(4 * t)?,
+            q: dev.alloc(4 * t * qd)?,
+            k: dev.alloc(4 * t * kvd)?,
+            v: dev.alloc(4 * t * kvd)?,
+            attn: dev.alloc(4 * t * qd)?,
+            gate: dev.alloc(4 * t * f)?,
+            up: dev.alloc(4 * t * f)?,
+            logits: dev.alloc(4 * m.vocab as u64)?,
+            program: dev.alloc(DESC_BYTES as u64 * ops_per_program)?,
+        };
+        let act = match m.ffn_activation {
+            FfnActivation::Relu2 => Act::Relu2,
+            FfnActivation::Silu => Act::Silu,
+        };
+        Ok(Runtime {
+            dev,
+            setup,
+            act,
+            shape,
+            vocab: m.vocab,
+            embed,
+            final_norm,
+            head,
+            head_scales,
+            rope,
+            layers,
+            buf,
+            pos: 0,
+            timeout: Duration::from_secs(600),
+        })
+    }
+
+    /// The device.
+    pub fn device(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// Tokens in the KV cache.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Forget the context (the cache rows are overwritten by the next tokens).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Process a prompt in chunks of the engine's token count; logits (Q.16) of the last token.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<i32>> {
+        let max_seq = self.setup.max_seq as usize;
+        if tokens.is_empty() {
+            return Err(RefError::EmptyPrompt.into());
+        }
+        if self.pos + tokens.len() > max_seq {
+            return Err(RefError::ContextOverflow { position: self.pos, requested: tokens.len(), max_seq }.into());
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
+            return Err(RefError::BadToken { id, vocab: self.vocab }.into());
+        }
+        let chunks: Vec<&[u32]> = tokens.chunks(self.shape.chunk_tokens).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            self.run_chunk(chunk, i + 1 == chunks.len())?;
+        }
+        self.dev.read_i32s(self.buf.logits, self.vocab)
+    }
+
+    /// Process one token; its logits.
+    pub fn decode(&mut self, token: u32) -> Result<Vec<i32>> {
+        self.prefill(&[token])
+    }
+
+    fn run_chunk(&mut self, tokens: &[u32], logits: bool) -> Result<()> {
+        let program = self.program(tokens.len() as u16, self.pos as u32, logits);
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        self.dev.write_i32s(self.buf.ids, &ids)?;
+        let bytes: Vec<u8> = program.iter().flat_map(|op| op.encode()).collect();
+        self.dev.write(self.buf.program, &bytes)?;
+        self.dev.start(self.buf.program)?;
+        self.dev.wait(self.timeout).with_context(|| format!("{} at position {}", self.dev.name(), self.pos))?;
+        self.pos += tokens.len();
+        Ok(())
+    }
+
+    /// The program for `t` tokens at positions `pos0..`.
+    fn program(&self, t: u16, pos0: u32, logits: bool) -> Vec<Op> {
+        let b = &self.buf;
+        let s = &self.setup;
+        let mut p = vec![Op::Setup(*s), Op::Embed { tokens: t, ids: b.ids, table: self.embed, dst: b.h }];
+        let linear = |l: &Lin, dst: u64, accumulate: bool| Op::Linear {
+            tokens: t,
+            k: l.k,
+            n: l.n,
+            w_scale: l.scale,
+            codes: b.codes,
+            scales: b.scales,
+            weights: l.addr,
+            dst,
+            accumulate,
+        };
+        let quant =
+            |src: u64, n: u32, norm: u64| Op::NormQuant { tokens: t, n, src, norm, codes: b.codes, scales: b.scales };
+        for l in &self.layers {
+            p.push(quant(b.h, s.hidden, l.attn_norm));
+            p.extend([linear(&l.q, b.q, false), linear(&l.k, b.k, false), linear(&l.v, b.v, false)]);
+            p.push(Op::RopeKv { tokens: t, pos0, q: b.q, k: b.k, v: b.v, rope: self.rope, kv: l.kv });
+            p.push(Op::Attention { tokens: t, pos0, q: b.q, kv: l.kv, dst: b.attn });
+            p.push(quant(b.attn, s.hidden, l.attn_sub));
+            p.push(linear(&l.o, b.h, true));
+            p.push(quant(b.h, s.hidden, l.ffn_norm));
+            p.extend([linear(&l.gate, b.gate, false), linear(&l.up, b.up, false)]);
+            p.push(Op::FfnAct {
+                tokens: t,
+                act: self.act,
+                gate: b.gate,
+                up: b.up,
+                norm: l.ffn_sub,
+                codes: b.codes,
+                scales: b.scales,
+            });
+            p.push(linear(&l.down, b.h, true));
+        }
+        if logits {
+            p.push(Op::LmHead {
+                tokens: t,
+                src: b.h,
+                norm: self.final_norm,
+                head: self.head,
+                head_scales: self.head_scales,
+                dst: b.logits,
+            });
+        }
+        p.push(Op::End);
+        p
+    }
+}
