@@ -77,7 +77,7 @@ enum BenchCmd {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
-    /// The bit-exact software reference.
+    /// The bit-exact reference device, driven by the runtime through the command stream.
     Ref,
 }
 
@@ -211,7 +211,8 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     let s = Session::open(&a.model.model, a.model.config.as_deref())?;
     let prompt = s.prompt_ids(a.prompt.as_deref(), a.prompt_ids.as_deref())?;
     let t0 = Instant::now();
-    let g = generate_greedy(&s, &prompt, a.n, |_| {})?;
+    let mut engine = s.ref_runtime()?;
+    let g = generate_greedy(&s, &mut engine, &prompt, a.n, |_| {})?;
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
         println!("{}", serde_json::to_string(&g)?);
@@ -265,9 +266,10 @@ fn demo() -> Result<()> {
     let prompt_text = "Hello, FPGA";
     let prompt = s.prompt_ids(Some(prompt_text), None)?;
     let t1 = Instant::now();
-    let g = generate_greedy(&s, &prompt, 24, |_| {})?;
+    let mut engine = s.ref_runtime()?;
+    let g = generate_greedy(&s, &mut engine, &prompt, 24, |_| {})?;
     let secs = t1.elapsed().as_secs_f64();
-    println!("[2/3] reference backend, greedy: prompt {prompt_text:?} ({} tokens)", prompt.len());
+    println!("[2/3] reference device through the runtime, greedy: prompt {prompt_text:?} ({} tokens)", prompt.len());
     println!("      output ids {:?}", g.output_ids);
     println!("      text {:?} ({:.0} tok/s, stop: {:?})", g.text, g.output_ids.len() as f64 / secs.max(1e-9), g.stop);
     let tokens = accuracy::eval_tokens(&s, None, 256)?;

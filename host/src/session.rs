@@ -1,6 +1,9 @@
 //! Loading a model (the built-in tiny one or a checkpoint directory) with its config and
 //! tokenizer, and generating tokens with it.
 
+use crate::device::Device;
+use crate::refdev::RefDevice;
+use crate::runtime::{DeviceShape, Runtime};
 use anyhow::{bail, Context, Result};
 use model::checkpoint::{load_dir, FloatWeights, HfConfig};
 use model::config::{Config, FfnActivation, ModelConfig};
@@ -61,9 +64,17 @@ impl Session {
         Ok(Session { cfg, dir: dir.to_path_buf(), weights, quant, tok })
     }
 
-    /// A fresh reference engine for this model.
+    /// A fresh reference engine for this model (the golden model, called directly).
     pub fn reference(&self) -> Reference {
         Reference::new(Arc::clone(&self.quant))
+    }
+
+    /// The model loaded on the reference device through the runtime (the `ref` backend).
+    pub fn ref_runtime(&self) -> Result<Runtime<RefDevice>> {
+        let p = hdl::TlmmParams::from_config(&self.cfg);
+        let shape = DeviceShape::of(&self.cfg, &p);
+        let dev = RefDevice::new(shape.tl, shape.buffer_beats, shape.bus_bytes, 16 << 30);
+        Runtime::new(dev, &self.quant, shape)
     }
 
     /// Prompt ids from text (BOS first) or from explicit ids (checked against the vocabulary).
@@ -119,9 +130,48 @@ pub struct Generation {
     pub last_logits: Vec<i32>,
 }
 
-/// Greedy generation of up to `n` tokens with the reference; `on_token` sees each new id.
-pub fn generate_greedy(s: &Session, prompt: &[u32], n: usize, mut on_token: impl FnMut(u32)) -> Result<Generation> {
-    let mut r = s.reference();
+/// What generation needs from a backend: prefill, decode, position.
+pub trait Engine {
+    /// Process a prompt; last logits.
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<i32>>;
+    /// Process one token; its logits.
+    fn decode(&mut self, token: u32) -> Result<Vec<i32>>;
+    /// Tokens in the context.
+    fn position(&self) -> usize;
+}
+
+impl Engine for Reference {
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<i32>> {
+        Ok(Reference::prefill(self, tokens)?)
+    }
+    fn decode(&mut self, token: u32) -> Result<Vec<i32>> {
+        Ok(Reference::decode(self, token)?)
+    }
+    fn position(&self) -> usize {
+        Reference::position(self)
+    }
+}
+
+impl<D: Device> Engine for Runtime<D> {
+    fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<i32>> {
+        Runtime::prefill(self, tokens)
+    }
+    fn decode(&mut self, token: u32) -> Result<Vec<i32>> {
+        Runtime::decode(self, token)
+    }
+    fn position(&self) -> usize {
+        Runtime::position(self)
+    }
+}
+
+/// Greedy generation of up to `n` tokens on any engine; `on_token` sees each new id.
+pub fn generate_greedy(
+    s: &Session,
+    r: &mut impl Engine,
+    prompt: &[u32],
+    n: usize,
+    mut on_token: impl FnMut(u32),
+) -> Result<Generation> {
     let mut logits = r.prefill(prompt)?;
     let mut out = Vec::new();
     let max = s.cfg.model.max_seq;
