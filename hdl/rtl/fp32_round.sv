@@ -48,12 +48,21 @@ module fp32_round #(
   wire logic signed [31:0] e = 32'($signed(exp_i));
 
   // Round to nearest, ties to even, at bit 3.
-  wire logic        lsb   = sig_i[3];
-  wire logic        rnd   = sig_i[2];
-  wire logic        stk   = sig_i[1] | sig_i[0] | sticky_i;
-  wire logic [24:0] sum   = {1'b0, sig_i[26:3]} + 25'(rnd & (stk | lsb));
-  // A carry out leaves sum = 2^24: fraction 0 at the next exponent.
-  wire logic signed [31:0] e_r = e + 32'(sum[24]);
+  wire logic lsb      = sig_i[3];
+  wire logic rnd      = sig_i[2];
+  wire logic stk      = sig_i[1] | sig_i[0] | sticky_i;
+  wire logic round_up = rnd & (stk | lsb);
+  logic        carry;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic        hidden;  // the leading one (or 0 after a carry): implied by the exponent
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [22:0] frac;
+  assign {carry, hidden, frac} = {1'b0, sig_i[26:3]} + 25'(round_up);
+  // A carry out leaves 2^24: fraction 0 at the next exponent.
+  wire logic signed [31:0] e_r = e + 32'(carry);
+  wire logic [7:0] e_field = e_r[7:0];
+  wire logic all_ones = &sig_i[26:3];
+  wire logic is_zero  = sig_i == '0;
 
   // Below the normal range: which sign does the (flushed) zero carry?
   wire logic exact_half_ulp = e == -23 && sig_i[25:0] == '0 && !sticky_i;
@@ -64,13 +73,13 @@ module fp32_round #(
       res_o = QNAN;
     end else if (inf_i) begin
       res_o = {sign_i, 8'hff, 23'd0};
-    end else if (sig_i == '0) begin
+    end else if (is_zero) begin
       res_o = {zsign_i, 31'd0};
     end else if (e_r >= 255) begin
       res_o = {sign_i, 8'hff, 23'd0};            // overflow: RNE gives infinity
     end else if (e >= 1) begin
-      res_o = {sign_i, e_r[7:0], sum[22:0]};     // normal
-    end else if (e == 0 && &sig_i[26:3]) begin
+      res_o = {sign_i, e_field, frac};     // normal
+    end else if (e == 0 && all_ones) begin
       res_o = {sign_i, 8'h01, 23'd0};            // rounds up to the smallest normal
     end else if (signed_zero) begin
       res_o = {sign_i, 31'd0};                   // IEEE underflow to zero keeps the sign

@@ -13,6 +13,20 @@ use std::fmt;
 /// Bytes per descriptor.
 pub const DESC_BYTES: usize = 64;
 
+/// Alignment of every row in device memory, bytes (the widest AXI bus: 512 bits). Engines then
+/// only ever start bursts on bus-word boundaries; the tail of a row is written with byte strobes.
+pub const ROW_ALIGN: u64 = 64;
+
+/// Bytes a row of `bytes` occupies: rounded up to [`ROW_ALIGN`]. Two-dimensional buffers
+/// (`[tokens][n]`, tables `[rows][n]`, the KV cache `[pos][...]`) use this as their row stride;
+/// per-token scalars (`[tokens]` scales, ids) are one dense row.
+pub fn row_bytes(bytes: u64) -> u64 {
+    bytes.div_ceil(ROW_ALIGN) * ROW_ALIGN
+}
+
+/// Offset of the int16 gains in a norm weight: the i32 `shift` sits alone in the first row.
+pub const NORM_GAINS: u64 = ROW_ALIGN;
+
 /// FFN activation selected by [`Op::FfnAct`]'s flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -65,7 +79,8 @@ pub enum Op {
         /// Output, i32 `[tokens][hidden]`.
         dst: u64,
     },
-    /// Per-token absmax int8 quantization of `n`-element Q.16 rows, with RMSNorm when `norm != 0`.
+    /// Per-token absmax int8 quantization of `n`-element Q.16 rows, with RMSNorm when `norm != 0`
+    /// (a norm weight is the i32 `shift`, then at [`NORM_GAINS`] the `n` i16 gains).
     NormQuant {
         /// Tokens.
         tokens: u16,
@@ -73,7 +88,7 @@ pub enum Op {
         n: u32,
         /// Input, i32 `[tokens][n]`.
         src: u64,
-        /// Norm weight (`shift` i32 then `n` i16 gains) or 0 for none.
+        /// Norm weight or 0 for none.
         norm: u64,
         /// Output codes, i8 `[tokens][n]`.
         codes: u64,
@@ -115,7 +130,7 @@ pub enum Op {
         k: u64,
         /// v, i32 `[tokens][kv_heads*head_dim]`.
         v: u64,
-        /// RoPE table: cos then sin, i16 `[max_seq][head_dim/2]` each.
+        /// RoPE table: i16 `[max_seq][head_dim/2]` cos rows, then as many sin rows.
         rope: u64,
         /// The layer's KV cache ([`KvLayout`]).
         kv: u64,
@@ -375,29 +390,42 @@ impl Op {
     }
 }
 
-/// Where the parts of one layer's KV cache live, relative to its base address.
+/// Where the parts of one layer's KV cache live, relative to its base address. Each position is
+/// one aligned row: codes `[kv_heads][head_dim]` i8, scales `[kv_heads]` f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvLayout {
-    /// Key codes, i8 `[max_seq][kv_heads][head_dim]`.
+    /// Key codes, `[max_seq]` rows of `code_row` bytes.
     pub k: u64,
-    /// Key scales, f32 `[max_seq][kv_heads]`.
+    /// Key scales, `[max_seq]` rows of `scale_row` bytes.
     pub k_scale: u64,
     /// Value codes.
     pub v: u64,
     /// Value scales.
     pub v_scale: u64,
+    /// Stride of a codes row.
+    pub code_row: u64,
+    /// Stride of a scales row.
+    pub scale_row: u64,
     /// Total bytes.
     pub bytes: u64,
 }
 
 impl KvLayout {
-    /// The layout for a model's sizes (regions 64-byte aligned).
+    /// The layout for a model's sizes.
     pub fn new(s: &Setup) -> KvLayout {
-        let align = |x: u64| x.div_ceil(64) * 64;
-        let rows = s.max_seq as u64 * s.kv_heads as u64;
-        let codes = align(rows * s.head_dim as u64);
-        let scales = align(rows * 4);
-        KvLayout { k: 0, k_scale: codes, v: codes + scales, v_scale: 2 * codes + scales, bytes: 2 * (codes + scales) }
+        let seq = s.max_seq as u64;
+        let code_row = row_bytes(s.kv_heads as u64 * s.head_dim as u64);
+        let scale_row = row_bytes(4 * s.kv_heads as u64);
+        let (codes, scales) = (seq * code_row, seq * scale_row);
+        KvLayout {
+            k: 0,
+            k_scale: codes,
+            v: codes + scales,
+            v_scale: 2 * codes + scales,
+            code_row,
+            scale_row,
+            bytes: 2 * (codes + scales),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::device::Device;
 use anyhow::{bail, Context, Result};
-use hdl::isa::{Act, KvLayout, Op, Setup, DESC_BYTES};
+use hdl::isa::{row_bytes, Act, KvLayout, Op, Setup, DESC_BYTES, NORM_GAINS};
 use hdl::regmap;
 use model::config::FfnActivation;
 use model::numerics::{f16_to_fx, quantize, Exp2Tables, NormWeight, RopeTable};
@@ -99,7 +99,7 @@ impl RefDevice {
             return Ok(None);
         }
         let shift = self.i32s(addr, 1)?[0];
-        Ok(Some(NormWeight { gain: self.i16s(addr + 4, n)?, shift }))
+        Ok(Some(NormWeight { gain: self.i16s(addr + NORM_GAINS, n)?, shift }))
     }
 
     fn run(&mut self) -> Result<()> {
@@ -128,6 +128,8 @@ impl RefDevice {
         let dims = AttnDims { heads: s.heads as usize, kv_heads: kvh, head_dim: hd };
         let qdim = dims.heads * hd;
         let kvdim = kvh * hd;
+        // Row t of a [tokens][n] buffer of `elem`-byte elements.
+        let row = |base: u64, t: usize, n: usize, elem: usize| base + t as u64 * row_bytes((n * elem) as u64);
         match op {
             Op::End | Op::Setup(_) => unreachable!("handled by run"),
             Op::Embed { tokens, ids, table, dst } => {
@@ -136,19 +138,19 @@ impl RefDevice {
                     if id as u32 >= s.vocab {
                         bail!("token id {id} outside the vocabulary {}", s.vocab);
                     }
-                    let row = self.bytes(table + id as u64 * hidden as u64 * 2, hidden * 2)?;
+                    let bytes = self.bytes(row(table, id as usize, hidden, 2), hidden * 2)?;
                     let x: Vec<i32> =
-                        row.chunks_exact(2).map(|c| f16_to_fx(u16::from_le_bytes([c[0], c[1]]))).collect();
-                    self.put_i32s(dst + (t * hidden * 4) as u64, &x)?;
+                        bytes.chunks_exact(2).map(|c| f16_to_fx(u16::from_le_bytes([c[0], c[1]]))).collect();
+                    self.put_i32s(row(dst, t, hidden, 4), &x)?;
                 }
             }
             Op::NormQuant { tokens, n, src, norm, codes, scales } => {
                 let n = n as usize;
                 let w = self.norm(norm, n)?;
                 for t in 0..tokens as usize {
-                    let x = self.i32s(src + (t * n * 4) as u64, n)?;
+                    let x = self.i32s(row(src, t, n, 4), n)?;
                     let q = quantize(&x, FX_EX, w.as_ref().map(|w| (w, s.eps)), ACT_QMAX);
-                    self.put_i8s(codes + (t * n) as u64, &q.codes)?;
+                    self.put_i8s(row(codes, t, n, 1), &q.codes)?;
                     self.put_f32s(scales + 4 * t as u64, &[q.scale])?;
                 }
             }
@@ -160,11 +162,11 @@ impl RefDevice {
                 let layer = QLinear { rows: n, cols: k, w: QWeights::Ternary { codes: w, scale: w_scale } };
                 for t in 0..tokens as usize {
                     let x = model::numerics::QuantVec {
-                        codes: self.i8s(codes + (t * k) as u64, k)?,
+                        codes: self.i8s(row(codes, t, k, 1), k)?,
                         scale: self.f32s(scales + 4 * t as u64, 1)?[0],
                     };
                     let mut y = linear(&layer, &x);
-                    let out = dst + (t * n * 4) as u64;
+                    let out = row(dst, t, n, 4);
                     if accumulate {
                         let mut h = self.i32s(out, n)?;
                         model::numerics::residual_add(&mut h, &y);
@@ -176,19 +178,22 @@ impl RefDevice {
             Op::RopeKv { tokens, pos0, q, k, v, rope, kv } => {
                 let max_seq = s.max_seq as usize;
                 let half = hd / 2;
-                let table = RopeTable {
-                    half,
-                    cos: self.i16s(rope, max_seq * half)?,
-                    sin: self.i16s(rope + (max_seq * half * 2) as u64, max_seq * half)?,
-                };
                 let lay = KvLayout::new(s);
+                let sin_base = rope + max_seq as u64 * row_bytes(2 * half as u64);
                 for t in 0..tokens as usize {
                     let pos = pos0 as usize + t;
                     if pos >= max_seq {
                         bail!("position {pos} is beyond the KV cache (max_seq {max_seq})");
                     }
-                    let (qa, ka, va) =
-                        (q + (t * qdim * 4) as u64, k + (t * kvdim * 4) as u64, v + (t * kvdim * 4) as u64);
+                    let table = RopeTable {
+                        half,
+                        cos: vec![0; pos * half].into_iter().chain(self.i16s(row(rope, pos, half, 2), half)?).collect(),
+                        sin: vec![0; pos * half]
+                            .into_iter()
+                            .chain(self.i16s(row(sin_base, pos, half, 2), half)?)
+                            .collect(),
+                    };
+                    let (qa, ka, va) = (row(q, t, qdim, 4), row(k, t, kvdim, 4), row(v, t, kvdim, 4));
                     let mut qv = self.i32s(qa, qdim)?;
                     let mut kv_ = self.i32s(ka, kvdim)?;
                     let vv = self.i32s(va, kvdim)?;
@@ -197,23 +202,27 @@ impl RefDevice {
                     self.put_i32s(qa, &qv)?;
                     self.put_i32s(ka, &kv_)?;
                     let (kc, ks, vc, vs) = kv_entries(&kv_, &vv, hd, s.kv_qmax as i32);
-                    let row = (pos * kvh) as u64;
-                    self.put_i8s(kv + lay.k + row * hd as u64, &kc)?;
-                    self.put_f32s(kv + lay.k_scale + row * 4, &ks)?;
-                    self.put_i8s(kv + lay.v + row * hd as u64, &vc)?;
-                    self.put_f32s(kv + lay.v_scale + row * 4, &vs)?;
+                    let p = pos as u64;
+                    self.put_i8s(kv + lay.k + p * lay.code_row, &kc)?;
+                    self.put_f32s(kv + lay.k_scale + p * lay.scale_row, &ks)?;
+                    self.put_i8s(kv + lay.v + p * lay.code_row, &vc)?;
+                    self.put_f32s(kv + lay.v_scale + p * lay.scale_row, &vs)?;
                 }
             }
             Op::Attention { tokens, pos0, q, kv, dst } => {
                 let lay = KvLayout::new(s);
-                let rows = (pos0 as usize + tokens as usize) * kvh;
-                let (kc, ks) = (self.i8s(kv + lay.k, rows * hd)?, self.f32s(kv + lay.k_scale, rows)?);
-                let (vc, vs) = (self.i8s(kv + lay.v, rows * hd)?, self.f32s(kv + lay.v_scale, rows)?);
+                let (mut kc, mut ks, mut vc, mut vs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for p in 0..(pos0 as u64 + tokens as u64) {
+                    kc.extend(self.i8s(kv + lay.k + p * lay.code_row, kvdim)?);
+                    ks.extend(self.f32s(kv + lay.k_scale + p * lay.scale_row, kvh)?);
+                    vc.extend(self.i8s(kv + lay.v + p * lay.code_row, kvdim)?);
+                    vs.extend(self.f32s(kv + lay.v_scale + p * lay.scale_row, kvh)?);
+                }
                 let view = KvView { k: &kc, k_scale: &ks, v: &vc, v_scale: &vs };
                 for t in 0..tokens as usize {
-                    let qv = self.i32s(q + (t * qdim * 4) as u64, qdim)?;
+                    let qv = self.i32s(row(q, t, qdim, 4), qdim)?;
                     let o = attention(dims, view, &qv, pos0 as usize + t, &self.exp2, s.score_scale);
-                    self.put_i32s(dst + (t * qdim * 4) as u64, &o)?;
+                    self.put_i32s(row(dst, t, qdim, 4), &o)?;
                 }
             }
             Op::FfnAct { tokens, act, gate, up, norm, codes, scales } => {
@@ -223,24 +232,23 @@ impl RefDevice {
                     Act::Silu => FfnActivation::Silu,
                 };
                 for t in 0..tokens as usize {
-                    let g = self.i32s(gate + (t * ffn * 4) as u64, ffn)?;
-                    let u = self.i32s(up + (t * ffn * 4) as u64, ffn)?;
+                    let g = self.i32s(row(gate, t, ffn, 4), ffn)?;
+                    let u = self.i32s(row(up, t, ffn, 4), ffn)?;
                     let q = ffn_activation(act, &g, &u, &self.exp2, w.as_ref().map(|w| (w, s.eps)));
-                    self.put_i8s(codes + (t * ffn) as u64, &q.codes)?;
+                    self.put_i8s(row(codes, t, ffn, 1), &q.codes)?;
                     self.put_f32s(scales + 4 * t as u64, &[q.scale])?;
                 }
             }
             Op::LmHead { tokens, src, norm, head, head_scales, dst } => {
                 let vocab = s.vocab as usize;
                 let last = tokens.checked_sub(1).context("LmHead with zero tokens")? as usize;
-                let h = self.i32s(src + (last * hidden * 4) as u64, hidden)?;
+                let h = self.i32s(row(src, last, hidden, 4), hidden)?;
                 let w = self.norm(norm, hidden)?.context("LmHead needs the final norm")?;
-                let rows = Int8Rows {
-                    rows: vocab,
-                    cols: hidden,
-                    codes: self.i8s(head, vocab * hidden)?,
-                    scales: self.f32s(head_scales, vocab)?,
-                };
+                let mut codes = Vec::with_capacity(vocab * hidden);
+                for r in 0..vocab {
+                    codes.extend(self.i8s(row(head, r, hidden, 1), hidden)?);
+                }
+                let rows = Int8Rows { rows: vocab, cols: hidden, codes, scales: self.f32s(head_scales, vocab)? };
                 let logits = lm_head(&rows, &w, s.eps, &h);
                 self.put_i32s(dst, &logits)?;
             }

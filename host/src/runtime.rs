@@ -4,7 +4,7 @@
 
 use crate::device::{Device, DeviceExt};
 use anyhow::{bail, Context, Result};
-use hdl::isa::{Act, KvLayout, Op, Setup, DESC_BYTES};
+use hdl::isa::{row_bytes, Act, KvLayout, Op, Setup, DESC_BYTES, NORM_GAINS};
 use model::config::{FfnActivation, WeightFormat};
 use model::numerics::NormWeight;
 use model::pack::Tlmm;
@@ -98,8 +98,21 @@ pub struct Runtime<D: Device> {
 
 fn norm_bytes(w: &NormWeight) -> Vec<u8> {
     let mut b = w.shift.to_le_bytes().to_vec();
+    b.resize(NORM_GAINS as usize, 0);
     b.extend(w.gain.iter().flat_map(|g| g.to_le_bytes()));
     b
+}
+
+/// `rows` rows of `row` bytes each, every row padded to [`row_bytes`].
+fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
+    let stride = row_bytes(row as u64) as usize;
+    let mut out = Vec::with_capacity(data.len() / row.max(1) * stride);
+    for r in data.chunks(row) {
+        let start = out.len();
+        out.extend_from_slice(r);
+        out.resize(start + stride, 0);
+    }
+    out
 }
 
 impl<D: Device> Runtime<D> {
@@ -136,13 +149,15 @@ impl<D: Device> Runtime<D> {
             let img = shape.tl.pack_image(codes, l.rows, l.cols, shape.buffer_beats, shape.bus_bytes);
             Ok(Lin { addr: put(dev, &img)?, k: l.cols as u32, n: l.rows as u32, scale: *scale })
         };
-        let embed = put(&mut dev, &model.embed.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>())?;
+        let embed_bytes: Vec<u8> = model.embed.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let embed = put(&mut dev, &padded_rows(&embed_bytes, 2 * m.hidden))?;
         let final_norm = put(&mut dev, &norm_bytes(&model.final_norm))?;
-        let head = put(&mut dev, &model.lm_head.codes.iter().map(|&c| c as u8).collect::<Vec<u8>>())?;
+        let head_bytes: Vec<u8> = model.lm_head.codes.iter().map(|&c| c as u8).collect();
+        let head = put(&mut dev, &padded_rows(&head_bytes, m.hidden))?;
         let head_scales =
             put(&mut dev, &model.lm_head.scales.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>())?;
         let rope_bytes: Vec<u8> = model.rope.cos.iter().chain(&model.rope.sin).flat_map(|v| v.to_le_bytes()).collect();
-        let rope = put(&mut dev, &rope_bytes)?;
+        let rope = put(&mut dev, &padded_rows(&rope_bytes, m.head_dim))?; // head_dim/2 i16 per row
         let kv_bytes = KvLayout::new(&setup).bytes;
         let mut layers = Vec::new();
         for l in &model.layers {
@@ -167,17 +182,18 @@ impl<D: Device> Runtime<D> {
         let t = shape.chunk_tokens as u64;
         let (h, f, qd, kvd) = (m.hidden as u64, m.ffn as u64, m.hidden as u64, cfg.kv_dim() as u64);
         let ops_per_program = 4 + 11 * m.layers as u64;
+        let rows = |n: u64, elem: u64| t * row_bytes(n * elem);
         let buf = Buffers {
             ids: dev.alloc(4 * t)?,
-            h: dev.alloc(4 * t * h)?,
-            codes: dev.alloc(t * h.max(f))?,
+            h: dev.alloc(rows(h, 4))?,
+            codes: dev.alloc(rows(h.max(f), 1))?,
             scales: dev.alloc(4 * t)?,
-            q: dev.alloc(4 * t * qd)?,
-            k: dev.alloc(4 * t * kvd)?,
-            v: dev.alloc(4 * t * kvd)?,
-            attn: dev.alloc(4 * t * qd)?,
-            gate: dev.alloc(4 * t * f)?,
-            up: dev.alloc(4 * t * f)?,
+            q: dev.alloc(rows(qd, 4))?,
+            k: dev.alloc(rows(kvd, 4))?,
+            v: dev.alloc(rows(kvd, 4))?,
+            attn: dev.alloc(rows(qd, 4))?,
+            gate: dev.alloc(rows(f, 4))?,
+            up: dev.alloc(rows(f, 4))?,
             logits: dev.alloc(4 * m.vocab as u64)?,
             program: dev.alloc(DESC_BYTES as u64 * ops_per_program)?,
         };
