@@ -208,13 +208,15 @@ pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
         },
         "memories": memories,
         "ports": ports,
+        "registers": regmap::registers(),
+        "isa": { "descriptor_bytes": isa::DESC_BYTES, "row_align": isa::ROW_ALIGN },
     });
     Design { top: TOP_NAME.to_string(), files, ports, params, memories, manifest }
 }
 
 impl Design {
     /// Write `dir/rtl/*`, `dir/filelist.f` (one source per line, dependency order, relative to
-    /// `dir`) and `dir/manifest.json`.
+    /// `dir`), `dir/manifest.json` and `dir/regmap.md`.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let rtl = dir.join("rtl");
         std::fs::create_dir_all(&rtl)?;
@@ -224,6 +226,7 @@ impl Design {
             filelist.push_str(&format!("rtl/{name}\n"));
         }
         std::fs::write(dir.join("filelist.f"), filelist)?;
+        std::fs::write(dir.join("regmap.md"), regmap::markdown())?;
         std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&self.manifest)? + "\n")
     }
 

@@ -88,3 +88,12 @@ pub fn registers() -> Vec<Register> {
     v.push(r("MAGIC", MAGIC, "ro", "0x74727401: \"trt\" + register-map version 1"));
     v
 }
+
+/// The register map as a Markdown table (written by `trit gen`, embedded in `docs/isa.md`).
+pub fn markdown() -> String {
+    let mut s = String::from("| offset | name | access | meaning |\n|---|---|---|---|\n");
+    for r in registers() {
+        s.push_str(&format!("| `{:#04x}` | {} | {} | {} |\n", r.offset, r.name, r.access, r.doc));
+    }
+    s
+}

@@ -37,7 +37,7 @@ fn same_config_gives_byte_identical_output() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("448 lookups/cycle"));
     let (fa, fb) = (files(a.path()), files(b.path()));
-    assert_eq!(fa.len(), 8, "6 RTL files + filelist + manifest");
+    assert_eq!(fa.len(), 9, "6 RTL files + filelist + manifest + regmap");
     assert_eq!(fa, fb);
     let other = tempfile::tempdir().unwrap();
     generate(&Config::preset("tiny").unwrap()).write(other.path()).unwrap();
@@ -92,4 +92,13 @@ fn generated_rtl_is_accepted_by_verilator_icarus_and_yosys() {
         );
         assert!(stats.count_prefix("LUT") > 0 && stats.count_prefix("FD") > 0, "{name}: {:?}", stats.cells);
     }
+}
+
+#[test]
+fn docs_carry_the_generated_register_map() {
+    let doc = include_str!("../../docs/isa.md");
+    assert!(doc.contains(&hdl::regmap::markdown()), "docs/isa.md is out of date: paste the output of hdl::regmap::markdown()");
+    let dir = tempfile::tempdir().unwrap();
+    generate(&Config::preset("tiny").unwrap()).write(dir.path()).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("regmap.md")).unwrap(), hdl::regmap::markdown());
 }
