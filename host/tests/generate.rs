@@ -97,7 +97,10 @@ fn generated_rtl_is_accepted_by_verilator_icarus_and_yosys() {
 #[test]
 fn docs_carry_the_generated_register_map() {
     let doc = include_str!("../../docs/isa.md");
-    assert!(doc.contains(&hdl::regmap::markdown()), "docs/isa.md is out of date: paste the output of hdl::regmap::markdown()");
+    assert!(
+        doc.contains(&hdl::regmap::markdown()),
+        "docs/isa.md is out of date: paste the output of hdl::regmap::markdown()"
+    );
     let dir = tempfile::tempdir().unwrap();
     generate(&Config::preset("tiny").unwrap()).write(dir.path()).unwrap();
     assert_eq!(std::fs::read_to_string(dir.path().join("regmap.md")).unwrap(), hdl::regmap::markdown());

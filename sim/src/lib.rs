@@ -4,6 +4,7 @@
 //! found.
 #![deny(missing_docs)]
 
+pub mod axi;
 mod build;
 mod model;
 pub mod tools;
@@ -52,6 +53,15 @@ pub enum SimError {
         /// The limit.
         cycles: u64,
     },
+    /// The design broke the AXI protocol.
+    Protocol {
+        /// Master port.
+        port: String,
+        /// Cycle of the violation.
+        cycle: u64,
+        /// The rule broken.
+        msg: String,
+    },
     /// File-system error.
     Io {
         /// The path.
@@ -78,6 +88,9 @@ impl fmt::Display for SimError {
             SimError::Spec { top, msg } => write!(f, "simulation of `{top}`: {msg}"),
             SimError::Timeout { top, cycles } => {
                 write!(f, "simulation of `{top}` did not finish within {cycles} cycles")
+            }
+            SimError::Protocol { port, cycle, msg } => {
+                write!(f, "AXI protocol violation on {port} at cycle {cycle}: {msg}")
             }
             SimError::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }

@@ -1,0 +1,785 @@
+//! The scalar float unit (`hdl/rtl/fp32_scalar.sv`) against `model::numerics`, bit for bit:
+//! hand-picked edge cases (rounding ties, the edge of the normal range, signed zeros, overflow,
+//! cancellation, wide integers), at least 20000 random operand pairs per operation drawn to hit
+//! the interesting regions, the IEEE special values it documents, its handshake and latency, and
+//! its acceptance by Verilator lint, Icarus and yosys.
+
+use model::numerics::{f32_from_int, fadd, fdiv, fmul, fsqrt, ldexp};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim::{BuildSpec, Model, PortId, PortSpec};
+use std::sync::Mutex;
+
+/// Verilator builds use every core; run them one at a time.
+static BUILD: Mutex<()> = Mutex::new(());
+
+const SOURCES: [(&str, &str); 2] = [
+    ("fp32_round.sv", include_str!("../../hdl/rtl/fp32_round.sv")),
+    ("fp32_scalar.sv", include_str!("../../hdl/rtl/fp32_scalar.sv")),
+];
+/// The unit's default integer width.
+const INT_W: u32 = 96;
+/// Random operand pairs per operation.
+const RANDOM: usize = 20_000;
+/// Every NaN the unit produces.
+const QNAN: u32 = 0x7fc0_0000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Mul = 0,
+    Div = 1,
+    Add = 2,
+    Sub = 3,
+    Sqrt = 4,
+    I2f = 5,
+    Ldexp = 6,
+}
+
+/// One request: the operation and its operands (`b` is k for LDEXP, `int` the I2F input).
+#[derive(Clone, Copy, Debug)]
+struct Req {
+    op: Op,
+    a: u32,
+    b: u32,
+    int: u128,
+}
+
+impl Req {
+    fn ab(op: Op, a: f32, b: f32) -> Req {
+        Req { op, a: a.to_bits(), b: b.to_bits(), int: 0 }
+    }
+    fn bits(op: Op, a: u32, b: u32) -> Req {
+        Req { op, a, b, int: 0 }
+    }
+    fn int(x: u128) -> Req {
+        Req { op: Op::I2f, a: 0, b: 0, int: x }
+    }
+    fn ldexp(a: f32, k: i32) -> Req {
+        Req { op: Op::Ldexp, a: a.to_bits(), b: k as u32, int: 0 }
+    }
+
+    /// The reference result (`model::numerics`).
+    fn reference(&self) -> u32 {
+        let (a, b) = (f32::from_bits(self.a), f32::from_bits(self.b));
+        let r = match self.op {
+            Op::Mul => fmul(a, b),
+            Op::Div => fdiv(a, b),
+            Op::Add => fadd(a, b),
+            Op::Sub => fadd(a, -b), // IEEE: a - b is a + (-b), zeros included
+            Op::Sqrt => fsqrt(a),
+            Op::I2f => f32_from_int(self.int),
+            Op::Ldexp => ldexp(a, self.b as i32),
+        };
+        r.to_bits()
+    }
+}
+
+struct Fpu {
+    m: Model,
+    req_valid: PortId,
+    req_ready: PortId,
+    op: PortId,
+    a: PortId,
+    b: PortId,
+    int: PortId,
+    rsp_valid: PortId,
+    rsp_ready: PortId,
+    res: PortId,
+}
+
+fn spec() -> BuildSpec {
+    let p = |n: &str, w: usize, input: bool| PortSpec { name: n.into(), width: w, input };
+    BuildSpec {
+        top: "fp32_scalar".into(),
+        sources: SOURCES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
+        ports: vec![
+            p("clk_i", 1, true),
+            p("rst_ni", 1, true),
+            p("req_valid_i", 1, true),
+            p("req_ready_o", 1, false),
+            p("op_i", 3, true),
+            p("a_i", 32, true),
+            p("b_i", 32, true),
+            p("int_i", INT_W as usize, true),
+            p("rsp_valid_o", 1, false),
+            p("rsp_ready_i", 1, true),
+            p("res_o", 32, false),
+        ],
+        clock: "clk_i".into(),
+        trace: false,
+        cache_dir: None,
+    }
+}
+
+impl Fpu {
+    fn new() -> Fpu {
+        let mut m = {
+            let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+            Model::new(&spec()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let g = |m: &Model, n: &str| m.port(n).unwrap();
+        let rst = g(&m, "rst_ni");
+        let f = Fpu {
+            req_valid: g(&m, "req_valid_i"),
+            req_ready: g(&m, "req_ready_o"),
+            op: g(&m, "op_i"),
+            a: g(&m, "a_i"),
+            b: g(&m, "b_i"),
+            int: g(&m, "int_i"),
+            rsp_valid: g(&m, "rsp_valid_o"),
+            rsp_ready: g(&m, "rsp_ready_i"),
+            res: g(&m, "res_o"),
+            m: {
+                m.set_u64(rst, 0);
+                m.tick();
+                m.set_u64(rst, 1);
+                m.tick();
+                m
+            },
+        };
+        f
+    }
+
+    fn drive(&mut self, r: &Req) {
+        let m = &mut self.m;
+        m.set_u64(self.op, r.op as u64);
+        m.set_u64(self.a, r.a as u64);
+        m.set_u64(self.b, r.b as u64);
+        m.set(self.int, &[r.int as u32, (r.int >> 32) as u32, (r.int >> 64) as u32, (r.int >> 96) as u32]);
+    }
+
+    /// Issue one request and wait for its response: (result bits, cycles from acceptance to
+    /// `rsp_valid_o`).
+    fn run(&mut self, r: &Req) -> (u32, u64) {
+        self.drive(r);
+        let m = &mut self.m;
+        m.set_u64(self.req_valid, 1);
+        m.eval();
+        assert_eq!(m.get_u64(self.req_ready), 1, "unit not idle before {r:?}");
+        m.tick();
+        m.set_u64(self.req_valid, 0);
+        let mut cycles = 1;
+        while m.get_u64(self.rsp_valid) == 0 {
+            m.tick();
+            cycles += 1;
+            assert!(cycles < 1000, "no response to {r:?}");
+        }
+        let res = m.get_u64(self.res) as u32;
+        m.set_u64(self.rsp_ready, 1);
+        m.tick();
+        m.set_u64(self.rsp_ready, 0);
+        (res, cycles)
+    }
+}
+
+fn show(x: u32) -> String {
+    format!("{x:#010x} ({:e})", f32::from_bits(x))
+}
+
+/// Run every request and compare with the reference; a NaN reference must give the unit's
+/// canonical NaN. Panics with the first few mismatches.
+fn check(fpu: &mut Fpu, reqs: &[Req]) {
+    let mut bad = Vec::new();
+    for r in reqs {
+        let (got, _) = fpu.run(r);
+        let want = r.reference();
+        let ok = if f32::from_bits(want).is_nan() { got == QNAN } else { got == want };
+        if !ok {
+            bad.push(format!(
+                "{:?} a={} b={} int={:#x}: rtl {} reference {}",
+                r.op,
+                show(r.a),
+                show(r.b),
+                r.int,
+                show(got),
+                show(want)
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{} of {} mismatch:\n{}", bad.len(), reqs.len(), bad[..bad.len().min(12)].join("\n"));
+}
+
+// ---------------------------------------------------------------- operand generators
+
+const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
+
+fn pow2(k: i32) -> f32 {
+    assert!((-126..=127).contains(&k));
+    f32::from_bits(((k + 127) as u32) << 23)
+}
+
+/// A random normal or zero binary32 with a biased exponent in `exp` (1..=254), random sign
+/// when `signed`; zero with probability 1/64.
+fn rand_f32(rng: &mut ChaCha8Rng, exp: std::ops::RangeInclusive<i32>, signed: bool) -> u32 {
+    let sign = if signed && rng.random_bool(0.5) { 1u32 << 31 } else { 0 };
+    if rng.random_range(0..64) == 0 {
+        return sign;
+    }
+    let e = rng.random_range(exp).clamp(1, 254) as u32;
+    sign | e << 23 | rng.random::<u32>() & 0x7f_ffff
+}
+
+/// A random normal within the whole range.
+fn any_f32(rng: &mut ChaCha8Rng, signed: bool) -> u32 {
+    rand_f32(rng, 1..=254, signed)
+}
+
+/// Move a finite binary32 by `d` ulps (staying finite and keeping its sign); `None` when the
+/// result would not be a normal number or zero.
+fn nudge(x: f32, d: i32) -> Option<u32> {
+    if !x.is_finite() || x == 0.0 {
+        return None;
+    }
+    let mag = (x.to_bits() & 0x7fff_ffff) as i64 + d as i64;
+    let sign = x.to_bits() & 0x8000_0000;
+    if !(0x0080_0000..=0x7f7f_ffff).contains(&mag) {
+        return None;
+    }
+    Some(sign | mag as u32)
+}
+
+/// `b` such that `a op b` lands near `target` (a few ulps either way), for MUL and DIV.
+fn near(rng: &mut ChaCha8Rng, op: Op, target: f64) -> Option<Req> {
+    let a = f32::from_bits(any_f32(rng, true));
+    if a == 0.0 {
+        return None;
+    }
+    let b = match op {
+        Op::Mul => (target / a as f64) as f32,
+        _ => (a as f64 / target) as f32,
+    };
+    let b = nudge(b, rng.random_range(-3..=3))?;
+    let b = if rng.random_bool(0.5) { b ^ 0x8000_0000 } else { b };
+    Some(Req::bits(op, a.to_bits(), b))
+}
+
+/// Targets where rounding meets the range: the overflow threshold, the smallest normal and the
+/// half of the smallest subnormal (signed zero versus flushed subnormal). Exact in f64.
+fn edges() -> [f64; 4] {
+    let p = |k: i32| 2f64.powi(k);
+    [
+        p(128) - p(103),   // (2 - 2^-24) * 2^127: ties to infinity
+        p(-126) - p(-150), // ties up to 2^-126
+        p(-126),
+        p(-150), // ties to zero
+    ]
+}
+
+fn random_mul_div(seed: u64, op: Op) -> Vec<Req> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = Vec::with_capacity(RANDOM);
+    while v.len() < RANDOM {
+        let r = match rng.random_range(0..10) {
+            // Anywhere: mostly overflow or underflow for MUL/DIV of random exponents.
+            0..=2 => Some(Req::bits(op, any_f32(&mut rng, true), any_f32(&mut rng, true))),
+            // Results in the normal range (exponents chosen to land near 2^0).
+            3..=6 => {
+                let a = rand_f32(&mut rng, 64..=190, true);
+                let b = rand_f32(&mut rng, 64..=190, true);
+                Some(Req::bits(op, a, b))
+            }
+            // Next to the edges of the range.
+            _ => {
+                let t = edges()[rng.random_range(0..4)];
+                near(&mut rng, op, t)
+            }
+        };
+        v.extend(r);
+    }
+    v
+}
+
+// ---------------------------------------------------------------- edge cases
+
+fn mul_div_edges(op: Op) -> Vec<Req> {
+    let mut v = Vec::new();
+    let vals = [
+        0.0f32,
+        -0.0,
+        1.0,
+        -1.0,
+        2.0,
+        0.5,
+        3.0,
+        1.5,
+        1.0 + f32::EPSILON,
+        2.0 - f32::EPSILON,
+        f32::MAX,
+        -f32::MAX,
+        MIN_NORMAL,
+        -MIN_NORMAL,
+        pow2(-75),
+        pow2(-63),
+        pow2(64),
+        pow2(127),
+        7.0,
+        0.1,
+        1.0 / 3.0,
+    ];
+    for &a in &vals {
+        for &b in &vals {
+            v.push(Req::ab(op, a, b));
+        }
+    }
+    // Exactly 2^-150 (a tie between 0 and 2^-149: signed zero), just above it (a subnormal: +0).
+    for s in [1.0f32, -1.0] {
+        if op == Op::Mul {
+            v.push(Req::ab(op, s * pow2(-75), pow2(-75)));
+            v.push(Req::ab(op, s * pow2(-75), 1.5 * pow2(-75)));
+            v.push(Req::ab(op, s * pow2(-80), pow2(-80))); // far below: signed zero
+                                                           // (2 - 2^-23) * 2^-127 = 2^-126 - 2^-150: ties up to the smallest normal.
+            v.push(Req::ab(op, s * (2.0 - f32::EPSILON) * pow2(-64), pow2(-63)));
+            // One ulp less: rounds to a subnormal, flushed to +0.
+            v.push(Req::ab(op, s * (2.0 - 2.0 * f32::EPSILON) * pow2(-64), pow2(-63)));
+            // Exactly 2^-127: subnormal -> +0.
+            v.push(Req::ab(op, s * MIN_NORMAL, 0.5));
+            // Just below 2^-126 by a tiny amount: rounds up to 2^-126.
+            v.push(Req::ab(op, s * (1.0 - f32::EPSILON / 2.0), MIN_NORMAL));
+            // Overflow: (2 - 2^-23) * 2 ties to infinity only past MAX + half ulp.
+            v.push(Req::ab(op, s * f32::MAX, 1.0 + f32::EPSILON));
+            v.push(Req::ab(op, s * f32::MAX, 2.0));
+            v.push(Req::ab(op, s * pow2(64), pow2(64)));
+            // Rounding ties in the significand: (1 + 2^-23)^2 = 1 + 2^-22 + 2^-46 (above half).
+            v.push(Req::ab(op, s * (1.0 + f32::EPSILON), 1.0 + f32::EPSILON));
+            // 3 * (1 + 2^-23) * ... odd products with an exact half ulp: (2^12+1)^2 = 2^24 + 2^13 + 1.
+            v.push(Req::ab(op, s * 4097.0, 4097.0));
+            v.push(Req::ab(op, s * 4097.0, 4095.0));
+            v.push(Req::ab(op, s * 8388609.0, 3.0)); // (2^23+1)*3 = 3*2^23 + 3: tie, to even
+            v.push(Req::ab(op, s * 8388609.0, 5.0));
+        } else {
+            v.push(Req::ab(op, s * pow2(-75), pow2(75)));
+            v.push(Req::ab(op, s * 1.5 * pow2(-75), pow2(75)));
+            v.push(Req::ab(op, s * MIN_NORMAL, 2.0)); // 2^-127 -> +0
+            v.push(Req::ab(op, s * MIN_NORMAL, 1.0 + f32::EPSILON)); // just below 2^-126 -> rounds?
+            v.push(Req::ab(op, s * (2.0 - f32::EPSILON) * pow2(-64), pow2(63)));
+            v.push(Req::ab(op, s * (2.0 - 2.0 * f32::EPSILON) * pow2(-64), pow2(63)));
+            v.push(Req::ab(op, s * f32::MAX, 1.0 - f32::EPSILON / 2.0));
+            v.push(Req::ab(op, s * f32::MAX, 0.5));
+            v.push(Req::ab(op, s * pow2(100), pow2(-100)));
+            v.push(Req::ab(op, s * 1.0, 3.0));
+            v.push(Req::ab(op, s * 2.0, 3.0));
+            v.push(Req::ab(op, s * 1.0, 7.0));
+            v.push(Req::ab(op, s * 127.0, 4096.0 * 1024.0));
+            v.push(Req::ab(op, s * 1.0, 1.0 + f32::EPSILON)); // 1 - 2^-23 + ...: inexact, below 1
+            v.push(Req::ab(op, s * (1.0 + f32::EPSILON), 2.0 - f32::EPSILON));
+        }
+    }
+    v
+}
+
+fn add_edges() -> Vec<Req> {
+    let e = f32::EPSILON; // 2^-23
+    let pairs: Vec<(f32, f32)> = vec![
+        (0.0, 0.0),
+        (0.0, -0.0),
+        (-0.0, 0.0),
+        (-0.0, -0.0),
+        (1.0, 0.0),
+        (-1.0, 0.0),
+        (0.0, -1.0),
+        (-0.0, 1.0),
+        (1.0, -1.0),
+        (-1.0, 1.0),
+        (f32::MAX, -f32::MAX),
+        (MIN_NORMAL, -MIN_NORMAL),
+        (1.0, 1.0),
+        (1.0, e / 2.0),            // tie: 1 + 2^-24 -> 1 (even)
+        (1.0 + e, e / 2.0),        // tie: -> 1 + 2^-22 (even)
+        (1.0, e / 2.0 + e / 4.0),  // above half: rounds up
+        (1.0, e / 4.0),            // below half
+        (1.0, -e / 4.0),           // 1 - 2^-25 -> 1
+        (1.0, -e / 2.0),           // exactly 1 - 2^-24, representable
+        (1.0, -e / 4.0 - e / 8.0), // 1 - 3*2^-26: -> 1 - 2^-24
+        (1.0, pow2(-100)),
+        (1.0, -pow2(-100)),
+        (1.5, -pow2(-100)),
+        (pow2(100), 1.0),
+        (1.0, -(1.0 - e / 2.0)), // cancellation to 2^-24
+        (1.0 + e, -1.0),         // cancellation to 2^-23
+        (2.0, -(2.0 - e)),       // cancellation to 2^-22 (exponents differ by one)
+        (2.0, -(1.0 + e)),       // one-bit normalization after a one-bit alignment
+        (1.0, -(2.0 - e)),
+        (f32::MAX, f32::MAX),  // overflow
+        (f32::MAX, pow2(103)), // MAX + half ulp: tie to even = 2^128 -> inf
+        (f32::MAX, pow2(102)), // below the tie: MAX
+        (-f32::MAX, -pow2(103)),
+        (f32::MAX, -pow2(103)),
+        (2.0 * MIN_NORMAL, -MIN_NORMAL * (1.0 + e)), // 2^-126 - 2^-149: subnormal -> +0
+        (2.0 * MIN_NORMAL, -MIN_NORMAL),             // exactly 2^-126
+        (-2.0 * MIN_NORMAL, MIN_NORMAL * (1.0 + e)), // negative subnormal -> +0
+        (MIN_NORMAL * (1.0 + e), -MIN_NORMAL),       // 2^-149 -> +0
+        (MIN_NORMAL * 1.5, MIN_NORMAL * 1.5),
+        (3.0, 5.0),
+        (0.1, 0.2),
+        (16777216.0, 1.0),  // 2^24 + 1: tie -> 2^24
+        (16777216.0, 3.0),  // 2^24 + 3: tie -> 2^24 + 4
+        (16777216.0, -1.0), // 2^24 - 1 exact
+        (16777216.0, -0.5), // 2^24 - 0.5: exact? ulp below 2^24 is 1: tie -> 2^24
+        (16777216.0, -0.25),
+        (-16777216.0, 0.75),
+    ];
+    let mut v = Vec::new();
+    for (a, b) in pairs {
+        v.push(Req::ab(Op::Add, a, b));
+        v.push(Req::ab(Op::Add, b, a));
+        v.push(Req::ab(Op::Sub, a, -b));
+        v.push(Req::ab(Op::Sub, -a, b));
+    }
+    v
+}
+
+fn random_add(seed: u64, op: Op) -> Vec<Req> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..RANDOM)
+        .map(|_| {
+            let a = any_f32(&mut rng, true);
+            let ea = ((a >> 23) & 0xff) as i32;
+            let b = match rng.random_range(0..8) {
+                0 | 1 => any_f32(&mut rng, true),
+                // Exponents within the alignment window and a bit beyond.
+                2..=4 => rand_f32(&mut rng, ea - 30..=ea + 30, true),
+                // Same or adjacent exponent: cancellation.
+                5 | 6 => rand_f32(&mut rng, ea - 1..=ea + 1, true),
+                // A few ulps from -a or a: massive cancellation, or exact doubling.
+                _ => nudge(f32::from_bits(a ^ 0x8000_0000), rng.random_range(-4..=4)).unwrap_or(a),
+            };
+            Req::bits(op, a, b)
+        })
+        .collect()
+}
+
+fn sqrt_edges() -> Vec<Req> {
+    let mut v: Vec<Req> = [
+        0.0f32,
+        -0.0,
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        0.5,
+        0.25,
+        9.0,
+        1.0 + f32::EPSILON,
+        2.0 - f32::EPSILON,
+        4.0 - 2.0 * f32::EPSILON,
+        f32::MAX,
+        MIN_NORMAL,
+        2.0 * MIN_NORMAL,
+        pow2(127),
+        pow2(-125),
+        1e-30,
+        123456789.0,
+    ]
+    .iter()
+    .map(|&a| Req::ab(Op::Sqrt, a, 0.0))
+    .collect();
+    // Perfect squares: exact roots.
+    for r in [3u32, 255, 4095, 4097, 65535, 1 << 11, 0xfff_fff >> 1] {
+        let x = (r as f64 * r as f64) as f32;
+        v.push(Req::ab(Op::Sqrt, x, 1.0));
+        v.push(Req::ab(Op::Sqrt, x * pow2(-60), 1.0));
+    }
+    // b must not matter.
+    v.push(Req::bits(Op::Sqrt, 2.0f32.to_bits(), 0xffff_ffff));
+    v
+}
+
+fn random_sqrt(seed: u64) -> Vec<Req> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..RANDOM).map(|_| Req::bits(Op::Sqrt, any_f32(&mut rng, false), rng.random())).collect()
+}
+
+fn i2f_edges() -> Vec<Req> {
+    let max = (1u128 << INT_W) - 1;
+    let mut v: Vec<Req> = [
+        0u128,
+        1,
+        2,
+        3,
+        (1 << 24) - 1,
+        1 << 24,
+        (1 << 24) + 1, // tie -> 2^24
+        (1 << 24) + 2,
+        (1 << 24) + 3, // tie -> 2^24 + 4
+        (1 << 25) - 1, // -> 2^25
+        (1 << 25) + 1, // below half of the ulp 4
+        (1 << 25) + 2, // tie -> 2^25 (even)
+        (1 << 25) + 3,
+        (1 << 25) + 6, // tie -> 2^25 + 8
+        u32::MAX as u128,
+        u64::MAX as u128,
+        max, // -> 2^96
+        max >> 1,
+        0xff_ffff << 72,            // exact, at the top
+        (0x100_0001u128 << 71) + 1, // tie plus a far sticky bit: rounds up
+        0x100_0001u128 << 71,       // exact tie: rounds to even (down)
+        0x100_0003u128 << 71,       // exact tie: rounds to even (up)
+        1 << 95,
+        (1 << 95) + 1,
+        (1u128 << 80) - 1, // the widest sum of squares of numerics.md
+    ]
+    .iter()
+    .map(|&x| Req::int(x))
+    .collect();
+    v.extend((0..INT_W).map(|s| Req::int(1u128 << s)));
+    v
+}
+
+fn random_i2f(seed: u64) -> Vec<Req> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..RANDOM)
+        .map(|_| {
+            let bits = rng.random_range(0..=INT_W);
+            let x = if bits == 0 { 0 } else { rng.random::<u128>() >> (128 - bits) | 1u128 << (bits - 1) };
+            // Some with an exact tie: 24 significant bits, then 1, then zeros.
+            let x = if bits > 26 && rng.random_bool(0.2) {
+                let sh = bits - 25;
+                (x >> sh << sh) | 1u128 << (sh - 1)
+            } else {
+                x
+            };
+            Req::int(x)
+        })
+        .collect()
+}
+
+fn ldexp_edges() -> Vec<Req> {
+    let mut v = Vec::new();
+    for s in [1.0f32, -1.0] {
+        for (a, k) in [
+            (1.0f32, 0),
+            (1.0, -126),
+            (1.0, -127), // 2^-127: subnormal -> +0
+            (1.0, -149),
+            (1.0, -150),                // 2^-150: tie -> signed zero
+            (1.5, -150),                // rounds to 2^-149: subnormal -> +0
+            (1.0, -151),                // signed zero
+            (2.0 - f32::EPSILON, -127), // 2^-126 - 2^-150: ties up to 2^-126
+            (2.0 - 2.0 * f32::EPSILON, -127),
+            (1.0, 127),
+            (1.0, 128), // inf
+            (f32::MAX, 0),
+            (f32::MAX, 1),
+            (f32::MAX, -253),
+            (f32::MAX, -300),
+            (MIN_NORMAL, 253),
+            (MIN_NORMAL, 254),
+            (1.0, i32::MAX),
+            (1.0, i32::MIN),
+            (1.0, 512),
+            (1.0, -512),
+            (1.0, -513),
+            (0.0, 5),
+            (0.0, -5),
+            (3.0, -2),
+        ] {
+            v.push(Req::ldexp(s * a, k));
+        }
+    }
+    v
+}
+
+fn random_ldexp(seed: u64) -> Vec<Req> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..RANDOM)
+        .map(|_| {
+            let a = f32::from_bits(any_f32(&mut rng, true));
+            let k = match rng.random_range(0..4) {
+                0 => rng.random_range(-300..=300),
+                1 => rng.random::<i32>(),
+                // Land near the bottom or top of the range.
+                _ => {
+                    let e = ((a.to_bits() >> 23) & 0xff) as i32 - 127;
+                    let target = if rng.random_bool(0.5) { -127 } else { 127 };
+                    target - e + rng.random_range(-24..=24)
+                }
+            };
+            Req::ldexp(a, k)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn mul_matches_reference() {
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &mul_div_edges(Op::Mul));
+    check(&mut fpu, &random_mul_div(1, Op::Mul));
+}
+
+#[test]
+fn div_matches_reference() {
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &mul_div_edges(Op::Div));
+    check(&mut fpu, &random_mul_div(2, Op::Div));
+}
+
+#[test]
+fn add_and_sub_match_reference() {
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &add_edges());
+    check(&mut fpu, &random_add(3, Op::Add));
+    check(&mut fpu, &random_add(4, Op::Sub));
+}
+
+#[test]
+fn sqrt_matches_reference() {
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &sqrt_edges());
+    check(&mut fpu, &random_sqrt(5));
+}
+
+#[test]
+fn int_to_float_matches_reference() {
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &i2f_edges());
+    check(&mut fpu, &random_i2f(6));
+}
+
+#[test]
+fn ldexp_matches_reference() {
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &ldexp_edges());
+    check(&mut fpu, &random_ldexp(7));
+}
+
+/// Infinity and NaN never occur in valid operation; the unit follows IEEE where the standard
+/// fixes the result (NaN results compare as the canonical quiet NaN).
+#[test]
+fn special_values_follow_ieee() {
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let mut v = Vec::new();
+    for (a, b) in [
+        (inf, 2.0),
+        (-inf, 2.0),
+        (inf, -0.0),
+        (0.0, inf),
+        (inf, inf),
+        (inf, -inf),
+        (1.0, 0.0),
+        (-1.0, 0.0),
+        (1.0, -0.0),
+        (0.0, 0.0),
+        (-0.0, 0.0),
+        (1.0, inf),
+        (-1.0, inf),
+        (inf, 1.0),
+        (nan, 1.0),
+        (1.0, nan),
+        (f32::MAX, -inf),
+    ] {
+        for op in [Op::Mul, Op::Div, Op::Add, Op::Sub] {
+            v.push(Req::ab(op, a, b));
+        }
+    }
+    for a in [inf, -inf, nan, -1.0, -f32::MAX, -MIN_NORMAL] {
+        v.push(Req::ab(Op::Sqrt, a, 0.0));
+    }
+    for k in [-5, 0, 5] {
+        v.push(Req::ldexp(inf, k));
+        v.push(Req::ldexp(-inf, k));
+        v.push(Req::ldexp(nan, k));
+    }
+    let mut fpu = Fpu::new();
+    check(&mut fpu, &v);
+    // Operation 7 is reserved: NaN.
+    let r = Req { op: Op::Mul, a: 1.0f32.to_bits(), b: 1.0f32.to_bits(), int: 0 };
+    fpu.drive(&r);
+    fpu.m.set_u64(fpu.op, 7);
+    fpu.m.set_u64(fpu.req_valid, 1);
+    fpu.m.tick();
+    fpu.m.set_u64(fpu.req_valid, 0);
+    fpu.m.run_until(100, |m| m.get_u64(fpu.rsp_valid) == 1).unwrap();
+    assert_eq!(fpu.m.get_u64(fpu.res) as u32, QNAN);
+}
+
+/// Documented deviation: subnormal operands are read as zero of the same sign.
+#[test]
+fn subnormal_operands_read_as_zero() {
+    let sub = 0x0000_0001u32; // 2^-149
+    let mut fpu = Fpu::new();
+    for (op, a, b, want) in [
+        (Op::Mul, sub, pow2(100).to_bits(), 0u32),
+        (Op::Mul, sub | 1 << 31, pow2(100).to_bits(), 0x8000_0000),
+        (Op::Add, sub, 0, 0),
+        (Op::Add, 1.0f32.to_bits(), sub, 1.0f32.to_bits()),
+        (Op::Div, 1.0f32.to_bits(), sub, f32::INFINITY.to_bits()),
+    ] {
+        assert_eq!(fpu.run(&Req::bits(op, a, b)).0, want, "{op:?} {a:#x} {b:#x}");
+    }
+}
+
+/// One request at a time: ready only when idle, the response held until accepted; latency per
+/// operation within the documented bounds.
+#[test]
+fn handshake_and_latency() {
+    let mut fpu = Fpu::new();
+    // Back-pressure: the response waits, stable, and no new request is accepted meanwhile.
+    let r = Req::ab(Op::Div, 1.0, 3.0);
+    fpu.drive(&r);
+    fpu.m.set_u64(fpu.req_valid, 1);
+    fpu.m.tick();
+    fpu.m.set_u64(fpu.req_valid, 0);
+    let m = &mut fpu.m;
+    m.run_until(100, |m| m.get_u64(fpu.rsp_valid) == 1).unwrap();
+    let first = m.get_u64(fpu.res);
+    assert_eq!(first as u32, r.reference());
+    // Keep a different request pending while the response is refused.
+    m.set_u64(fpu.op, Op::Mul as u64);
+    m.set_u64(fpu.req_valid, 1);
+    for _ in 0..10 {
+        m.tick();
+        assert_eq!(m.get_u64(fpu.rsp_valid), 1);
+        assert_eq!(m.get_u64(fpu.req_ready), 0);
+        assert_eq!(m.get_u64(fpu.res), first);
+    }
+    m.set_u64(fpu.rsp_ready, 1);
+    m.tick();
+    m.set_u64(fpu.rsp_ready, 0);
+    // Now idle: the pending MUL (1 * 3) is accepted on the next edge.
+    m.eval();
+    assert_eq!(m.get_u64(fpu.req_ready), 1);
+    m.tick();
+    m.set_u64(fpu.req_valid, 0);
+    m.run_until(100, |m| m.get_u64(fpu.rsp_valid) == 1).unwrap();
+    assert_eq!(m.get_u64(fpu.res) as u32, 3.0f32.to_bits());
+    m.set_u64(fpu.rsp_ready, 1);
+    m.tick();
+    m.set_u64(fpu.rsp_ready, 0);
+
+    let mut table = Vec::new();
+    let mut lat = |op: Op, reqs: &[Req], lo: u64, hi: u64| {
+        let c: Vec<u64> = reqs.iter().map(|r| fpu.run(r).1).collect();
+        let (min, max) = (*c.iter().min().unwrap(), *c.iter().max().unwrap());
+        table.push(format!("{op:?}: {min}..={max} cycles"));
+        assert!(min >= lo && max <= hi, "{op:?} latency {min}..={max}, documented {lo}..={hi}");
+    };
+    lat(Op::Mul, &random_mul_div(11, Op::Mul)[..500], 31, 32);
+    lat(Op::Div, &random_mul_div(12, Op::Div)[..500], 30, 31);
+    lat(Op::Add, &random_add(13, Op::Add)[..500], 4, 35);
+    lat(Op::Sqrt, &random_sqrt(14)[..500], 30, 30);
+    lat(Op::I2f, &i2f_edges(), 4, INT_W as u64 + 3);
+    lat(Op::Ldexp, &random_ldexp(15)[..500], 3, 3);
+    eprintln!("fp32_scalar latency (acceptance to rsp_valid_o):\n{}", table.join("\n"));
+}
+
+/// The RTL is lint-clean, compiles in Icarus and synthesizes in yosys without DSPs.
+#[test]
+fn rtl_is_accepted_by_verilator_icarus_and_yosys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = String::new();
+    for (name, text) in SOURCES {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        list.push_str(name);
+        list.push('\n');
+    }
+    std::fs::write(dir.path().join("filelist.f"), list).unwrap();
+    host::synth::verilator_lint(dir.path(), "fp32_scalar").unwrap_or_else(|e| panic!("{e:#}"));
+    host::synth::iverilog(dir.path(), "fp32_scalar").unwrap_or_else(|e| panic!("{e:#}"));
+    let stats = host::synth::yosys_xilinx(dir.path(), "fp32_scalar").unwrap_or_else(|e| panic!("{e:#}"));
+    let (luts, ffs) = (stats.count_prefix("LUT"), stats.count_prefix("FD"));
+    eprintln!("fp32_scalar (INT_W = {INT_W}): {luts} LUTs, {ffs} FFs, cells {:?}", stats.cells);
+    assert_eq!(stats.count_prefix("DSP"), 0, "{:?}", stats.cells);
+    assert!(luts > 0 && luts < 1500 && ffs < 400, "{:?}", stats.cells);
+}
