@@ -45,46 +45,41 @@ module fp32_round #(
 
   localparam logic [31:0] QNAN = 32'h7fc0_0000;  // canonical quiet NaN
 
-  wire logic signed [31:0] e = 32'($signed(exp_i));
+  // The exponent's range, from its bits: e = exp_i is negative, in 0..255, or in -256..-1.
+  wire logic       neg     = exp_i[EXP_W-1];
+  wire logic       hi_zero = exp_i[EXP_W-2:8] == '0;
+  wire logic       hi_ones = exp_i[EXP_W-2:8] == '1;
+  wire logic [7:0] e8      = exp_i[7:0];
+  wire logic       e_zero  = !neg && hi_zero && e8 == 8'd0;         // e == 0
+  wire logic       e_huge  = !neg && (!hi_zero || e8 == 8'hff);     // e >= 255
+  wire logic       e_m23   = neg && hi_ones && e8 == 8'(-23);       // e == -23
+  wire logic       e_lt23  = neg && (!hi_ones || e8 < 8'(-23));     // e < -23
 
-  // Round to nearest, ties to even, at bit 3.
-  wire logic lsb      = sig_i[3];
-  wire logic rnd      = sig_i[2];
-  wire logic stk      = sig_i[1] | sig_i[0] | sticky_i;
-  wire logic round_up = rnd & (stk | lsb);
-  logic        carry;
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic        hidden;  // the leading one (or 0 after a carry): implied by the exponent
-  /* verilator lint_on UNUSEDSIGNAL */
-  logic [22:0] frac;
-  assign {carry, hidden, frac} = {1'b0, sig_i[26:3]} + 25'(round_up);
-  // A carry out leaves 2^24: fraction 0 at the next exponent.
-  wire logic signed [31:0] e_r = e + 32'(carry);
-  wire logic [7:0] e_field = e_r[7:0];
-  wire logic all_ones = &sig_i[26:3];
   wire logic is_zero  = sig_i == '0;
+  wire logic all_ones = &sig_i[26:3];
+  // Round to nearest, ties to even, at bit 3 (for e == 0 the increment is only used when it
+  // carries all ones up to 2^-126).
+  wire logic round_up = e_zero || (sig_i[2] && (sig_i[3] || sig_i[1] || sig_i[0] || sticky_i));
+  // {exponent field, fraction} + 1 ulp: a carry out of the fraction lands in the exponent field,
+  // which is exactly the renormalization (and reaches 255 = infinity on overflow).
+  wire logic [30:0] mag = {e8, sig_i[25:3]} + 31'(round_up);
 
-  // Below the normal range: which sign does the (flushed) zero carry?
-  wire logic exact_half_ulp = e == -23 && sig_i[25:0] == '0 && !sticky_i;
-  wire logic signed_zero    = e < -23 || exact_half_ulp;
+  wire logic keep        = !neg && (!e_zero || all_ones);  // a normal result (or inf, below)
+  wire logic overflow    = keep && (e_huge || mag[30:23] == 8'hff);
+  // Below the normal range: the zero keeps the sign only when IEEE rounds to zero itself.
+  wire logic signed_zero = e_lt23 || (e_m23 && sig_i[25:0] == '0 && !sticky_i);
 
   always_comb begin
     if (nan_i) begin
       res_o = QNAN;
-    end else if (inf_i) begin
-      res_o = {sign_i, 8'hff, 23'd0};
+    end else if (inf_i || (overflow && !is_zero)) begin
+      res_o = {sign_i, 8'hff, 23'd0};       // overflow: RNE gives infinity
     end else if (is_zero) begin
       res_o = {zsign_i, 31'd0};
-    end else if (e_r >= 255) begin
-      res_o = {sign_i, 8'hff, 23'd0};            // overflow: RNE gives infinity
-    end else if (e >= 1) begin
-      res_o = {sign_i, e_field, frac};     // normal
-    end else if (e == 0 && all_ones) begin
-      res_o = {sign_i, 8'h01, 23'd0};            // rounds up to the smallest normal
-    end else if (signed_zero) begin
-      res_o = {sign_i, 31'd0};                   // IEEE underflow to zero keeps the sign
+    end else if (keep) begin
+      res_o = {sign_i, mag};                // normal, or rounded up to the smallest normal
     end else begin
-      res_o = 32'd0;                             // a subnormal, flushed to +0
+      res_o = {sign_i && signed_zero, 31'd0};  // underflow to zero, or a subnormal flushed to +0
     end
   end
 

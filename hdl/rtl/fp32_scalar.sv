@@ -73,7 +73,8 @@ module fp32_scalar #(
 `endif
   end
 
-  localparam int EXP_W = 12;  // signed biased exponent: MUL/DIV/LDEXP/I2F need -512..767
+  localparam int EXP_W = 12;              // signed biased exponent: -512..767 occur
+  localparam int CNT_W = $clog2(INT_W);   // step counter: I2F counts the integer's bits
 
   localparam logic [2:0] OP_MUL   = 3'd0;
   localparam logic [2:0] OP_DIV   = 3'd1;
@@ -96,7 +97,7 @@ module fp32_scalar #(
 
   // ---------------------------------------------------------------- registers
   state_e             state_q, state_d;
-  logic [4:0]         cnt_q, cnt_d;       // remaining steps of the current iteration
+  logic [CNT_W-1:0]   cnt_q, cnt_d;       // remaining steps (I2F: index of the next bit)
   logic [23:0]        x_q, x_d;           // multiplicand / divisor / radicand / larger addend
   logic [27:0]        w_q, w_d;           // multiplier / remainder / smaller addend
   logic [27:0]        n_q, n_d;           // result significand: N[26] = leading one, N[27] carry
@@ -105,10 +106,10 @@ module fp32_scalar #(
   logic               sign_q, sign_d;     // sign of a non-zero result
   logic               zsign_q, zsign_d;   // sign of an exact-zero result
   logic               sub_q, sub_d;       // ADD/SUB: magnitudes are subtracted
-  logic               odd_q, odd_d;       // SQRT: unbiased exponent is odd
+  logic               odd_q, odd_d;       // SQRT: unbiased exponent is odd (biased is even)
   logic               inf_q, inf_d;       // special result: infinity
   logic               nan_q, nan_d;       // special result: NaN
-  logic [INT_W-1:0]   int_q, int_d;       // I2F: the integer
+  logic [INT_W-1:0]   int_q, int_d;       // I2F: the integer (read one bit at a time)
   logic [31:0]        res_q, res_d;       // the rounded result
 
   // ---------------------------------------------------------------- operand decoding
@@ -126,61 +127,86 @@ module fp32_scalar #(
   wire logic [23:0] mb    = b_zero ? 24'd0 : {1'b1, b_i[22:0]};
 
   // X takes b and W takes a for MUL and DIV; ADD/SUB put the larger magnitude in X.
-  wire logic       b_larger = b_i[30:0] > a_i[30:0];
-  wire logic       is_add   = op_i == OP_ADD || op_i == OP_SUB;
-  wire logic       swap     = op_i == OP_MUL || op_i == OP_DIV || (is_add && b_larger);
-  wire logic [7:0] e_big    = swap ? eb : ea;
-  wire logic [7:0] e_diff   = e_big - (swap ? ea : eb);  // ADD: >= 0 because |X| >= |W|
-  // ADD alignment shifts; 27 or more move all of W into its sticky bit.
-  wire logic [4:0] align_cnt = e_diff > 8'd31 ? 5'd31 : e_diff[4:0];
+  wire logic        is_add   = op_i == OP_ADD || op_i == OP_SUB;
+  wire logic        b_larger = b_i[30:0] > a_i[30:0];
+  wire logic        swap     = op_i == OP_MUL || op_i == OP_DIV || (is_add && b_larger);
+  wire logic [7:0]  e_big    = swap ? eb : ea;
+  wire logic [7:0]  e_small  = swap ? ea : eb;
+  wire logic [23:0] w_mant   = swap ? ma : is_add ? mb : 24'd0;  // SQRT, I2F, LDEXP: W = 0
 
-  // LDEXP: k = b_i, saturated to -512..511 (enough to overflow or underflow any exponent).
+  // LDEXP: k = b_i. Outside -512..511 the result is infinity or a signed zero for every finite
+  // non-zero a, handled as a special case.
   wire logic       k_fits = b_i[31:9] == {23{b_i[31]}};
-  wire logic [9:0] k_sat  = k_fits ? b_i[9:0] : {b_i[31], {9{!b_i[31]}}};
+  wire logic [9:0] k      = b_i[9:0];
 
-  wire logic [EXP_W-1:0] ea_x = EXP_W'(ea);
-  wire logic [EXP_W-1:0] eb_x = EXP_W'(eb);
+  // The exponent needs one adder at acceptance, s1 = e_big +- operand:
+  //   MUL ea + eb; DIV eb - ea (biased and negated in the first step, see exp_upd);
+  //   ADD/SUB e_big - e_small, the alignment distance; SQRT ea + 129; LDEXP ea + k.
+  logic [EXP_W-1:0] s1_opnd;
+  always_comb begin
+    case (op_i)
+      OP_SQRT:  s1_opnd = EXP_W'(129);
+      OP_LDEXP: s1_opnd = EXP_W'($signed(k));
+      default:  s1_opnd = EXP_W'(e_small);
+    endcase
+  end
+  wire logic             s1_sub = op_i == OP_DIV || is_add;
+  wire logic [EXP_W-1:0] s1     = s1_sub ? EXP_W'(e_big) - s1_opnd : EXP_W'(e_big) + s1_opnd;
+  // ADD alignment shifts; 27 or more move all of W into its sticky bit.
+  wire logic [4:0]       align_cnt = s1[7:5] != '0 ? 5'd31 : s1[4:0];
 
-  // Exponent of N[26] at the start (biased), and special results, per operation.
+  // Per operation: the biased exponent of N[26] at the start, the signs of a non-zero and of an
+  // exact-zero result (IEEE: x - x = +0 but -0 + -0 = -0), and the special results.
   logic [EXP_W-1:0] exp_init;
+  logic             res_sign, zero_sign;
   logic             spec_nan, spec_inf, spec_zero;
   always_comb begin
-    exp_init  = ea_x;
+    exp_init  = s1;
+    res_sign  = sa;
+    zero_sign = sa;
     spec_nan  = a_nan || b_nan;
     spec_inf  = 1'b0;
     spec_zero = 1'b0;
     case (op_i)
       OP_MUL: begin
-        exp_init = ea_x + eb_x - EXP_W'(127);
-        spec_nan = a_nan || b_nan || (a_inf && b_zero) || (a_zero && b_inf);
-        spec_inf = a_inf || b_inf;
+        res_sign  = sa ^ sb;
+        zero_sign = sa ^ sb;
+        spec_nan  = a_nan || b_nan || (a_inf && b_zero) || (a_zero && b_inf);
+        spec_inf  = a_inf || b_inf;
       end
       OP_DIV: begin
-        exp_init  = ea_x - eb_x + EXP_W'(127);
+        res_sign  = sa ^ sb;
+        zero_sign = sa ^ sb;
         spec_nan  = a_nan || b_nan || (a_inf && b_inf) || (a_zero && b_zero);
         spec_inf  = a_inf || b_zero;
         spec_zero = b_inf;
       end
       OP_ADD, OP_SUB: begin
-        exp_init = EXP_W'(e_big);
-        spec_nan = a_nan || b_nan || (a_inf && b_inf && sa != sb);
-        spec_inf = a_inf || b_inf;
+        exp_init  = EXP_W'(e_big);
+        res_sign  = swap ? sb : sa;
+        zero_sign = sa && sb;
+        spec_nan  = a_nan || b_nan || (a_inf && b_inf && sa != sb);
+        spec_inf  = a_inf || b_inf;
       end
       OP_SQRT: begin
         // floor(e / 2) + 1 with e = ea - 127, biased (+127): (ea + 129) / 2. The +1 is undone
         // by the normalization: the root's leading bit arrives in N[25].
-        exp_init = (ea_x + EXP_W'(129)) >> 1;
+        exp_init = s1 >> 1;
         spec_nan = a_nan || (sa && !a_zero);
         spec_inf = a_inf;
       end
       OP_I2F: begin
-        exp_init = EXP_W'(INT_W + 126);  // the integer's MSB, biased
-        spec_nan = 1'b0;
+        // The integer enters N from the right, MSB first: after all INT_W bits its bit 0 is
+        // N[0] and N[26] has weight 2^26 (biased 153); each shift fewer is one octave more.
+        exp_init  = EXP_W'(INT_W + 153);
+        res_sign  = 1'b0;
+        zero_sign = 1'b0;
+        spec_nan  = 1'b0;
       end
       OP_LDEXP: begin
-        exp_init = ea_x + EXP_W'($signed(k_sat));
-        spec_nan = a_nan;
-        spec_inf = a_inf;
+        spec_nan  = a_nan;
+        spec_inf  = a_inf || (!k_fits && !b_i[31] && !a_zero);
+        spec_zero = !k_fits && b_i[31];
       end
       default: spec_nan = 1'b1;
     endcase
@@ -200,37 +226,59 @@ module fp32_scalar #(
   wire logic [27:0] big      = {1'b0, x_q, 3'b000};
   wire logic [27:0] add_res  = sub_q ? big - w_q : big + w_q;
 
-  // DIV and SQRT share one trial subtraction.
-  //   DIV:  remainder W against the divisor {X, 000}; W <- 2 * (restored remainder).
-  //   SQRT: (remainder W, next radicand pair) against (root N, 01); W <- restored remainder.
+  // DIV and SQRT share one trial subtraction, remainder in W, one result bit per step:
+  //   DIV:  2 * W against the divisor {X, 0000} (W starts as {0, a, 000}: the first bit is
+  //         a >= b, weight 2^0);
+  //   SQRT: 4 * W + the next radicand pair against {root N, 01}.
+  // The bit is 1 when the trial does not borrow; then W takes the difference, else it keeps
+  // the shifted remainder.
   wire logic        is_sqrt = state_q == S_SQRT;
-  wire logic [25:0] rad     = odd_q ? {x_q, 2'b00} : {1'b0, x_q, 1'b0};  // radicand * 2^-26
-  logic [1:0] pair;  // radicand bits for this step: pair 12 (top) first, zeros after pair 0
-  always_comb begin
-    pair = 2'b00;
-    for (int i = 0; i < 13; i++) begin
-      if (cnt_q == 5'(i + 14)) pair = rad[2*i +: 2];
-    end
-  end
-  wire logic [27:0] rem_in  = is_sqrt ? {w_q[25:0], pair} : w_q;
-  wire logic [27:0] trial   = is_sqrt ? {n_q[25:0], 2'b01} : big;
-  wire logic [28:0] diff    = {1'b0, rem_in} - {1'b0, trial};
-  wire logic        q_bit   = !diff[28];
-  wire logic [27:0] rem_new = q_bit ? diff[27:0] : rem_in;
-  wire logic [27:0] w_step  = is_sqrt ? rem_new : {rem_new[26:0], 1'b0};
+  // Radicand: {X, 00} for an odd exponent (significand doubled), {0, X, 0} for an even one;
+  // 13 bit pairs, the top pair first (cnt 26), then zeros (cnt 13..1). Reading {0, X, 00} one
+  // bit higher for an even exponent selects both from the same bits.
+  wire logic [26:0] rad     = {1'b0, x_q, 2'b00};
+  wire logic [3:0]  pair_k  = 4'(cnt_q - CNT_W'(14));  // pair index 12..0 while cnt is 26..14
+  wire logic [4:0]  pair_i  = {pair_k, !odd_q};
+  wire logic [1:0]  pair    = cnt_q > CNT_W'(13) ? rad[pair_i +: 2] : 2'b00;
+  wire logic [28:0] rem_in  = is_sqrt ? {1'b0, w_q[25:0], pair} : {w_q, 1'b0};
+  wire logic [28:0] trial   = is_sqrt ? {1'b0, n_q[25:0], 2'b01} : {1'b0, x_q, 4'b0000};
+  logic             borrow;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [28:0]      diff;     // diff[28] is 0 whenever diff is used: it is below the trial
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign {borrow, diff} = {1'b0, rem_in} - {1'b0, trial};
+  wire logic        q_bit   = !borrow;
+  wire logic [27:0] w_step  = q_bit ? diff[27:0] : rem_in[27:0];
 
-  // N left shift: a quotient/root bit, or 0 when normalizing.
-  wire logic [27:0] n_shl = {n_q[26:0], (state_q == S_DIV || is_sqrt) && q_bit};
+  // N left shift: a quotient/root bit, the next integer bit, or 0 when normalizing.
+  wire logic        int_bit = int_q[cnt_q];
+  wire logic [27:0] n_shl   = {n_q[26:0], (state_q == S_DIV || is_sqrt) ? q_bit : state_q == S_I2F && int_bit};
 
-  wire logic normalized = !n_q[27] && (n_q[26] || n_q == '0);
-  // I2F: stop at the leading one, or after INT_W-1 shifts (the integer is 0).
-  wire logic             i2f_stop   = int_q[INT_W-1] || exp_q == EXP_W'(127);
-  wire logic [27:0]      i2f_n      = {1'b0, int_q[INT_W-1 -: 27]};
-  wire logic             i2f_sticky = int_q[INT_W-28:0] != '0;
-  wire logic [INT_W-1:0] int_shl    = {int_q[INT_W-2:0], 1'b0};
   wire logic             n_carry    = n_q[27];
+  wire logic             n_lead     = n_q[26];
   wire logic             n_lsb      = n_q[0];
+  wire logic             normalized = !n_carry && (n_lead || n_q == '0);
+  wire logic             first_step = cnt_q == CNT_W'(27);  // MUL, DIV
   wire logic             a_exp_even = !ea[0];
+
+  // Exponent updates, one adder: -1 or +1 (normalization, I2F), -127 (MUL's first step: the
+  // bias counted twice), 127 - exp (DIV's first step: eb - ea becomes ea - eb + 127).
+  logic             exp_inv;
+  logic [EXP_W-1:0] exp_delta;
+  always_comb begin
+    exp_inv   = 1'b0;
+    exp_delta = '1;  // -1
+    case (state_q)
+      S_MUL:  exp_delta = -EXP_W'(127);
+      S_DIV: begin
+        exp_inv   = 1'b1;
+        exp_delta = EXP_W'(128);  // ~e + 128 = 127 - e
+      end
+      S_NORM: exp_delta = n_carry ? EXP_W'(1) : '1;
+      default: ;
+    endcase
+  end
+  wire logic [EXP_W-1:0] exp_upd = (exp_q ^ {EXP_W{exp_inv}}) + exp_delta;
 
   logic [31:0] rounded;
   fp32_round #(.EXP_W(EXP_W)) u_round (
@@ -263,38 +311,36 @@ module fp32_scalar #(
     res_d    = res_q;
     case (state_q)
       S_IDLE: begin
+        // The operands are loaded in every idle cycle; the request moves on when valid.
+        x_d      = swap ? mb : ma;
+        w_d      = {1'b0, w_mant, 3'b000};
+        n_d      = '0;
+        sticky_d = 1'b0;
+        exp_d    = exp_init;
+        sign_d   = res_sign;
+        zsign_d  = zero_sign;
+        sub_d    = is_add && sa != sb;
+        odd_d    = a_exp_even;
+        inf_d    = spec_inf && !spec_nan;
+        nan_d    = spec_nan;
+        int_d    = int_i;
+        case (op_i)
+          OP_MUL, OP_DIV: cnt_d = CNT_W'(27);
+          OP_SQRT:        cnt_d = CNT_W'(26);
+          OP_ADD, OP_SUB: cnt_d = CNT_W'(align_cnt);
+          OP_I2F:         cnt_d = CNT_W'(INT_W - 1);
+          default:        cnt_d = '0;  // LDEXP: N <- X + 0 at once
+        endcase
         if (req_valid_i) begin
-          x_d      = swap ? mb : ma;
-          w_d      = {1'b0, swap ? ma : mb, 3'b000};
-          n_d      = op_i == OP_LDEXP ? {1'b0, ma, 3'b000} : 28'd0;
-          sticky_d = 1'b0;
-          exp_d    = exp_init;
-          sign_d   = is_add ? (swap ? sb : sa) : (op_i == OP_SQRT || op_i == OP_LDEXP) ? sa : sa ^ sb;
-          zsign_d  = is_add ? sa && sb : (op_i == OP_SQRT || op_i == OP_LDEXP) ? sa : sa ^ sb;
-          if (op_i == OP_I2F) begin
-            sign_d  = 1'b0;
-            zsign_d = 1'b0;
-          end
-          sub_d    = sa ^ sb;
-          odd_d    = a_exp_even;
-          inf_d    = spec_inf && !spec_nan;
-          nan_d    = spec_nan;
-          int_d    = int_i;
-          case (op_i)
-            OP_MUL, OP_DIV: cnt_d = 5'd27;
-            OP_SQRT:        cnt_d = 5'd26;
-            default:        cnt_d = align_cnt;
-          endcase
           if (special) begin
-            state_d = S_NORM;  // N is zero (or LDEXP's operand): straight to rounding
+            state_d = S_NORM;  // N is zero: straight to rounding
           end else begin
             case (op_i)
               OP_MUL:         state_d = S_MUL;
               OP_DIV:         state_d = S_DIV;
-              OP_ADD, OP_SUB: state_d = S_ALIGN;
               OP_SQRT:        state_d = S_SQRT;
               OP_I2F:         state_d = S_I2F;
-              default:        state_d = S_NORM;  // LDEXP
+              default:        state_d = S_ALIGN;  // ADD, SUB, LDEXP (W = 0)
             endcase
           end
         end
@@ -302,7 +348,7 @@ module fp32_scalar #(
       S_ALIGN: begin
         if (cnt_q != '0) begin
           w_d   = w_shr;
-          cnt_d = cnt_q - 5'd1;
+          cnt_d = cnt_q - CNT_W'(1);
         end else begin
           n_d     = add_res;
           state_d = S_NORM;
@@ -310,42 +356,46 @@ module fp32_scalar #(
       end
       S_MUL: begin
         if (cnt_q != '0) begin
+          if (first_step) exp_d = exp_upd;
           n_d      = n_shr;
           sticky_d = sticky_q | n_lsb;
           w_d      = w_shr;
-          cnt_d    = cnt_q - 5'd1;
+          cnt_d    = cnt_q - CNT_W'(1);
         end else begin
           state_d = S_NORM;
         end
       end
       S_DIV, S_SQRT: begin
         if (cnt_q != '0) begin
+          if (first_step && !is_sqrt) exp_d = exp_upd;
           n_d   = n_shl;
           w_d   = w_step;
-          cnt_d = cnt_q - 5'd1;
+          cnt_d = cnt_q - CNT_W'(1);
         end else begin
           sticky_d = w_q != '0;  // non-zero remainder: the exact result has more bits
           state_d  = S_NORM;
         end
       end
       S_I2F: begin
-        if (i2f_stop) begin
-          n_d      = i2f_n;
-          sticky_d = i2f_sticky;
-          state_d  = S_NORM;
+        // One bit per cycle, MSB first: into N until the leading one reaches N[26], then into
+        // the sticky bit.
+        if (n_lead) begin
+          sticky_d = sticky_q | int_bit;
         end else begin
-          int_d = int_shl;
-          exp_d = exp_q - EXP_W'(1);
+          n_d   = n_shl;
+          exp_d = exp_upd;
         end
+        if (cnt_q == '0) state_d = S_NORM;
+        else cnt_d = cnt_q - CNT_W'(1);
       end
       S_NORM: begin
         if (n_carry) begin
           n_d      = n_shr;
           sticky_d = sticky_q | n_lsb;
-          exp_d    = exp_q + EXP_W'(1);
+          exp_d    = exp_upd;
         end else if (!normalized) begin
           n_d   = n_shl;
-          exp_d = exp_q - EXP_W'(1);
+          exp_d = exp_upd;
         end else begin
           res_d   = rounded;
           state_d = S_DONE;

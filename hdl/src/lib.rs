@@ -14,7 +14,7 @@ use model::Config;
 use serde::Serialize;
 use std::path::Path;
 
-pub use top::{tlmm_top, TOP_NAME};
+pub use top::{kernel_top, tlmm_top, KERNEL_NAME, TOP_NAME};
 
 /// The hand-written cores, in dependency order (name, text). Compiled into the binary so the
 /// generator works from any directory.
@@ -24,6 +24,11 @@ pub const CORES: &[(&str, &str)] = &[
     ("tlmm_weight_buffer.sv", include_str!("../rtl/tlmm_weight_buffer.sv")),
     ("tlmm_core.sv", include_str!("../rtl/tlmm_core.sv")),
     ("tlmm_unit.sv", include_str!("../rtl/tlmm_unit.sv")),
+    ("axi_rd_master.sv", include_str!("../rtl/axi_rd_master.sv")),
+    ("axi_wr_master.sv", include_str!("../rtl/axi_wr_master.sv")),
+    ("axil_ctrl.sv", include_str!("../rtl/axil_ctrl.sv")),
+    ("op_embed.sv", include_str!("../rtl/op_embed.sv")),
+    ("trit_kernel_core.sv", include_str!("../rtl/trit_kernel_core.sv")),
 ];
 
 /// Port direction.
@@ -134,8 +139,14 @@ impl TlmmParams {
 /// The generated design: files, top-level ports and the manifest.
 #[derive(Debug, Clone)]
 pub struct Design {
-    /// Top-level module name.
+    /// The TLMM unit's top-level module name (engine tests, synthesis of the engine).
     pub top: String,
+    /// The Vitis RTL kernel's top-level module name.
+    pub kernel: String,
+    /// The kernel's ports.
+    pub kernel_ports: Vec<Port>,
+    /// The kernel's memory bus width, bits.
+    pub bus_bits: usize,
     /// RTL files in dependency order: (file name, contents).
     pub files: Vec<(String, String)>,
     /// Ports of the top level.
@@ -167,14 +178,20 @@ pub fn generate(cfg: &Config) -> Design {
     d
 }
 
-/// Generate the TLMM design for explicit parameters; `origin` says where they came from (it
-/// goes into the file headers and the manifest).
+/// Generate the TLMM design for explicit parameters (128-bit kernel bus); `origin` says where
+/// they came from (it goes into the file headers and the manifest).
 pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
+    generate_for_bus(params, origin, 128)
+}
+
+fn generate_for_bus(params: &TlmmParams, origin: &str, bus_bits: usize) -> Design {
     let params = params.clone();
     let tl = params.tlmm();
     let (top_text, ports) = tlmm_top(origin, &params);
+    let (kernel_text, kernel_ports) = kernel_top(origin, &params, bus_bits);
     let mut files: Vec<(String, String)> = CORES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
     files.push((format!("{TOP_NAME}.sv"), top_text));
+    files.push((format!("{KERNEL_NAME}.sv"), kernel_text));
     let memories = vec![
         Memory {
             name: format!("{TOP_NAME}.u_unit.u_wbuf.mem"),
@@ -195,6 +212,12 @@ pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
         "generator": GENERATOR,
         "origin": origin,
         "top": TOP_NAME,
+        "kernel": {
+            "top": KERNEL_NAME,
+            "bus_bits": bus_bits,
+            "memory_ports": 1,
+            "ports": kernel_ports,
+        },
         "files": files.iter().map(|(n, _)| format!("rtl/{n}")).collect::<Vec<_>>(),
         "tlmm": {
             "parameters": params,
@@ -211,7 +234,17 @@ pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
         "registers": regmap::registers(),
         "isa": { "descriptor_bytes": isa::DESC_BYTES, "row_align": isa::ROW_ALIGN },
     });
-    Design { top: TOP_NAME.to_string(), files, ports, params, memories, manifest }
+    Design {
+        top: TOP_NAME.to_string(),
+        kernel: KERNEL_NAME.to_string(),
+        kernel_ports,
+        bus_bits,
+        files,
+        ports,
+        params,
+        memories,
+        manifest,
+    }
 }
 
 impl Design {

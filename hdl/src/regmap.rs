@@ -14,12 +14,27 @@ pub const IER: u32 = 0x08;
 pub const ISR: u32 = 0x0c;
 /// Argument: device address of the program (64 bit: low word here, high word at +4).
 pub const ARG_PROGRAM: u32 = 0x10;
+/// Read-only error word of the last program: bits 7:0 code ([`error`]), 15:8 the opcode,
+/// 31:16 the index of the descriptor that failed. Zero after a clean run.
+pub const ERROR: u32 = 0x18;
 /// Read-only counters from here, 64 bit each (low word, then high word).
 pub const COUNTERS: u32 = 0x40;
 /// Read-only identification word.
 pub const MAGIC: u32 = 0x80;
 /// Value of [`MAGIC`]: ASCII "trt" and the register-map version.
 pub const MAGIC_VALUE: u32 = 0x7472_7401;
+
+/// Error codes in [`ERROR`].
+pub mod error {
+    /// No error.
+    pub const NONE: u32 = 0;
+    /// The opcode is unknown or not implemented by this kernel.
+    pub const UNSUPPORTED_OP: u32 = 1;
+    /// An op came before `SETUP`.
+    pub const NO_SETUP: u32 = 2;
+    /// A memory access returned an error response.
+    pub const BUS: u32 = 3;
+}
 
 /// `CTRL` bits.
 pub mod ctrl {
@@ -80,6 +95,7 @@ pub fn registers() -> Vec<Register> {
         r("ISR", ISR, "tow", "interrupt status: bit0 done, bit1 ready (toggle on write)"),
         r("PROGRAM_LO", ARG_PROGRAM, "rw", "program address, bits 31:0"),
         r("PROGRAM_HI", ARG_PROGRAM + 4, "rw", "program address, bits 63:32"),
+        r("ERROR", ERROR, "ro", "last program: bits 7:0 code (1 unsupported op, 2 op before SETUP, 3 bus error), 15:8 opcode, 31:16 descriptor index"),
     ];
     for (i, name) in COUNTER_NAMES.iter().enumerate() {
         v.push(r(&format!("{}_LO", name.to_uppercase()), counter(i), "ro", "performance counter, bits 31:0"));

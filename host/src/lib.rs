@@ -7,5 +7,6 @@ pub mod device;
 pub mod refdev;
 pub mod runtime;
 pub mod session;
+pub mod simdev;
 pub mod synth;
 pub mod tlmm;

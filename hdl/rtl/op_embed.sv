@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// op_embed: the EMBED op. Reads the token ids, then for each token its fp16 embedding row, and
+// writes the row as Q.16 int32 (docs/numerics.md §2: round half to even below 2^-16, saturate,
+// infinities saturate, NaN is 0). Every input bus word becomes two output words; rows are
+// 64-byte aligned (docs/isa.md), so the output row may need fewer words than the input gives:
+// the surplus (table padding) is dropped.
+
+`default_nettype none
+
+module op_embed #(
+  parameter int DATA_W     = 128,  // bus bits (128..512)
+  parameter int MAX_TOKENS = 8     // tokens per op
+) (
+  input  wire logic              clk_i,
+  input  wire logic              rst_ni,
+  input  wire logic              start_i,
+  input  wire logic [15:0]       tokens_i,
+  input  wire logic [31:0]       hidden_i,
+  input  wire logic [63:0]       ids_i,
+  input  wire logic [63:0]       table_i,
+  input  wire logic [63:0]       dst_i,
+  output      logic              done_o,
+  // Read master command / data.
+  output      logic              rd_cmd_valid_o,
+  input  wire logic              rd_cmd_ready_i,
+  output      logic [63:0]       rd_cmd_addr_o,
+  output      logic [31:0]       rd_cmd_beats_o,
+  input  wire logic              rd_valid_i,
+  output      logic              rd_ready_o,
+  input  wire logic [DATA_W-1:0] rd_data_i,
+  // Write master command / data / completion.
+  output      logic              wr_cmd_valid_o,
+  input  wire logic              wr_cmd_ready_i,
+  output      logic [63:0]       wr_cmd_addr_o,
+  output      logic [31:0]       wr_cmd_beats_o,
+  output      logic              wr_valid_o,
+  input  wire logic              wr_ready_i,
+  output      logic [DATA_W-1:0] wr_data_o,
+  input  wire logic              wr_done_i
+);
+
+  localparam int BYTES = DATA_W / 8;
+  localparam int HALF  = DATA_W / 2;  // input bits that make one output word
+  localparam int LANES = DATA_W / 32; // values per output word
+  localparam int TW    = MAX_TOKENS > 1 ? $clog2(MAX_TOKENS) : 1;
+
+  // fp16 -> Q.16 int32, exactly as model::numerics::f16_to_fx.
+  function automatic logic [31:0] f16_to_fx(input logic [15:0] h);
+    logic [4:0]  e;
+    logic [10:0] m;
+    logic [42:0] wide;
+    logic [31:0] mag;
+    logic [10:0] q;
+    logic [10:0] rem;
+    logic [10:0] half;
+    int          sh;
+    e = h[14:10];
+    m = (e == 5'd0) ? {1'b0, h[9:0]} : {1'b1, h[9:0]};
+    sh = (e == 5'd0) ? -8 : 32'(e) - 9;  // value * 2^16 = m * 2^sh
+    mag = '0;
+    if (e == 5'd31) begin
+      f16_to_fx = h[9:0] != '0 ? 32'd0 : (h[15] ? 32'h8000_0000 : 32'h7fff_ffff);
+    end else begin
+      if (sh >= 0) begin
+        wide = 43'(m) << sh;
+        if (wide >= 43'h0_8000_0000) mag = 32'h8000_0000;  // saturate (negatives reach -2^31 exactly)
+        else mag = wide[31:0];
+      end else begin
+        q = m >> (-sh);
+        rem = m & ((11'd1 << (-sh)) - 11'd1);
+        half = 11'd1 << (-sh - 1);
+        mag = 32'(q);
+        if (rem > half || (rem == half && q[0])) mag = mag + 32'd1;
+      end
+      if (h[15]) f16_to_fx = (mag == 32'h8000_0000) ? 32'h8000_0000 : -mag;
+      else f16_to_fx = (mag == 32'h8000_0000) ? 32'h7fff_ffff : mag;
+    end
+  endfunction
+
+  typedef enum logic [2:0] {IDLE, IDS_CMD, IDS_DATA, ROW_CMD, ROW_DATA, ROW_WAIT} state_e;
+  state_e state_q;
+
+  logic [31:0] ids_q [MAX_TOKENS];
+  logic [15:0] tokens_q, tok_q, idx_q;
+  logic [63:0] ids_addr_q, table_q, dst_q;
+  logic [31:0] in_beats_q, out_beats_q, in_left_q, out_left_q;
+  logic [63:0] in_stride_q, out_stride_q;
+  logic        second_q;  // emitting the upper half of the held input word
+  logic [DATA_W-1:0] hold_q;
+  logic        hold_valid_q;
+  logic        rd_cmd_sent_q, wr_cmd_sent_q;
+
+  wire logic [31:0] id_words = (32'(tokens_q) * 4 + BYTES - 1) / BYTES;
+
+  assign rd_cmd_valid_o = (state_q == IDS_CMD) || (state_q == ROW_CMD && !rd_cmd_sent_q);
+  assign rd_cmd_addr_o  = state_q == IDS_CMD ? ids_addr_q : table_q + 64'(ids_q[TW'(tok_q)]) * in_stride_q;
+  assign rd_cmd_beats_o = state_q == IDS_CMD ? id_words : in_beats_q;
+  assign wr_cmd_valid_o = state_q == ROW_CMD && !wr_cmd_sent_q;
+  assign wr_cmd_addr_o  = dst_q + 64'(tok_q) * out_stride_q;
+  assign wr_cmd_beats_o = out_beats_q;
+
+  // Data path: hold one input word, emit its two halves (or drop them past the row's end).
+  wire logic emit = hold_valid_q && out_left_q != '0;
+  assign wr_valid_o = state_q == ROW_DATA && emit;
+  always_comb begin
+    for (int l = 0; l < LANES; l++) begin
+      wr_data_o[32*l +: 32] = f16_to_fx(hold_q[(second_q ? HALF : 0) + 16*l +: 16]);
+    end
+  end
+  wire logic out_fire = wr_valid_o && wr_ready_i;
+  wire logic drop = state_q == ROW_DATA && hold_valid_q && out_left_q == '0;
+  wire logic half_done = out_fire || drop;
+  assign rd_ready_o = state_q == IDS_DATA || (state_q == ROW_DATA && (!hold_valid_q || (half_done && second_q)));
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q       <= IDLE;
+      done_o        <= 1'b0;
+      tokens_q      <= '0;
+      tok_q         <= '0;
+      idx_q         <= '0;
+      ids_addr_q    <= '0;
+      table_q       <= '0;
+      dst_q         <= '0;
+      in_beats_q    <= '0;
+      out_beats_q   <= '0;
+      in_left_q     <= '0;
+      out_left_q    <= '0;
+      in_stride_q   <= '0;
+      out_stride_q  <= '0;
+      second_q      <= 1'b0;
+      hold_q        <= '0;
+      hold_valid_q  <= 1'b0;
+      rd_cmd_sent_q <= 1'b0;
+      wr_cmd_sent_q <= 1'b0;
+    end else begin
+      done_o <= 1'b0;
+      unique case (state_q)
+        IDLE: if (start_i) begin
+          tokens_q     <= tokens_i;
+          ids_addr_q   <= ids_i;
+          table_q      <= table_i;
+          dst_q        <= dst_i;
+          in_stride_q  <= ((64'(hidden_i) * 2 + 63) >> 6) << 6;
+          out_stride_q <= ((64'(hidden_i) * 4 + 63) >> 6) << 6;
+          in_beats_q   <= 32'((((64'(hidden_i) * 2 + 63) >> 6) << 6) / 64'(BYTES));
+          out_beats_q  <= 32'((((64'(hidden_i) * 4 + 63) >> 6) << 6) / 64'(BYTES));
+          idx_q        <= '0;
+          tok_q        <= '0;
+          state_q      <= tokens_i == '0 ? IDLE : IDS_CMD;
+          done_o       <= tokens_i == '0;
+        end
+        IDS_CMD: if (rd_cmd_ready_i) state_q <= IDS_DATA;
+        IDS_DATA: if (rd_valid_i) begin
+          for (int l = 0; l < BYTES / 4; l++) begin
+            if (32'(idx_q) + 32'(l) < MAX_TOKENS) ids_q[TW'(32'(idx_q) + 32'(l))] <= rd_data_i[32*l +: 32];
+          end
+          idx_q <= idx_q + 16'(BYTES / 4);
+          if (32'(idx_q) + BYTES / 4 >= 32'(tokens_q)) begin
+            state_q       <= ROW_CMD;
+            rd_cmd_sent_q <= 1'b0;
+            wr_cmd_sent_q <= 1'b0;
+          end
+        end
+        ROW_CMD: begin
+          if (rd_cmd_valid_o && rd_cmd_ready_i) rd_cmd_sent_q <= 1'b1;
+          if (wr_cmd_valid_o && wr_cmd_ready_i) wr_cmd_sent_q <= 1'b1;
+          if ((rd_cmd_sent_q || rd_cmd_ready_i) && (wr_cmd_sent_q || wr_cmd_ready_i)) begin
+            state_q    <= ROW_DATA;
+            in_left_q  <= in_beats_q;
+            out_left_q <= out_beats_q;
+            second_q   <= 1'b0;
+          end
+        end
+        ROW_DATA: begin
+          if (half_done) begin
+            if (out_fire) out_left_q <= out_left_q - 1;
+            if (second_q) begin
+              hold_valid_q <= 1'b0;
+              second_q     <= 1'b0;
+            end else begin
+              second_q <= 1'b1;
+            end
+          end
+          if (rd_valid_i && rd_ready_o) begin
+            hold_q       <= rd_data_i;
+            hold_valid_q <= 1'b1;
+            in_left_q    <= in_left_q - 1;
+          end
+          if (in_left_q == '0 && !hold_valid_q) state_q <= ROW_WAIT;
+        end
+        ROW_WAIT: if (wr_done_i) begin
+          if (32'(tok_q) + 1 == 32'(tokens_q)) begin
+            state_q <= IDLE;
+            done_o  <= 1'b1;
+          end else begin
+            tok_q         <= tok_q + 1;
+            state_q       <= ROW_CMD;
+            rd_cmd_sent_q <= 1'b0;
+            wr_cmd_sent_q <= 1'b0;
+          end
+        end
+        default: state_q <= IDLE;
+      endcase
+    end
+  end
+
+endmodule
+
+`resetall

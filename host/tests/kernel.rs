@@ -1,0 +1,155 @@
+//! The kernel in Verilator behind the Device trait: registers over AXI4-Lite, programs from
+//! device memory, results equal to the reference device; unsupported ops and timeouts are clear
+//! errors.
+
+use hdl::isa::{row_bytes, Op, Setup};
+use hdl::regmap;
+use host::device::{Device, DeviceExt};
+use host::refdev::RefDevice;
+use host::simdev::SimDevice;
+use model::Config;
+use sim::axi::MemTiming;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn devices() -> (SimDevice, RefDevice, Config) {
+    let cfg = Config::preset("tiny").unwrap();
+    let d = hdl::generate(&cfg);
+    let timing = MemTiming::from_board(cfg.board.bandwidth_gbs, cfg.board.clock_mhz, 100.0);
+    let sim = {
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        SimDevice::new(&d, timing, cfg.board.clock_mhz, 64 << 20).unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let tl = d.params.tlmm();
+    let r = RefDevice::new(tl, d.params.WBUF_DEPTH, d.bus_bits / 8, 64 << 20);
+    (sim, r, cfg)
+}
+
+fn setup(hidden: u32, vocab: u32) -> Op {
+    Op::Setup(Setup {
+        hidden,
+        ffn: 4 * hidden,
+        vocab,
+        max_seq: 16,
+        heads: 1,
+        kv_heads: 1,
+        head_dim: hidden as u16,
+        kv_qmax: 127,
+        eps: 1e-5,
+        score_scale: 0.5,
+    })
+}
+
+fn run(dev: &mut dyn Device, program: &[Op], at: u64, timeout: Duration) -> anyhow::Result<()> {
+    let bytes: Vec<u8> = program.iter().flat_map(|op| op.encode()).collect();
+    dev.write(at, &bytes)?;
+    dev.start(at)?;
+    dev.wait(timeout)
+}
+
+#[test]
+fn registers_follow_the_map() {
+    let (mut sim, _, _) = devices();
+    assert_eq!(sim.read_reg(regmap::MAGIC).unwrap(), regmap::MAGIC_VALUE);
+    assert_eq!(sim.read_reg(regmap::CTRL).unwrap() & regmap::ctrl::IDLE, regmap::ctrl::IDLE);
+    sim.write_reg(regmap::ARG_PROGRAM, 0x1234_5678).unwrap();
+    sim.write_reg(regmap::ARG_PROGRAM + 4, 0x9abc).unwrap();
+    assert_eq!(sim.read_reg(regmap::ARG_PROGRAM).unwrap(), 0x1234_5678);
+    assert_eq!(sim.read_reg(regmap::ARG_PROGRAM + 4).unwrap(), 0x9abc);
+    assert_eq!(sim.read_reg(regmap::ERROR).unwrap(), 0);
+}
+
+/// Every one of the 65536 fp16 bit patterns goes through EMBED on the kernel and on the
+/// reference device: the Q.16 rows must be equal (zeros, subnormals, ties, saturation, inf, NaN).
+#[test]
+fn embed_converts_every_fp16_pattern_like_the_reference() {
+    let (mut sim, mut refd, _) = devices();
+    let (hidden, vocab) = (64u32, 1024u32);
+    let row_in = row_bytes(2 * hidden as u64);
+    let row_out = row_bytes(4 * hidden as u64);
+    let mut table = vec![0u8; (row_in * vocab as u64) as usize];
+    for pattern in 0..65536u32 {
+        let (r, c) = ((pattern / hidden) as u64, (pattern % hidden) as u64);
+        let at = (r * row_in + 2 * c) as usize;
+        table[at..at + 2].copy_from_slice(&(pattern as u16).to_le_bytes());
+    }
+    let tokens_per_op = 4u16;
+    let ops = vocab as u64 / tokens_per_op as u64;
+    for dev in [&mut sim as &mut dyn Device, &mut refd as &mut dyn Device] {
+        let t = dev.alloc(table.len() as u64).unwrap();
+        dev.write(t, &table).unwrap();
+        // Token ids in a scrambled order, so rows land in non-trivial places.
+        let ids: Vec<i32> = (0..vocab).map(|i| ((i * 389 + 7) % vocab) as i32).collect();
+        let ids_at = dev.alloc(4 * vocab as u64).unwrap();
+        dev.write_i32s(ids_at, &ids).unwrap();
+        let dst = dev.alloc(row_out * vocab as u64).unwrap();
+        let mut prog = vec![setup(hidden, vocab)];
+        for k in 0..ops {
+            prog.push(Op::Embed {
+                tokens: tokens_per_op,
+                ids: ids_at + 4 * k * tokens_per_op as u64,
+                table: t,
+                dst: dst + k * tokens_per_op as u64 * row_out,
+            });
+        }
+        prog.push(Op::End);
+        let at = dev.alloc(64 * prog.len() as u64).unwrap();
+        run(dev, &prog, at, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{}: {e:#}", dev.name()));
+    }
+    // Same allocation sequence on both devices, so the same addresses hold the results.
+    let dst = hdl_dst_address(&mut sim, &table, vocab);
+    for row in 0..vocab as u64 {
+        let a = sim.read_i32s(dst + row * row_out, hidden as usize).unwrap();
+        let b = refd.read_i32s(dst + row * row_out, hidden as usize).unwrap();
+        assert_eq!(a, b, "row {row}");
+    }
+    let counters: std::collections::HashMap<_, _> = sim.counters().unwrap().into_iter().collect();
+    assert_eq!(counters["descriptors"], ops + 2);
+    assert!(counters["cycles"] > 0 && counters["dram_read_bytes"] > 0);
+    assert_eq!(counters["dram_write_bytes"], row_out * vocab as u64);
+}
+
+/// The destination buffer's address: third allocation after the table and the ids.
+fn hdl_dst_address(_sim: &mut SimDevice, table: &[u8], vocab: u32) -> u64 {
+    let page = |b: u64| b.div_ceil(4096) * 4096;
+    host::refdev::MEM_BASE + page(table.len() as u64) + page(4 * vocab as u64)
+}
+
+#[test]
+fn unimplemented_ops_and_missing_setup_are_reported() {
+    let (mut sim, _, _) = devices();
+    let at = sim.alloc(4096).unwrap();
+    let lin = Op::Linear {
+        tokens: 1,
+        k: 64,
+        n: 64,
+        w_scale: 1.0,
+        codes: 0,
+        scales: 0,
+        weights: 0,
+        dst: 0,
+        accumulate: false,
+    };
+    let e = format!("{:#}", run(&mut sim, &[setup(64, 16), lin, Op::End], at, Duration::from_secs(1)).unwrap_err());
+    assert!(e.contains("descriptor 1 (opcode 0x12): opcode not implemented"), "{e}");
+    let emb = Op::Embed { tokens: 1, ids: at, table: at, dst: at };
+    let e = format!("{:#}", run(&mut sim, &[emb, Op::End], at, Duration::from_secs(1)).unwrap_err());
+    assert!(e.contains("descriptor 0 (opcode 0x10): op before SETUP"), "{e}");
+    // The kernel is usable again after an error.
+    run(&mut sim, &[setup(64, 16), Op::End], at, Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn a_kernel_that_does_not_finish_times_out_clearly() {
+    let (mut sim, _, _) = devices();
+    let table = sim.alloc(64 * 128).unwrap();
+    let ids = sim.alloc(4096).unwrap();
+    let dst = sim.alloc(64 * 256).unwrap();
+    let at = sim.alloc(4096).unwrap();
+    let prog = [setup(64, 64), Op::Embed { tokens: 64, ids, table, dst }, Op::End];
+    // 40 ns at 250 MHz = 10 cycles: far too short for 64 rows.
+    let e = format!("{:#}", run(&mut sim, &prog, at, Duration::from_nanos(40)).unwrap_err());
+    assert!(e.contains("the kernel did not finish within"), "{e}");
+}
