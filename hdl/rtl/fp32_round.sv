@@ -61,19 +61,19 @@ module fp32_round #(
   // carries all ones up to 2^-126).
   wire logic round_up = e_zero || (sig_i[2] && (sig_i[3] || sig_i[1] || sig_i[0] || sticky_i));
   // {exponent field, fraction} + 1 ulp: a carry out of the fraction lands in the exponent field,
-  // which is exactly the renormalization (and reaches 255 = infinity on overflow).
+  // which is exactly the renormalization; from e = 254 it gives 255 with fraction 0, i.e. the
+  // infinity that RNE overflow requires.
   wire logic [30:0] mag = {e8, sig_i[25:3]} + 31'(round_up);
 
-  wire logic keep        = !neg && (!e_zero || all_ones);  // a normal result (or inf, below)
-  wire logic overflow    = keep && (e_huge || mag[30:23] == 8'hff);
+  wire logic keep        = !neg && (!e_zero || all_ones);  // normal, or rounded up to 2^-126
   // Below the normal range: the zero keeps the sign only when IEEE rounds to zero itself.
   wire logic signed_zero = e_lt23 || (e_m23 && sig_i[25:0] == '0 && !sticky_i);
 
   always_comb begin
     if (nan_i) begin
       res_o = QNAN;
-    end else if (inf_i || (overflow && !is_zero)) begin
-      res_o = {sign_i, 8'hff, 23'd0};       // overflow: RNE gives infinity
+    end else if (inf_i || (e_huge && !is_zero)) begin
+      res_o = {sign_i, 8'hff, 23'd0};       // overflow before rounding
     end else if (is_zero) begin
       res_o = {zsign_i, 31'd0};
     end else if (keep) begin
