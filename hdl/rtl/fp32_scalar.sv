@@ -7,40 +7,44 @@
 //
 // Why sequential: the accelerator needs only a handful of scalar operations per token and layer
 // (scales, 1/rms, 1/sum), so latency does not matter and area does. One request at a time; every
-// operation iterates one bit per cycle on three small registers and ends in the shared
+// operation produces one bit per cycle in three small registers (X, W, N) and ends in the shared
 // normalize/round step (fp32_round). No DSP, no barrel shifter:
-//   MUL   shift-and-add, 27 steps: N <- (N + (W[0] ? X : 0)) >> 1, W >>= 1; bits leaving N are
-//         ORed into the sticky bit.
+//   MUL   shift-and-add, 27 steps: N <- (N + (W[0] ? X : 0)) >> 1, W >>= 1; the bits leaving N
+//         are ORed into the sticky bit.
 //   DIV   restoring division, 27 quotient bits into N; remainder in W, divisor in X.
 //   SQRT  restoring digit-by-digit square root, 26 root bits into N; remainder in W, radicand X.
 //   ADD   operands ordered by magnitude (|X| >= |W|), W shifted right one bit per cycle with a
 //         sticky LSB (guard, round and sticky bits kept), then one add or subtract into N.
-//   I2F   the integer shifted left until its top bit is set; its top 27 bits go to N, the OR of
-//         the rest is the sticky bit.
-//   LDEXP the significand of a goes to N unchanged, the exponent gets k added.
+//   I2F   the integer read one bit per cycle, MSB first, into N until its leading one reaches
+//         the top of N, then into the sticky bit.
+//   LDEXP the significand of a goes to N unchanged, k is added to the exponent.
 // Then N is normalized one bit per cycle (right after a carry, left after a cancellation) and
-// rounded. Latency in cycles from acceptance to rsp_valid_o (fixed per operation except where
-// noted): MUL 31-32, DIV 30-31, SQRT 30, ADD/SUB 4-35, I2F 4 + leading zeros of int_i (up to
-// INT_W + 3), LDEXP 3, and 3 for every special case (NaN/infinity operands, division by zero,
-// x / inf).
+// rounded. A result below the normal range is decided from its exponent and a few bits, so the
+// rounding needs no denormalizing shift either (see fp32_round).
+//
+// Latency, cycles from the accepting edge to rsp_valid_o: MUL 30 (31 for a product of
+// significands >= 2); DIV 30 (31 for a quotient of significands < 1); SQRT 30 (29 for zero);
+// ADD/SUB 3 + min(exponent difference, 31) + normalization shifts, at most 34; I2F INT_W + 2,
+// plus up to 26 for integers below 2^26; LDEXP 3; every special case 2.
 //
 // Operations (op_i): 0 MUL a*b, 1 DIV a/b, 2 ADD a+b, 3 SUB a-b, 4 SQRT sqrt(a),
 // 5 I2F int_i (unsigned) -> binary32, 6 LDEXP a * 2^k with k = b_i as a signed 32-bit integer,
-// 7 reserved (returns NaN).
+// 7 reserved (returns NaN). Operands that an operation does not use are ignored.
 //
 // Outside valid operation (documented, not part of the bit-exact contract):
 // - Subnormal operands are read as zero of the same sign (they never occur: every result is
 //   flushed). Rust would use their value.
-// - Infinity follows IEEE: overflow, x/0 and inf operands give +-inf, x/inf gives a signed zero,
+// - Infinity follows IEEE: overflow, x/0 and infinite operands give +-inf, x/inf a signed zero,
 //   sqrt(+inf) = +inf. Every NaN result is the canonical quiet NaN 0x7fc00000 (invalid
 //   operations: 0*inf, inf-inf, 0/0, inf/inf, sqrt of a negative non-zero, NaN operands, op 7);
 //   IEEE leaves NaN sign and payload open, so this differs from x86's 0xffc00000 only in bits
 //   the standard does not fix.
-// - LDEXP saturates k to -512..511 (same results for every finite non-zero a); Rust's ldexp
-//   gives NaN for a zero a with k >= 1024 (0 * inf), this unit gives the signed zero.
+// - LDEXP of zero is a signed zero and of infinity an infinity for every k; Rust's ldexp, which
+//   multiplies by exp2(k) in f64, gives NaN for 0 with k >= 1024 and for inf with k <= -1075.
 //
 // Interface: valid/ready request (op_i, a_i, b_i, int_i sampled on acceptance), valid/ready
-// response (res_o stable while rsp_valid_o is high). One operation in flight.
+// response (res_o stable while rsp_valid_o is high). One operation in flight; req_ready_o is high
+// exactly when idle.
 
 `default_nettype none
 
@@ -90,7 +94,7 @@ module fp32_scalar #(
     S_MUL,    // MUL: shift-and-add steps
     S_DIV,    // DIV: restoring division steps
     S_SQRT,   // SQRT: restoring square-root steps
-    S_I2F,    // I2F: shift the integer left to its leading one
+    S_I2F,    // I2F: read the integer into N and the sticky bit
     S_NORM,   // normalize N one bit per cycle, then round
     S_DONE    // result valid
   } state_e;
@@ -136,7 +140,8 @@ module fp32_scalar #(
 
   // LDEXP: k = b_i. Outside -512..511 the result is infinity or a signed zero for every finite
   // non-zero a, handled as a special case.
-  wire logic       k_fits = b_i[31:9] == {23{b_i[31]}};
+  wire logic       k_neg  = b_i[31];
+  wire logic       k_fits = b_i[31:9] == {23{k_neg}};
   wire logic [9:0] k      = b_i[9:0];
 
   // The exponent needs one adder at acceptance, s1 = e_big +- operand:
@@ -205,8 +210,8 @@ module fp32_scalar #(
       end
       OP_LDEXP: begin
         spec_nan  = a_nan;
-        spec_inf  = a_inf || (!k_fits && !b_i[31] && !a_zero);
-        spec_zero = !k_fits && b_i[31];
+        spec_inf  = a_inf || (!k_fits && !k_neg && !a_zero);
+        spec_zero = !k_fits && k_neg;
       end
       default: spec_nan = 1'b1;
     endcase

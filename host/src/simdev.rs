@@ -60,7 +60,35 @@ impl SimDevice {
     /// Build (cached) and reset the kernel of `d`, with memory `timing` and `mem_bytes` of
     /// device memory; `clock_mhz` converts wait timeouts to cycles.
     pub fn new(d: &Design, timing: MemTiming, clock_mhz: f64, mem_bytes: u64) -> Result<SimDevice> {
-        let model = Model::new(&kernel_spec(d, false)).with_context(|| format!("building the kernel {}", d.kernel))?;
+        SimDevice::build(d, timing, clock_mhz, mem_bytes, None)
+    }
+
+    /// As [`SimDevice::new`], and dump cycles `from..to` of everything the kernel does to an FST
+    /// waveform at `path` (a separate, traced build of the kernel).
+    pub fn with_waveform(
+        d: &Design,
+        timing: MemTiming,
+        clock_mhz: f64,
+        mem_bytes: u64,
+        path: &std::path::Path,
+        from: u64,
+        to: u64,
+    ) -> Result<SimDevice> {
+        SimDevice::build(d, timing, clock_mhz, mem_bytes, Some((path, from, to)))
+    }
+
+    fn build(
+        d: &Design,
+        timing: MemTiming,
+        clock_mhz: f64,
+        mem_bytes: u64,
+        wave: Option<(&std::path::Path, u64, u64)>,
+    ) -> Result<SimDevice> {
+        let mut model =
+            Model::new(&kernel_spec(d, wave.is_some())).with_context(|| format!("building the kernel {}", d.kernel))?;
+        if let Some((path, from, to)) = wave {
+            model.trace(path, from, to)?;
+        }
         let mem = AxiMem::new(&model, &["m_axi_gmem0_"], d.bus_bits, timing)?;
         let g = |n: &str| model.port(&format!("s_axi_control_{n}"));
         let c = Ctrl {

@@ -153,3 +153,20 @@ fn a_kernel_that_does_not_finish_times_out_clearly() {
     let e = format!("{:#}", run(&mut sim, &prog, at, Duration::from_nanos(40)).unwrap_err());
     assert!(e.contains("the kernel did not finish within"), "{e}");
 }
+
+#[test]
+fn a_waveform_window_can_be_dumped() {
+    let cfg = Config::preset("tiny").unwrap();
+    let d = hdl::generate(&cfg);
+    let timing = MemTiming::from_board(cfg.board.bandwidth_gbs, cfg.board.clock_mhz, 100.0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernel.fst");
+    {
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sim = SimDevice::with_waveform(&d, timing, cfg.board.clock_mhz, 1 << 20, &path, 0, 200).unwrap();
+        let at = sim.alloc(4096).unwrap();
+        run(&mut sim, &[setup(64, 16), Op::End], at, Duration::from_secs(1)).unwrap();
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size > 1000, "waveform too small: {size} bytes");
+}
