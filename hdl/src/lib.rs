@@ -25,6 +25,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("tlmm_core.sv", include_str!("../rtl/tlmm_core.sv")),
     ("tlmm_unit.sv", include_str!("../rtl/tlmm_unit.sv")),
     ("requant.sv", include_str!("../rtl/requant.sv")),
+    ("stream_repack.sv", include_str!("../rtl/stream_repack.sv")),
     ("axi_rd_master.sv", include_str!("../rtl/axi_rd_master.sv")),
     ("axi_wr_master.sv", include_str!("../rtl/axi_wr_master.sv")),
     ("axil_ctrl.sv", include_str!("../rtl/axil_ctrl.sv")),
