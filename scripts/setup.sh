@@ -6,7 +6,7 @@
 # Runs as root; as another user it uses sudo when it exists.
 #
 # What it does:
-#   1. apt packages: verilator, yosys, iverilog, XRT (libxrt-dev, libxrt1), clang +
+#   1. apt packages: verilator, yosys, iverilog, XRT (libxrt-dev, libxrt1, uuid-dev), clang +
 #      libclang-dev (bindgen), pkg-config, g++, make, python3-venv, ca-certificates.
 #      (libxrt-utils is left out on purpose: it holds only xbutil/xclbinutil, whose Debian
 #      wrappers point at missing binaries; all runtime libraries, noop emulation included,
@@ -49,6 +49,7 @@ PACKAGES=(
     "iverilog|second Verilog simulator (iverilog + vvp) for portability checks"
     "libxrt-dev|XRT C API headers and libxrt_coreutil for the FPGA host runtime (host/)"
     "libxrt1|XRT runtime libraries (libxrt_core, loaded at run time; noop emulation in tests)"
+    "uuid-dev|uuid/uuid.h, which the XRT headers include (libxrt-dev does not depend on it)"
     "libclang-dev|libclang for bindgen, which generates the XRT bindings"
     "clang|clang headers/driver used by bindgen"
     "pkg-config|lets build scripts locate C libraries"

@@ -79,7 +79,10 @@ fn main() {
     };
     // XRT's headers include <uuid/uuid.h>, which Debian's libxrt-dev does not pull in.
     if !["/usr/include", "/usr/local/include"].iter().any(|d| Path::new(d).join("uuid/uuid.h").is_file()) {
-        fail("<uuid/uuid.h> not found; XRT's headers need it: install Debian's uuid-dev (see scripts/setup.sh)");
+        fail(
+            "<uuid/uuid.h> not found: XRT's headers include it, but Debian's libxrt-dev does not depend on it; \
+             install Debian's uuid-dev",
+        );
     }
     let Some(lib) = find_lib(xilinx_xrt.as_deref()) else {
         fail(&format!("libxrt_coreutil.so not found (XRT headers are in {}): {HINT}", include.display()));

@@ -10,3 +10,4 @@ pub mod session;
 pub mod simdev;
 pub mod synth;
 pub mod tlmm;
+pub mod xrtdev;

@@ -79,6 +79,8 @@ enum BenchCmd {
 enum Backend {
     /// The bit-exact reference device, driven by the runtime through the command stream.
     Ref,
+    /// A real board through XRT (needs --xclbin; there is no board on the development machines).
+    Xrt,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +112,12 @@ struct RunArgs {
     /// Print `{"prompt_ids":[...],"output_ids":[...],"text":"..."}`.
     #[arg(long)]
     json: bool,
+    /// The xclbin to load (`--backend xrt`).
+    #[arg(long)]
+    xclbin: Option<std::path::PathBuf>,
+    /// XRT device index (`--backend xrt`).
+    #[arg(long, default_value_t = 0)]
+    device: u32,
 }
 
 #[derive(clap::Args)]
@@ -207,12 +215,20 @@ fn toml_of(cfg: &Config) -> Result<String> {
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {
-    let Backend::Ref = a.backend;
     let s = Session::open(&a.model.model, a.model.config.as_deref())?;
     let prompt = s.prompt_ids(a.prompt.as_deref(), a.prompt_ids.as_deref())?;
     let t0 = Instant::now();
-    let mut engine = s.ref_runtime()?;
-    let g = generate_greedy(&s, &mut engine, &prompt, a.n, |_| {})?;
+    let g = match a.backend {
+        Backend::Ref => generate_greedy(&s, &mut s.ref_runtime()?, &prompt, a.n, |_| {})?,
+        Backend::Xrt => {
+            let xclbin =
+                a.xclbin.as_deref().context("--backend xrt needs --xclbin FILE (the kernel built for your board)")?;
+            let dev = host::xrtdev::XrtDevice::open(a.device, xclbin)?;
+            let p = hdl::TlmmParams::from_config(&s.cfg);
+            let mut rt = host::runtime::Runtime::new(dev, &s.quant, host::runtime::DeviceShape::of(&s.cfg, &p))?;
+            generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?
+        }
+    };
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
         println!("{}", serde_json::to_string(&g)?);

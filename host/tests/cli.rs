@@ -146,3 +146,20 @@ fn config_prints_a_resolved_preset() {
     let toml_out = ok(&["config", "--config", "tiny"]);
     assert!(toml_out.contains("hidden = 64"), "{toml_out}");
 }
+
+#[test]
+fn xrt_backend_without_a_board_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let xclbin = dir.path().join("trit.xclbin");
+    host::xrtdev::write_minimal_xclbin(&xclbin).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_trit"))
+        .args(["run", "--backend", "xrt", "--xclbin", xclbin.to_str().unwrap(), "-p", "hi", "-n", "1"])
+        .env_remove("XCL_EMULATION_MODE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.to_lowercase().contains("no device"), "{e}");
+    let e = fails(&["run", "--backend", "xrt", "-p", "hi"]);
+    assert!(e.contains("--backend xrt needs --xclbin"), "{e}");
+}
