@@ -90,7 +90,7 @@ module fp32_scalar #(
 
   typedef enum logic [2:0] {
     S_IDLE,   // waiting for a request
-    S_ALIGN,  // ADD/SUB: shift the smaller operand right, then add
+    S_ALIGN,  // ADD/SUB: shift the smaller operand right, then add (LDEXP: W = 0, no shift)
     S_MUL,    // MUL: shift-and-add steps
     S_DIV,    // DIV: restoring division steps
     S_SQRT,   // SQRT: restoring square-root steps
@@ -162,24 +162,23 @@ module fp32_scalar #(
 
   // Per operation: the biased exponent of N[26] at the start, the signs of a non-zero and of an
   // exact-zero result (IEEE: x - x = +0 but -0 + -0 = -0), and the special results.
+  // (Combinational blocks that feed other logic assign each output once per path: Icarus 11
+  // can loop forever on the intermediate values of a default-then-override assignment.)
   logic [EXP_W-1:0] exp_init;
   logic             res_sign, zero_sign;
   logic             spec_nan, spec_inf, spec_zero;
   always_comb begin
-    exp_init  = s1;
-    res_sign  = sa;
-    zero_sign = sa;
-    spec_nan  = a_nan || b_nan;
-    spec_inf  = 1'b0;
-    spec_zero = 1'b0;
     case (op_i)
       OP_MUL: begin
+        exp_init  = s1;
         res_sign  = sa ^ sb;
         zero_sign = sa ^ sb;
         spec_nan  = a_nan || b_nan || (a_inf && b_zero) || (a_zero && b_inf);
         spec_inf  = a_inf || b_inf;
+        spec_zero = 1'b0;
       end
       OP_DIV: begin
+        exp_init  = s1;
         res_sign  = sa ^ sb;
         zero_sign = sa ^ sb;
         spec_nan  = a_nan || b_nan || (a_inf && b_inf) || (a_zero && b_zero);
@@ -192,13 +191,17 @@ module fp32_scalar #(
         zero_sign = sa && sb;
         spec_nan  = a_nan || b_nan || (a_inf && b_inf && sa != sb);
         spec_inf  = a_inf || b_inf;
+        spec_zero = 1'b0;
       end
       OP_SQRT: begin
         // floor(e / 2) + 1 with e = ea - 127, biased (+127): (ea + 129) / 2. The +1 is undone
         // by the normalization: the root's leading bit arrives in N[25].
-        exp_init = s1 >> 1;
-        spec_nan = a_nan || (sa && !a_zero);
-        spec_inf = a_inf;
+        exp_init  = s1 >> 1;
+        res_sign  = sa;
+        zero_sign = sa;
+        spec_nan  = a_nan || (sa && !a_zero);
+        spec_inf  = a_inf;
+        spec_zero = 1'b0;
       end
       OP_I2F: begin
         // The integer enters N from the right, MSB first: after all INT_W bits its bit 0 is
@@ -207,13 +210,25 @@ module fp32_scalar #(
         res_sign  = 1'b0;
         zero_sign = 1'b0;
         spec_nan  = 1'b0;
+        spec_inf  = 1'b0;
+        spec_zero = 1'b0;
       end
       OP_LDEXP: begin
+        exp_init  = s1;
+        res_sign  = sa;
+        zero_sign = sa;
         spec_nan  = a_nan;
         spec_inf  = a_inf || (!k_fits && !k_neg && !a_zero);
         spec_zero = !k_fits && k_neg;
       end
-      default: spec_nan = 1'b1;
+      default: begin  // reserved
+        exp_init  = s1;
+        res_sign  = sa;
+        zero_sign = sa;
+        spec_nan  = 1'b1;
+        spec_inf  = 1'b0;
+        spec_zero = 1'b0;
+      end
     endcase
   end
   wire logic special = spec_nan || spec_inf || spec_zero;
@@ -271,16 +286,23 @@ module fp32_scalar #(
   logic             exp_inv;
   logic [EXP_W-1:0] exp_delta;
   always_comb begin
-    exp_inv   = 1'b0;
-    exp_delta = '1;  // -1
     case (state_q)
-      S_MUL:  exp_delta = -EXP_W'(127);
+      S_MUL: begin
+        exp_inv   = 1'b0;
+        exp_delta = -EXP_W'(127);
+      end
       S_DIV: begin
         exp_inv   = 1'b1;
         exp_delta = EXP_W'(128);  // ~e + 128 = 127 - e
       end
-      S_NORM: exp_delta = n_carry ? EXP_W'(1) : '1;
-      default: ;
+      S_NORM: begin
+        exp_inv   = 1'b0;
+        exp_delta = n_carry ? EXP_W'(1) : '1;
+      end
+      default: begin  // I2F
+        exp_inv   = 1'b0;
+        exp_delta = '1;
+      end
     endcase
   end
   wire logic [EXP_W-1:0] exp_upd = (exp_q ^ {EXP_W{exp_inv}}) + exp_delta;

@@ -6,7 +6,7 @@
 // and runs the engine that implements it, until END. An opcode this build does not implement
 // stops the program with an error word (ERROR register) instead of silently skipping it.
 //
-// Engines so far: EMBED. The others (NORM_QUANT, LINEAR on the TLMM unit, ROPE_KV, ATTENTION,
+// Engines so far: EMBED and LINEAR (the TLMM unit). The others (NORM_QUANT, ROPE_KV, ATTENTION,
 // FFN_ACT, LM_HEAD) plug into the same dispatch as they are built (issue 5).
 
 `default_nettype none
@@ -14,6 +14,15 @@
 module trit_kernel_core #(
   parameter int          DATA_W       = 128,           // AXI4 master data width, bits
   parameter int          MAX_TOKENS   = 8,             // tokens per descriptor
+  parameter int          G            = 3,             // TLMM: activations per group
+  parameter int          TABLES       = 4,             // TLMM: tables per step
+  parameter int          COLS         = 4,             // TLMM: rows per cycle
+  parameter int          ENTRY_W      = 10,            // TLMM: table entry bits
+  parameter int          ACC_W        = 24,            // TLMM: accumulator bits
+  parameter int          MAX_BLOCKS   = 40,            // TLMM: largest n / COLS
+  parameter int          MAX_STEPS    = 14,            // TLMM: largest steps of k
+  parameter int          PIPE         = 1,             // TLMM: pipeline stages
+  parameter int          WBUF_DEPTH   = 256,           // TLMM: weight buffer beats
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -93,7 +102,7 @@ module trit_kernel_core #(
   logic        start, done_q, busy_q;
   logic [63:0] program_addr;
   logic [31:0] error_q;
-  logic [63:0] cycles_q, rd_bytes_q, wr_bytes_q, descriptors_q, vector_busy_q;
+  logic [63:0] cycles_q, rd_bytes_q, wr_bytes_q, descriptors_q, vector_busy_q, tlmm_busy_q;
 
   axil_ctrl #(
     .ADDR_W (CTRL_ADDR_W), .N_COUNTERS (N_COUNTERS), .OFF_CTRL (OFF_CTRL), .OFF_GIE (OFF_GIE), .OFF_IER (OFF_IER),
@@ -109,7 +118,7 @@ module trit_kernel_core #(
     .s_axi_rvalid (s_axi_control_rvalid), .s_axi_rready (s_axi_control_rready),
     .start_o (start), .program_o (program_addr), .done_i (done_q), .busy_i (busy_q), .error_i (error_q),
     // Counter order is hdl::regmap::COUNTER_NAMES.
-    .counters_i ({descriptors_q, wr_bytes_q, rd_bytes_q, 64'd0, vector_busy_q, 64'd0, 64'd0, cycles_q}),
+    .counters_i ({descriptors_q, wr_bytes_q, rd_bytes_q, 64'd0, vector_busy_q, 64'd0, tlmm_busy_q, cycles_q}),
     /* verilator lint_off SYMRSVDWORD */
     .interrupt_o (interrupt)
     /* verilator lint_on SYMRSVDWORD */
@@ -163,9 +172,10 @@ module trit_kernel_core #(
     addr_field = d[128 + 64*i +: 64];
   endfunction
 
-  localparam logic [7:0] OP_END = 8'h00, OP_SETUP = 8'h01, OP_EMBED = 8'h10;
+  localparam logic [7:0] OP_END = 8'h00, OP_SETUP = 8'h01, OP_EMBED = 8'h10, OP_LINEAR = 8'h12;
 
   // Engines.
+  logic [DATA_W-1:0] l_wr_data, e_wr_data;
   logic embed_start, embed_done;
   logic e_rd_cmd_valid, e_rd_ready, e_wr_cmd_valid, e_wr_valid;
   logic [63:0] e_rd_cmd_addr, e_wr_cmd_addr;
@@ -179,22 +189,47 @@ module trit_kernel_core #(
     .rd_cmd_valid_o (e_rd_cmd_valid), .rd_cmd_ready_i (rd_cmd_ready), .rd_cmd_addr_o (e_rd_cmd_addr),
     .rd_cmd_beats_o (e_rd_cmd_beats), .rd_valid_i (rd_valid), .rd_ready_o (e_rd_ready), .rd_data_i (rd_data),
     .wr_cmd_valid_o (e_wr_cmd_valid), .wr_cmd_ready_i (wr_cmd_ready), .wr_cmd_addr_o (e_wr_cmd_addr),
-    .wr_cmd_beats_o (e_wr_cmd_beats), .wr_valid_o (e_wr_valid), .wr_ready_i (wr_ready), .wr_data_o (wr_data),
+    .wr_cmd_beats_o (e_wr_cmd_beats), .wr_valid_o (e_wr_valid), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data),
     .wr_done_i (wr_done)
   );
 
-  // The read master serves the descriptor fetch or the running engine.
+  logic lin_start, lin_done, lin_err, lin_busy;
+  logic l_rd_cmd_valid, l_rd_ready, l_wr_cmd_valid, l_wr_valid;
+  logic [63:0] l_rd_cmd_addr, l_wr_cmd_addr;
+  logic [31:0] l_rd_cmd_beats, l_wr_cmd_beats;
+
+  op_linear #(
+    .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
+    .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH)
+  ) u_linear (
+    .clk_i (ap_clk), .rst_ni (ap_rst_n),
+    .start_i (lin_start), .tokens_i (tokens), .k_i (desc_q[63:32]), .n_i (desc_q[95:64]), .w_scale_i (desc_q[127:96]),
+    .codes_i (addr_field(desc_q, 0)), .scales_i (addr_field(desc_q, 1)), .weights_i (addr_field(desc_q, 2)),
+    .dst_i (addr_field(desc_q, 3)), .accumulate_i (desc_q[8]),
+    .done_o (lin_done), .err_o (lin_err), .busy_o (lin_busy),
+    .rd_cmd_valid_o (l_rd_cmd_valid), .rd_cmd_ready_i (rd_cmd_ready), .rd_cmd_addr_o (l_rd_cmd_addr),
+    .rd_cmd_beats_o (l_rd_cmd_beats), .rd_valid_i (rd_valid), .rd_ready_o (l_rd_ready), .rd_data_i (rd_data),
+    .wr_cmd_valid_o (l_wr_cmd_valid), .wr_cmd_ready_i (wr_cmd_ready), .wr_cmd_addr_o (l_wr_cmd_addr),
+    .wr_cmd_beats_o (l_wr_cmd_beats), .wr_valid_o (l_wr_valid), .wr_ready_i (wr_ready), .wr_data_o (l_wr_data),
+    .wr_done_i (wr_done)
+  );
+
+  // The memory masters serve the descriptor fetch or the engine of the running op.
   wire logic fetching = state_q == FETCH_CMD || state_q == FETCH_DATA;
-  assign rd_cmd_valid = fetching ? state_q == FETCH_CMD : e_rd_cmd_valid;
-  assign rd_cmd_addr  = fetching ? pc_q : e_rd_cmd_addr;
-  assign rd_cmd_beats = fetching ? 32'(DESC_BEATS) : e_rd_cmd_beats;
-  assign rd_ready     = fetching ? state_q == FETCH_DATA : e_rd_ready;
-  assign wr_cmd_valid = e_wr_cmd_valid;
-  assign wr_cmd_addr  = e_wr_cmd_addr;
-  assign wr_cmd_beats = e_wr_cmd_beats;
-  assign wr_valid     = e_wr_valid;
+  wire logic lin_sel  = opcode == OP_LINEAR;
+  assign rd_cmd_valid = fetching ? state_q == FETCH_CMD : (lin_sel ? l_rd_cmd_valid : e_rd_cmd_valid);
+  assign rd_cmd_addr  = fetching ? pc_q : (lin_sel ? l_rd_cmd_addr : e_rd_cmd_addr);
+  assign rd_cmd_beats = fetching ? 32'(DESC_BEATS) : (lin_sel ? l_rd_cmd_beats : e_rd_cmd_beats);
+  assign rd_ready     = fetching ? state_q == FETCH_DATA : (lin_sel ? l_rd_ready : e_rd_ready);
+  assign wr_cmd_valid = !fetching && (lin_sel ? l_wr_cmd_valid : e_wr_cmd_valid);
+  assign wr_cmd_addr  = lin_sel ? l_wr_cmd_addr : e_wr_cmd_addr;
+  assign wr_cmd_beats = lin_sel ? l_wr_cmd_beats : e_wr_cmd_beats;
+  assign wr_valid     = !fetching && (lin_sel ? l_wr_valid : e_wr_valid);
+  assign wr_data      = lin_sel ? l_wr_data : e_wr_data;
 
   assign embed_start = state_q == DECODE && opcode == OP_EMBED && have_setup_q;
+  assign lin_start   = state_q == DECODE && opcode == OP_LINEAR && have_setup_q;
+  wire logic op_done = embed_done || lin_done;
 
   always_ff @(posedge ap_clk or negedge ap_rst_n) begin
     if (!ap_rst_n) begin
@@ -213,12 +248,14 @@ module trit_kernel_core #(
       wr_bytes_q    <= '0;
       descriptors_q <= '0;
       vector_busy_q <= '0;
+      tlmm_busy_q   <= '0;
     end else begin
       done_q <= 1'b0;
       if (busy_q) cycles_q <= cycles_q + 1;
       if (m_axi_gmem0_rvalid && m_axi_gmem0_rready) rd_bytes_q <= rd_bytes_q + 64'(BYTES);
       if (m_axi_gmem0_wvalid && m_axi_gmem0_wready) wr_bytes_q <= wr_bytes_q + 64'(BYTES);
-      if (state_q == EXEC) vector_busy_q <= vector_busy_q + 1;
+      if (state_q == EXEC && !lin_sel) vector_busy_q <= vector_busy_q + 1;
+      if (lin_busy) tlmm_busy_q <= tlmm_busy_q + 1;
       unique case (state_q)
         IDLE: if (start) begin
           busy_q        <= 1'b1;
@@ -231,6 +268,7 @@ module trit_kernel_core #(
           wr_bytes_q    <= '0;
           descriptors_q <= '0;
           vector_busy_q <= '0;
+          tlmm_busy_q   <= '0;
           state_q       <= FETCH_CMD;
         end
         FETCH_CMD: if (rd_cmd_ready) begin
@@ -255,16 +293,19 @@ module trit_kernel_core #(
           end else if (!have_setup_q) begin
             error_q <= {index_q, opcode, 8'd2};
             state_q <= FINISH;
-          end else if (opcode == OP_EMBED) begin
+          end else if (opcode == OP_EMBED || opcode == OP_LINEAR) begin
             state_q <= EXEC;
           end else begin
             error_q <= {index_q, opcode, 8'd1};
             state_q <= FINISH;
           end
         end
-        EXEC: if (embed_done) begin
+        EXEC: if (op_done) begin
           if (rd_err || wr_err) begin
             error_q <= {index_q, opcode, 8'd3};
+            state_q <= FINISH;
+          end else if (lin_sel && lin_err) begin
+            error_q <= {index_q, opcode, 8'd4};
             state_q <= FINISH;
           end else begin
             state_q <= FETCH_CMD;

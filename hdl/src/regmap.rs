@@ -34,6 +34,8 @@ pub mod error {
     pub const NO_SETUP: u32 = 2;
     /// A memory access returned an error response.
     pub const BUS: u32 = 3;
+    /// The op's sizes exceed what this kernel was generated for.
+    pub const SIZE: u32 = 4;
 }
 
 /// `CTRL` bits.
@@ -95,7 +97,7 @@ pub fn registers() -> Vec<Register> {
         r("ISR", ISR, "tow", "interrupt status: bit0 done, bit1 ready (toggle on write)"),
         r("PROGRAM_LO", ARG_PROGRAM, "rw", "program address, bits 31:0"),
         r("PROGRAM_HI", ARG_PROGRAM + 4, "rw", "program address, bits 63:32"),
-        r("ERROR", ERROR, "ro", "last program: bits 7:0 code (1 unsupported op, 2 op before SETUP, 3 bus error), 15:8 opcode, 31:16 descriptor index"),
+        r("ERROR", ERROR, "ro", "last program: bits 7:0 code (1 unsupported op, 2 op before SETUP, 3 bus error, 4 sizes beyond the kernel's maxima), 15:8 opcode, 31:16 descriptor index"),
     ];
     for (i, name) in COUNTER_NAMES.iter().enumerate() {
         v.push(r(&format!("{}_LO", name.to_uppercase()), counter(i), "ro", "performance counter, bits 31:0"));

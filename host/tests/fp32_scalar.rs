@@ -417,7 +417,7 @@ fn mul_div_edges(op: Op) -> Vec<Req> {
             v.push(Req::ab(op, s * pow2(-75), pow2(75)));
             v.push(Req::ab(op, s * 1.5 * pow2(-75), pow2(75)));
             v.push(Req::ab(op, s * MIN_NORMAL, 2.0)); // 2^-127 -> +0
-            v.push(Req::ab(op, s * MIN_NORMAL, 1.0 + f32::EPSILON)); // just below 2^-126 -> rounds?
+            v.push(Req::ab(op, s * MIN_NORMAL, 1.0 + f32::EPSILON)); // (1 - 2^-23 + ...) * 2^-126: a subnormal -> +0
             v.push(Req::ab(op, s * (2.0 - f32::EPSILON) * pow2(-64), pow2(63)));
             v.push(Req::ab(op, s * (2.0 - 2.0 * f32::EPSILON) * pow2(-64), pow2(63)));
             v.push(Req::ab(op, s * f32::MAX, 1.0 - f32::EPSILON / 2.0));
@@ -481,7 +481,7 @@ fn add_edges() -> Vec<Req> {
         (16777216.0, 1.0),  // 2^24 + 1: tie -> 2^24
         (16777216.0, 3.0),  // 2^24 + 3: tie -> 2^24 + 4
         (16777216.0, -1.0), // 2^24 - 1 exact
-        (16777216.0, -0.5), // 2^24 - 0.5: exact? ulp below 2^24 is 1: tie -> 2^24
+        (16777216.0, -0.5), // 2^24 - 0.5: the ulp below 2^24 is 1, a tie -> 2^24 (even)
         (16777216.0, -0.25),
         (-16777216.0, 0.75),
     ];
@@ -962,7 +962,7 @@ module tb;
       op_i = op[i]; a_i = a[i]; b_i = b[i]; x_i = x[i]; req_valid = 1'b1;
       @(negedge clk);
       req_valid = 1'b0;
-      while (!rsp_valid) @(negedge clk);
+      for (int c = 0; c < 1000 && !rsp_valid; c++) @(negedge clk);
       $display("res %h", res);
     end
     $finish;

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// op_linear: the LINEAR op (docs/isa.md): dst[t] (+)= requant(W x[t], scale[t] * w_scale) for
+// up to MAX_TOKENS tokens, W an n x k ternary matrix in the TLMM weight image. Phases:
+//   1. scales row -> s[t];  c[t] = s[t] * w_scale on the scalar float unit (fp32_scalar)
+//   2. each token's int8 code row, re-cut into TLMM activation beats (stream_repack), into xmem
+//   3. (accumulate) each dst row, re-cut into COLS-lane words, into ymem
+//   4. per chunk of row blocks (as many as the weight buffer holds with all their steps): copy the
+//      chunk's weight beats into the TLMM unit's buffer, run the unit over xmem, requantize each
+//      result lane with c[t] and write (or saturating-add) it into ymem
+//   5. each ymem row, re-cut into bus words, written to dst
+// This first version is sequential (loads do not overlap compute); it defines the dataflow the
+// double-buffered version must keep bit for bit.
+
+`default_nettype none
+
+module op_linear #(
+  parameter int DATA_W     = 128,  // bus bits
+  parameter int G          = 3,    // TLMM group
+  parameter int TABLES     = 4,    // TLMM tables per step
+  parameter int COLS       = 4,    // TLMM rows per cycle
+  parameter int ENTRY_W    = 10,   // TLMM table entry bits
+  parameter int ACC_W      = 24,   // TLMM accumulator bits
+  parameter int MAX_TOKENS = 4,    // tokens per op
+  parameter int MAX_BLOCKS = 40,   // largest n / COLS
+  parameter int MAX_STEPS  = 14,   // largest steps of k
+  parameter int PIPE       = 1,    // TLMM pipeline stages
+  parameter int WBUF_DEPTH = 256   // TLMM weight buffer beats
+) (
+  input  wire logic              clk_i,
+  input  wire logic              rst_ni,
+  input  wire logic              start_i,
+  input  wire logic [15:0]       tokens_i,
+  input  wire logic [31:0]       k_i,
+  input  wire logic [31:0]       n_i,
+  input  wire logic [31:0]       w_scale_i,
+  input  wire logic [63:0]       codes_i,
+  input  wire logic [63:0]       scales_i,
+  input  wire logic [63:0]       weights_i,
+  input  wire logic [63:0]       dst_i,
+  input  wire logic              accumulate_i,
+  output      logic              done_o,
+  output      logic              err_o,       // sizes beyond the engine's maxima (op skipped)
+  output      logic              busy_o,      // for the performance counter
+  // Read master.
+  output      logic              rd_cmd_valid_o,
+  input  wire logic              rd_cmd_ready_i,
+  output      logic [63:0]       rd_cmd_addr_o,
+  output      logic [31:0]       rd_cmd_beats_o,
+  input  wire logic              rd_valid_i,
+  output      logic              rd_ready_o,
+  input  wire logic [DATA_W-1:0] rd_data_i,
+  // Write master.
+  output      logic              wr_cmd_valid_o,
+  input  wire logic              wr_cmd_ready_i,
+  output      logic [63:0]       wr_cmd_addr_o,
+  output      logic [31:0]       wr_cmd_beats_o,
+  output      logic              wr_valid_o,
+  input  wire logic              wr_ready_i,
+  output      logic [DATA_W-1:0] wr_data_o,
+  input  wire logic              wr_done_i
+);
+
+  localparam int BYTES   = DATA_W / 8;
+  localparam int ENTRIES = (3 ** G - 1) / 2;
+  localparam int CODE_W  = $clog2(ENTRIES + 1) + 1;
+  localparam int ACT_B   = TABLES * G;                  // activation beat bytes
+  localparam int WGT_W   = COLS * TABLES * CODE_W;      // weight beat bits
+  localparam int WPB     = (WGT_W + DATA_W - 1) / DATA_W;  // bus words per weight beat
+  localparam int LANE_B  = COLS * 4;                    // bytes of one ymem word (COLS int32)
+  localparam int TW      = MAX_TOKENS > 1 ? $clog2(MAX_TOKENS) : 1;
+  localparam int XA_W    = $clog2(MAX_TOKENS * MAX_STEPS + 1);
+  localparam int YA_W    = $clog2(MAX_TOKENS * MAX_BLOCKS + 1);
+  localparam int WA_W    = WBUF_DEPTH > 1 ? $clog2(WBUF_DEPTH) : 1;
+
+  function automatic logic [31:0] row_bytes(input logic [31:0] b);
+    row_bytes = ((b + 32'd63) >> 6) << 6;
+  endfunction
+
+  // ---------------------------------------------------------------- job registers
+  typedef enum logic [3:0] {
+    IDLE, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, CHUNK, W_CMD, W_DATA, RUN, O_CMD, O_DATA, O_WAIT
+  } state_e;
+  state_e state_q;
+
+  logic [15:0] tokens_q;
+  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, cb_q, b0_q, nb_q, tok_q, cnt_q;
+  logic [63:0] codes_q, scales_q, weights_q, dst_q;
+  logic        acc_q;
+  logic [31:0] s_q [MAX_TOKENS];
+  logic [31:0] c_q [MAX_TOKENS];
+
+  wire logic [31:0] groups = (k_i + 32'(G) - 1) / 32'(G);
+  wire logic [31:0] steps  = (groups + 32'(TABLES) - 1) / 32'(TABLES);
+  wire logic [31:0] blocks = (n_i + 32'(COLS) - 1) / 32'(COLS);
+  wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || steps == '0 || steps > 32'(MAX_STEPS) ||
+                   blocks == '0 || blocks > 32'(MAX_BLOCKS);
+
+  // ---------------------------------------------------------------- scalar unit: c = s * w_scale
+  logic fp_req_valid, fp_req_ready, fp_rsp_valid;
+  logic [31:0] fp_res;
+  fp32_scalar #(.INT_W(32)) u_fp (
+    .clk_i, .rst_ni,
+    .req_valid_i (fp_req_valid), .req_ready_o (fp_req_ready), .op_i (3'd0),
+    .a_i (s_q[TW'(tok_q)]), .b_i (w_scale_q), .int_i (32'd0),
+    .rsp_valid_o (fp_rsp_valid), .rsp_ready_i (1'b1), .res_o (fp_res)
+  );
+  logic fp_sent_q;
+  assign fp_req_valid = state_q == C_MUL && !fp_sent_q;
+
+  // ---------------------------------------------------------------- re-cutters
+  // Codes rows -> activation beats.
+  logic xr_start, xr_busy, xr_in_ready, xr_out_valid;
+  logic [8*ACT_B-1:0] xr_out;
+  stream_repack #(.IN_BYTES(BYTES), .OUT_BYTES(ACT_B)) u_xr (
+    .clk_i, .rst_ni, .start_i (xr_start), .len_i (k_q), .in_words_i (row_bytes(k_q) / BYTES),
+    .out_words_i (steps_q), .busy_o (xr_busy),
+    .in_valid_i (rd_valid_i && state_q == X_DATA), .in_ready_o (xr_in_ready), .in_data_i (rd_data_i),
+    .out_valid_o (xr_out_valid), .out_ready_i (1'b1), .out_data_o (xr_out)
+  );
+  // dst rows -> COLS-lane words (accumulate).
+  logic yr_start, yr_busy, yr_in_ready, yr_out_valid;
+  logic [8*LANE_B-1:0] yr_out;
+  stream_repack #(.IN_BYTES(BYTES), .OUT_BYTES(LANE_B)) u_yr (
+    .clk_i, .rst_ni, .start_i (yr_start), .len_i (n_q * 4), .in_words_i (row_bytes(n_q * 4) / BYTES),
+    .out_words_i (blocks_q), .busy_o (yr_busy),
+    .in_valid_i (rd_valid_i && state_q == Y_DATA), .in_ready_o (yr_in_ready), .in_data_i (rd_data_i),
+    .out_valid_o (yr_out_valid), .out_ready_i (1'b1), .out_data_o (yr_out)
+  );
+  // ymem rows -> bus words.
+  logic or_start, or_busy, or_in_valid, or_in_ready, or_out_valid;
+  logic [8*LANE_B-1:0] or_in;
+  stream_repack #(.IN_BYTES(LANE_B), .OUT_BYTES(BYTES)) u_or (
+    .clk_i, .rst_ni, .start_i (or_start), .len_i (n_q * 4), .in_words_i (blocks_q),
+    .out_words_i (row_bytes(n_q * 4) / BYTES), .busy_o (or_busy),
+    .in_valid_i (or_in_valid), .in_ready_o (or_in_ready), .in_data_i (or_in),
+    .out_valid_o (or_out_valid), .out_ready_i (wr_ready_i && state_q == O_DATA), .out_data_o (wr_data_o)
+  );
+  assign wr_valid_o = or_out_valid && state_q == O_DATA;
+
+  // ---------------------------------------------------------------- on-chip buffers
+  logic [8*ACT_B-1:0]  xmem [MAX_TOKENS * MAX_STEPS];
+  logic [8*LANE_B-1:0] ymem [MAX_TOKENS * MAX_BLOCKS];
+  logic [XA_W-1:0]     x_wa_q;   // next xmem write address (token-major)
+  logic [YA_W-1:0]     y_wa_q;
+
+  always_ff @(posedge clk_i) begin
+    if (xr_out_valid && state_q == X_DATA) xmem[x_wa_q] <= xr_out;
+  end
+
+  // ---------------------------------------------------------------- TLMM unit
+  logic              u_start, u_busy, u_done, u_err, u_act_valid, u_act_ready, u_out_valid;
+  logic [WA_W-1:0]   u_waddr_q;
+  logic              u_we;
+  logic [WGT_W-1:0]  u_wdata;
+  logic [8*ACT_B-1:0] u_act;
+  logic [COLS*ACC_W-1:0] u_out;
+  logic [31:0]       u_busy_cycles, u_issue_cycles;
+  localparam int TOKW = $clog2(MAX_TOKENS + 1);
+  localparam int BLKW = $clog2(MAX_BLOCKS + 1);
+  localparam int STPW = $clog2(MAX_STEPS + 1);
+  logic [TOKW-1:0] u_tokens;
+  logic [BLKW-1:0] u_blocks;
+  logic [STPW-1:0] u_steps;
+  assign u_tokens = TOKW'(tokens_q);
+  assign u_blocks = BLKW'(nb_q);
+  assign u_steps  = STPW'(steps_q);
+
+  tlmm_unit #(
+    .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W), .MAX_TOKENS (MAX_TOKENS),
+    .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH)
+  ) u_tlmm (
+    .clk_i, .rst_ni,
+    .wbuf_we_i (u_we), .wbuf_addr_i (u_waddr_q), .wbuf_data_i (u_wdata),
+    .start_i (u_start), .tokens_i (u_tokens), .blocks_i (u_blocks), .steps_i (u_steps),
+    .busy_o (u_busy), .done_o (u_done), .cfg_err_o (u_err),
+    .act_valid_i (u_act_valid), .act_ready_o (u_act_ready), .act_data_i (u_act),
+    .out_valid_o (u_out_valid), .out_ready_i (1'b1), .out_data_o (u_out),
+    .busy_cycles_o (u_busy_cycles), .issue_cycles_o (u_issue_cycles)
+  );
+
+  // Weight beats: WPB bus words each, the first WGT_W bits used.
+  logic [WPB*DATA_W-1:0] wbeat_q;
+  logic [31:0]           wword_q;
+  wire logic w_last_word = wword_q == 32'(WPB - 1);
+  assign u_we    = state_q == W_DATA && rd_valid_i && w_last_word;
+  // The beat's padding bits (above WGT_W in its last bus word) are not used.
+  logic [WPB*DATA_W-1:0] wfull_unused;
+  always_comb begin
+    wfull_unused = wbeat_q;
+    wfull_unused[DATA_W * (WPB - 1) +: DATA_W] = rd_data_i;
+  end
+  assign u_wdata = wfull_unused[WGT_W-1:0];
+
+  // Activation feed: beats in (step, token) order from xmem (token-major storage).
+  logic [31:0] fs_q, ft_q;  // next step / token to feed
+  logic        feeding_q;
+  assign u_act_valid = state_q == RUN && feeding_q;
+  assign u_act       = xmem[XA_W'(ft_q * 32'(MAX_STEPS) + fs_q)];
+
+  // Results: (block, token) order; requantize every lane with c[token], then write ymem.
+  logic [31:0] ob_q, ot_q;   // block within chunk, token of the next result
+  logic [31:0] c_now;
+  assign c_now = c_q[TW'(ot_q)];
+  logic [COLS-1:0] rq_valid;
+  logic [32*COLS-1:0] rq_y;
+  for (genvar l = 0; l < COLS; l++) begin : g_lane
+    requant #(.IN_W(ACC_W), .FRAC(16)) u_rq (
+      .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == RUN),
+      .x_i (u_out[l*ACC_W +: ACC_W]), .scale_i (c_now),
+      .valid_o (rq_valid[l]), .y_o (rq_y[32*l +: 32])
+    );
+  end
+  // The ymem address travels with the requant pipeline (two stages); the old value is read in
+  // the first and used in the second.
+  logic [YA_W-1:0] ya_d1_q, ya_d2_q;
+  logic [8*LANE_B-1:0] yold_q;
+  wire logic [YA_W-1:0] y_res_addr = YA_W'(ot_q * 32'(MAX_BLOCKS) + b0_q + ob_q);
+  always_ff @(posedge clk_i) begin
+    ya_d1_q <= y_res_addr;
+    ya_d2_q <= ya_d1_q;
+    yold_q  <= ymem[ya_d1_q];
+  end
+  logic [8*LANE_B-1:0] ynew;
+  always_comb begin
+    for (int l = 0; l < COLS; l++) begin
+      logic signed [32:0] sum;
+      sum = 33'($signed(yold_q[32*l +: 32])) + 33'($signed(rq_y[32*l +: 32]));
+      if (!acc_q) ynew[32*l +: 32] = rq_y[32*l +: 32];
+      else if (sum > 33'sd2147483647) ynew[32*l +: 32] = 32'h7fff_ffff;
+      else if (sum < -33'sd2147483648) ynew[32*l +: 32] = 32'h8000_0000;
+      else ynew[32*l +: 32] = sum[31:0];
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (rq_valid[0]) ymem[ya_d2_q] <= ynew;
+    else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
+  end
+  // Output rows: ymem words of the current token, in block order.
+  logic [31:0] ob_read_q;
+  assign or_in       = ymem[YA_W'(tok_q * 32'(MAX_BLOCKS) + ob_read_q)];
+  assign or_in_valid = state_q == O_DATA && ob_read_q < blocks_q;
+
+  // ---------------------------------------------------------------- memory commands
+  always_comb begin
+    rd_cmd_valid_o = 1'b0;
+    rd_cmd_addr_o  = '0;
+    rd_cmd_beats_o = '0;
+    unique case (state_q)
+      S_CMD: begin
+        rd_cmd_valid_o = 1'b1;
+        rd_cmd_addr_o  = scales_q;
+        rd_cmd_beats_o = (32'(tokens_q) * 4 + BYTES - 1) / BYTES;
+      end
+      X_CMD: begin
+        rd_cmd_valid_o = 1'b1;
+        rd_cmd_addr_o  = codes_q + 64'(tok_q) * 64'(row_bytes(k_q));
+        rd_cmd_beats_o = row_bytes(k_q) / BYTES;
+      end
+      Y_CMD: begin
+        rd_cmd_valid_o = 1'b1;
+        rd_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
+        rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
+      end
+      W_CMD: begin
+        rd_cmd_valid_o = 1'b1;
+        rd_cmd_addr_o  = weights_q + 64'(b0_q) * 64'(steps_q) * 64'(WPB * BYTES);
+        rd_cmd_beats_o = nb_q * steps_q * 32'(WPB);
+      end
+      default: ;
+    endcase
+  end
+  assign rd_ready_o = (state_q == S_DATA) || (state_q == X_DATA && xr_in_ready) ||
+                      (state_q == Y_DATA && yr_in_ready) || (state_q == W_DATA);
+  assign wr_cmd_valid_o = state_q == O_CMD;
+  assign wr_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
+  assign wr_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
+
+  assign xr_start = state_q == X_CMD && rd_cmd_ready_i;
+  assign yr_start = state_q == Y_CMD && rd_cmd_ready_i;
+  assign or_start = state_q == O_CMD && wr_cmd_ready_i;
+  logic ustart_q;
+  assign u_start  = ustart_q;  // one cycle after the chunk's weights are in the buffer
+
+  // ---------------------------------------------------------------- control
+  logic [31:0] sidx_q;  // scales words received
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q   <= IDLE;
+      done_o    <= 1'b0;
+      err_o     <= 1'b0;
+      tokens_q  <= '0;
+      k_q       <= '0;
+      n_q       <= '0;
+      w_scale_q <= '0;
+      steps_q   <= '0;
+      blocks_q  <= '0;
+      cb_q      <= '0;
+      b0_q      <= '0;
+      nb_q      <= '0;
+      tok_q     <= '0;
+      cnt_q     <= '0;
+      codes_q   <= '0;
+      scales_q  <= '0;
+      weights_q <= '0;
+      dst_q     <= '0;
+      acc_q     <= 1'b0;
+      fp_sent_q <= 1'b0;
+      x_wa_q    <= '0;
+      y_wa_q    <= '0;
+      u_waddr_q <= '0;
+      wbeat_q   <= '0;
+      wword_q   <= '0;
+      fs_q      <= '0;
+      ft_q      <= '0;
+      feeding_q <= 1'b0;
+      ob_q      <= '0;
+      ot_q      <= '0;
+      ob_read_q <= '0;
+      ustart_q  <= 1'b0;
+      sidx_q    <= '0;
+    end else begin
+      done_o <= 1'b0;
+      unique case (state_q)
+        IDLE: if (start_i) begin
+          err_o     <= bad;
+          tokens_q  <= tokens_i;
+          k_q       <= k_i;
+          n_q       <= n_i;
+          w_scale_q <= w_scale_i;
+          steps_q   <= steps;
+          blocks_q  <= blocks;
+          codes_q   <= codes_i;
+          scales_q  <= scales_i;
+          weights_q <= weights_i;
+          dst_q     <= dst_i;
+          acc_q     <= accumulate_i;
+          sidx_q    <= '0;
+          if (bad) done_o <= 1'b1;
+          else state_q <= S_CMD;
+        end
+        S_CMD: if (rd_cmd_ready_i) state_q <= S_DATA;
+        S_DATA: if (rd_valid_i) begin
+          for (int l = 0; l < BYTES / 4; l++) begin
+            if (sidx_q + 32'(l) < MAX_TOKENS) s_q[TW'(sidx_q + 32'(l))] <= rd_data_i[32*l +: 32];
+          end
+          sidx_q <= sidx_q + BYTES / 4;
+          if (sidx_q + BYTES / 4 >= 32'(tokens_q)) begin
+            state_q   <= C_MUL;
+            tok_q     <= '0;
+            fp_sent_q <= 1'b0;
+          end
+        end
+        C_MUL: begin
+          if (fp_req_valid && fp_req_ready) fp_sent_q <= 1'b1;
+          if (fp_rsp_valid) begin
+            c_q[TW'(tok_q)] <= fp_res;
+            fp_sent_q <= 1'b0;
+            if (tok_q + 1 == 32'(tokens_q)) begin
+              tok_q   <= '0;
+              state_q <= X_CMD;
+            end else begin
+              tok_q <= tok_q + 1;
+            end
+          end
+        end
+        X_CMD: if (rd_cmd_ready_i) begin
+          state_q <= X_DATA;
+          x_wa_q  <= XA_W'(tok_q * 32'(MAX_STEPS));
+        end
+        X_DATA: begin
+          if (xr_out_valid) x_wa_q <= x_wa_q + 1;
+          if (!xr_busy && !xr_start) begin
+            if (tok_q + 1 == 32'(tokens_q)) begin
+              tok_q   <= '0;
+              state_q <= acc_q ? Y_CMD : CHUNK;
+            end else begin
+              tok_q   <= tok_q + 1;
+              state_q <= X_CMD;
+            end
+          end
+          cb_q <= 32'd1;  // chunk size is worked out in CHUNK
+          b0_q <= '0;
+        end
+        Y_CMD: if (rd_cmd_ready_i) begin
+          state_q <= Y_DATA;
+          y_wa_q  <= YA_W'(tok_q * 32'(MAX_BLOCKS));
+        end
+        Y_DATA: begin
+          if (yr_out_valid) y_wa_q <= y_wa_q + 1;
+          if (!yr_busy && !yr_start) begin
+            if (tok_q + 1 == 32'(tokens_q)) begin
+              tok_q   <= '0;
+              state_q <= CHUNK;
+            end else begin
+              tok_q   <= tok_q + 1;
+              state_q <= Y_CMD;
+            end
+          end
+        end
+        CHUNK: begin
+          // Grow the chunk one block at a time while all its steps fit the weight buffer.
+          if ((cb_q + 1) * steps_q <= 32'(WBUF_DEPTH) && cb_q < blocks_q) begin
+            cb_q <= cb_q + 1;
+          end else begin
+            nb_q    <= blocks_q < cb_q ? blocks_q : cb_q;
+            state_q <= W_CMD;
+          end
+        end
+        W_CMD: if (rd_cmd_ready_i) begin
+          state_q   <= W_DATA;
+          u_waddr_q <= '0;
+          wword_q   <= '0;
+          cnt_q     <= nb_q * steps_q;  // beats to receive
+        end
+        W_DATA: if (rd_valid_i) begin
+          if (w_last_word) begin
+            wword_q   <= '0;
+            u_waddr_q <= u_waddr_q + 1;
+            cnt_q     <= cnt_q - 1;
+            if (cnt_q == 32'd1) begin
+              state_q   <= RUN;
+              fs_q      <= '0;
+              ft_q      <= '0;
+              feeding_q <= 1'b1;
+              ob_q      <= '0;
+              ot_q      <= '0;
+              ustart_q  <= 1'b1;
+            end
+          end else begin
+            wbeat_q[DATA_W * wword_q[$clog2(WPB + 1)-1:0] +: DATA_W] <= rd_data_i;
+            wword_q <= wword_q + 1;
+          end
+        end
+        RUN: begin
+          ustart_q <= 1'b0;
+          if (u_act_valid && u_act_ready) begin
+            if (ft_q + 1 == 32'(tokens_q)) begin
+              ft_q <= '0;
+              if (fs_q + 1 == steps_q) feeding_q <= 1'b0;
+              else fs_q <= fs_q + 1;
+            end else begin
+              ft_q <= ft_q + 1;
+            end
+          end
+          if (u_out_valid) begin
+            if (ot_q + 1 == 32'(tokens_q)) begin
+              ot_q <= '0;
+              ob_q <= ob_q + 1;
+            end else begin
+              ot_q <= ot_q + 1;
+            end
+          end
+          if (u_done) begin
+            b0_q <= b0_q + nb_q;
+            if (b0_q + nb_q >= blocks_q) begin
+              state_q   <= O_CMD;
+              tok_q     <= '0;
+              ob_read_q <= '0;
+            end else begin
+              // The next chunk: the same size, or what is left.
+              nb_q    <= blocks_q - (b0_q + nb_q) < cb_q ? blocks_q - (b0_q + nb_q) : cb_q;
+              state_q <= W_CMD;
+            end
+          end
+        end
+        O_CMD: if (wr_cmd_ready_i) begin
+          state_q   <= O_DATA;
+          ob_read_q <= '0;
+        end
+        O_DATA: begin
+          if (or_in_valid && or_in_ready) ob_read_q <= ob_read_q + 1;
+          if (!or_busy && !or_start) state_q <= O_WAIT;
+        end
+        O_WAIT: if (wr_done_i) begin
+          if (tok_q + 1 == 32'(tokens_q)) begin
+            state_q <= IDLE;
+            done_o  <= 1'b1;
+          end else begin
+            tok_q   <= tok_q + 1;
+            state_q <= O_CMD;
+          end
+        end
+        default: state_q <= IDLE;
+      endcase
+    end
+  end
+
+  assign busy_o = state_q != IDLE;
+
+  logic unused;
+  assign unused = ^{u_busy, u_err, u_busy_cycles, u_issue_cycles, rq_valid[COLS-1:0], ya_d2_q};
+
+endmodule
+
+`resetall
