@@ -14,7 +14,7 @@ use model::Config;
 use serde::Serialize;
 use std::path::Path;
 
-pub use top::{kernel_top, tlmm_top, KERNEL_NAME, TOP_NAME};
+pub use top::{axi_master_ports, kernel_top, tlmm_top, KERNEL_NAME, TOP_NAME};
 
 /// The hand-written cores, in dependency order (name, text). Compiled into the binary so the
 /// generator works from any directory.

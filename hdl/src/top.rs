@@ -60,18 +60,7 @@ pub fn tlmm_top(origin: &str, p: &TlmmParams) -> (String, Vec<Port>) {
     );
     s.push_str("`default_nettype none\n\n");
     s.push_str(&format!("module {TOP_NAME} (\n"));
-    let decls: Vec<String> = ports
-        .iter()
-        .map(|pt| {
-            let dir = match pt.dir {
-                Dir::Input => "input  wire logic",
-                Dir::Output => "output      logic",
-            };
-            let range = if pt.width > 1 { format!("[{}:0] ", pt.width - 1) } else { String::new() };
-            format!("  {dir} {range}{}", pt.name)
-        })
-        .collect();
-    s.push_str(&decls.join(",\n"));
+    s.push_str(&port_decls(&ports).join(",\n"));
     s.push_str("\n);\n\n  tlmm_unit #(\n");
     let params: Vec<String> = p.pairs().iter().map(|(n, v)| format!("    .{n:<10} ({v})")).collect();
     s.push_str(&params.join(",\n"));
@@ -90,6 +79,55 @@ mod tests {
     fn clog2_matches_systemverilog() {
         assert_eq!([1, 2, 3, 4, 5, 8, 9, 4096, 4097].map(clog2), [0, 1, 2, 2, 3, 3, 4, 12, 13]);
     }
+}
+
+/// The ports of one AXI4 master called `prefix` + `araddr` etc. (the subset of AXI4 the masters
+/// use: INCR bursts, no IDs), as a top level declares them and the simulator's memory binds them.
+pub fn axi_master_ports(prefix: &str, data_bits: usize, addr_bits: usize) -> Vec<Port> {
+    use Dir::{Input as I, Output as O};
+    let m = |n: &str, width: usize, dir: Dir| Port { name: format!("{prefix}{n}"), width, dir };
+    vec![
+        m("araddr", addr_bits, O),
+        m("arlen", 8, O),
+        m("arsize", 3, O),
+        m("arburst", 2, O),
+        m("arvalid", 1, O),
+        m("arready", 1, I),
+        m("rdata", data_bits, I),
+        m("rresp", 2, I),
+        m("rlast", 1, I),
+        m("rvalid", 1, I),
+        m("rready", 1, O),
+        m("awaddr", addr_bits, O),
+        m("awlen", 8, O),
+        m("awsize", 3, O),
+        m("awburst", 2, O),
+        m("awvalid", 1, O),
+        m("awready", 1, I),
+        m("wdata", data_bits, O),
+        m("wstrb", data_bits / 8, O),
+        m("wlast", 1, O),
+        m("wvalid", 1, O),
+        m("wready", 1, I),
+        m("bresp", 2, I),
+        m("bvalid", 1, I),
+        m("bready", 1, O),
+    ]
+}
+
+/// Port declarations of a generated module header, one per line (`input wire logic [W-1:0] n`).
+fn port_decls(ports: &[Port]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|pt| {
+            let dir = match pt.dir {
+                Dir::Input => "input  wire logic",
+                Dir::Output => "output      logic",
+            };
+            let range = if pt.width > 1 { format!("[{}:0] ", pt.width - 1) } else { String::new() };
+            format!("  {dir} {range}{}", pt.name)
+        })
+        .collect()
 }
 
 /// The kernel's ports (Vitis names; `interrupt` is left out of the table because Verilator
@@ -119,34 +157,7 @@ pub fn kernel_ports(bus_bits: usize) -> Vec<Port> {
         port("s_axi_control_rvalid", 1, O),
         port("s_axi_control_rready", 1, I),
     ];
-    let m = |n: &str, w: usize, d: Dir| port(&format!("m_axi_gmem0_{n}"), w, d);
-    v.extend([
-        m("araddr", 64, O),
-        m("arlen", 8, O),
-        m("arsize", 3, O),
-        m("arburst", 2, O),
-        m("arvalid", 1, O),
-        m("arready", 1, I),
-        m("rdata", bus_bits, I),
-        m("rresp", 2, I),
-        m("rlast", 1, I),
-        m("rvalid", 1, I),
-        m("rready", 1, O),
-        m("awaddr", 64, O),
-        m("awlen", 8, O),
-        m("awsize", 3, O),
-        m("awburst", 2, O),
-        m("awvalid", 1, O),
-        m("awready", 1, I),
-        m("wdata", bus_bits, O),
-        m("wstrb", bus_bits / 8, O),
-        m("wlast", 1, O),
-        m("wvalid", 1, O),
-        m("wready", 1, I),
-        m("bresp", 2, I),
-        m("bvalid", 1, I),
-        m("bready", 1, O),
-    ]);
+    v.extend(axi_master_ports("m_axi_gmem0_", bus_bits, 64));
     v
 }
 
@@ -159,17 +170,7 @@ pub fn kernel_top(origin: &str, p: &TlmmParams, bus_bits: usize) -> (String, Vec
     s.push_str("//\n// The Vitis RTL kernel; all logic lives in hdl/rtl/trit_kernel_core.sv.\n\n");
     s.push_str("`default_nettype none\n\n");
     s.push_str(&format!("module {KERNEL_NAME} (\n"));
-    let mut decls: Vec<String> = ports
-        .iter()
-        .map(|pt| {
-            let dir = match pt.dir {
-                Dir::Input => "input  wire logic",
-                Dir::Output => "output      logic",
-            };
-            let range = if pt.width > 1 { format!("[{}:0] ", pt.width - 1) } else { String::new() };
-            format!("  {dir} {range}{}", pt.name)
-        })
-        .collect();
+    let mut decls = port_decls(&ports);
     decls.push(
         "  /* verilator lint_off SYMRSVDWORD */\n  output      logic interrupt\n  /* verilator lint_on SYMRSVDWORD */"
             .into(),

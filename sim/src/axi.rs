@@ -8,41 +8,8 @@
 //! `mem.observe(&model)?` (handshakes, checks, memory updates) → `model.tick()`.
 
 use crate::model::{Model, PortId};
-use crate::wrapper::PortSpec;
 use crate::SimError;
 use std::collections::{BTreeMap, VecDeque};
-
-/// The ports of one AXI4 master called `prefix` + `araddr` etc., as a top level declares them.
-pub fn master_ports(prefix: &str, data_bits: usize, addr_bits: usize) -> Vec<PortSpec> {
-    let p = |n: &str, w: usize, input: bool| PortSpec { name: format!("{prefix}{n}"), width: w, input };
-    vec![
-        p("araddr", addr_bits, false),
-        p("arlen", 8, false),
-        p("arsize", 3, false),
-        p("arburst", 2, false),
-        p("arvalid", 1, false),
-        p("arready", 1, true),
-        p("rdata", data_bits, true),
-        p("rresp", 2, true),
-        p("rlast", 1, true),
-        p("rvalid", 1, true),
-        p("rready", 1, false),
-        p("awaddr", addr_bits, false),
-        p("awlen", 8, false),
-        p("awsize", 3, false),
-        p("awburst", 2, false),
-        p("awvalid", 1, false),
-        p("awready", 1, true),
-        p("wdata", data_bits, false),
-        p("wstrb", data_bits / 8, false),
-        p("wlast", 1, false),
-        p("wvalid", 1, false),
-        p("wready", 1, true),
-        p("bresp", 2, true),
-        p("bvalid", 1, true),
-        p("bready", 1, false),
-    ]
-}
 
 /// Timing of the memory.
 #[derive(Debug, Clone, Copy, PartialEq)]

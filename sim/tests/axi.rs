@@ -2,7 +2,7 @@
 //! the protocol monitor: data arrives intact for any length and alignment to 4 KiB pages, under
 //! latency and scarce bandwidth; and the monitor catches a master that breaks the rules.
 
-use sim::axi::{master_ports, AxiMem, MemTiming};
+use sim::axi::{AxiMem, MemTiming};
 use sim::{BuildSpec, Model, PortSpec, SimError};
 use std::sync::Mutex;
 
@@ -37,6 +37,14 @@ fn copy_model(data_bits: usize, max_burst: usize) -> Model {
     };
     let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     Model::new(&spec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The AXI4 master's ports as the generator defines them, in the simulator's terms.
+fn master_ports(prefix: &str, data_bits: usize, addr_bits: usize) -> Vec<PortSpec> {
+    hdl::axi_master_ports(prefix, data_bits, addr_bits)
+        .into_iter()
+        .map(|p| PortSpec { name: p.name, width: p.width, input: p.dir == hdl::Dir::Input })
+        .collect()
 }
 
 fn ports(data_bits: usize) -> Vec<PortSpec> {
