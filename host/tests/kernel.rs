@@ -121,19 +121,23 @@ fn hdl_dst_address(_sim: &mut SimDevice, table: &[u8], vocab: u32) -> u64 {
 fn unimplemented_ops_and_missing_setup_are_reported() {
     let (mut sim, _, _) = devices();
     let at = sim.alloc(4096).unwrap();
-    let lin = Op::Linear {
+    // NORM_QUANT is not in this kernel yet; LINEAR with sizes beyond its maxima is refused.
+    let nq = Op::NormQuant { tokens: 1, n: 64, src: at, norm: 0, codes: at, scales: at };
+    let e = format!("{:#}", run(&mut sim, &[setup(64, 16), nq, Op::End], at, Duration::from_secs(1)).unwrap_err());
+    assert!(e.contains("descriptor 1 (opcode 0x11): opcode not implemented"), "{e}");
+    let big = Op::Linear {
         tokens: 1,
         k: 64,
-        n: 64,
+        n: 100_000,
         w_scale: 1.0,
-        codes: 0,
-        scales: 0,
-        weights: 0,
-        dst: 0,
+        codes: at,
+        scales: at,
+        weights: at,
+        dst: at,
         accumulate: false,
     };
-    let e = format!("{:#}", run(&mut sim, &[setup(64, 16), lin, Op::End], at, Duration::from_secs(1)).unwrap_err());
-    assert!(e.contains("descriptor 1 (opcode 0x12): opcode not implemented"), "{e}");
+    let e = format!("{:#}", run(&mut sim, &[setup(64, 16), big, Op::End], at, Duration::from_secs(1)).unwrap_err());
+    assert!(e.contains("descriptor 1 (opcode 0x12): sizes beyond what this kernel was generated for"), "{e}");
     let emb = Op::Embed { tokens: 1, ids: at, table: at, dst: at };
     let e = format!("{:#}", run(&mut sim, &[emb, Op::End], at, Duration::from_secs(1)).unwrap_err());
     assert!(e.contains("descriptor 0 (opcode 0x10): op before SETUP"), "{e}");
