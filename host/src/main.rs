@@ -79,6 +79,9 @@ enum BenchCmd {
 enum Backend {
     /// The bit-exact reference device, driven by the runtime through the command stream.
     Ref,
+    /// The generated kernel in Verilator behind the same runtime (in progress: it stops, with a
+    /// clear error, at the first op the kernel does not implement yet).
+    Sim,
     /// A real board through XRT (needs --xclbin; there is no board on the development machines).
     Xrt,
 }
@@ -220,6 +223,14 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     let g = match a.backend {
         Backend::Ref => generate_greedy(&s, &mut s.ref_runtime()?, &prompt, a.n, |_| {})?,
+        Backend::Sim => {
+            let d = hdl::generate(&s.cfg);
+            let b = &s.cfg.board;
+            let timing = sim::axi::MemTiming::from_board(b.bandwidth_gbs, b.clock_mhz, 100.0);
+            let dev = host::simdev::SimDevice::new(&d, timing, b.clock_mhz, 4 << 30)?;
+            let mut rt = host::runtime::Runtime::new(dev, &s.quant, host::runtime::DeviceShape::of(&s.cfg, &d.params))?;
+            generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?
+        }
         Backend::Xrt => {
             let xclbin =
                 a.xclbin.as_deref().context("--backend xrt needs --xclbin FILE (the kernel built for your board)")?;

@@ -163,3 +163,12 @@ fn xrt_backend_without_a_board_says_so() {
     let e = fails(&["run", "--backend", "xrt", "-p", "hi"]);
     assert!(e.contains("--backend xrt needs --xclbin"), "{e}");
 }
+
+/// The simulated kernel runs the runtime's programs until the first op it lacks. Today that is
+/// NORM_QUANT, the third descriptor (after SETUP and EMBED, which run): the error says so. This
+/// test moves with the kernel: when NORM_QUANT lands, the next missing op shows up here.
+#[test]
+fn sim_backend_runs_until_the_first_missing_op() {
+    let e = fails(&["run", "--backend", "sim", "--model", "tiny", "--prompt-ids", "256,72", "-n", "1"]);
+    assert!(e.contains("sim: the kernel stopped at descriptor 2 (opcode 0x11): opcode not implemented"), "{e}");
+}
