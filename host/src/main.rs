@@ -228,16 +228,13 @@ fn run_cmd(a: RunArgs) -> Result<()> {
             let b = &s.cfg.board;
             let timing = sim::axi::MemTiming::from_board(b.bandwidth_gbs, b.clock_mhz, 100.0);
             let dev = host::simdev::SimDevice::new(&d, timing, b.clock_mhz, 4 << 30)?;
-            let mut rt = host::runtime::Runtime::new(dev, &s.quant, host::runtime::DeviceShape::of(&s.cfg, &d.params))?;
-            generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?
+            generate_greedy(&s, &mut s.runtime(dev)?, &prompt, a.n, |_| {})?
         }
         Backend::Xrt => {
             let xclbin =
                 a.xclbin.as_deref().context("--backend xrt needs --xclbin FILE (the kernel built for your board)")?;
             let dev = host::xrtdev::XrtDevice::open(a.device, xclbin)?;
-            let p = hdl::TlmmParams::from_config(&s.cfg);
-            let mut rt = host::runtime::Runtime::new(dev, &s.quant, host::runtime::DeviceShape::of(&s.cfg, &p))?;
-            generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?
+            generate_greedy(&s, &mut s.runtime(dev)?, &prompt, a.n, |_| {})?
         }
     };
     let secs = t0.elapsed().as_secs_f64();

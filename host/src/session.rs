@@ -69,12 +69,20 @@ impl Session {
         Reference::new(Arc::clone(&self.quant))
     }
 
+    /// How the generated design for this config lays out device memory.
+    pub fn device_shape(&self) -> DeviceShape {
+        DeviceShape::of(&self.cfg, &hdl::TlmmParams::from_config(&self.cfg))
+    }
+
+    /// The model loaded on `dev` through the runtime.
+    pub fn runtime<D: Device>(&self, dev: D) -> Result<Runtime<D>> {
+        Runtime::new(dev, &self.quant, self.device_shape())
+    }
+
     /// The model loaded on the reference device through the runtime (the `ref` backend).
     pub fn ref_runtime(&self) -> Result<Runtime<RefDevice>> {
-        let p = hdl::TlmmParams::from_config(&self.cfg);
-        let shape = DeviceShape::of(&self.cfg, &p);
-        let dev = RefDevice::new(shape.tl, shape.buffer_beats, shape.bus_bytes, 16 << 30);
-        Runtime::new(dev, &self.quant, shape)
+        let shape = self.device_shape();
+        self.runtime(RefDevice::new(shape.tl, shape.buffer_beats, shape.bus_bytes, 16 << 30))
     }
 
     /// Prompt ids from text (BOS first) or from explicit ids (checked against the vocabulary).

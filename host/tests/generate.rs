@@ -6,9 +6,7 @@ use model::Config;
 use std::process::Command;
 
 fn variant(edit: &str) -> Config {
-    let text = include_str!("../../configs/tiny.toml").replace("[engine]\n", &format!("[engine]\n{edit}"));
-    let text = text.replace("tlmm_group = 3\n", "").replace("tables_per_step = 4\n", "");
-    Config::from_toml(&text, "variant", None).unwrap()
+    Config::preset_with("tiny", &format!("[engine]\n{edit}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {

@@ -8,15 +8,7 @@ use model::Config;
 use std::sync::Arc;
 
 fn variant(edit: &str) -> Config {
-    let base = include_str!("../../configs/tiny.toml");
-    let mut doc: toml::Table = toml::from_str(base).unwrap();
-    let patch: toml::Table = toml::from_str(edit).unwrap();
-    for (section, table) in patch {
-        if let (Some(toml::Value::Table(d)), toml::Value::Table(p)) = (doc.get_mut(&section), table) {
-            d.extend(p);
-        }
-    }
-    Config::from_toml(&toml::to_string(&doc).unwrap(), "variant", None).unwrap()
+    Config::preset_with("tiny", edit).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn setup(cfg: &Config, seed: u64) -> (Reference, Runtime<RefDevice>) {

@@ -257,6 +257,28 @@ impl Config {
         Self::from_toml(text, name, None)
     }
 
+    /// A built-in preset with some keys replaced: `patch` is TOML whose tables are merged key by
+    /// key into the preset's (`"[model]\nkv_heads = 1\n"`), then the result is validated as
+    /// a whole. For small variants of a preset in tests and experiments.
+    pub fn preset_with(name: &str, patch: &str) -> Result<Config, ConfigError> {
+        let origin = format!("{name} (patched)");
+        let err = |rule: String| ConfigError { origin: origin.clone(), field: String::new(), rule };
+        let text = PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+        let text = text.ok_or_else(|| err(format!("no such preset (known: {})", Self::preset_names().join(", "))))?;
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let patch: toml::Table = toml::from_str(patch).map_err(|e| err(format!("patch: {}", e.to_string().trim())))?;
+        for (section, value) in patch {
+            match (doc.get_mut(&section), value) {
+                (Some(toml::Value::Table(d)), toml::Value::Table(p)) => d.extend(p),
+                (_, v) => {
+                    doc.insert(section, v);
+                }
+            }
+        }
+        let merged = toml::to_string(&doc).map_err(|e| err(e.to_string()))?;
+        Self::from_toml(&merged, &origin, None)
+    }
+
     /// A preset name or the path of a TOML file.
     pub fn load(spec: &str) -> Result<Config, ConfigError> {
         let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
@@ -476,6 +498,16 @@ mod tests {
             let cfg = Config::preset(name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(cfg.name, name);
         }
+    }
+
+    #[test]
+    fn preset_with_merges_keys_and_validates() {
+        let c = Config::preset_with("tiny", "[model]\nkv_heads = 1\n[engine]\nacc_bits = 30\n").unwrap();
+        assert_eq!((c.model.kv_heads, c.model.heads, c.engine.acc_bits), (1, 4, 30));
+        let e = Config::preset_with("tiny", "[model]\nheads = 5\n").unwrap_err().to_string();
+        assert!(e.contains("tiny (patched)") && e.contains("heads must divide hidden"), "{e}");
+        let e = Config::preset_with("tiny", "[model]\nwidth = 5\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `width`"), "{e}");
     }
 
     #[test]

@@ -8,18 +8,7 @@ use std::sync::Arc;
 
 /// The tiny preset with some fields changed (a small config of another shape).
 pub fn variant(edit: &str) -> Config {
-    let base = include_str!("../../../configs/tiny.toml");
-    let mut doc: toml::Table = toml::from_str(base).unwrap();
-    let patch: toml::Table = toml::from_str(edit).unwrap();
-    for (section, table) in patch {
-        match (doc.get_mut(&section), table) {
-            (Some(toml::Value::Table(d)), toml::Value::Table(p)) => d.extend(p),
-            (_, v) => {
-                doc.insert(section, v);
-            }
-        }
-    }
-    Config::from_toml(&toml::to_string(&doc).unwrap(), "test-variant", None).unwrap()
+    Config::preset_with("tiny", edit).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Write a random checkpoint for `cfg` and load it back through the real loader.
