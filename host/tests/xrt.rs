@@ -16,29 +16,8 @@
 use host::device::Device;
 use host::xrtdev::{self, XrtDevice};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-const CHILD: &str = "TRIT_XRT_TEST_CHILD";
-
-/// Runs test `name` of this binary alone in a child process with `XCL_EMULATION_MODE` = `mode`
-/// (removed if `None`); fails if it fails; returns its output.
-fn in_child(name: &str, mode: Option<&str>) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env(CHILD, name).env_remove("XILINX_XRT");
-    match mode {
-        Some(m) => cmd.env("XCL_EMULATION_MODE", m),
-        None => cmd.env_remove("XCL_EMULATION_MODE"),
-    };
-    let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "child test {name} failed:\n{text}");
-    text
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
+use xrt::test_child::{in_child, is_child};
 
 fn minimal_xclbin(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("trit.xclbin");

@@ -23,6 +23,8 @@ use std::ptr::{self, NonNull};
 use std::sync::Once;
 use std::time::Duration;
 
+#[doc(hidden)]
+pub mod test_child;
 pub mod xclbin;
 
 /// The raw bindings bindgen generated from `src/wrapper.h`.

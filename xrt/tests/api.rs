@@ -7,33 +7,13 @@
 //! it itself.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
+use xrt::test_child::{in_child, is_child};
 use xrt::xclbin::{Arg, ArgKind};
 use xrt::{Access, Bo, Device, Error, Kernel, Run, SyncDirection, Xclbin};
 
-const CHILD: &str = "TRIT_XRT_TEST_CHILD";
 const KERNEL: &str = "trit_kernel";
 const ARGS: [Arg; 1] = [Arg { name: "program", offset: 0x10, kind: ArgKind::Global }];
-
-/// Runs test `name` of this binary alone in a child process with `XCL_EMULATION_MODE` = `mode`
-/// (removed if `None`); fails if it fails; returns its output.
-fn in_child(name: &str, mode: Option<&str>) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env(CHILD, name).env_remove("XILINX_XRT");
-    match mode {
-        Some(m) => cmd.env("XCL_EMULATION_MODE", m),
-        None => cmd.env_remove("XCL_EMULATION_MODE"),
-    };
-    let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "child test {name} failed:\n{text}");
-    text
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
 
 #[test]
 fn no_board_means_no_device() {
