@@ -6,8 +6,9 @@
 // and runs the engine that implements it, until END. An opcode this build does not implement
 // stops the program with an error word (ERROR register) instead of silently skipping it.
 //
-// Engines so far: EMBED and LINEAR (the TLMM unit). The others (NORM_QUANT, ROPE_KV, ATTENTION,
-// FFN_ACT, LM_HEAD) plug into the same dispatch as they are built (issue 5).
+// Engines: op_embed (EMBED), op_linear (LINEAR, the TLMM unit), op_vector (NORM_QUANT, FFN_ACT),
+// op_rope_kv (ROPE_KV), op_attention (ATTENTION), op_lm_head (LM_HEAD). They take turns on the
+// two memory masters; the SETUP descriptor's fields (the model's sizes) feed all of them.
 
 `default_nettype none
 
@@ -23,6 +24,10 @@ module trit_kernel_core #(
   parameter int          MAX_STEPS    = 14,            // TLMM: largest steps of k
   parameter int          PIPE         = 1,             // TLMM: pipeline stages
   parameter int          WBUF_DEPTH   = 256,           // TLMM: weight buffer beats
+  parameter int          VEC_DEPTH    = 256,           // longest vector row (hidden, ffn, heads x head_dim)
+  parameter int          MAX_HEAD_DIM = 64,            // largest head dimension
+  parameter int          MAX_HEADS    = 4,             // most query heads
+  parameter int          MAX_SEQ      = 64,            // longest context
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -133,6 +138,7 @@ module trit_kernel_core #(
   logic [63:0]       wr_cmd_addr;
   logic [31:0]       wr_cmd_beats;
   logic [DATA_W-1:0] wr_data;
+  logic [BYTES-1:0]  wr_strb;
 
   axi_rd_master #(.DATA_W(DATA_W)) u_rd (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
@@ -147,7 +153,7 @@ module trit_kernel_core #(
   axi_wr_master #(.DATA_W(DATA_W)) u_wr (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .cmd_valid_i (wr_cmd_valid), .cmd_ready_o (wr_cmd_ready), .cmd_addr_i (wr_cmd_addr), .cmd_beats_i (wr_cmd_beats),
-    .data_valid_i (wr_valid), .data_ready_o (wr_ready), .data_i (wr_data), .strb_i ({BYTES{1'b1}}),
+    .data_valid_i (wr_valid), .data_ready_o (wr_ready), .data_i (wr_data), .strb_i (wr_strb),
     .done_o (wr_done), .err_o (wr_err),
     .m_axi_awaddr (m_axi_gmem0_awaddr), .m_axi_awlen (m_axi_gmem0_awlen), .m_axi_awsize (m_axi_gmem0_awsize),
     .m_axi_awburst (m_axi_gmem0_awburst), .m_axi_awvalid (m_axi_gmem0_awvalid), .m_axi_awready (m_axi_gmem0_awready),
@@ -160,76 +166,147 @@ module trit_kernel_core #(
   typedef enum logic [2:0] {IDLE, FETCH_CMD, FETCH_DATA, DECODE, EXEC, FINISH} state_e;
   state_e state_q;
   logic [511:0] desc_q;
+  logic [511:0] setup_q;  // the last SETUP descriptor: the model's sizes
   logic [63:0]  pc_q;
   logic [7:0]   beat_q;
   logic [15:0]  index_q;
   logic         have_setup_q;
-  logic [31:0]  hidden_q;
 
   wire logic [7:0]  opcode = desc_q[7:0];
+  wire logic [7:0]  flags  = desc_q[15:8];
   wire logic [15:0] tokens = desc_q[31:16];
   function automatic logic [63:0] addr_field(input logic [511:0] d, input int i);
     addr_field = d[128 + 64*i +: 64];
   endfunction
+  // SETUP fields (docs/isa.md).
+  wire logic [31:0] s_hidden   = setup_q[63:32];
+  wire logic [31:0] s_ffn      = setup_q[95:64];
+  wire logic [31:0] s_vocab    = setup_q[127:96];
+  wire logic [31:0] s_max_seq  = setup_q[159:128];
+  wire logic [15:0] s_heads    = setup_q[207:192];
+  wire logic [15:0] s_kv_heads = setup_q[223:208];
+  wire logic [15:0] s_head_dim = setup_q[239:224];
+  wire logic [15:0] s_kv_qmax  = setup_q[255:240];
+  wire logic [31:0] s_eps      = setup_q[287:256];
+  wire logic [31:0] s_score    = setup_q[319:288];
 
-  localparam logic [7:0] OP_END = 8'h00, OP_SETUP = 8'h01, OP_EMBED = 8'h10, OP_LINEAR = 8'h12;
+  localparam logic [7:0] OP_END = 8'h00, OP_SETUP = 8'h01, OP_EMBED = 8'h10, OP_NORM_QUANT = 8'h11,
+                         OP_LINEAR = 8'h12, OP_ROPE_KV = 8'h13, OP_ATTENTION = 8'h14, OP_FFN_ACT = 8'h15,
+                         OP_LM_HEAD = 8'h16;
 
-  // Engines.
-  logic [DATA_W-1:0] l_wr_data, e_wr_data;
-  logic embed_start, embed_done;
-  logic e_rd_cmd_valid, e_rd_ready, e_wr_cmd_valid, e_wr_valid;
-  logic [63:0] e_rd_cmd_addr, e_wr_cmd_addr;
-  logic [31:0] e_rd_cmd_beats, e_wr_cmd_beats;
+  // Engines, each with the same memory-master bundle; `sel` picks the one of the running op.
+  localparam int N_ENG = 6;
+  localparam int E_EMBED = 0, E_LINEAR = 1, E_VECTOR = 2, E_ROPE = 3, E_ATTN = 4, E_HEAD = 5;
+  logic [2:0] sel;
+  logic       implemented;
+  always_comb begin
+    sel = 3'(E_EMBED);
+    implemented = 1'b1;
+    unique case (opcode)
+      OP_EMBED:                  sel = 3'(E_EMBED);
+      OP_LINEAR:                 sel = 3'(E_LINEAR);
+      OP_NORM_QUANT, OP_FFN_ACT: sel = 3'(E_VECTOR);
+      OP_ROPE_KV, OP_ATTENTION, OP_LM_HEAD: implemented = 1'b0;
+      default:                   implemented = 1'b0;
+    endcase
+  end
+
+  logic [N_ENG-1:0]  e_start, e_done, e_err, e_rd_cmd_valid, e_rd_ready, e_wr_cmd_valid, e_wr_valid;
+  logic [63:0]       e_rd_cmd_addr  [N_ENG];
+  logic [31:0]       e_rd_cmd_beats [N_ENG];
+  logic [63:0]       e_wr_cmd_addr  [N_ENG];
+  logic [31:0]       e_wr_cmd_beats [N_ENG];
+  logic [DATA_W-1:0] e_wr_data      [N_ENG];
+  logic [BYTES-1:0]  e_wr_strb      [N_ENG];
+
+  for (genvar i = 0; i < N_ENG; i++) begin : g_start
+    assign e_start[i] = state_q == DECODE && have_setup_q && implemented && 32'(sel) == i &&
+                        opcode != OP_END && opcode != OP_SETUP;
+  end
 
   op_embed #(.DATA_W(DATA_W), .MAX_TOKENS(MAX_TOKENS)) u_embed (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
-    .start_i (embed_start), .tokens_i (tokens), .hidden_i (hidden_q),
+    .start_i (e_start[E_EMBED]), .tokens_i (tokens), .hidden_i (s_hidden),
     .ids_i (addr_field(desc_q, 0)), .table_i (addr_field(desc_q, 1)), .dst_i (addr_field(desc_q, 2)),
-    .done_o (embed_done),
-    .rd_cmd_valid_o (e_rd_cmd_valid), .rd_cmd_ready_i (rd_cmd_ready), .rd_cmd_addr_o (e_rd_cmd_addr),
-    .rd_cmd_beats_o (e_rd_cmd_beats), .rd_valid_i (rd_valid), .rd_ready_o (e_rd_ready), .rd_data_i (rd_data),
-    .wr_cmd_valid_o (e_wr_cmd_valid), .wr_cmd_ready_i (wr_cmd_ready), .wr_cmd_addr_o (e_wr_cmd_addr),
-    .wr_cmd_beats_o (e_wr_cmd_beats), .wr_valid_o (e_wr_valid), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data),
-    .wr_done_i (wr_done)
+    .done_o (e_done[E_EMBED]),
+    .rd_cmd_valid_o (e_rd_cmd_valid[E_EMBED]), .rd_cmd_ready_i (rd_cmd_ready), .rd_cmd_addr_o (e_rd_cmd_addr[E_EMBED]),
+    .rd_cmd_beats_o (e_rd_cmd_beats[E_EMBED]), .rd_valid_i (rd_valid), .rd_ready_o (e_rd_ready[E_EMBED]),
+    .rd_data_i (rd_data),
+    .wr_cmd_valid_o (e_wr_cmd_valid[E_EMBED]), .wr_cmd_ready_i (wr_cmd_ready), .wr_cmd_addr_o (e_wr_cmd_addr[E_EMBED]),
+    .wr_cmd_beats_o (e_wr_cmd_beats[E_EMBED]), .wr_valid_o (e_wr_valid[E_EMBED]), .wr_ready_i (wr_ready),
+    .wr_data_o (e_wr_data[E_EMBED]), .wr_done_i (wr_done)
   );
+  assign e_err[E_EMBED]     = 1'b0;
+  assign e_wr_strb[E_EMBED] = '1;
 
-  logic lin_start, lin_done, lin_err, lin_busy;
-  logic l_rd_cmd_valid, l_rd_ready, l_wr_cmd_valid, l_wr_valid;
-  logic [63:0] l_rd_cmd_addr, l_wr_cmd_addr;
-  logic [31:0] l_rd_cmd_beats, l_wr_cmd_beats;
-
+  logic lin_busy;
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
     .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH)
   ) u_linear (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
-    .start_i (lin_start), .tokens_i (tokens), .k_i (desc_q[63:32]), .n_i (desc_q[95:64]), .w_scale_i (desc_q[127:96]),
+    .start_i (e_start[E_LINEAR]), .tokens_i (tokens), .k_i (desc_q[63:32]), .n_i (desc_q[95:64]),
+    .w_scale_i (desc_q[127:96]),
     .codes_i (addr_field(desc_q, 0)), .scales_i (addr_field(desc_q, 1)), .weights_i (addr_field(desc_q, 2)),
-    .dst_i (addr_field(desc_q, 3)), .accumulate_i (desc_q[8]),
-    .done_o (lin_done), .err_o (lin_err), .busy_o (lin_busy),
-    .rd_cmd_valid_o (l_rd_cmd_valid), .rd_cmd_ready_i (rd_cmd_ready), .rd_cmd_addr_o (l_rd_cmd_addr),
-    .rd_cmd_beats_o (l_rd_cmd_beats), .rd_valid_i (rd_valid), .rd_ready_o (l_rd_ready), .rd_data_i (rd_data),
-    .wr_cmd_valid_o (l_wr_cmd_valid), .wr_cmd_ready_i (wr_cmd_ready), .wr_cmd_addr_o (l_wr_cmd_addr),
-    .wr_cmd_beats_o (l_wr_cmd_beats), .wr_valid_o (l_wr_valid), .wr_ready_i (wr_ready), .wr_data_o (l_wr_data),
-    .wr_done_i (wr_done)
+    .dst_i (addr_field(desc_q, 3)), .accumulate_i (flags[0]),
+    .done_o (e_done[E_LINEAR]), .err_o (e_err[E_LINEAR]), .busy_o (lin_busy),
+    .rd_cmd_valid_o (e_rd_cmd_valid[E_LINEAR]), .rd_cmd_ready_i (rd_cmd_ready),
+    .rd_cmd_addr_o (e_rd_cmd_addr[E_LINEAR]), .rd_cmd_beats_o (e_rd_cmd_beats[E_LINEAR]), .rd_valid_i (rd_valid),
+    .rd_ready_o (e_rd_ready[E_LINEAR]), .rd_data_i (rd_data),
+    .wr_cmd_valid_o (e_wr_cmd_valid[E_LINEAR]), .wr_cmd_ready_i (wr_cmd_ready),
+    .wr_cmd_addr_o (e_wr_cmd_addr[E_LINEAR]), .wr_cmd_beats_o (e_wr_cmd_beats[E_LINEAR]),
+    .wr_valid_o (e_wr_valid[E_LINEAR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_LINEAR]), .wr_done_i (wr_done)
   );
+  assign e_wr_strb[E_LINEAR] = '1;
+
+  // NORM_QUANT: a n, addr src, norm, codes, scales. FFN_ACT: flags activation, addr gate, up,
+  // norm, codes, scales; n is the model's ffn.
+  wire logic is_ffn = opcode == OP_FFN_ACT;
+  op_vector #(.DATA_W (DATA_W), .DEPTH (VEC_DEPTH)) u_vector (
+    .clk_i (ap_clk), .rst_ni (ap_rst_n),
+    .start_i (e_start[E_VECTOR]), .ffn_i (is_ffn), .silu_i (flags[0]), .tokens_i (tokens),
+    .n_i (is_ffn ? s_ffn : desc_q[63:32]), .src_i (addr_field(desc_q, 0)),
+    .up_i (addr_field(desc_q, 1)), .norm_i (addr_field(desc_q, is_ffn ? 2 : 1)),
+    .codes_i (addr_field(desc_q, is_ffn ? 3 : 2)), .scales_i (addr_field(desc_q, is_ffn ? 4 : 3)), .eps_i (s_eps),
+    .done_o (e_done[E_VECTOR]), .err_o (e_err[E_VECTOR]),
+    .rd_cmd_valid_o (e_rd_cmd_valid[E_VECTOR]), .rd_cmd_ready_i (rd_cmd_ready),
+    .rd_cmd_addr_o (e_rd_cmd_addr[E_VECTOR]), .rd_cmd_beats_o (e_rd_cmd_beats[E_VECTOR]), .rd_valid_i (rd_valid),
+    .rd_ready_o (e_rd_ready[E_VECTOR]), .rd_data_i (rd_data),
+    .wr_cmd_valid_o (e_wr_cmd_valid[E_VECTOR]), .wr_cmd_ready_i (wr_cmd_ready),
+    .wr_cmd_addr_o (e_wr_cmd_addr[E_VECTOR]), .wr_cmd_beats_o (e_wr_cmd_beats[E_VECTOR]),
+    .wr_valid_o (e_wr_valid[E_VECTOR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_VECTOR]),
+    .wr_strb_o (e_wr_strb[E_VECTOR]), .wr_done_i (wr_done)
+  );
+
+  // Engines still to come (ROPE_KV, ATTENTION, LM_HEAD) are idle on the bus.
+  for (genvar i = E_ROPE; i < N_ENG; i++) begin : g_absent
+    assign e_done[i]         = 1'b0;
+    assign e_err[i]          = 1'b0;
+    assign e_rd_cmd_valid[i] = 1'b0;
+    assign e_rd_cmd_addr[i]  = '0;
+    assign e_rd_cmd_beats[i] = '0;
+    assign e_rd_ready[i]     = 1'b0;
+    assign e_wr_cmd_valid[i] = 1'b0;
+    assign e_wr_cmd_addr[i]  = '0;
+    assign e_wr_cmd_beats[i] = '0;
+    assign e_wr_valid[i]     = 1'b0;
+    assign e_wr_data[i]      = '0;
+    assign e_wr_strb[i]      = '0;
+  end
 
   // The memory masters serve the descriptor fetch or the engine of the running op.
   wire logic fetching = state_q == FETCH_CMD || state_q == FETCH_DATA;
-  wire logic lin_sel  = opcode == OP_LINEAR;
-  assign rd_cmd_valid = fetching ? state_q == FETCH_CMD : (lin_sel ? l_rd_cmd_valid : e_rd_cmd_valid);
-  assign rd_cmd_addr  = fetching ? pc_q : (lin_sel ? l_rd_cmd_addr : e_rd_cmd_addr);
-  assign rd_cmd_beats = fetching ? 32'(DESC_BEATS) : (lin_sel ? l_rd_cmd_beats : e_rd_cmd_beats);
-  assign rd_ready     = fetching ? state_q == FETCH_DATA : (lin_sel ? l_rd_ready : e_rd_ready);
-  assign wr_cmd_valid = !fetching && (lin_sel ? l_wr_cmd_valid : e_wr_cmd_valid);
-  assign wr_cmd_addr  = lin_sel ? l_wr_cmd_addr : e_wr_cmd_addr;
-  assign wr_cmd_beats = lin_sel ? l_wr_cmd_beats : e_wr_cmd_beats;
-  assign wr_valid     = !fetching && (lin_sel ? l_wr_valid : e_wr_valid);
-  assign wr_data      = lin_sel ? l_wr_data : e_wr_data;
-
-  assign embed_start = state_q == DECODE && opcode == OP_EMBED && have_setup_q;
-  assign lin_start   = state_q == DECODE && opcode == OP_LINEAR && have_setup_q;
-  wire logic op_done = embed_done || lin_done;
+  assign rd_cmd_valid = fetching ? state_q == FETCH_CMD : e_rd_cmd_valid[sel];
+  assign rd_cmd_addr  = fetching ? pc_q : e_rd_cmd_addr[sel];
+  assign rd_cmd_beats = fetching ? 32'(DESC_BEATS) : e_rd_cmd_beats[sel];
+  assign rd_ready     = fetching ? state_q == FETCH_DATA : e_rd_ready[sel];
+  assign wr_cmd_valid = !fetching && e_wr_cmd_valid[sel];
+  assign wr_cmd_addr  = e_wr_cmd_addr[sel];
+  assign wr_cmd_beats = e_wr_cmd_beats[sel];
+  assign wr_valid     = !fetching && e_wr_valid[sel];
+  assign wr_data      = e_wr_data[sel];
+  assign wr_strb      = e_wr_strb[sel];
+  wire logic op_done = e_done[sel];
 
   always_ff @(posedge ap_clk or negedge ap_rst_n) begin
     if (!ap_rst_n) begin
@@ -239,7 +316,7 @@ module trit_kernel_core #(
       beat_q        <= '0;
       index_q       <= '0;
       have_setup_q  <= 1'b0;
-      hidden_q      <= '0;
+      setup_q       <= '0;
       busy_q        <= 1'b0;
       done_q        <= 1'b0;
       error_q       <= '0;
@@ -254,7 +331,7 @@ module trit_kernel_core #(
       if (busy_q) cycles_q <= cycles_q + 1;
       if (m_axi_gmem0_rvalid && m_axi_gmem0_rready) rd_bytes_q <= rd_bytes_q + 64'(BYTES);
       if (m_axi_gmem0_wvalid && m_axi_gmem0_wready) wr_bytes_q <= wr_bytes_q + 64'(BYTES);
-      if (state_q == EXEC && !lin_sel) vector_busy_q <= vector_busy_q + 1;
+      if (state_q == EXEC && 32'(sel) == E_VECTOR) vector_busy_q <= vector_busy_q + 1;
       if (lin_busy) tlmm_busy_q <= tlmm_busy_q + 1;
       unique case (state_q)
         IDLE: if (start) begin
@@ -286,14 +363,14 @@ module trit_kernel_core #(
             state_q <= FINISH;
           end else if (opcode == OP_SETUP) begin
             have_setup_q <= 1'b1;
-            hidden_q     <= desc_q[63:32];
+            setup_q      <= desc_q;
             state_q      <= FETCH_CMD;
             pc_q         <= pc_q + 64;
             index_q      <= index_q + 1;
           end else if (!have_setup_q) begin
             error_q <= {index_q, opcode, 8'd2};
             state_q <= FINISH;
-          end else if (opcode == OP_EMBED || opcode == OP_LINEAR) begin
+          end else if (implemented) begin
             state_q <= EXEC;
           end else begin
             error_q <= {index_q, opcode, 8'd1};
@@ -304,7 +381,7 @@ module trit_kernel_core #(
           if (rd_err || wr_err) begin
             error_q <= {index_q, opcode, 8'd3};
             state_q <= FINISH;
-          end else if (lin_sel && lin_err) begin
+          end else if (e_err[sel]) begin
             error_q <= {index_q, opcode, 8'd4};
             state_q <= FINISH;
           end else begin
@@ -324,7 +401,9 @@ module trit_kernel_core #(
   end
 
   logic unused;
-  assign unused = ^{rd_last, tokens};
+  assign unused = ^{rd_last, s_vocab, s_max_seq, s_heads, s_kv_heads, s_head_dim, s_kv_qmax, s_score, setup_q[191:160],
+                   setup_q[511:320], 32'(MAX_HEAD_DIM), 32'(MAX_HEADS), 32'(MAX_SEQ),
+                   32'(E_ATTN), 32'(E_HEAD), flags[7:1], setup_q[31:0]};
 
 endmodule
 

@@ -7,6 +7,7 @@
 
 pub mod isa;
 pub mod regmap;
+mod rom;
 mod top;
 
 use model::pack::Tlmm;
@@ -19,6 +20,7 @@ pub use top::{axi_master_ports, kernel_top, tlmm_top, KERNEL_NAME, TOP_NAME};
 /// The hand-written cores, in dependency order (name, text). Compiled into the binary so the
 /// generator works from any directory.
 pub const CORES: &[(&str, &str)] = &[
+    ("trit_num.sv", include_str!("../rtl/trit_num.sv")),
     ("tlmm_table_build.sv", include_str!("../rtl/tlmm_table_build.sv")),
     ("tlmm_lookup.sv", include_str!("../rtl/tlmm_lookup.sv")),
     ("tlmm_weight_buffer.sv", include_str!("../rtl/tlmm_weight_buffer.sv")),
@@ -33,6 +35,11 @@ pub const CORES: &[(&str, &str)] = &[
     ("axi_wr_master.sv", include_str!("../rtl/axi_wr_master.sv")),
     ("axil_ctrl.sv", include_str!("../rtl/axil_ctrl.sv")),
     ("op_embed.sv", include_str!("../rtl/op_embed.sv")),
+    ("elem_reader.sv", include_str!("../rtl/elem_reader.sv")),
+    ("elem_writer.sv", include_str!("../rtl/elem_writer.sv")),
+    ("vec_quant.sv", include_str!("../rtl/vec_quant.sv")),
+    ("exp2_neg.sv", include_str!("../rtl/exp2_neg.sv")),
+    ("op_vector.sv", include_str!("../rtl/op_vector.sv")),
     ("trit_kernel_core.sv", include_str!("../rtl/trit_kernel_core.sv")),
 ];
 
@@ -141,6 +148,52 @@ impl TlmmParams {
     }
 }
 
+/// The largest model the kernel's vector and attention engines hold on chip (row, head and score
+/// buffers). Derived from the config's model; within them the kernel is model-agnostic, beyond
+/// them an op stops with ERROR code 4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(non_snake_case)]
+pub struct KernelLimits {
+    /// Longest vector row: max(hidden, ffn, heads x head_dim).
+    pub VEC_DEPTH: usize,
+    /// Largest head dimension.
+    pub MAX_HEAD_DIM: usize,
+    /// Most query heads.
+    pub MAX_HEADS: usize,
+    /// Longest context (attention score buffer).
+    pub MAX_SEQ: usize,
+}
+
+impl KernelLimits {
+    /// The limits of a config's model.
+    pub fn from_config(cfg: &Config) -> KernelLimits {
+        let m = &cfg.model;
+        KernelLimits {
+            VEC_DEPTH: m.hidden.max(m.ffn).max(m.heads * m.head_dim),
+            MAX_HEAD_DIM: m.head_dim,
+            MAX_HEADS: m.heads,
+            MAX_SEQ: m.max_seq,
+        }
+    }
+
+    /// Small limits for designs generated from TLMM parameters alone (engine tests, benches):
+    /// the TLMM's own sizes for rows, a small attention.
+    pub fn for_tlmm(p: &TlmmParams) -> KernelLimits {
+        let rows = (p.MAX_BLOCKS * p.COLS).max(p.MAX_STEPS * p.G * p.TABLES);
+        KernelLimits { VEC_DEPTH: rows, MAX_HEAD_DIM: 64, MAX_HEADS: 4, MAX_SEQ: 64 }
+    }
+
+    /// `(name, value)` pairs in declaration order.
+    pub fn pairs(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("VEC_DEPTH", self.VEC_DEPTH),
+            ("MAX_HEAD_DIM", self.MAX_HEAD_DIM),
+            ("MAX_HEADS", self.MAX_HEADS),
+            ("MAX_SEQ", self.MAX_SEQ),
+        ]
+    }
+}
+
 /// The generated design: files, top-level ports and the manifest.
 #[derive(Debug, Clone)]
 pub struct Design {
@@ -158,6 +211,8 @@ pub struct Design {
     pub ports: Vec<Port>,
     /// Engine parameters.
     pub params: TlmmParams,
+    /// Sizes the vector and attention engines hold.
+    pub limits: KernelLimits,
     /// On-chip memories.
     pub memories: Vec<Memory>,
     /// `manifest.json` contents.
@@ -169,8 +224,12 @@ pub const GENERATOR: &str = concat!("trit-hdl ", env!("CARGO_PKG_VERSION"));
 
 /// Generate the design for `cfg`.
 pub fn generate(cfg: &Config) -> Design {
-    let mut d =
-        generate_tlmm(&TlmmParams::from_config(cfg), &format!("config `{}` (board {})", cfg.name, cfg.board.name));
+    let mut d = generate_for_bus(
+        &TlmmParams::from_config(cfg),
+        &KernelLimits::from_config(cfg),
+        &format!("config `{}` (board {})", cfg.name, cfg.board.name),
+        128,
+    );
     let extra = serde_json::json!({
         "config": cfg.name,
         "board": cfg.board.name,
@@ -186,15 +245,16 @@ pub fn generate(cfg: &Config) -> Design {
 /// Generate the TLMM design for explicit parameters (128-bit kernel bus); `origin` says where
 /// they came from (it goes into the file headers and the manifest).
 pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
-    generate_for_bus(params, origin, 128)
+    generate_for_bus(params, &KernelLimits::for_tlmm(params), origin, 128)
 }
 
-fn generate_for_bus(params: &TlmmParams, origin: &str, bus_bits: usize) -> Design {
+fn generate_for_bus(params: &TlmmParams, limits: &KernelLimits, origin: &str, bus_bits: usize) -> Design {
     let params = params.clone();
     let tl = params.tlmm();
     let (top_text, ports) = tlmm_top(origin, &params);
-    let (kernel_text, kernel_ports) = kernel_top(origin, &params, bus_bits);
+    let (kernel_text, kernel_ports) = kernel_top(origin, &params, limits, bus_bits);
     let mut files: Vec<(String, String)> = CORES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    files.push(("exp2_rom.sv".to_string(), rom::exp2_rom(origin)));
     files.push((format!("{TOP_NAME}.sv"), top_text));
     files.push((format!("{KERNEL_NAME}.sv"), kernel_text));
     let memories = vec![
@@ -222,6 +282,7 @@ fn generate_for_bus(params: &TlmmParams, origin: &str, bus_bits: usize) -> Desig
             "bus_bits": bus_bits,
             "memory_ports": 1,
             "ports": kernel_ports,
+            "limits": limits,
         },
         "files": files.iter().map(|(n, _)| format!("rtl/{n}")).collect::<Vec<_>>(),
         "tlmm": {
@@ -247,6 +308,7 @@ fn generate_for_bus(params: &TlmmParams, origin: &str, bus_bits: usize) -> Desig
         files,
         ports,
         params,
+        limits: limits.clone(),
         memories,
         manifest,
     }

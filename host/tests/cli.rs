@@ -165,10 +165,10 @@ fn xrt_backend_without_a_board_says_so() {
 }
 
 /// The simulated kernel runs the runtime's programs until the first op it lacks. Today that is
-/// NORM_QUANT, the third descriptor (after SETUP and EMBED, which run): the error says so. This
-/// test moves with the kernel: when NORM_QUANT lands, the next missing op shows up here.
+/// ROPE_KV, the seventh descriptor (after SETUP, EMBED, NORM_QUANT and three LINEARs, which
+/// run): the error says so. This test moves with the kernel until every op is in RTL.
 #[test]
 fn sim_backend_runs_until_the_first_missing_op() {
     let e = fails(&["run", "--backend", "sim", "--model", "tiny", "--prompt-ids", "256,72", "-n", "1"]);
-    assert!(e.contains("sim: the kernel stopped at descriptor 2 (opcode 0x11): opcode not implemented"), "{e}");
+    assert!(e.contains("sim: the kernel stopped at descriptor 6 (opcode 0x13): opcode not implemented"), "{e}");
 }

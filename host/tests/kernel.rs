@@ -121,10 +121,17 @@ fn hdl_dst_address(_sim: &mut SimDevice, table: &[u8], vocab: u32) -> u64 {
 fn unimplemented_ops_and_missing_setup_are_reported() {
     let (mut sim, _, _) = devices();
     let at = sim.alloc(4096).unwrap();
-    // NORM_QUANT is not in this kernel yet; LINEAR with sizes beyond its maxima is refused.
-    let nq = Op::NormQuant { tokens: 1, n: 64, src: at, norm: 0, codes: at, scales: at };
+    // An opcode the ISA does not define stops the program; so do sizes beyond the kernel's maxima.
+    let mut bad = Op::End.encode();
+    bad[0] = 0x7f;
+    let bytes: Vec<u8> = [setup(64, 16).encode(), bad, Op::End.encode()].concat();
+    sim.write(at, &bytes).unwrap();
+    sim.start(at).unwrap();
+    let e = format!("{:#}", sim.wait(Duration::from_secs(1)).unwrap_err());
+    assert!(e.contains("descriptor 1 (opcode 0x7f): opcode not implemented"), "{e}");
+    let nq = Op::NormQuant { tokens: 1, n: 100_000, src: at, norm: 0, codes: at, scales: at };
     let e = format!("{:#}", run(&mut sim, &[setup(64, 16), nq, Op::End], at, Duration::from_secs(1)).unwrap_err());
-    assert!(e.contains("descriptor 1 (opcode 0x11): opcode not implemented"), "{e}");
+    assert!(e.contains("descriptor 1 (opcode 0x11): sizes beyond what this kernel was generated for"), "{e}");
     let big = Op::Linear {
         tokens: 1,
         k: 64,
@@ -237,4 +244,131 @@ fn linear_matches_the_reference_device() {
     }
     let counters: std::collections::HashMap<_, _> = sim.counters().unwrap().into_iter().collect();
     assert!(counters["tlmm_busy"] > 0);
+}
+
+/// A norm weight in device layout (docs/isa.md): the i32 shift, then the i16 gains at 64.
+fn norm_bytes(w: &model::numerics::NormWeight) -> Vec<u8> {
+    let mut b = w.shift.to_le_bytes().to_vec();
+    b.resize(hdl::isa::NORM_GAINS as usize, 0);
+    b.extend(w.gain.iter().flat_map(|g| g.to_le_bytes()));
+    b
+}
+
+/// Random Q.16 rows with magnitudes spread over many octaves, some exact zeros and extremes.
+fn fx_rows(rng: &mut impl rand::Rng, tokens: usize, n: usize, zero_row: bool) -> Vec<u8> {
+    let stride = row_bytes(4 * n as u64) as usize / 4;
+    (0..tokens * stride)
+        .flat_map(|j| {
+            let (t, i) = (j / stride, j % stride);
+            let v: i32 = if i >= n || (zero_row && t == 0) {
+                0
+            } else {
+                match rng.random_range(0..20) {
+                    0 => 0,
+                    1 => i32::MIN,
+                    2 => i32::MAX,
+                    _ => {
+                        let mag = rng.random_range(0..31);
+                        rng.random_range(-(1i64 << mag)..=(1i64 << mag)) as i32
+                    }
+                }
+            };
+            v.to_le_bytes()
+        })
+        .collect()
+}
+
+/// Run one op on both devices with the given input buffers; `outs` names (buffer index, bytes)
+/// to read back. Returns what each device wrote.
+fn both(
+    sim: &mut SimDevice,
+    refd: &mut RefDevice,
+    setup: Op,
+    bufs: &[Vec<u8>],
+    op: impl Fn(&[u64]) -> Op,
+    outs: &[(usize, usize)],
+) -> Vec<Vec<Vec<u8>>> {
+    let mut all = Vec::new();
+    for dev in [sim as &mut dyn Device, refd as &mut dyn Device] {
+        let addrs: Vec<u64> = bufs
+            .iter()
+            .map(|b| {
+                let a = dev.alloc(b.len().max(64) as u64).unwrap();
+                dev.write(a, b).unwrap();
+                a
+            })
+            .collect();
+        let at = dev.alloc(4096).unwrap();
+        run(dev, &[setup, op(&addrs), Op::End], at, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", dev.name()));
+        all.push(
+            outs.iter()
+                .map(|&(i, len)| {
+                    let mut b = vec![0u8; len];
+                    dev.read(addrs[i], &mut b).unwrap();
+                    b
+                })
+                .collect(),
+        );
+    }
+    all
+}
+
+/// NORM_QUANT (RMSNorm fused into int8 quantization) and FFN_ACT (ReLU^2 / SiLU products,
+/// block normalization, sub-norm) on the kernel equal the reference device, bit for bit.
+#[test]
+fn vector_ops_match_the_reference_device() {
+    use model::numerics::NormWeight;
+    use rand::{Rng, SeedableRng};
+    let (mut sim, mut refd, _) = devices();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for (case, &(n, tokens, with_norm)) in
+        [(64usize, 1u16, true), (160, 4, true), (37, 3, false), (64, 2, false)].iter().enumerate()
+    {
+        let gains: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let norm = norm_bytes(&NormWeight::from_f32(&gains));
+        let x = fx_rows(&mut rng, tokens as usize, n, case == 2);
+        let code_len = tokens as usize * row_bytes(n as u64) as usize;
+        let setup = setup(64, 16);
+        // NORM_QUANT: buffers x, norm, codes, scales.
+        let got = both(
+            &mut sim,
+            &mut refd,
+            setup,
+            &[x.clone(), norm.clone(), vec![0x55; code_len], vec![0x55; 64]],
+            |a| Op::NormQuant {
+                tokens,
+                n: n as u32,
+                src: a[0],
+                norm: if with_norm { a[1] } else { 0 },
+                codes: a[2],
+                scales: a[3],
+            },
+            &[(2, code_len), (3, 64)],
+        );
+        assert_eq!(got[0], got[1], "NORM_QUANT case {case}: n={n} tokens={tokens} norm={with_norm}");
+        // FFN_ACT with both activations: gate x, up from another draw; ffn = n.
+        let up = fx_rows(&mut rng, tokens as usize, n, false);
+        for act in [hdl::isa::Act::Relu2, hdl::isa::Act::Silu] {
+            let Op::Setup(mut s) = setup else { unreachable!() };
+            s.ffn = n as u32;
+            let got = both(
+                &mut sim,
+                &mut refd,
+                Op::Setup(s),
+                &[x.clone(), up.clone(), norm.clone(), vec![0x55; code_len], vec![0x55; 64]],
+                |a| Op::FfnAct {
+                    tokens,
+                    act,
+                    gate: a[0],
+                    up: a[1],
+                    norm: if with_norm { a[2] } else { 0 },
+                    codes: a[3],
+                    scales: a[4],
+                },
+                &[(3, code_len), (4, 64)],
+            );
+            assert_eq!(got[0], got[1], "FFN_ACT case {case}: {act:?} n={n} tokens={tokens} norm={with_norm}");
+        }
+    }
 }

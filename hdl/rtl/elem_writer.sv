@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// elem_writer: writes `count` elements of 1, 2 or 4 bytes (the low bytes of each 32-bit input)
+// to any element-aligned byte address, one element per cycle, with byte strobes so the bytes
+// around the run are left untouched (per-token scales, one KV head's codes in a cache row).
+// One command at a time; `idle_o` rises once the memory has acknowledged every write, so data
+// an engine wrote is visible to whatever reads next.
+
+`default_nettype none
+
+module elem_writer #(
+  parameter int DATA_W = 128  // bus bits
+) (
+  input  wire logic                clk_i,
+  input  wire logic                rst_ni,
+  input  wire logic                cmd_valid_i,
+  output      logic                cmd_ready_o,
+  input  wire logic [63:0]         cmd_addr_i,
+  input  wire logic [31:0]         cmd_count_i,  // >= 1
+  input  wire logic [1:0]          cmd_size_i,
+  input  wire logic                el_valid_i,
+  output      logic                el_ready_o,
+  input  wire logic [31:0]         el_data_i,
+  output      logic                idle_o,
+  // Write master.
+  output      logic                wr_cmd_valid_o,
+  input  wire logic                wr_cmd_ready_i,
+  output      logic [63:0]         wr_cmd_addr_o,
+  output      logic [31:0]         wr_cmd_beats_o,
+  output      logic                wr_valid_o,
+  input  wire logic                wr_ready_i,
+  output      logic [DATA_W-1:0]   wr_data_o,
+  output      logic [DATA_W/8-1:0] wr_strb_o,
+  input  wire logic                wr_done_i
+);
+
+  localparam int BYTES = DATA_W / 8;
+  localparam int OFF_W = $clog2(BYTES);
+
+  typedef enum logic [1:0] {IDLE, DATA, WAIT} state_e;
+  state_e state_q;
+  logic [OFF_W-1:0]  ptr_q;
+  logic [31:0]       left_q;
+  logic [1:0]        size_q;
+  logic [DATA_W-1:0] word_q;
+  logic [BYTES-1:0]  strb_q;
+  logic              full_q;  // word_q complete, waiting for the master
+  logic              done_q;  // the master's completion pulse arrived early
+
+  assign cmd_ready_o    = state_q == IDLE && wr_cmd_ready_i;
+  assign wr_cmd_valid_o = state_q == IDLE && cmd_valid_i;
+  assign wr_cmd_addr_o  = {cmd_addr_i[63:OFF_W], {OFF_W{1'b0}}};
+  assign wr_cmd_beats_o =
+    32'((64'(cmd_addr_i[OFF_W-1:0]) + (64'(cmd_count_i) << cmd_size_i) + 64'(BYTES) - 64'd1) >> OFF_W);
+  assign idle_o     = state_q == IDLE;
+  assign el_ready_o = state_q == DATA && !full_q && left_q != '0;
+  assign wr_valid_o = full_q;
+  assign wr_data_o  = word_q;
+  assign wr_strb_o  = strb_q;
+
+  wire logic       fire = el_valid_i && el_ready_o;
+  wire logic [3:0] ebytes = 4'd1 << size_q;
+  wire logic [OFF_W:0] next_ptr = {1'b0, ptr_q} + (OFF_W+1)'(ebytes);
+  logic [DATA_W-1:0] put_word;
+  logic [BYTES-1:0]  put_strb;
+  always_comb begin
+    put_word = word_q;
+    put_strb = strb_q;
+    for (int b = 0; b < 4; b++) begin
+      if (b < 32'(ebytes)) begin
+        put_word[8 * (32'(ptr_q) + b) % DATA_W +: 8] = el_data_i[8*b +: 8];
+        put_strb[(32'(ptr_q) + b) % BYTES] = 1'b1;
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q <= IDLE;
+      ptr_q   <= '0;
+      left_q  <= '0;
+      size_q  <= '0;
+      word_q  <= '0;
+      strb_q  <= '0;
+      full_q  <= 1'b0;
+      done_q  <= 1'b0;
+    end else begin
+      unique case (state_q)
+        IDLE: if (cmd_valid_i && cmd_ready_o) begin
+          ptr_q   <= cmd_addr_i[OFF_W-1:0];
+          left_q  <= cmd_count_i;
+          size_q  <= cmd_size_i;
+          strb_q  <= '0;
+          done_q  <= 1'b0;
+          state_q <= DATA;
+        end
+        DATA: begin
+          if (fire) begin
+            word_q <= put_word;
+            strb_q <= put_strb;
+            ptr_q  <= next_ptr[OFF_W-1:0];
+            left_q <= left_q - 1;
+            if (next_ptr[OFF_W] || left_q == 32'd1) full_q <= 1'b1;
+          end
+          if (wr_done_i) done_q <= 1'b1;
+          if (wr_valid_o && wr_ready_i) begin
+            full_q <= 1'b0;
+            strb_q <= '0;
+            if (left_q == '0) state_q <= WAIT;
+          end
+        end
+        WAIT: if (wr_done_i || done_q) state_q <= IDLE;
+        default: state_q <= IDLE;
+      endcase
+    end
+  end
+
+endmodule
+
+`resetall

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// op_vector: the two ops that turn Q.16 rows into int8 codes for the next linear layer.
+//   NORM_QUANT  code row = quantize(src row) with RMSNorm when a norm weight is given
+//               (docs/numerics.md §3);
+//   FFN_ACT     act(gate) * up exactly (ReLU^2 or SiLU), block-normalized to int32 with a
+//               per-token exponent, then quantized with the sub-norm when given (§7).
+// Rows stream from device memory through elem_reader, codes and scales go back through
+// elem_writer; the norm gains are read once per op and serve every token.
+
+`default_nettype none
+
+module op_vector #(
+  parameter int DATA_W = 128,  // bus bits
+  parameter int DEPTH  = 256   // longest row (hidden, ffn)
+) (
+  input  wire logic                clk_i,
+  input  wire logic                rst_ni,
+  input  wire logic                start_i,
+  input  wire logic                ffn_i,      // FFN_ACT (else NORM_QUANT)
+  input  wire logic                silu_i,     // FFN_ACT: SiLU (else ReLU^2)
+  input  wire logic [15:0]         tokens_i,
+  input  wire logic [31:0]         n_i,
+  input  wire logic [63:0]         src_i,      // NORM_QUANT src, FFN_ACT gate
+  input  wire logic [63:0]         up_i,       // FFN_ACT up
+  input  wire logic [63:0]         norm_i,     // 0: no norm
+  input  wire logic [63:0]         codes_i,
+  input  wire logic [63:0]         scales_i,
+  input  wire logic [31:0]         eps_i,
+  output      logic                done_o,
+  output      logic                err_o,      // with done_o: n beyond DEPTH
+  output      logic                rd_cmd_valid_o,
+  input  wire logic                rd_cmd_ready_i,
+  output      logic [63:0]         rd_cmd_addr_o,
+  output      logic [31:0]         rd_cmd_beats_o,
+  input  wire logic                rd_valid_i,
+  output      logic                rd_ready_o,
+  input  wire logic [DATA_W-1:0]   rd_data_i,
+  output      logic                wr_cmd_valid_o,
+  input  wire logic                wr_cmd_ready_i,
+  output      logic [63:0]         wr_cmd_addr_o,
+  output      logic [31:0]         wr_cmd_beats_o,
+  output      logic                wr_valid_o,
+  input  wire logic                wr_ready_i,
+  output      logic [DATA_W-1:0]   wr_data_o,
+  output      logic [DATA_W/8-1:0] wr_strb_o,
+  input  wire logic                wr_done_i
+);
+
+  localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
+
+  typedef enum logic [3:0] {
+    IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, GATE_DATA, UP_CMD, UP_DATA, QUANT, SCALE, FINISH
+  } state_e;
+  state_e state_q;
+
+  logic              ffn_q, silu_q;
+  logic [15:0]       tokens_q, tok_q;
+  logic [31:0]       n_q, idx_q;
+  logic [63:0]       src_q, up_q, norm_q, codes_q, scales_q;
+  logic [31:0]       eps_q;
+  logic signed [31:0] shift_q;
+  logic [95:0]       pmax_q;      // max |act(gate) * up|
+  logic              quant_started_q, codes_cmd_q, scale_sent_q;
+
+  // ---------------------------------------------------------------- memory streams
+  logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
+  logic [63:0] rcmd_addr;
+  logic [31:0] rcmd_count, el_data;
+  logic [1:0]  rcmd_size;
+  elem_reader #(.DATA_W (DATA_W)) u_rd (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
+  );
+
+  logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
+  logic [63:0] wcmd_addr;
+  logic [31:0] wcmd_count, wel_data;
+  logic [1:0]  wcmd_size;
+  elem_writer #(.DATA_W (DATA_W)) u_wr (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
+    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data),
+    .idle_o (w_idle),
+    .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
+    .wr_strb_o, .wr_done_i
+  );
+
+  wire logic [63:0] in_row   = trit_num::row_bytes(64'(n_q) * 4);
+  wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
+  always_comb begin
+    rcmd_valid = 1'b0;
+    rcmd_addr  = '0;
+    rcmd_count = n_q;
+    rcmd_size  = 2'd2;
+    unique case (state_q)
+      SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
+      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 2'd1; end
+      ROW_CMD:   begin rcmd_valid = 1'b1; rcmd_addr = src_q + 64'(tok_q) * in_row; end
+      UP_CMD:    begin rcmd_valid = 1'b1; rcmd_addr = up_q + 64'(tok_q) * in_row; end
+      default: ;
+    endcase
+  end
+  wire logic el_fire = el_valid && el_ready;
+
+  // ---------------------------------------------------------------- FFN products
+  logic signed [31:0] gate_buf [DEPTH];
+  logic signed [95:0] prod_buf [DEPTH];
+  always_ff @(posedge clk_i) if (state_q == GATE_DATA && el_fire) gate_buf[AW'(idx_q)] <= $signed(el_data);
+
+  wire logic signed [31:0] g = gate_buf[AW'(idx_q)];
+  wire logic [47:0] g_abs = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
+  wire logic [47:0] g_log2e = 48'(trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16));  // |g| log2(e), Q.16
+  logic [15:0] e_neg;
+  exp2_neg u_exp2 (.d_i (g_log2e), .y_o (e_neg));
+  wire logic [15:0] sig_pos = trit_num::sigmoid_q15(e_neg);
+  wire logic signed [31:0] sig = g < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
+  wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);           // Q.16
+  wire logic signed [95:0] relu = g < 0 ? 96'sd0 : 96'(g);
+  wire logic signed [95:0] prod = silu_q ? silu * 96'($signed(el_data)) : relu * relu * 96'($signed(el_data));
+  wire logic [95:0] prod_abs = prod < 0 ? 96'(0 - prod) : 96'(prod);
+  always_ff @(posedge clk_i) if (state_q == UP_DATA && el_fire) prod_buf[AW'(idx_q)] <= prod;
+
+  // block_normalize: shift so that every magnitude is at most 2^30.
+  logic [7:0] pbits;
+  always_comb begin
+    pbits = '0;
+    for (int b = 0; b < 96; b++) if (pmax_q[b]) pbits = 8'(b + 1);
+  end
+  wire logic [7:0] bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
+  wire logic signed [31:0] bn_ex = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
+  wire logic signed [31:0] bn_val = 32'(trit_num::rne_shift(prod_buf[AW'(idx_q)], bn_shift));
+
+  // ---------------------------------------------------------------- quantizer
+  logic q_start, q_in_valid, q_in_ready, q_code_valid, q_code_ready, q_done;
+  logic signed [31:0] q_in;
+  logic signed [15:0] q_code;
+  logic [31:0] q_scale;
+  vec_quant #(.DEPTH (DEPTH)) u_quant (
+    .clk_i, .rst_ni,
+    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_data[15:0]),
+    .start_i (q_start), .n_i (n_q), .ex_i (ffn_q ? bn_ex : -32'sd16), .shift_i (shift_q), .norm_i (norm_q != '0),
+    .qmax_i (16'd127), .eps_i (eps_q),
+    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (q_in),
+    .code_valid_o (q_code_valid), .code_ready_i (q_code_ready), .code_o (q_code),
+    .done_o (q_done), .scale_o (q_scale)
+  );
+  assign q_start    = state_q == QUANT && !quant_started_q;
+  // NORM_QUANT feeds the quantizer straight from memory, FFN_ACT from the product buffer.
+  assign q_in_valid = state_q == QUANT && quant_started_q && (ffn_q ? idx_q < n_q : el_valid);
+  assign q_in       = ffn_q ? bn_val : $signed(el_data);
+  assign el_ready   = state_q == SHIFT_DATA || state_q == GAIN_DATA || state_q == GATE_DATA || state_q == UP_DATA ||
+                      (state_q == QUANT && !ffn_q && quant_started_q && q_in_ready);
+
+  // Codes go straight to the writer; the scale follows once the token is done.
+  assign wcmd_valid   = (state_q == QUANT && !codes_cmd_q) || (state_q == SCALE && !scale_sent_q && w_idle);
+  assign wcmd_addr    = state_q == SCALE ? scales_q + 64'(tok_q) * 4 : codes_q + 64'(tok_q) * code_row;
+  assign wcmd_count   = state_q == SCALE ? 32'd1 : n_q;
+  assign wcmd_size    = state_q == SCALE ? 2'd2 : 2'd0;
+  assign wel_valid    = state_q == SCALE ? scale_sent_q : q_code_valid && codes_cmd_q;
+  assign wel_data     = state_q == SCALE ? q_scale : 32'(q_code);
+  assign q_code_ready = state_q == QUANT && codes_cmd_q && wel_ready;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q         <= IDLE;
+      ffn_q           <= 1'b0;
+      silu_q          <= 1'b0;
+      tokens_q        <= '0;
+      tok_q           <= '0;
+      n_q             <= '0;
+      idx_q           <= '0;
+      src_q           <= '0;
+      up_q            <= '0;
+      norm_q          <= '0;
+      codes_q         <= '0;
+      scales_q        <= '0;
+      eps_q           <= '0;
+      shift_q         <= '0;
+      pmax_q          <= '0;
+      quant_started_q <= 1'b0;
+      codes_cmd_q     <= 1'b0;
+      scale_sent_q    <= 1'b0;
+      done_o          <= 1'b0;
+      err_o           <= 1'b0;
+    end else begin
+      done_o <= 1'b0;
+      unique case (state_q)
+        IDLE: if (start_i) begin
+          ffn_q    <= ffn_i;
+          silu_q   <= silu_i;
+          tokens_q <= tokens_i;
+          n_q      <= n_i;
+          src_q    <= src_i;
+          up_q     <= up_i;
+          norm_q   <= norm_i;
+          codes_q  <= codes_i;
+          scales_q <= scales_i;
+          eps_q    <= eps_i;
+          shift_q  <= '0;
+          tok_q    <= '0;
+          idx_q    <= '0;
+          err_o    <= n_i == '0 || n_i > DEPTH;
+          if (n_i == '0 || n_i > DEPTH || tokens_i == '0) state_q <= FINISH;
+          else state_q <= norm_i != '0 ? SHIFT_CMD : ROW_CMD;
+        end
+        SHIFT_CMD: if (rcmd_ready) state_q <= SHIFT_DATA;
+        SHIFT_DATA: if (el_fire) begin
+          shift_q <= $signed(el_data);
+          state_q <= GAIN_CMD;
+        end
+        GAIN_CMD: if (rcmd_ready) state_q <= GAIN_DATA;
+        GAIN_DATA, GATE_DATA, UP_DATA: if (el_fire) begin
+          idx_q <= idx_q + 1;
+          if (state_q == UP_DATA && prod_abs > pmax_q) pmax_q <= prod_abs;
+          if (idx_q + 1 == n_q) begin
+            idx_q <= '0;
+            unique case (state_q)
+              GAIN_DATA: state_q <= ROW_CMD;
+              GATE_DATA: state_q <= UP_CMD;
+              default:   state_q <= QUANT;
+            endcase
+          end
+        end
+        ROW_CMD: if (rcmd_ready) begin
+          pmax_q          <= '0;
+          quant_started_q <= 1'b0;
+          codes_cmd_q     <= 1'b0;
+          state_q         <= ffn_q ? GATE_DATA : QUANT;
+        end
+        UP_CMD: if (rcmd_ready) state_q <= UP_DATA;
+        QUANT: begin
+          if (q_start) quant_started_q <= 1'b1;
+          if (wcmd_valid && wcmd_ready) codes_cmd_q <= 1'b1;
+          if (q_in_valid && q_in_ready && ffn_q) idx_q <= idx_q + 1;
+          if (q_done) begin
+            idx_q        <= '0;
+            scale_sent_q <= 1'b0;
+            state_q      <= SCALE;
+          end
+        end
+        SCALE: begin
+          if (wcmd_valid && wcmd_ready) scale_sent_q <= 1'b1;
+          if (wel_valid && wel_ready) begin
+            if (tok_q + 1 == tokens_q) begin
+              state_q <= FINISH;
+            end else begin
+              tok_q   <= tok_q + 1;
+              state_q <= ROW_CMD;
+            end
+          end
+        end
+        FINISH: if (w_idle) begin
+          done_o  <= 1'b1;
+          state_q <= IDLE;
+        end
+        default: state_q <= IDLE;
+      endcase
+    end
+  end
+
+endmodule
+
+`resetall

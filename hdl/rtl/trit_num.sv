@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// trit_num: the element-wise operations of docs/numerics.md as pure functions, so every engine
+// computes them with the same text as model::numerics: round-half-even shifts (rne_shift),
+// requant (an integer times a binary32 scale, exact product, one rounding), int32 saturation,
+// the binary32 multiply of per-key attention scales, the SiLU sigmoid division.
+//
+// Call them as trit_num::name(...): yosys 0.23 parses package-qualified calls but not
+// `import trit_num::*`.
+
+`default_nettype none
+
+package trit_num;
+
+  // Bytes from one row start to the next: every row of a 2-D buffer starts on a 64-byte
+  // boundary (hdl::isa::ROW_ALIGN, docs/isa.md).
+  function automatic logic [63:0] row_bytes(input logic [63:0] bytes);
+    row_bytes = (bytes + 64'd63) & ~64'd63;
+  endfunction
+
+  // RNE(x / 2^s): model::numerics::rne_shift for a 96-bit signed x.
+  function automatic logic signed [95:0] rne_shift(input logic signed [95:0] x, input logic [7:0] s);
+    logic signed [95:0] q;
+    logic [95:0]        rem;
+    logic [95:0]        half;
+    q = '0;
+    rem = '0;
+    half = '0;
+    if (s == 8'd0) begin
+      rne_shift = x;
+    end else if (s >= 8'd96) begin
+      rne_shift = '0;  // |x| < 2^95 <= 2^(s-1): below half a step, and -1/2 exactly ties to 0
+    end else begin
+      q = x >>> s;
+      rem = 96'(x - (q <<< s));
+      half = 96'd1 << (s - 8'd1);
+      rne_shift = (rem > half || (rem == half && q[0])) ? q + 96'sd1 : q;
+    end
+  endfunction
+
+  // model::numerics::requant: RNE(x * s * 2^frac) for a non-negative normal (or zero) binary32
+  // s. Exact wherever model::numerics is exact and the result has at most 94 bits; beyond that
+  // (left shifts over 7, only for scales >= 2^(141-frac)) it saturates, which every caller
+  // that narrows afterwards (sat32, code clamps) cannot tell apart.
+  /* verilator lint_off UNUSEDSIGNAL */  // the sign bit of s (scales are non-negative)
+  function automatic logic signed [95:0] requant(input logic signed [63:0] x, input logic [31:0] s,
+                                                 input logic [7:0] frac);
+    logic [7:0]         e;
+    logic signed [24:0] m;
+    logic signed [95:0] p;
+    logic signed [10:0] sh;
+    e = s[30:23];
+    m = e == 8'd0 ? 25'sd0 : $signed({2'b01, s[22:0]});
+    p = 96'(x) * 96'(m);
+    sh = 11'($signed({3'b0, e})) - 11'sd150 + 11'($signed({3'b0, frac}));
+    if (p == '0) requant = '0;
+    else if (sh > 11'sd7) requant = p < 0 ? {1'b1, 95'd0} + 96'sd1 : {1'b0, {95{1'b1}}};
+    else if (sh >= 11'sd0) requant = p <<< sh;
+    else if (sh < -11'sd95) requant = '0;
+    else requant = rne_shift(p, 8'(11'sd0 - sh));
+  endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  // model::numerics::sat_i32.
+  function automatic logic signed [31:0] sat32(input logic signed [95:0] x);
+    if (x > 96'sh7fff_ffff) sat32 = 32'sh7fff_ffff;
+    else if (x < -96'sh8000_0000) sat32 = 32'sh8000_0000;
+    else sat32 = 32'(x);
+  endfunction
+
+  // Clamp to -qmax..=qmax (codes; symmetric, -qmax-1 never occurs).
+  function automatic logic signed [15:0] clamp_code(input logic signed [95:0] x, input logic [15:0] qmax);
+    if (x > 96'($signed({1'b0, qmax}))) clamp_code = $signed(qmax);
+    else if (x < -96'($signed({1'b0, qmax}))) clamp_code = 16'(17'sd0 - $signed({1'b0, qmax}));
+    else clamp_code = 16'(x);
+  endfunction
+
+  // model::numerics::fmul: binary32 multiply, round to nearest even, then a subnormal result
+  // flushed to +0 (subnormal operands read as zero, as in fp32_scalar). One cycle of logic: the
+  // attention engine needs one per key, too many for the sequential fp32_scalar.
+  function automatic logic [31:0] fp32_mul(input logic [31:0] a, input logic [31:0] b);
+    logic        s;
+    logic [7:0]  ea;
+    logic [7:0]  eb;
+    logic [47:0] p;
+    logic [23:0] m;
+    logic [24:0] mr;
+    logic        g;
+    logic        st;
+    logic signed [10:0] e;   // exponent of the unrounded, normalized product
+    logic signed [10:0] er;  // after the rounding carry
+    s = a[31] ^ b[31];
+    ea = a[30:23];
+    eb = b[30:23];
+    p = {1'b1, a[22:0]} * {1'b1, b[22:0]};
+    e = 11'($signed({3'b0, ea})) + 11'($signed({3'b0, eb})) - 11'sd127;
+    if (p[47]) begin
+      m = p[47:24];
+      g = p[23];
+      st = p[22:0] != '0;
+      e = e + 11'sd1;
+    end else begin
+      m = p[46:23];
+      g = p[22];
+      st = p[21:0] != '0;
+    end
+    mr = {1'b0, m} + 25'(g && (st || m[0]));
+    er = e;
+    if (mr[24]) begin
+      mr = mr >> 1;
+      er = e + 11'sd1;
+    end
+    if ((ea == 8'hff && a[22:0] != '0) || (eb == 8'hff && b[22:0] != '0)) begin
+      fp32_mul = 32'h7fc0_0000;                                   // NaN operand
+    end else if (ea == 8'hff || eb == 8'hff) begin
+      fp32_mul = (ea == 8'd0 || eb == 8'd0) ? 32'h7fc0_0000 : {s, 8'hff, 23'd0};  // inf * 0, inf
+    end else if (ea == 8'd0 || eb == 8'd0) begin
+      fp32_mul = {s, 31'd0};                                      // zero (or flushed) operand
+    end else if (er >= 11'sd255) begin
+      fp32_mul = {s, 8'hff, 23'd0};                               // overflow
+    end else if (er >= 11'sd1) begin
+      fp32_mul = {s, er[7:0], mr[22:0]};
+    end else begin
+      // Below the normal range, decided from the unrounded value (M + r) * 2^(E - 150):
+      // IEEE rounds it at subnormal precision, then the flush keeps only the smallest normal
+      // (reached from E = 0 with M all ones) and the signed zero of a product <= 2^-150.
+      if (e == 11'sd0 && m == 24'hff_ffff) fp32_mul = {s, 8'd1, 23'd0};
+      else if (e < -11'sd23 || (e == -11'sd23 && m == 24'h80_0000 && !g && !st)) fp32_mul = {s, 31'd0};
+      else fp32_mul = 32'd0;
+    end
+  endfunction
+
+  // The SiLU sigmoid of model::numerics::silu_fx for a non-negative input: RNE(2^30 / (2^15 + e))
+  // with e = 2^-|x|log2(e) in Q.15 (0..32768), i.e. sigma(|x|) in Q.15.
+  function automatic logic [15:0] sigmoid_q15(input logic [15:0] e);
+    logic [17:0] den;
+    logic [30:0] q;
+    logic [17:0] r;
+    den = 18'd32768 + 18'(e);
+    q = 31'(31'h4000_0000 / 31'(den));
+    r = 18'(31'h4000_0000 % 31'(den));
+    sigmoid_q15 = 16'(q + 31'((2 * 19'(r) > 19'(den)) || (2 * 19'(r) == 19'(den) && q[0])));
+  endfunction
+
+endpackage
+
+`resetall
