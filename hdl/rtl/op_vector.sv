@@ -12,7 +12,8 @@
 
 module op_vector #(
   parameter int DATA_W = 128,  // bus bits
-  parameter int DEPTH  = 256   // longest row (hidden, ffn)
+  parameter int DEPTH  = 256,  // longest row (hidden, ffn)
+  parameter int ACT_QMAX = 127  // code range of the linear layers' inputs
 ) (
   input  wire logic                clk_i,
   input  wire logic                rst_ni,
@@ -142,7 +143,7 @@ module op_vector #(
     .clk_i, .rst_ni,
     .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_data[15:0]),
     .start_i (q_start), .n_i (n_q), .ex_i (ffn_q ? bn_ex : -32'sd16), .shift_i (shift_q), .norm_i (norm_q != '0),
-    .qmax_i (16'd127), .eps_i (eps_q),
+    .qmax_i (16'(ACT_QMAX)), .eps_i (eps_q),
     .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (q_in),
     .code_valid_o (q_code_valid), .code_ready_i (q_code_ready), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)

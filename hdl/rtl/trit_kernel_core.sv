@@ -28,6 +28,8 @@ module trit_kernel_core #(
   parameter int          MAX_HEAD_DIM = 64,            // largest head dimension
   parameter int          MAX_HEADS    = 4,             // most query heads
   parameter int          MAX_SEQ      = 64,            // longest context
+  parameter int          ACT_QMAX     = 127,           // int8 activation code range (model::ops::ACT_QMAX)
+  parameter int          HEAD_QMAX    = 32767,         // LM-head activation code range
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -107,7 +109,7 @@ module trit_kernel_core #(
   logic        start, done_q, busy_q;
   logic [63:0] program_addr;
   logic [31:0] error_q;
-  logic [63:0] cycles_q, rd_bytes_q, wr_bytes_q, descriptors_q, vector_busy_q, tlmm_busy_q;
+  logic [63:0] cycles_q, rd_bytes_q, wr_bytes_q, descriptors_q, vector_busy_q, tlmm_busy_q, attention_busy_q;
 
   axil_ctrl #(
     .ADDR_W (CTRL_ADDR_W), .N_COUNTERS (N_COUNTERS), .OFF_CTRL (OFF_CTRL), .OFF_GIE (OFF_GIE), .OFF_IER (OFF_IER),
@@ -123,7 +125,7 @@ module trit_kernel_core #(
     .s_axi_rvalid (s_axi_control_rvalid), .s_axi_rready (s_axi_control_rready),
     .start_o (start), .program_o (program_addr), .done_i (done_q), .busy_i (busy_q), .error_i (error_q),
     // Counter order is hdl::regmap::COUNTER_NAMES.
-    .counters_i ({descriptors_q, wr_bytes_q, rd_bytes_q, 64'd0, vector_busy_q, 64'd0, tlmm_busy_q, cycles_q}),
+    .counters_i ({descriptors_q, wr_bytes_q, rd_bytes_q, attention_busy_q, vector_busy_q, 64'd0, tlmm_busy_q, cycles_q}),
     /* verilator lint_off SYMRSVDWORD */
     .interrupt_o (interrupt)
     /* verilator lint_on SYMRSVDWORD */
@@ -206,7 +208,9 @@ module trit_kernel_core #(
       OP_EMBED:                  sel = 3'(E_EMBED);
       OP_LINEAR:                 sel = 3'(E_LINEAR);
       OP_NORM_QUANT, OP_FFN_ACT: sel = 3'(E_VECTOR);
-      OP_ROPE_KV, OP_ATTENTION, OP_LM_HEAD: implemented = 1'b0;
+      OP_ROPE_KV:                sel = 3'(E_ROPE);
+      OP_ATTENTION:              sel = 3'(E_ATTN);
+      OP_LM_HEAD:                sel = 3'(E_HEAD);
       default:                   implemented = 1'b0;
     endcase
   end
@@ -262,7 +266,7 @@ module trit_kernel_core #(
   // NORM_QUANT: a n, addr src, norm, codes, scales. FFN_ACT: flags activation, addr gate, up,
   // norm, codes, scales; n is the model's ffn.
   wire logic is_ffn = opcode == OP_FFN_ACT;
-  op_vector #(.DATA_W (DATA_W), .DEPTH (VEC_DEPTH)) u_vector (
+  op_vector #(.DATA_W (DATA_W), .DEPTH (VEC_DEPTH), .ACT_QMAX (ACT_QMAX)) u_vector (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_VECTOR]), .ffn_i (is_ffn), .silu_i (flags[0]), .tokens_i (tokens),
     .n_i (is_ffn ? s_ffn : desc_q[63:32]), .src_i (addr_field(desc_q, 0)),
@@ -278,21 +282,61 @@ module trit_kernel_core #(
     .wr_strb_o (e_wr_strb[E_VECTOR]), .wr_done_i (wr_done)
   );
 
-  // Engines still to come (ROPE_KV, ATTENTION, LM_HEAD) are idle on the bus.
-  for (genvar i = E_ROPE; i < N_ENG; i++) begin : g_absent
-    assign e_done[i]         = 1'b0;
-    assign e_err[i]          = 1'b0;
-    assign e_rd_cmd_valid[i] = 1'b0;
-    assign e_rd_cmd_addr[i]  = '0;
-    assign e_rd_cmd_beats[i] = '0;
-    assign e_rd_ready[i]     = 1'b0;
-    assign e_wr_cmd_valid[i] = 1'b0;
-    assign e_wr_cmd_addr[i]  = '0;
-    assign e_wr_cmd_beats[i] = '0;
-    assign e_wr_valid[i]     = 1'b0;
-    assign e_wr_data[i]      = '0;
-    assign e_wr_strb[i]      = '0;
-  end
+  // ROPE_KV: a pos0, addr q, k, v, rope table, layer KV cache.
+  op_rope_kv #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_rope (
+    .clk_i (ap_clk), .rst_ni (ap_rst_n),
+    .start_i (e_start[E_ROPE]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),
+    .q_i (addr_field(desc_q, 0)), .k_i (addr_field(desc_q, 1)), .v_i (addr_field(desc_q, 2)),
+    .rope_i (addr_field(desc_q, 3)), .kv_i (addr_field(desc_q, 4)),
+    .heads_i (s_heads), .kv_heads_i (s_kv_heads), .head_dim_i (s_head_dim), .kv_qmax_i (s_kv_qmax),
+    .max_seq_i (s_max_seq),
+    .done_o (e_done[E_ROPE]), .err_o (e_err[E_ROPE]),
+    .rd_cmd_valid_o (e_rd_cmd_valid[E_ROPE]), .rd_cmd_ready_i (rd_cmd_ready),
+    .rd_cmd_addr_o (e_rd_cmd_addr[E_ROPE]), .rd_cmd_beats_o (e_rd_cmd_beats[E_ROPE]), .rd_valid_i (rd_valid),
+    .rd_ready_o (e_rd_ready[E_ROPE]), .rd_data_i (rd_data),
+    .wr_cmd_valid_o (e_wr_cmd_valid[E_ROPE]), .wr_cmd_ready_i (wr_cmd_ready),
+    .wr_cmd_addr_o (e_wr_cmd_addr[E_ROPE]), .wr_cmd_beats_o (e_wr_cmd_beats[E_ROPE]),
+    .wr_valid_o (e_wr_valid[E_ROPE]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_ROPE]),
+    .wr_strb_o (e_wr_strb[E_ROPE]), .wr_done_i (wr_done)
+  );
+
+  // ATTENTION: a pos0, addr q, layer KV cache, dst.
+  logic attn_busy;
+  op_attention #(
+    .DATA_W (DATA_W), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS), .MAX_SEQ (MAX_SEQ),
+    .ACT_QMAX (ACT_QMAX)
+  ) u_attention (
+    .clk_i (ap_clk), .rst_ni (ap_rst_n),
+    .start_i (e_start[E_ATTN]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),
+    .q_i (addr_field(desc_q, 0)), .kv_i (addr_field(desc_q, 1)), .dst_i (addr_field(desc_q, 2)),
+    .heads_i (s_heads), .kv_heads_i (s_kv_heads), .head_dim_i (s_head_dim), .max_seq_i (s_max_seq),
+    .score_scale_i (s_score),
+    .done_o (e_done[E_ATTN]), .err_o (e_err[E_ATTN]), .busy_o (attn_busy),
+    .rd_cmd_valid_o (e_rd_cmd_valid[E_ATTN]), .rd_cmd_ready_i (rd_cmd_ready),
+    .rd_cmd_addr_o (e_rd_cmd_addr[E_ATTN]), .rd_cmd_beats_o (e_rd_cmd_beats[E_ATTN]), .rd_valid_i (rd_valid),
+    .rd_ready_o (e_rd_ready[E_ATTN]), .rd_data_i (rd_data),
+    .wr_cmd_valid_o (e_wr_cmd_valid[E_ATTN]), .wr_cmd_ready_i (wr_cmd_ready),
+    .wr_cmd_addr_o (e_wr_cmd_addr[E_ATTN]), .wr_cmd_beats_o (e_wr_cmd_beats[E_ATTN]),
+    .wr_valid_o (e_wr_valid[E_ATTN]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_ATTN]),
+    .wr_strb_o (e_wr_strb[E_ATTN]), .wr_done_i (wr_done)
+  );
+
+  // LM_HEAD: addr src, final norm, head codes, head scales, logits.
+  op_lm_head #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX)) u_lm_head (
+    .clk_i (ap_clk), .rst_ni (ap_rst_n),
+    .start_i (e_start[E_HEAD]), .tokens_i (tokens),
+    .src_i (addr_field(desc_q, 0)), .norm_i (addr_field(desc_q, 1)), .head_i (addr_field(desc_q, 2)),
+    .head_scales_i (addr_field(desc_q, 3)), .dst_i (addr_field(desc_q, 4)),
+    .hidden_i (s_hidden), .vocab_i (s_vocab), .eps_i (s_eps),
+    .done_o (e_done[E_HEAD]), .err_o (e_err[E_HEAD]),
+    .rd_cmd_valid_o (e_rd_cmd_valid[E_HEAD]), .rd_cmd_ready_i (rd_cmd_ready),
+    .rd_cmd_addr_o (e_rd_cmd_addr[E_HEAD]), .rd_cmd_beats_o (e_rd_cmd_beats[E_HEAD]), .rd_valid_i (rd_valid),
+    .rd_ready_o (e_rd_ready[E_HEAD]), .rd_data_i (rd_data),
+    .wr_cmd_valid_o (e_wr_cmd_valid[E_HEAD]), .wr_cmd_ready_i (wr_cmd_ready),
+    .wr_cmd_addr_o (e_wr_cmd_addr[E_HEAD]), .wr_cmd_beats_o (e_wr_cmd_beats[E_HEAD]),
+    .wr_valid_o (e_wr_valid[E_HEAD]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_HEAD]),
+    .wr_strb_o (e_wr_strb[E_HEAD]), .wr_done_i (wr_done)
+  );
 
   // The memory masters serve the descriptor fetch or the engine of the running op.
   wire logic fetching = state_q == FETCH_CMD || state_q == FETCH_DATA;
@@ -326,13 +370,17 @@ module trit_kernel_core #(
       descriptors_q <= '0;
       vector_busy_q <= '0;
       tlmm_busy_q   <= '0;
+      attention_busy_q <= '0;
     end else begin
       done_q <= 1'b0;
       if (busy_q) cycles_q <= cycles_q + 1;
       if (m_axi_gmem0_rvalid && m_axi_gmem0_rready) rd_bytes_q <= rd_bytes_q + 64'(BYTES);
       if (m_axi_gmem0_wvalid && m_axi_gmem0_wready) wr_bytes_q <= wr_bytes_q + 64'(BYTES);
-      if (state_q == EXEC && 32'(sel) == E_VECTOR) vector_busy_q <= vector_busy_q + 1;
+      if (state_q == EXEC && (32'(sel) == E_VECTOR || 32'(sel) == E_ROPE || 32'(sel) == E_HEAD)) begin
+        vector_busy_q <= vector_busy_q + 1;
+      end
       if (lin_busy) tlmm_busy_q <= tlmm_busy_q + 1;
+      if (attn_busy) attention_busy_q <= attention_busy_q + 1;
       unique case (state_q)
         IDLE: if (start) begin
           busy_q        <= 1'b1;
@@ -346,6 +394,7 @@ module trit_kernel_core #(
           descriptors_q <= '0;
           vector_busy_q <= '0;
           tlmm_busy_q   <= '0;
+          attention_busy_q <= '0;
           state_q       <= FETCH_CMD;
         end
         FETCH_CMD: if (rd_cmd_ready) begin
@@ -402,8 +451,7 @@ module trit_kernel_core #(
 
   logic unused;
   assign unused = ^{rd_last, s_vocab, s_max_seq, s_heads, s_kv_heads, s_head_dim, s_kv_qmax, s_score, setup_q[191:160],
-                   setup_q[511:320], 32'(MAX_HEAD_DIM), 32'(MAX_HEADS), 32'(MAX_SEQ),
-                   32'(E_ATTN), 32'(E_HEAD), flags[7:1], setup_q[31:0]};
+                   setup_q[511:320], flags[7:1], setup_q[31:0]};
 
 endmodule
 

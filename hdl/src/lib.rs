@@ -40,6 +40,9 @@ pub const CORES: &[(&str, &str)] = &[
     ("vec_quant.sv", include_str!("../rtl/vec_quant.sv")),
     ("exp2_neg.sv", include_str!("../rtl/exp2_neg.sv")),
     ("op_vector.sv", include_str!("../rtl/op_vector.sv")),
+    ("op_rope_kv.sv", include_str!("../rtl/op_rope_kv.sv")),
+    ("op_attention.sv", include_str!("../rtl/op_attention.sv")),
+    ("op_lm_head.sv", include_str!("../rtl/op_lm_head.sv")),
     ("trit_kernel_core.sv", include_str!("../rtl/trit_kernel_core.sv")),
 ];
 

@@ -203,6 +203,8 @@ pub fn kernel_top(origin: &str, p: &TlmmParams, limits: &KernelLimits, bus_bits:
         ("MAGIC_VALUE", hex(regmap::MAGIC_VALUE)),
     ];
     params.extend(limits.pairs().into_iter().map(|(n, v)| (n, v.to_string())));
+    params.push(("ACT_QMAX", model::ops::ACT_QMAX.to_string()));
+    params.push(("HEAD_QMAX", model::numerics::LM_HEAD_QMAX.to_string()));
     let params: Vec<String> = params.iter().map(|(n, v)| format!("    .{n:<12} ({v})")).collect();
     s.push_str(&params.join(",\n"));
     s.push_str("\n  ) u_core (\n");

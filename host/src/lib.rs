@@ -3,6 +3,7 @@
 
 pub mod accuracy;
 pub mod bench;
+pub mod check;
 pub mod device;
 pub mod refdev;
 pub mod runtime;

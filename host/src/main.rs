@@ -224,10 +224,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     let g = match a.backend {
         Backend::Ref => generate_greedy(&s, &mut s.ref_runtime()?, &prompt, a.n, |_| {})?,
         Backend::Sim => {
-            let d = hdl::generate(&s.cfg);
-            let b = &s.cfg.board;
-            let timing = sim::axi::MemTiming::from_board(b.bandwidth_gbs, b.clock_mhz, 100.0);
-            let dev = host::simdev::SimDevice::new(&d, timing, b.clock_mhz, 4 << 30)?;
+            let dev = host::simdev::SimDevice::for_config(&s.cfg, 4 << 30, None)?;
             generate_greedy(&s, &mut s.runtime(dev)?, &prompt, a.n, |_| {})?
         }
         Backend::Xrt => {

@@ -27,10 +27,13 @@ pub struct Session {
     pub tok: Tok,
 }
 
-/// Directory where `--model tiny` is written: a fixed place under the system temp directory,
-/// rewritten on every use (it is small and deterministic).
-pub fn tiny_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("trit-tiny-model-{}", std::process::id()))
+/// A fresh directory name for writing the tiny model under the system temp directory: unique
+/// per process and call, so concurrent sessions (test threads) never share one. It is written,
+/// loaded and removed again; the model is small and deterministic.
+fn tiny_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("trit-tiny-model-{}-{n}", std::process::id()))
 }
 
 impl Session {
@@ -38,12 +41,7 @@ impl Session {
     /// `tiny` for the tiny model, derived from `config.json` otherwise).
     pub fn open(model: &str, config: Option<&str>) -> Result<Session> {
         if model == "tiny" {
-            let cfg = Config::load(config.unwrap_or("tiny"))?;
-            let dir = tiny_dir();
-            model::tiny::write_model_dir(&dir, &cfg, model::tiny::TINY_SEED).map_err(anyhow::Error::msg)?;
-            let s = Session::load(&dir, cfg);
-            let _ = std::fs::remove_dir_all(&dir);
-            return s;
+            return Session::tiny(Config::load(config.unwrap_or("tiny"))?, model::tiny::TINY_SEED);
         }
         let dir = PathBuf::from(model);
         if !dir.is_dir() {
@@ -54,6 +52,16 @@ impl Session {
             None => config_from_checkpoint(&dir)?,
         };
         Session::load(&dir, cfg)
+    }
+
+    /// The random tiny-model weights for `cfg` (any config small enough to generate), written
+    /// as a checkpoint and loaded back like any other.
+    pub fn tiny(cfg: Config, seed: u64) -> Result<Session> {
+        let dir = tiny_dir();
+        model::tiny::write_model_dir(&dir, &cfg, seed).map_err(anyhow::Error::msg)?;
+        let s = Session::load(&dir, cfg);
+        let _ = std::fs::remove_dir_all(&dir);
+        s
     }
 
     fn load(dir: &Path, cfg: Config) -> Result<Session> {

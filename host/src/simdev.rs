@@ -63,6 +63,20 @@ impl SimDevice {
         SimDevice::build(d, timing, clock_mhz, mem_bytes, None)
     }
 
+    /// The kernel generated for `cfg`, behind the DRAM model of its board (bandwidth and clock
+    /// from the board file, 100 ns latency), with `mem_bytes` of device memory; optionally with
+    /// a waveform of cycles `from..to` at `path`.
+    pub fn for_config(
+        cfg: &model::Config,
+        mem_bytes: u64,
+        wave: Option<(&std::path::Path, u64, u64)>,
+    ) -> Result<SimDevice> {
+        let d = hdl::generate(cfg);
+        let b = &cfg.board;
+        let timing = MemTiming::from_board(b.bandwidth_gbs, b.clock_mhz, 100.0);
+        SimDevice::build(&d, timing, b.clock_mhz, mem_bytes, wave)
+    }
+
     /// As [`SimDevice::new`], and dump cycles `from..to` of everything the kernel does to an FST
     /// waveform at `path` (a separate, traced build of the kernel).
     pub fn with_waveform(

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// op_attention: the ATTENTION op, decode and prefill alike (docs/numerics.md §6). For each query
+// token at position pos and each query head h (KV head h / (heads / kv_heads)):
+//   query   the head's q (Q.16, after RoPE) quantized to int8 with scale sq (vec_quant);
+//   scores  for every key t <= pos: raw = q . k_t (exact), c = (sq * sk_t) * score_scale in
+//           binary32, z_t = sat32(requant(raw, c, 16)) kept on chip; m = max z_t;
+//   values  for every key: e = exp2_neg(m - z_t), S += e, w = requant(e, sv_t, 16),
+//           acc_d += w * v_t,d (exact);
+//   output  o_d = sat32(requant(acc_d, 1 / f32(S), 0)).
+// The exact two-pass softmax makes the result independent of key order, so decode and prefill
+// share this engine and any later reordering (TeLLMe's reversed prefill) stays bit-exact.
+// Reads of the next keys are issued while the current key is consumed (elem_reader queue).
+
+`default_nettype none
+
+module op_attention #(
+  parameter int DATA_W       = 128,
+  parameter int MAX_HEAD_DIM = 64,
+  parameter int MAX_HEADS    = 4,
+  parameter int MAX_SEQ      = 64,
+  parameter int ACT_QMAX     = 127  // query code range
+) (
+  input  wire logic                clk_i,
+  input  wire logic                rst_ni,
+  input  wire logic                start_i,
+  input  wire logic [15:0]         tokens_i,
+  input  wire logic [31:0]         pos0_i,
+  input  wire logic [63:0]         q_i,
+  input  wire logic [63:0]         kv_i,
+  input  wire logic [63:0]         dst_i,
+  input  wire logic [15:0]         heads_i,
+  input  wire logic [15:0]         kv_heads_i,
+  input  wire logic [15:0]         head_dim_i,
+  input  wire logic [31:0]         max_seq_i,
+  input  wire logic [31:0]         score_scale_i,  // binary32 log2(e) / sqrt(head_dim)
+  output      logic                done_o,
+  output      logic                err_o,
+  output      logic                busy_o,
+  output      logic                rd_cmd_valid_o,
+  input  wire logic                rd_cmd_ready_i,
+  output      logic [63:0]         rd_cmd_addr_o,
+  output      logic [31:0]         rd_cmd_beats_o,
+  input  wire logic                rd_valid_i,
+  output      logic                rd_ready_o,
+  input  wire logic [DATA_W-1:0]   rd_data_i,
+  output      logic                wr_cmd_valid_o,
+  input  wire logic                wr_cmd_ready_i,
+  output      logic [63:0]         wr_cmd_addr_o,
+  output      logic [31:0]         wr_cmd_beats_o,
+  output      logic                wr_valid_o,
+  input  wire logic                wr_ready_i,
+  output      logic [DATA_W-1:0]   wr_data_o,
+  output      logic [DATA_W/8-1:0] wr_strb_o,
+  input  wire logic                wr_done_i
+);
+
+  localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
+  localparam int SW = MAX_SEQ > 1 ? $clog2(MAX_SEQ) : 1;
+  localparam logic [2:0] DIV = 3'd1, I2F = 3'd5;
+
+  typedef enum logic [3:0] {IDLE, GROUP, Q_CMD, Q_QUANT, KEYS, VALUES, RCP, OUT, FINISH} state_e;
+  state_e state_q;
+
+  logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q;
+  logic [31:0] pos0_q, max_seq_q, score_q, head_q, kvh_q, gcount_q, group_q, sub_q;
+  logic [63:0] q_q, kv_q, dst_q;
+  logic [31:0] issue_q, key_q, el_q;  // issued commands, consumed keys, element within a key
+  logic signed [31:0] raw_q, zmax_q;
+  logic [31:0] sq_q;
+  logic [47:0] sum_q;
+  logic signed [47:0] w_q;
+  logic [31:0] rcp_q;
+  logic        step_q, sent_q, quant_started_q, cmd_sent_q;
+
+  wire logic [31:0] pos    = pos0_q + 32'(tok_q);
+  wire logic [31:0] keys   = pos + 1;
+  wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
+  wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
+  wire logic [63:0] q_row  = trit_num::row_bytes(64'(qd) * 4);
+  wire logic [63:0] code_row  = trit_num::row_bytes(64'(kvd));
+  wire logic [63:0] scale_row = trit_num::row_bytes(64'(kv_heads_q) * 4);
+  wire logic [63:0] codes_sz  = 64'(max_seq_q) * code_row;
+  wire logic [63:0] scales_sz = 64'(max_seq_q) * scale_row;
+  wire logic [63:0] head_off  = 64'(head_q) * 64'(hd_q) * 4;
+
+  // ---------------------------------------------------------------- reads
+  // Q_CMD: the head's q. KEYS: per key its codes then its scale; VALUES: its scale then codes.
+  wire logic [31:0] it_key  = issue_q >> 1;
+  wire logic        it_odd  = issue_q[0];
+  wire logic        values  = state_q == VALUES;
+  wire logic [63:0] k_codes = kv_q + 64'(it_key) * code_row + 64'(kvh_q) * 64'(hd_q);
+  wire logic [63:0] k_scale = kv_q + codes_sz + 64'(it_key) * scale_row + 64'(kvh_q) * 4;
+  wire logic [63:0] v_base  = codes_sz + scales_sz;
+  logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
+  logic [63:0] rcmd_addr;
+  logic [31:0] rcmd_count, el_data;
+  logic [1:0]  rcmd_size;
+  always_comb begin
+    rcmd_valid = 1'b0;
+    rcmd_addr  = q_q + 64'(tok_q) * q_row + head_off;
+    rcmd_count = 32'(hd_q);
+    rcmd_size  = 2'd2;
+    if (state_q == Q_CMD) begin
+      rcmd_valid = 1'b1;
+    end else if ((state_q == KEYS || state_q == VALUES) && issue_q < 2 * keys) begin
+      rcmd_valid = 1'b1;
+      // Codes: head_dim bytes; scale: one binary32.
+      if (it_odd != values) begin
+        rcmd_addr  = k_scale + (values ? v_base : 64'd0);
+        rcmd_count = 32'd1;
+      end else begin
+        rcmd_addr = k_codes + (values ? v_base : 64'd0);
+        rcmd_size = 2'd0;
+      end
+    end
+  end
+  elem_reader #(.DATA_W (DATA_W), .QUEUE (4)) u_rd (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
+  );
+  wire logic el_fire = el_valid && el_ready;
+
+  // ---------------------------------------------------------------- query
+  logic q_in_ready, q_code_valid, q_done;
+  logic signed [15:0] q_code;
+  logic [31:0] q_scale;
+  wire logic q_start = state_q == Q_QUANT && !quant_started_q;
+  vec_quant #(.DEPTH (MAX_HEAD_DIM)) u_quant (
+    .clk_i, .rst_ni,
+    .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
+    .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+    .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
+    .in_valid_i (state_q == Q_QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
+    .in_data_i ($signed(el_data)),
+    .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
+    .done_o (q_done), .scale_o (q_scale)
+  );
+
+  logic signed [7:0]  qc  [MAX_HEAD_DIM];
+  logic signed [31:0] zb  [MAX_SEQ];
+  logic signed [63:0] acc [MAX_HEAD_DIM];
+  always_ff @(posedge clk_i) if (q_code_valid) qc[DW'(el_q)] <= q_code[7:0];
+
+  // ---------------------------------------------------------------- per-element datapath
+  wire logic is_scale = values ? el_q == '0 : el_q == 32'(hd_q);
+  wire logic [31:0] d = values ? el_q - 1 : el_q;  // element index within the head
+  wire logic signed [31:0] raw_next = raw_q + 32'(qc[DW'(d)]) * 32'($signed(el_data[7:0]));
+  // Score of the key whose scale is arriving.
+  wire logic [31:0] c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, el_data), score_q);
+  wire logic signed [31:0] z = trit_num::sat32(trit_num::requant(64'(raw_q), c_score, 8'd16));
+  // Softmax weight of the key whose value scale is arriving.
+  wire logic signed [31:0] z_key = zb[SW'(key_q)];
+  logic [15:0] e_key;
+  exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_key));
+  wire logic signed [47:0] w_key = 48'(trit_num::requant(64'(e_key), el_data, 8'd16));
+  // The first key starts the sums (no clearing pass over the accumulators).
+  wire logic signed [63:0] acc_next = (key_q == '0 ? 64'sd0 : acc[DW'(d)]) + 64'(w_q) * 64'($signed(el_data[7:0]));
+  always_ff @(posedge clk_i) begin
+    if (state_q == KEYS && el_fire && is_scale) zb[SW'(key_q)] <= z;
+    if (state_q == VALUES && el_fire && !is_scale) acc[DW'(d)] <= acc_next;
+  end
+  assign el_ready = state_q == KEYS || state_q == VALUES || (state_q == Q_QUANT && quant_started_q && q_in_ready);
+
+  // ---------------------------------------------------------------- 1 / S
+  logic s_ready, s_valid;
+  logic [31:0] s_res;
+  fp32_scalar #(.INT_W (48)) u_fp (
+    .clk_i, .rst_ni,
+    .req_valid_i (state_q == RCP && !sent_q), .req_ready_o (s_ready),
+    .op_i (step_q ? DIV : I2F), .a_i (32'h3f80_0000), .b_i (rcp_q), .int_i (sum_q),
+    .rsp_valid_o (s_valid), .rsp_ready_i (1'b1), .res_o (s_res)
+  );
+
+  // ---------------------------------------------------------------- output
+  logic        wcmd_ready, wel_ready, w_idle;
+  wire logic [31:0] o_d = 32'(trit_num::sat32(trit_num::requant(acc[DW'(el_q)], rcp_q, 8'd0)));
+  elem_writer #(.DATA_W (DATA_W)) u_wr (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (state_q == OUT && !cmd_sent_q && w_idle), .cmd_ready_o (wcmd_ready),
+    .cmd_addr_i (dst_q + 64'(tok_q) * q_row + head_off), .cmd_count_i (32'(hd_q)), .cmd_size_i (2'd2),
+    .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d),
+    .idle_o (w_idle),
+    .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
+    .wr_strb_o, .wr_done_i
+  );
+
+  assign busy_o = state_q != IDLE;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q         <= IDLE;
+      tokens_q        <= '0;
+      tok_q           <= '0;
+      heads_q         <= '0;
+      kv_heads_q      <= '0;
+      hd_q            <= '0;
+      pos0_q          <= '0;
+      max_seq_q       <= '0;
+      score_q         <= '0;
+      head_q          <= '0;
+      kvh_q           <= '0;
+      gcount_q        <= '0;
+      group_q         <= '0;
+      sub_q           <= '0;
+      q_q             <= '0;
+      kv_q            <= '0;
+      dst_q           <= '0;
+      issue_q         <= '0;
+      key_q           <= '0;
+      el_q            <= '0;
+      raw_q           <= '0;
+      zmax_q          <= '0;
+      sq_q            <= '0;
+      sum_q           <= '0;
+      w_q             <= '0;
+      rcp_q           <= '0;
+      step_q          <= 1'b0;
+      sent_q          <= 1'b0;
+      quant_started_q <= 1'b0;
+      cmd_sent_q      <= 1'b0;
+      done_o          <= 1'b0;
+      err_o           <= 1'b0;
+    end else begin
+      done_o <= 1'b0;
+      if (rcmd_valid && rcmd_ready && (state_q == KEYS || state_q == VALUES)) issue_q <= issue_q + 1;
+      unique case (state_q)
+        IDLE: if (start_i) begin
+          tokens_q   <= tokens_i;
+          pos0_q     <= pos0_i;
+          q_q        <= q_i;
+          kv_q       <= kv_i;
+          dst_q      <= dst_i;
+          heads_q    <= heads_i;
+          kv_heads_q <= kv_heads_i;
+          hd_q       <= head_dim_i;
+          max_seq_q  <= max_seq_i;
+          score_q    <= score_scale_i;
+          tok_q      <= '0;
+          head_q     <= '0;
+          kvh_q      <= '0;
+          gcount_q   <= '0;
+          group_q    <= '0;
+          sub_q      <= 32'(heads_i);
+          err_o      <= 1'b0;
+          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i == '0 || 32'(heads_i) > MAX_HEADS || kv_heads_i == '0 ||
+              kv_heads_i > heads_i || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
+              64'(pos0_i) + 64'(tokens_i) > 64'(MAX_SEQ)) begin
+            err_o   <= 1'b1;
+            state_q <= FINISH;
+          end else begin
+            state_q <= tokens_i == '0 ? FINISH : GROUP;
+          end
+        end
+        // Query heads per KV head, by repeated subtraction (a few cycles per op).
+        GROUP: if (sub_q >= 32'(kv_heads_q)) begin
+          sub_q   <= sub_q - 32'(kv_heads_q);
+          group_q <= group_q + 1;
+        end else begin
+          state_q <= Q_CMD;
+        end
+        Q_CMD: if (rcmd_ready) begin
+          el_q            <= '0;
+          quant_started_q <= 1'b0;
+          state_q         <= Q_QUANT;
+        end
+        Q_QUANT: begin
+          if (q_start) quant_started_q <= 1'b1;
+          if (q_code_valid) el_q <= el_q + 1;
+          if (q_done) begin
+            sq_q    <= q_scale;
+            issue_q <= '0;
+            key_q   <= '0;
+            el_q    <= '0;
+            raw_q   <= '0;
+            state_q <= KEYS;
+          end
+        end
+        KEYS: if (el_fire) begin
+          if (is_scale) begin
+            if (key_q == '0 || z > zmax_q) zmax_q <= z;
+            raw_q <= '0;
+            el_q  <= '0;
+            key_q <= key_q + 1;
+            if (key_q + 1 == keys) begin
+              issue_q <= '0;
+              key_q   <= '0;
+              sum_q   <= '0;
+              state_q <= VALUES;
+            end
+          end else begin
+            raw_q <= raw_next;
+            el_q  <= el_q + 1;
+          end
+        end
+        VALUES: if (el_fire) begin
+          if (is_scale) begin
+            sum_q <= sum_q + 48'(e_key);
+            w_q   <= w_key;
+          end
+          if (el_q == 32'(hd_q)) begin
+            el_q  <= '0;
+            key_q <= key_q + 1;
+            if (key_q + 1 == keys) begin
+              step_q  <= 1'b0;
+              sent_q  <= 1'b0;
+              state_q <= RCP;
+            end
+          end else begin
+            el_q <= el_q + 1;
+          end
+        end
+        // rcp = 1 / f32(S): I2F, then DIV.
+        RCP: begin
+          if (!sent_q && s_ready) sent_q <= 1'b1;
+          if (s_valid) begin
+            rcp_q  <= s_res;
+            sent_q <= 1'b0;
+            step_q <= 1'b1;
+            if (step_q) begin
+              el_q       <= '0;
+              cmd_sent_q <= 1'b0;
+              state_q    <= OUT;
+            end
+          end
+        end
+        OUT: begin
+          if (!cmd_sent_q && w_idle && wcmd_ready) cmd_sent_q <= 1'b1;
+          if (cmd_sent_q && el_q < 32'(hd_q) && wel_ready) el_q <= el_q + 1;
+          if (cmd_sent_q && el_q == 32'(hd_q) && w_idle) begin
+            // Next head (its KV head advances every `group` heads), then next token.
+            if (head_q + 1 == 32'(heads_q)) begin
+              head_q   <= '0;
+              kvh_q    <= '0;
+              gcount_q <= '0;
+              if (tok_q + 1 == tokens_q) begin
+                state_q <= FINISH;
+              end else begin
+                tok_q   <= tok_q + 1;
+                state_q <= Q_CMD;
+              end
+            end else begin
+              head_q <= head_q + 1;
+              if (gcount_q + 1 == group_q) begin
+                gcount_q <= '0;
+                kvh_q    <= kvh_q + 1;
+              end else begin
+                gcount_q <= gcount_q + 1;
+              end
+              state_q <= Q_CMD;
+            end
+          end
+        end
+        FINISH: if (w_idle) begin
+          done_o  <= 1'b1;
+          state_q <= IDLE;
+        end
+        default: state_q <= IDLE;
+      endcase
+    end
+  end
+
+  logic unused;
+  assign unused = ^{d, q_code};
+
+endmodule
+
+`resetall

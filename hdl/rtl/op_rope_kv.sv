@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// op_rope_kv: the ROPE_KV op. For each token at position pos: RoPE on q (written back in place)
+// and on k (docs/numerics.md §5: pairs (i, i + d/2), Q1.14 tables read from device memory), then
+// k and v quantized per KV head (no norm, qmax = the SETUP's kv_qmax) into the layer's KV cache:
+// one row of codes [kv_heads][head_dim] and one row of scales [kv_heads] per position
+// (hdl::isa::KvLayout).
+
+`default_nettype none
+
+module op_rope_kv #(
+  parameter int DATA_W       = 128,
+  parameter int VEC_DEPTH    = 256,  // longest row (heads x head_dim)
+  parameter int MAX_HEAD_DIM = 64,
+  parameter int MAX_HEADS    = 4
+) (
+  input  wire logic                clk_i,
+  input  wire logic                rst_ni,
+  input  wire logic                start_i,
+  input  wire logic [15:0]         tokens_i,
+  input  wire logic [31:0]         pos0_i,
+  input  wire logic [63:0]         q_i,
+  input  wire logic [63:0]         k_i,
+  input  wire logic [63:0]         v_i,
+  input  wire logic [63:0]         rope_i,
+  input  wire logic [63:0]         kv_i,
+  input  wire logic [15:0]         heads_i,
+  input  wire logic [15:0]         kv_heads_i,
+  input  wire logic [15:0]         head_dim_i,
+  input  wire logic [15:0]         kv_qmax_i,
+  input  wire logic [31:0]         max_seq_i,
+  output      logic                done_o,
+  output      logic                err_o,
+  output      logic                rd_cmd_valid_o,
+  input  wire logic                rd_cmd_ready_i,
+  output      logic [63:0]         rd_cmd_addr_o,
+  output      logic [31:0]         rd_cmd_beats_o,
+  input  wire logic                rd_valid_i,
+  output      logic                rd_ready_o,
+  input  wire logic [DATA_W-1:0]   rd_data_i,
+  output      logic                wr_cmd_valid_o,
+  input  wire logic                wr_cmd_ready_i,
+  output      logic [63:0]         wr_cmd_addr_o,
+  output      logic [31:0]         wr_cmd_beats_o,
+  output      logic                wr_valid_o,
+  input  wire logic                wr_ready_i,
+  output      logic [DATA_W-1:0]   wr_data_o,
+  output      logic [DATA_W/8-1:0] wr_strb_o,
+  input  wire logic                wr_done_i
+);
+
+  localparam int AW = VEC_DEPTH > 1 ? $clog2(VEC_DEPTH) : 1;
+  localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
+  localparam int NW = MAX_HEADS > 1 ? $clog2(MAX_HEADS) : 1;
+
+  typedef enum logic [3:0] {
+    IDLE, COS_CMD, COS_DATA, SIN_CMD, SIN_DATA, ROW_CMD, ROW_DATA, Q_WRITE, HEAD, CODES_WRITE, SCALES_WRITE,
+    FINISH
+  } state_e;
+  state_e state_q;
+  logic [1:0] part_q;  // 0 q, 1 k, 2 v
+
+  logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q, kv_qmax_q;
+  logic [31:0] pos0_q, max_seq_q, idx_q, cidx_q, head_q, j_q;
+  logic [63:0] q_q, k_q, v_q, rope_q, kv_q;
+  logic        cmd_sent_q, quant_started_q;
+
+  wire logic [31:0] pos    = pos0_q + 32'(tok_q);
+  wire logic [31:0] half   = 32'(hd_q) >> 1;
+  wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
+  wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
+  wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
+  // KV cache layout (hdl::isa::KvLayout).
+  wire logic [63:0] code_row  = trit_num::row_bytes(64'(kvd));
+  wire logic [63:0] scale_row = trit_num::row_bytes(64'(kv_heads_q) * 4);
+  wire logic [63:0] codes_sz  = 64'(max_seq_q) * code_row;
+  wire logic [63:0] scales_sz = 64'(max_seq_q) * scale_row;
+  wire logic [63:0] cache_codes  = kv_q + (part_q == 2'd2 ? codes_sz + scales_sz : 64'd0) + 64'(pos) * code_row;
+  wire logic [63:0] cache_scales = kv_q + codes_sz + (part_q == 2'd2 ? codes_sz + scales_sz : 64'd0) +
+                                   64'(pos) * scale_row;
+  wire logic [63:0] src_row = (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) +
+                              64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
+  wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
+
+  // ---------------------------------------------------------------- buffers
+  logic signed [31:0] xbuf  [VEC_DEPTH];
+  logic signed [15:0] cosb  [MAX_HEAD_DIM / 2];
+  logic signed [15:0] sinb  [MAX_HEAD_DIM / 2];
+  logic signed [7:0]  codeb [VEC_DEPTH];
+  logic [31:0]        scaleb [MAX_HEADS];
+
+  // ---------------------------------------------------------------- memory streams
+  logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
+  logic [63:0] rcmd_addr;
+  logic [31:0] rcmd_count, el_data;
+  logic [1:0]  rcmd_size;
+  elem_reader #(.DATA_W (DATA_W)) u_rd (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
+  );
+  assign rcmd_valid = state_q == COS_CMD || state_q == SIN_CMD || state_q == ROW_CMD;
+  assign rcmd_addr  = state_q == ROW_CMD ? src_row :
+                      rope_q + (64'(pos) + (state_q == SIN_CMD ? 64'(max_seq_q) : 64'd0)) * rope_row;
+  assign rcmd_count = state_q == ROW_CMD ? n_row : half;
+  assign rcmd_size  = state_q == ROW_CMD ? 2'd2 : 2'd1;
+  assign el_ready   = state_q == COS_DATA || state_q == SIN_DATA || state_q == ROW_DATA;
+  wire logic el_fire = el_valid && el_ready;
+
+  always_ff @(posedge clk_i) begin
+    if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q)] <= el_data[15:0];
+    if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q)] <= el_data[15:0];
+    if (el_fire && state_q == ROW_DATA) xbuf[AW'(idx_q)] <= $signed(el_data);
+  end
+
+  // Element idx_q of the row, rotated (j_q = its index within the head).
+  wire logic        first_half = j_q < half;
+  wire logic [31:0] pair  = first_half ? idx_q + half : idx_q - half;
+  wire logic [31:0] tab   = first_half ? j_q : j_q - half;
+  wire logic signed [47:0] c = 48'(cosb[HW'(tab)]);
+  wire logic signed [47:0] s = 48'(sinb[HW'(tab)]);
+  wire logic signed [47:0] x = 48'(xbuf[AW'(idx_q)]);
+  wire logic signed [47:0] y = 48'(xbuf[AW'(pair)]);
+  // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
+  wire logic signed [47:0] rot_sum = first_half ? x * c - y * s : x * c + y * s;
+  wire logic signed [31:0] rotated = trit_num::sat32(trit_num::rne_shift(96'(rot_sum), 8'd14));
+  wire logic signed [31:0] value = part_q == 2'd2 ? xbuf[AW'(idx_q)] : rotated;
+
+  // ---------------------------------------------------------------- quantizer (k, v per head)
+  logic q_in_ready, q_code_valid, q_done;
+  logic signed [15:0] q_code;
+  logic [31:0] q_scale;
+  wire logic q_start = state_q == HEAD && !quant_started_q;
+  wire logic q_in_valid = state_q == HEAD && quant_started_q && j_q < 32'(hd_q);
+  vec_quant #(.DEPTH (MAX_HEAD_DIM)) u_quant (
+    .clk_i, .rst_ni,
+    .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
+    .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+    .qmax_i (kv_qmax_q), .eps_i ('0),
+    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (value),
+    .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
+    .done_o (q_done), .scale_o (q_scale)
+  );
+  wire logic q_in_fire = q_in_valid && q_in_ready;
+  always_ff @(posedge clk_i) begin
+    if (q_code_valid) codeb[AW'(cidx_q)] <= q_code[7:0];
+    if (q_done) scaleb[NW'(head_q)] <= q_scale;
+  end
+
+  // ---------------------------------------------------------------- writes
+  logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
+  logic [63:0] wcmd_addr;
+  logic [31:0] wcmd_count, wel_data;
+  logic [1:0]  wcmd_size;
+  elem_writer #(.DATA_W (DATA_W)) u_wr (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
+    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data),
+    .idle_o (w_idle),
+    .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
+    .wr_strb_o, .wr_done_i
+  );
+  wire logic writing = state_q == Q_WRITE || state_q == CODES_WRITE || state_q == SCALES_WRITE;
+  assign wcmd_valid = writing && !cmd_sent_q && w_idle;
+  always_comb begin
+    wcmd_addr  = src_row;
+    wcmd_count = qd;
+    wcmd_size  = 2'd2;
+    wel_data   = 32'(rotated);
+    if (state_q == CODES_WRITE) begin
+      wcmd_addr  = cache_codes;
+      wcmd_count = kvd;
+      wcmd_size  = 2'd0;
+      wel_data   = 32'(codeb[AW'(idx_q)]);
+    end else if (state_q == SCALES_WRITE) begin
+      wcmd_addr  = cache_scales;
+      wcmd_count = 32'(kv_heads_q);
+      wel_data   = scaleb[NW'(idx_q)];
+    end
+  end
+  wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? kvd : 32'(kv_heads_q);
+  assign wel_valid = writing && cmd_sent_q && idx_q < w_len;
+  wire logic wel_fire = wel_valid && wel_ready;
+
+  // Next element of a row walked head by head: j_q wraps at head_dim.
+  wire logic [31:0] j_next = j_q + 1 == 32'(hd_q) ? 32'd0 : j_q + 1;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q         <= IDLE;
+      part_q          <= '0;
+      tokens_q        <= '0;
+      tok_q           <= '0;
+      heads_q         <= '0;
+      kv_heads_q      <= '0;
+      hd_q            <= '0;
+      kv_qmax_q       <= '0;
+      pos0_q          <= '0;
+      max_seq_q       <= '0;
+      idx_q           <= '0;
+      cidx_q          <= '0;
+      head_q          <= '0;
+      j_q             <= '0;
+      q_q             <= '0;
+      k_q             <= '0;
+      v_q             <= '0;
+      rope_q          <= '0;
+      kv_q            <= '0;
+      cmd_sent_q      <= 1'b0;
+      quant_started_q <= 1'b0;
+      done_o          <= 1'b0;
+      err_o           <= 1'b0;
+    end else begin
+      done_o <= 1'b0;
+      unique case (state_q)
+        IDLE: if (start_i) begin
+          tokens_q   <= tokens_i;
+          pos0_q     <= pos0_i;
+          q_q        <= q_i;
+          k_q        <= k_i;
+          v_q        <= v_i;
+          rope_q     <= rope_i;
+          kv_q       <= kv_i;
+          heads_q    <= heads_i;
+          kv_heads_q <= kv_heads_i;
+          hd_q       <= head_dim_i;
+          kv_qmax_q  <= kv_qmax_i;
+          max_seq_q  <= max_seq_i;
+          tok_q      <= '0;
+          err_o      <= 1'b0;
+          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[0] || head_dim_i == '0 || 32'(heads_i) > MAX_HEADS ||
+              kv_heads_i == '0 || kv_heads_i > heads_i || 32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH ||
+              64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i)) begin
+            err_o   <= 1'b1;
+            state_q <= FINISH;
+          end else begin
+            state_q <= tokens_i == '0 ? FINISH : COS_CMD;
+          end
+        end
+        COS_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= COS_DATA; end
+        COS_DATA: if (el_fire) begin
+          idx_q <= idx_q + 1;
+          if (idx_q + 1 == half) state_q <= SIN_CMD;
+        end
+        SIN_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= SIN_DATA; end
+        SIN_DATA: if (el_fire) begin
+          idx_q <= idx_q + 1;
+          if (idx_q + 1 == half) begin
+            part_q  <= 2'd0;
+            state_q <= ROW_CMD;
+          end
+        end
+        ROW_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= ROW_DATA; end
+        ROW_DATA: if (el_fire) begin
+          idx_q <= idx_q + 1;
+          if (idx_q + 1 == n_row) begin
+            idx_q           <= '0;
+            cidx_q          <= '0;
+            j_q             <= '0;
+            head_q          <= '0;
+            cmd_sent_q      <= 1'b0;
+            quant_started_q <= 1'b0;
+            state_q         <= part_q == 2'd0 ? Q_WRITE : HEAD;
+          end
+        end
+        Q_WRITE, CODES_WRITE, SCALES_WRITE: begin
+          if (wcmd_valid && wcmd_ready) cmd_sent_q <= 1'b1;
+          if (wel_fire) begin
+            idx_q <= idx_q + 1;
+            j_q   <= j_next;
+          end
+          if (cmd_sent_q && idx_q == w_len && w_idle && !wel_fire) begin
+            idx_q      <= '0;
+            cmd_sent_q <= 1'b0;
+            if (state_q == CODES_WRITE) begin
+              state_q <= SCALES_WRITE;
+            end else if (state_q == Q_WRITE || part_q == 2'd1) begin
+              part_q  <= part_q + 2'd1;
+              state_q <= ROW_CMD;
+            end else if (tok_q + 1 == tokens_q) begin
+              state_q <= FINISH;
+            end else begin
+              tok_q   <= tok_q + 1;
+              state_q <= COS_CMD;
+            end
+          end
+        end
+        HEAD: begin
+          if (q_start) quant_started_q <= 1'b1;
+          if (q_in_fire) begin
+            idx_q <= idx_q + 1;
+            j_q   <= j_q + 1;
+          end
+          if (q_code_valid) cidx_q <= cidx_q + 1;
+          if (q_done) begin
+            j_q             <= '0;
+            quant_started_q <= 1'b0;
+            head_q          <= head_q + 1;
+            if (head_q + 1 == 32'(kv_heads_q)) begin
+              idx_q   <= '0;
+              state_q <= CODES_WRITE;
+            end
+          end
+        end
+        FINISH: if (w_idle) begin
+          done_o  <= 1'b1;
+          state_q <= IDLE;
+        end
+        default: state_q <= IDLE;
+      endcase
+    end
+  end
+
+  logic unused;
+  assign unused = ^{pair, tab, q_code};
+
+endmodule
+
+`resetall
