@@ -17,8 +17,11 @@ module exp2_neg (
 
   wire logic [31:0]        n    = d_i[47:16];
   wire logic signed [95:0] frac = trit_num::rne_shift(96'(32'(hi) * 32'(lo)), 8'd15);
-  wire logic [15:0]        y    = 16'(trit_num::rne_shift(frac, n[7:0]));  // <= 32768
-  assign y_o = n > 32'd16 ? 16'd0 : y;
+  wire logic signed [95:0] y    = trit_num::rne_shift(frac, n[7:0]);  // <= 32768
+  assign y_o = n > 32'd16 ? 16'd0 : y[15:0];
+
+  logic unused;
+  assign unused = ^y[95:16];
 
 endmodule
 

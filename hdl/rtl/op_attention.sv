@@ -134,7 +134,7 @@ module op_attention #(
     .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
     .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
     .in_valid_i (state_q == Q_QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
-    .in_data_i ($signed(el_data)),
+    .in_data_i (el_data),
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
@@ -155,7 +155,7 @@ module op_attention #(
   wire logic signed [31:0] z_key = zb[SW'(key_q)];
   logic [15:0] e_key;
   exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_key));
-  wire logic signed [47:0] w_key = 48'(trit_num::requant(64'(e_key), el_data, 8'd16));
+  wire logic signed [95:0] w_key = trit_num::requant(64'(e_key), el_data, 8'd16);  // < 2^40
   // The first key starts the sums (no clearing pass over the accumulators).
   wire logic signed [63:0] acc_next = (key_q == '0 ? 64'sd0 : acc[DW'(d)]) + 64'(w_q) * 64'($signed(el_data[7:0]));
   always_ff @(posedge clk_i) begin
@@ -176,7 +176,7 @@ module op_attention #(
 
   // ---------------------------------------------------------------- output
   logic        wcmd_ready, wel_ready, w_idle;
-  wire logic [31:0] o_d = 32'(trit_num::sat32(trit_num::requant(acc[DW'(el_q)], rcp_q, 8'd0)));
+  wire logic signed [31:0] o_d = trit_num::sat32(trit_num::requant(acc[DW'(el_q)], rcp_q, 8'd0));
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (state_q == OUT && !cmd_sent_q && w_idle), .cmd_ready_o (wcmd_ready),
@@ -298,7 +298,7 @@ module op_attention #(
         VALUES: if (el_fire) begin
           if (is_scale) begin
             sum_q <= sum_q + 48'(e_key);
-            w_q   <= w_key;
+            w_q   <= w_key[47:0];
           end
           if (el_q == 32'(hd_q)) begin
             el_q  <= '0;
@@ -363,7 +363,7 @@ module op_attention #(
   end
 
   logic unused;
-  assign unused = ^{d, q_code};
+  assign unused = ^{d, q_code, w_key[95:48]};
 
 endmodule
 

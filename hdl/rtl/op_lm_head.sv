@@ -108,7 +108,7 @@ module op_lm_head #(
     .start_i (q_start), .n_i (hidden_q), .ex_i (-32'sd16), .shift_i (shift_q), .norm_i (1'b1),
     .qmax_i (16'(HEAD_QMAX)), .eps_i (eps_q),
     .in_valid_i (state_q == QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
-    .in_data_i ($signed(el_data)),
+    .in_data_i (el_data),
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
@@ -118,8 +118,8 @@ module op_lm_head #(
   // ---------------------------------------------------------------- rows
   wire logic is_scale = idx_q == hidden_q;
   wire logic signed [47:0] acc_next = acc_q + 48'(xc[AW'(idx_q)]) * 48'($signed(el_data[7:0]));
-  wire logic [31:0] logit =
-    32'(trit_num::sat32(trit_num::requant(64'(acc_q), trit_num::fp32_mul(sx_q, el_data), 8'd16)));
+  wire logic signed [31:0] logit =
+    trit_num::sat32(trit_num::requant(64'(acc_q), trit_num::fp32_mul(sx_q, el_data), 8'd16));
 
   logic wcmd_ready, wel_ready, w_idle;
   elem_writer #(.DATA_W (DATA_W)) u_wr (

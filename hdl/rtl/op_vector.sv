@@ -113,9 +113,9 @@ module op_vector #(
 
   wire logic signed [31:0] g = gate_buf[AW'(idx_q)];
   wire logic [47:0] g_abs = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
-  wire logic [47:0] g_log2e = 48'(trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16));  // |g| log2(e), Q.16
+  wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16);  // |g| log2(e), Q.16
   logic [15:0] e_neg;
-  exp2_neg u_exp2 (.d_i (g_log2e), .y_o (e_neg));
+  exp2_neg u_exp2 (.d_i (g_log2e[47:0]), .y_o (e_neg));
   wire logic [15:0] sig_pos = trit_num::sigmoid_q15(e_neg);
   wire logic signed [31:0] sig = g < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
   wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);           // Q.16
@@ -132,7 +132,8 @@ module op_vector #(
   end
   wire logic [7:0] bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
   wire logic signed [31:0] bn_ex = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
-  wire logic signed [31:0] bn_val = 32'(trit_num::rne_shift(prod_buf[AW'(idx_q)], bn_shift));
+  wire logic signed [95:0] bn_full = trit_num::rne_shift(prod_buf[AW'(idx_q)], bn_shift);  // |.| <= 2^30
+  wire logic signed [31:0] bn_val = bn_full[31:0];
 
   // ---------------------------------------------------------------- quantizer
   logic q_start, q_in_valid, q_in_ready, q_code_valid, q_code_ready, q_done;
@@ -261,6 +262,9 @@ module op_vector #(
       endcase
     end
   end
+
+  logic unused;
+  assign unused = ^{g_log2e[95:48], bn_full[95:32]};
 
 endmodule
 

@@ -70,8 +70,10 @@ package trit_num;
 
   // Clamp to -qmax..=qmax (codes; symmetric, -qmax-1 never occurs).
   function automatic logic signed [15:0] clamp_code(input logic signed [95:0] x, input logic [15:0] qmax);
-    if (x > 96'($signed({1'b0, qmax}))) clamp_code = $signed(qmax);
-    else if (x < -96'($signed({1'b0, qmax}))) clamp_code = 16'(17'sd0 - $signed({1'b0, qmax}));
+    logic signed [95:0] q;
+    q = 96'($signed({1'b0, qmax}));
+    if (x > q) clamp_code = 16'(q);
+    else if (x < 96'sd0 - q) clamp_code = 16'(96'sd0 - q);
     else clamp_code = 16'(x);
   endfunction
 

@@ -4,7 +4,6 @@
 //! waveform path is given — the run is replayed on a traced build that dumps exactly the failing
 //! program's cycles, so the FST shows the op that went wrong and nothing else.
 
-use crate::device::Device;
 use crate::session::Session;
 use crate::simdev::SimDevice;
 use anyhow::{bail, Result};

@@ -35,11 +35,11 @@ fn filelist(dir: &Path) -> Result<Vec<String>> {
     Ok(text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()).collect())
 }
 
-/// `yosys read_verilog -sv ...; synth_xilinx -family xcup -flatten -top TOP; stat` in `dir`.
-pub fn yosys_xilinx(dir: &Path, top: &str) -> Result<SynthStats> {
+/// Run yosys on the design in `dir`: read every file of the filelist, then `passes`; the log.
+fn yosys(dir: &Path, top: &str, passes: &str) -> Result<String> {
     let yosys = tools::find(Tool::Yosys)?;
     let files = filelist(dir)?.join(" ");
-    let script = format!("read_verilog -sv {files}; synth_xilinx -family xcup -flatten -top {top}; stat");
+    let script = format!("read_verilog -sv {files}; {passes}");
     let out = Command::new(&yosys.path).args(["-q", "-p", &script, "-l", "yosys.log"]).current_dir(dir).output()?;
     let log = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or_default();
     if !out.status.success() || log.contains("ERROR:") {
@@ -48,6 +48,19 @@ pub fn yosys_xilinx(dir: &Path, top: &str) -> Result<SynthStats> {
         let errs = errs.join("\n");
         bail!("yosys failed on {} (log {}/yosys.log):\n{errs}", top, dir.display());
     }
+    Ok(log)
+}
+
+/// yosys elaboration only (`hierarchy -check`, `proc`, `check -assert`: every module found,
+/// every process understood, no driver conflicts) -- seconds, where full synthesis of the whole
+/// kernel takes many minutes.
+pub fn yosys_elaborate(dir: &Path, top: &str) -> Result<()> {
+    yosys(dir, top, &format!("hierarchy -check -top {top}; proc; opt_clean; check -assert")).map(|_| ())
+}
+
+/// `yosys read_verilog -sv ...; synth_xilinx -family xcup -flatten -top TOP; stat` in `dir`.
+pub fn yosys_xilinx(dir: &Path, top: &str) -> Result<SynthStats> {
+    let log = yosys(dir, top, &format!("synth_xilinx -family xcup -flatten -top {top}; stat"))?;
     // The final `stat`: "Number of cells: N" followed by "  CELLTYPE  count" lines.
     let stat = log.rsplit_once("Printing statistics.").map(|(_, s)| s).unwrap_or(&log);
     let mut cells = BTreeMap::new();

@@ -96,8 +96,8 @@ fn generated_rtl_is_accepted_by_verilator_icarus_and_yosys() {
             // The Vitis kernel top too.
             host::synth::verilator_lint(dir.path(), &d.kernel).unwrap_or_else(|e| panic!("kernel: {e:#}"));
             host::synth::iverilog(dir.path(), &d.kernel).unwrap_or_else(|e| panic!("kernel: {e:#}"));
-            let k = host::synth::yosys_xilinx(dir.path(), &d.kernel).unwrap_or_else(|e| panic!("kernel: {e:#}"));
-            assert!(k.count_prefix("FD") > 0, "kernel: {:?}", k.cells);
+            // Elaboration only: synthesizing the whole kernel is `trit report`'s job (minutes).
+            host::synth::yosys_elaborate(dir.path(), &d.kernel).unwrap_or_else(|e| panic!("kernel: {e:#}"));
         }
     }
 }
