@@ -79,11 +79,20 @@ enum BenchCmd {
 enum Backend {
     /// The bit-exact reference device, driven by the runtime through the command stream.
     Ref,
-    /// The generated kernel in Verilator behind the same runtime (in progress: it stops, with a
-    /// clear error, at the first op the kernel does not implement yet).
+    /// The generated kernel in Verilator behind the same runtime, with the board's DRAM model.
     Sim,
     /// A real board through XRT (needs --xclbin; there is no board on the development machines).
     Xrt,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Ref => "ref",
+            Backend::Sim => "sim",
+            Backend::Xrt => "xrt",
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -112,7 +121,8 @@ struct RunArgs {
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 32)]
     n: usize,
-    /// Print `{"prompt_ids":[...],"output_ids":[...],"text":"..."}`.
+    /// Print `{"prompt_ids":[...],"output_ids":[...],"text":"...","stop":"..."}`; the sim and
+    /// xrt backends add `"cycles": {"prefill": N, "decode": [N, ...]}` and `"counters"`.
     #[arg(long)]
     json: bool,
     /// The xclbin to load (`--backend xrt`).
@@ -221,33 +231,70 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     let s = Session::open(&a.model.model, a.model.config.as_deref())?;
     let prompt = s.prompt_ids(a.prompt.as_deref(), a.prompt_ids.as_deref())?;
     let t0 = Instant::now();
-    let g = match a.backend {
-        Backend::Ref => generate_greedy(&s, &mut s.ref_runtime()?, &prompt, a.n, |_| {})?,
+    // Counters are reported for the backends that have them (simulated or real hardware).
+    let (g, history) = match a.backend {
+        Backend::Ref => (generate_greedy(&s, &mut s.ref_runtime()?, &prompt, a.n, |_| {})?, None),
         Backend::Sim => {
-            let dev = host::simdev::SimDevice::for_config(&s.cfg, 4 << 30, None)?;
-            generate_greedy(&s, &mut s.runtime(dev)?, &prompt, a.n, |_| {})?
+            let mut rt = s.runtime(host::simdev::SimDevice::for_config(&s.cfg, 4 << 30, None)?)?;
+            (generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?, Some(rt.history().to_vec()))
         }
         Backend::Xrt => {
             let xclbin =
                 a.xclbin.as_deref().context("--backend xrt needs --xclbin FILE (the kernel built for your board)")?;
-            let dev = host::xrtdev::XrtDevice::open(a.device, xclbin)?;
-            generate_greedy(&s, &mut s.runtime(dev)?, &prompt, a.n, |_| {})?
+            let mut rt = s.runtime(host::xrtdev::XrtDevice::open(a.device, xclbin)?)?;
+            (generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?, Some(rt.history().to_vec()))
         }
     };
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
-        println!("{}", serde_json::to_string(&g)?);
+        let mut v = serde_json::to_value(&g)?;
+        if let (Some(h), Some(o)) = (&history, v.as_object_mut()) {
+            let cycles = |c: &host::runtime::Counters| c.get("cycles").copied().unwrap_or(0);
+            let mut total = host::runtime::Counters::new();
+            for c in h {
+                for (k, n) in c {
+                    *total.entry(k).or_insert(0) += n;
+                }
+            }
+            o.insert(
+                "cycles".into(),
+                serde_json::json!({"prefill": h.first().map(cycles), "decode": h.iter().skip(1).map(cycles).collect::<Vec<_>>()}),
+            );
+            o.insert("counters".into(), serde_json::to_value(total)?);
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         println!("{}", g.text);
         eprintln!(
-            "[{} prompt tokens, {} generated, stop: {:?}, {:.1} tok/s on the reference backend]",
+            "[{} prompt tokens, {} generated, stop: {:?}, {:.1} tok/s wall clock on the {} backend]",
             g.prompt_ids.len(),
             g.output_ids.len(),
             g.stop,
-            g.output_ids.len() as f64 / secs.max(1e-9)
+            g.output_ids.len() as f64 / secs.max(1e-9),
+            a.backend.name()
         );
+        if let Some(h) = &history {
+            eprintln!("[{}]", cycle_summary(h, s.cfg.board.clock_mhz));
+        }
     }
     Ok(())
+}
+
+/// Cycles of the prefill and the decode steps, with the times they estimate at `mhz`.
+fn cycle_summary(h: &[host::runtime::Counters], mhz: f64) -> String {
+    let cycles = |c: &host::runtime::Counters| c.get("cycles").copied().unwrap_or(0) as f64;
+    let prefill = h.first().map(cycles).unwrap_or(0.0);
+    let decode: Vec<f64> = h.iter().skip(1).map(cycles).collect();
+    let mut s =
+        format!("kernel cycles: prefill {prefill:.0} (estimated TTFT {:.3} ms at {mhz} MHz)", prefill / mhz / 1e3);
+    if !decode.is_empty() {
+        let mean = decode.iter().sum::<f64>() / decode.len() as f64;
+        s.push_str(&format!(
+            ", decode {mean:.0} per token on average (estimated {:.1} tok/s)",
+            mhz * 1e6 / mean.max(1.0)
+        ));
+    }
+    s
 }
 
 fn accuracy_cmd(a: AccuracyArgs) -> Result<()> {
@@ -273,6 +320,13 @@ fn accuracy_cmd(a: AccuracyArgs) -> Result<()> {
     Ok(())
 }
 
+/// A spinner for a step whose length is unknown (hidden when stderr is not a terminal).
+fn spinner(msg: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner().with_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
 fn demo() -> Result<()> {
     let cfg = Config::preset("tiny")?;
     println!("trit demo: config `{}` on board {} ({} MHz)", cfg.name, cfg.board.name, cfg.board.clock_mhz);
@@ -283,29 +337,55 @@ fn demo() -> Result<()> {
     );
     let t0 = Instant::now();
     let s = Session::open("tiny", None).context("creating and loading the tiny model")?;
-    println!("[1/3] wrote and loaded the tiny checkpoint (seed {:#x}) in {:.2?}", model::tiny::TINY_SEED, t0.elapsed());
+    println!("[1/5] wrote and loaded the tiny checkpoint (seed {:#x}) in {:.2?}", model::tiny::TINY_SEED, t0.elapsed());
+    let d = hdl::generate(&cfg);
+    let lines: usize = d.files.iter().map(|(_, t)| t.lines().count()).sum();
+    println!(
+        "[2/5] generated the kernel `{}`: {} RTL files, {lines} lines, {}-bit memory bus",
+        d.kernel,
+        d.files.len(),
+        d.bus_bits
+    );
+    let t2 = Instant::now();
+    let pb = spinner("building the Verilator model of the kernel (cached after the first time)");
+    let dev = host::simdev::SimDevice::for_config(&cfg, 256 << 20, None);
+    pb.finish_and_clear();
+    let mut sim = s.runtime(dev?)?;
+    println!("[3/5] Verilator model of the kernel ready in {:.2?}", t2.elapsed());
     let prompt_text = "Hello, FPGA";
     let prompt = s.prompt_ids(Some(prompt_text), None)?;
-    let t1 = Instant::now();
-    let mut engine = s.ref_runtime()?;
-    let g = generate_greedy(&s, &mut engine, &prompt, 24, |_| {})?;
-    let secs = t1.elapsed().as_secs_f64();
-    println!("[2/3] reference device through the runtime, greedy: prompt {prompt_text:?} ({} tokens)", prompt.len());
+    let n = 16;
+    let pb = indicatif::ProgressBar::new(n as u64).with_message("tokens from the simulated kernel");
+    let t3 = Instant::now();
+    let g = generate_greedy(&s, &mut sim, &prompt, n, |_| pb.inc(1))?;
+    pb.finish_and_clear();
+    let refg = generate_greedy(&s, &mut s.ref_runtime()?, &prompt, n, |_| {})?;
+    println!(
+        "[4/5] simulated kernel, greedy: prompt {prompt_text:?} ({} tokens), {} tokens in {:.1?} of simulation",
+        prompt.len(),
+        g.output_ids.len(),
+        t3.elapsed()
+    );
     println!("      output ids {:?}", g.output_ids);
-    println!("      text {:?} ({:.0} tok/s, stop: {:?})", g.text, g.output_ids.len() as f64 / secs.max(1e-9), g.stop);
+    println!(
+        "      {} the reference device's ids",
+        if g.output_ids == refg.output_ids { "identical to" } else { "DIFFERENT FROM" }
+    );
+    println!("      {}", cycle_summary(sim.history(), cfg.board.clock_mhz));
+    if g.output_ids != refg.output_ids {
+        bail!("the simulated kernel and the reference device disagree: {:?} vs {:?}", g.output_ids, refg.output_ids);
+    }
     let tokens = accuracy::eval_tokens(&s, None, 256)?;
     let r = accuracy::measure(&s, &tokens)?;
     let a = r.exact_vs_w158a8;
     println!(
-        "[3/3] numerics cost over {} positions (bit-exact vs published W1.58A8 float): rel RMS {:.2}%, mean KL {:.5} nat, top-1 {:.1}%",
+        "[5/5] numerics cost over {} positions (bit-exact vs published W1.58A8 float): rel RMS {:.2}%, mean KL {:.5} nat, top-1 {:.1}%",
         a.positions,
         100.0 * a.rel_rms,
         a.mean_kl,
         100.0 * a.top1
     );
-    println!(
-        "(the random tiny model's text is noise by design; the simulated accelerator joins this demo with the RTL)"
-    );
+    println!("(the random tiny model's text is noise by design; cycle figures are estimates at the board clock)");
     Ok(())
 }
 

@@ -92,9 +92,14 @@ pub struct Runtime<D: Device> {
     layers: Vec<LayerImage>,
     buf: Buffers,
     pos: usize,
+    history: Vec<Counters>,
     /// How long one program may run.
     pub timeout: Duration,
 }
+
+/// The device's performance counters (hdl::regmap::COUNTER_NAMES) over one `prefill` or
+/// `decode` call, summed over its programs.
+pub type Counters = std::collections::BTreeMap<&'static str, u64>;
 
 fn norm_bytes(w: &NormWeight) -> Vec<u8> {
     let mut b = w.shift.to_le_bytes().to_vec();
@@ -215,6 +220,7 @@ impl<D: Device> Runtime<D> {
             layers,
             buf,
             pos: 0,
+            history: Vec::new(),
             timeout: Duration::from_secs(600),
         })
     }
@@ -229,9 +235,16 @@ impl<D: Device> Runtime<D> {
         self.pos
     }
 
-    /// Forget the context (the cache rows are overwritten by the next tokens).
+    /// Forget the context (the cache rows are overwritten by the next tokens) and the counters.
     pub fn reset(&mut self) {
         self.pos = 0;
+        self.history.clear();
+    }
+
+    /// Counters of every `prefill` and `decode` call since the start (or `reset`), in order.
+    /// All zero on a device without counters (the reference device counts only descriptors).
+    pub fn history(&self) -> &[Counters] {
+        &self.history
     }
 
     /// Process a prompt in chunks of the engine's token count; logits (Q.16) of the last token.
@@ -247,9 +260,14 @@ impl<D: Device> Runtime<D> {
             return Err(RefError::BadToken { id, vocab: self.vocab }.into());
         }
         let chunks: Vec<&[u32]> = tokens.chunks(self.shape.chunk_tokens).collect();
+        let mut total = Counters::new();
         for (i, chunk) in chunks.iter().enumerate() {
             self.run_chunk(chunk, i + 1 == chunks.len())?;
+            for (name, v) in self.dev.counters()? {
+                *total.entry(name).or_insert(0) += v;
+            }
         }
+        self.history.push(total);
         self.dev.read_i32s(self.buf.logits, self.vocab)
     }
 

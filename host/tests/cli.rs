@@ -104,9 +104,11 @@ fn accuracy_json_reports_the_three_comparisons() {
 #[test]
 fn demo_runs_all_steps() {
     let out = ok(&["demo"]);
-    for step in ["[1/3]", "[2/3]", "[3/3]"] {
+    for step in ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"] {
         assert!(out.contains(step), "{out}");
     }
+    assert!(out.contains("identical to the reference device's ids"), "{out}");
+    assert!(out.contains("kernel cycles: prefill"), "{out}");
 }
 
 #[test]
@@ -164,11 +166,26 @@ fn xrt_backend_without_a_board_says_so() {
     assert!(e.contains("--backend xrt needs --xclbin"), "{e}");
 }
 
-/// The simulated kernel runs the runtime's programs until the first op it lacks. Today that is
-/// ROPE_KV, the seventh descriptor (after SETUP, EMBED, NORM_QUANT and three LINEARs, which
-/// run): the error says so. This test moves with the kernel until every op is in RTL.
+/// The simulated kernel generates exactly the reference model's tokens, and its JSON adds the
+/// cycles of the prefill and of every decode step plus the performance counters.
 #[test]
-fn sim_backend_runs_until_the_first_missing_op() {
-    let e = fails(&["run", "--backend", "sim", "--model", "tiny", "--prompt-ids", "256,72", "-n", "1"]);
-    assert!(e.contains("sim: the kernel stopped at descriptor 6 (opcode 0x13): opcode not implemented"), "{e}");
+fn sim_backend_generates_the_reference_tokens_and_reports_cycles() {
+    let out = ok(&["run", "--backend", "sim", "--model", "tiny", "--prompt-ids", "256,72,105", "-n", "5", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<u32> = v["output_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    assert_eq!(ids, greedy_from_model(&[256, 72, 105], 5));
+    assert!(v["cycles"]["prefill"].as_u64().unwrap() > 0, "{v}");
+    let decode = v["cycles"]["decode"].as_array().unwrap();
+    assert_eq!(decode.len(), 4, "one entry per decode step (the last token needs none): {v}");
+    assert!(decode.iter().all(|c| c.as_u64().unwrap() > 0));
+    for name in hdl::regmap::COUNTER_NAMES {
+        assert!(v["counters"][name].is_u64(), "counter {name} missing: {v}");
+    }
+    let total: u64 = v["cycles"]["prefill"].as_u64().unwrap() + decode.iter().map(|c| c.as_u64().unwrap()).sum::<u64>();
+    assert_eq!(v["counters"]["cycles"].as_u64().unwrap(), total);
+    assert!(v["counters"]["dram_read_bytes"].as_u64().unwrap() > 0);
+    let refv: serde_json::Value =
+        serde_json::from_str(&ok(&["run", "--model", "tiny", "--prompt-ids", "256,72,105", "-n", "5", "--json"]))
+            .unwrap();
+    assert!(refv.get("cycles").is_none(), "the reference backend has no cycles to report: {refv}");
 }
