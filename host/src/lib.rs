@@ -9,6 +9,7 @@ pub mod refdev;
 pub mod runtime;
 pub mod session;
 pub mod simdev;
+pub mod simperf;
 pub mod synth;
 pub mod tlmm;
 pub mod xrtdev;

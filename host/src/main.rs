@@ -52,6 +52,29 @@ enum Cmd {
     },
     /// Show where the external tools (Verilator, yosys, iverilog) were found.
     Doctor,
+    /// Cycle figures of the generated kernel in Verilator: one prefill and decode steps through
+    /// random-weight layers, per-op cycles and DRAM bytes, roofline and compute fractions, and
+    /// estimated TTFT and tokens/s for the whole model.
+    Sim {
+        /// Preset name or TOML file.
+        #[arg(long, default_value = "tiny")]
+        config: String,
+        /// Decoder layers to simulate (figures are per layer; estimates scale to the model).
+        #[arg(long, default_value_t = 1)]
+        layers: usize,
+        /// Prompt tokens of the prefill.
+        #[arg(long, default_value_t = 128)]
+        prompt_len: usize,
+        /// Decode steps after the prefill (the last is reported).
+        #[arg(long, default_value_t = 1)]
+        decode_steps: usize,
+        /// Simulate the LM head as well (else its cycles are estimated at the DRAM roofline).
+        #[arg(long)]
+        lm_head: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure an engine in simulation.
     Bench {
         #[command(subcommand)]
@@ -197,6 +220,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Doctor => doctor(),
+        Cmd::Sim { config, layers, prompt_len, decode_steps, lm_head, json } => {
+            let req =
+                host::simperf::SimRequest { cfg: Config::load(&config)?, layers, prompt_len, decode_steps, lm_head };
+            let pb = indicatif::ProgressBar::new(0).with_message("simulating");
+            let r = host::simperf::run(&req, |done, total| {
+                pb.set_length(total);
+                pb.set_position(done);
+            });
+            pb.finish_and_clear();
+            let r = r?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", host::simperf::text(&r));
+            }
+            Ok(())
+        }
         Cmd::Bench { what: BenchCmd::Tlmm { config, shapes, json } } => {
             let cfg = Config::load(&config)?;
             let shapes = shapes.iter().map(|s| parse_shape(s)).collect::<Result<Vec<_>>>()?;

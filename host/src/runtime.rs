@@ -280,12 +280,72 @@ impl<D: Device> Runtime<D> {
         let program = self.program(tokens.len() as u16, self.pos as u32, logits);
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         self.dev.write_i32s(self.buf.ids, &ids)?;
+        self.run_program(&program)?;
+        self.pos += tokens.len();
+        Ok(())
+    }
+
+    fn run_program(&mut self, program: &[Op]) -> Result<()> {
         let bytes: Vec<u8> = program.iter().flat_map(|op| op.encode()).collect();
         self.dev.write(self.buf.program, &bytes)?;
         self.dev.start(self.buf.program)?;
-        self.dev.wait(self.timeout).with_context(|| format!("{} at position {}", self.dev.name(), self.pos))?;
+        self.dev.wait(self.timeout).with_context(|| format!("{} at position {}", self.dev.name(), self.pos))
+    }
+
+    /// Run `tokens` (at most one chunk) at the current position op by op, each op as its own
+    /// program (SETUP, op, END), and return each op with its counters minus those of an empty
+    /// program. For measurement (`trit sim`): the results in device memory are those of one
+    /// program, only the per-op cost becomes visible. `logits` adds the LM head.
+    pub fn profile_chunk(&mut self, tokens: &[u32], logits: bool) -> Result<Vec<(Op, Counters)>> {
+        let max_seq = self.setup.max_seq as usize;
+        if tokens.is_empty() || tokens.len() > self.shape.chunk_tokens {
+            bail!("profile_chunk takes 1..={} tokens, not {}", self.shape.chunk_tokens, tokens.len());
+        }
+        if self.pos + tokens.len() > max_seq {
+            return Err(RefError::ContextOverflow { position: self.pos, requested: tokens.len(), max_seq }.into());
+        }
+        let program = self.program(tokens.len() as u16, self.pos as u32, logits);
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        self.dev.write_i32s(self.buf.ids, &ids)?;
+        let setup = Op::Setup(self.setup);
+        self.run_program(&[setup, Op::End])?;
+        let base: Counters = self.dev.counters()?.into_iter().collect();
+        let mut out = Vec::new();
+        for op in program.into_iter().filter(|op| !matches!(op, Op::Setup(_) | Op::End)) {
+            self.run_program(&[setup, op, Op::End])?;
+            let c = self.dev.counters()?.into_iter().map(|(k, v)| (k, v.saturating_sub(base[k]))).collect();
+            out.push((op, c));
+        }
         self.pos += tokens.len();
-        Ok(())
+        Ok(out)
+    }
+
+    /// Device-memory bytes of one decoder layer's weights: the seven TLMM weight images and the
+    /// norm weights (the bytes a decode step must read for the layer, besides the KV cache).
+    pub fn layer_weight_bytes(&self) -> u64 {
+        let (tl, bus) = (self.shape.tl, self.shape.bus_bytes);
+        let Some(l) = self.layers.first() else { return 0 };
+        let image = |x: &Lin| (tl.steps(x.k as usize) * tl.blocks(x.n as usize) * tl.beat_stride(bus)) as u64;
+        let linears: u64 = [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|x| image(x)).sum();
+        let norm = |n: u64| NORM_GAINS + row_bytes(2 * n);
+        let (h, f) = (self.setup.hidden as u64, self.setup.ffn as u64);
+        let subs = if l.attn_sub != 0 { norm(h) + norm(f) } else { 0 };
+        linears + 2 * norm(h) + subs
+    }
+
+    /// The KV layout of every layer (the bytes attention reads grow with the position).
+    pub fn kv_layout(&self) -> KvLayout {
+        KvLayout::new(&self.setup)
+    }
+
+    /// The model-wide sizes the programs carry.
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// The device shape the weight image was laid out for.
+    pub fn shape(&self) -> DeviceShape {
+        self.shape
     }
 
     /// The program for `t` tokens at positions `pos0..`.

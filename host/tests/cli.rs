@@ -189,3 +189,30 @@ fn sim_backend_generates_the_reference_tokens_and_reports_cycles() {
             .unwrap();
     assert!(refv.get("cycles").is_none(), "the reference backend has no cycles to report: {refv}");
 }
+
+/// `trit sim --json` has the documented fields, with per-layer cycles and fractions that are
+/// consistent with the per-op table.
+#[test]
+fn sim_json_reports_per_layer_cycles_and_fractions() {
+    let out = ok(&["sim", "--config", "tiny", "--layers", "2", "--prompt-len", "5", "--decode-steps", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = &v["decode"];
+    let p = &v["prefill"];
+    assert_eq!(p["prompt_len"], 5);
+    assert_eq!(d["context"], 7, "prefill of 5, then 2 decode steps: {v}");
+    for (phase, key) in [(d, "cycles_per_layer"), (d, "dram_bytes_per_layer"), (p, "cycles_per_layer")] {
+        assert!(phase[key].as_u64().unwrap() > 0, "{key}: {v}");
+    }
+    for f in [&d["roofline_fraction"], &p["compute_fraction"]] {
+        let f = f.as_f64().unwrap();
+        assert!(f > 0.0 && f <= 1.0, "fraction {f}: {v}");
+    }
+    // Per-layer cycles are the per-op cycles without EMBED and LM_HEAD, over 2 layers.
+    let ops = d["ops"].as_object().unwrap();
+    let sum: u64 = ops.iter().filter(|(k, _)| *k != "EMBED").map(|(_, r)| r["cycles"].as_u64().unwrap()).sum();
+    assert_eq!(d["cycles_per_layer"].as_u64().unwrap(), sum / 2);
+    assert_eq!(ops["LINEAR"]["count"], 14, "7 linears per layer: {v}");
+    assert!(v["estimates"]["decode_tok_s"].as_f64().unwrap() > 0.0);
+    let e = fails(&["sim", "--config", "tiny", "--prompt-len", "400"]);
+    assert!(e.contains("exceed the context length max_seq = 320"), "{e}");
+}
