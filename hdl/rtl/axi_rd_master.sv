@@ -3,8 +3,10 @@
 // axi_rd_master: reads `beats` bus words starting at a bus-aligned address and streams them
 // out. The request is cut into INCR bursts of at most MAX_BURST beats that never cross a 4 KiB
 // boundary (an AXI rule), with up to MAX_OUTSTANDING bursts in flight so DRAM latency is hidden.
-// R data flows straight to the consumer (rready = consumer ready), so no data buffer is needed;
-// one command at a time.
+// R data flows straight to the consumer (rready = consumer ready), so no data buffer is needed.
+// A new command is accepted as soon as every burst of the previous one has been requested, so
+// an engine that issues its next read early (the next key, the next row) finds it already in
+// flight; data still comes back in command order.
 
 `default_nettype none
 
@@ -26,7 +28,7 @@ module axi_rd_master #(
   output      logic              data_valid_o,
   input  wire logic              data_ready_i,
   output      logic [DATA_W-1:0] data_o,
-  output      logic              data_last_o,
+  output      logic              data_last_o,    // last beat of every command accepted so far
   output      logic              err_o,          // sticky: a read returned an error response
   // AXI4 read channels.
   output      logic [ADDR_W-1:0] m_axi_araddr,
@@ -56,7 +58,6 @@ module axi_rd_master #(
 `endif
   end
 
-  logic              busy_q;
   logic [ADDR_W-1:0] addr_q;      // next burst address
   logic [LEN_W-1:0]  to_issue_q;  // beats not yet requested
   logic [LEN_W-1:0]  to_recv_q;   // beats not yet delivered
@@ -77,20 +78,20 @@ module axi_rd_master #(
   wire logic r_fire  = m_axi_rvalid && m_axi_rready;
   wire logic r_end   = r_fire && m_axi_rlast;
 
-  assign cmd_ready_o   = !busy_q;
+  wire logic receiving = to_recv_q != '0;
+  assign cmd_ready_o   = to_issue_q == '0 && !ar_pending_q;
   assign m_axi_araddr  = addr_q;
   assign m_axi_arlen   = arlen_q;
   assign m_axi_arsize  = 3'($clog2(BYTES));
   assign m_axi_arburst = 2'b01;  // INCR
   assign m_axi_arvalid = ar_pending_q;
-  assign m_axi_rready  = busy_q && data_ready_i;
-  assign data_valid_o  = busy_q && m_axi_rvalid;
+  assign m_axi_rready  = receiving && data_ready_i;
+  assign data_valid_o  = receiving && m_axi_rvalid;
   assign data_o        = m_axi_rdata;
   assign data_last_o   = to_recv_q == LEN_W'(1);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      busy_q        <= 1'b0;
       addr_q        <= '0;
       to_issue_q    <= '0;
       to_recv_q     <= '0;
@@ -100,26 +101,19 @@ module axi_rd_master #(
       err_o         <= 1'b0;
     end else begin
       if (cmd_valid_i && cmd_ready_o) begin
-        busy_q     <= cmd_beats_i != '0;
         addr_q     <= cmd_addr_i;
         to_issue_q <= cmd_beats_i;
-        to_recv_q  <= cmd_beats_i;
-      end else begin
+      end else if (ar_fire) begin
         // Address channel: hold a request until accepted (AXI: valid must not drop).
-        if (ar_fire) begin
-          ar_pending_q <= 1'b0;
-          addr_q       <= addr_q + (ADDR_W'(arlen_q) + ADDR_W'(1)) * ADDR_W'(BYTES);
-        end else if (!ar_pending_q && busy_q && to_issue_q != '0 && 32'(outstanding_q) < MAX_OUTSTANDING) begin
-          ar_pending_q <= 1'b1;
-          arlen_q      <= 8'(burst - 1);
-          to_issue_q   <= to_issue_q - burst;
-        end
-        if (r_fire) begin
-          to_recv_q <= to_recv_q - 1;
-          if (m_axi_rresp != 2'b00) err_o <= 1'b1;
-          if (to_recv_q == LEN_W'(1)) busy_q <= 1'b0;
-        end
+        ar_pending_q <= 1'b0;
+        addr_q       <= addr_q + (ADDR_W'(arlen_q) + ADDR_W'(1)) * ADDR_W'(BYTES);
+      end else if (!ar_pending_q && to_issue_q != '0 && 32'(outstanding_q) < MAX_OUTSTANDING) begin
+        ar_pending_q <= 1'b1;
+        arlen_q      <= 8'(burst - 1);
+        to_issue_q   <= to_issue_q - burst;
       end
+      to_recv_q <= to_recv_q + (cmd_valid_i && cmd_ready_o ? cmd_beats_i : '0) - LEN_W'(r_fire);
+      if (r_fire && m_axi_rresp != 2'b00) err_o <= 1'b1;
       outstanding_q <= outstanding_q + OUT_W'(ar_fire) - OUT_W'(r_end);
     end
   end

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // elem_reader: reads `count` elements of 1, 2 or 4 bytes from any element-aligned byte address
-// and streams them out one per cycle, sign-extended to 32 bits. The vector engines see device
+// and streams them out one per cycle, sign-extended to 32 bits -- or, for the lane-parallel
+// engines, 16-byte elements (16 int8 codes at once) on el_wide_o. The vector engines see device
 // memory as element streams through this and elem_writer, so none of them handles bus words,
 // row padding or unaligned starts itself.
 //
@@ -17,16 +18,17 @@ module elem_reader #(
 ) (
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
-  // Command: `count` (>= 1) elements of 2^size bytes at byte address `addr`.
+  // Command: `count` (>= 1) elements of 2^size bytes (size 0..4) at byte address `addr`.
   input  wire logic              cmd_valid_i,
   output      logic              cmd_ready_o,
   input  wire logic [63:0]       cmd_addr_i,
   input  wire logic [31:0]       cmd_count_i,
-  input  wire logic [1:0]        cmd_size_i,
+  input  wire logic [2:0]        cmd_size_i,
   // Elements.
   output      logic              el_valid_o,
   input  wire logic              el_ready_i,
-  output      logic [31:0]       el_data_o,
+  output      logic [31:0]       el_data_o,   // 1, 2, 4-byte elements, sign-extended
+  output      logic [127:0]      el_wide_o,   // 16-byte elements, raw
   // Read master.
   output      logic              rd_cmd_valid_o,
   input  wire logic              rd_cmd_ready_i,
@@ -44,7 +46,7 @@ module elem_reader #(
   // Queue of accepted commands: start offset in the first word, element count, size.
   logic [OFF_W-1:0] q_off   [QUEUE];
   logic [31:0]      q_count [QUEUE];
-  logic [1:0]       q_size  [QUEUE];
+  logic [2:0]       q_size  [QUEUE];
   logic [QW-1:0]    head_q, tail_q;
   logic [QW:0]      used_q;
 
@@ -61,12 +63,13 @@ module elem_reader #(
   logic             started_q;  // ptr_q/left_q belong to the head command
   wire logic [OFF_W-1:0] ptr  = started_q ? ptr_q : q_off[head_q];
   wire logic [31:0]      left = started_q ? left_q : q_count[head_q];
-  wire logic [1:0]       size = q_size[head_q];
-  wire logic [31:0]      raw  = 32'(rd_data_i >> {ptr, 3'b000});
+  wire logic [2:0]       size = q_size[head_q];
+  assign el_wide_o = 128'(rd_data_i >> {ptr, 3'b000});
+  wire logic [31:0]      raw  = el_wide_o[31:0];
   always_comb begin
     unique case (size)
-      2'd0:    el_data_o = {{24{raw[7]}}, raw[7:0]};
-      2'd1:    el_data_o = {{16{raw[15]}}, raw[15:0]};
+      3'd0:    el_data_o = {{24{raw[7]}}, raw[7:0]};
+      3'd1:    el_data_o = {{16{raw[15]}}, raw[15:0]};
       default: el_data_o = raw;
     endcase
   end

@@ -10,7 +10,9 @@
 //   output  o_d = sat32(requant(acc_d, 1 / f32(S), 0)).
 // The exact two-pass softmax makes the result independent of key order, so decode and prefill
 // share this engine and any later reordering (TeLLMe's reversed prefill) stays bit-exact.
-// Reads of the next keys are issued while the current key is consumed (elem_reader queue).
+// Reads of the next keys are issued while the current key is consumed (elem_reader queue), and
+// codes arrive LANES at a time: a key's dot product and a value's accumulation take
+// head_dim / LANES cycles (head_dim must be a multiple of LANES; model::config checks it).
 
 `default_nettype none
 
@@ -19,7 +21,8 @@ module op_attention #(
   parameter int MAX_HEAD_DIM = 64,
   parameter int MAX_HEADS    = 4,
   parameter int MAX_SEQ      = 64,
-  parameter int ACT_QMAX     = 127  // query code range
+  parameter int ACT_QMAX     = 127,  // query code range
+  parameter int LANES        = 16    // int8 codes per cycle (one 16-byte element of elem_reader)
 ) (
   input  wire logic                clk_i,
   input  wire logic                rst_ni,
@@ -56,6 +59,14 @@ module op_attention #(
 );
 
   localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
+
+  if (LANES != 16) begin : g_bad_lanes
+`ifdef __ICARUS__
+    op_attention_LANES_must_be_16 u_fail ();
+`else
+    $error("op_attention: LANES = %0d; elem_reader's wide elements are 16 bytes", LANES);
+`endif
+  end
   localparam int SW = MAX_SEQ > 1 ? $clog2(MAX_SEQ) : 1;
   localparam logic [2:0] DIV = 3'd1, I2F = 3'd5;
 
@@ -74,6 +85,7 @@ module op_attention #(
   logic        step_q, sent_q, quant_started_q, cmd_sent_q;
 
   wire logic [31:0] pos    = pos0_q + 32'(tok_q);
+  wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] keys   = pos + 1;
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
@@ -95,12 +107,13 @@ module op_attention #(
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [1:0]  rcmd_size;
+  logic [127:0] el_wide;
+  logic [2:0]  rcmd_size;
   always_comb begin
     rcmd_valid = 1'b0;
     rcmd_addr  = q_q + 64'(tok_q) * q_row + head_off;
     rcmd_count = 32'(hd_q);
-    rcmd_size  = 2'd2;
+    rcmd_size  = 3'd2;
     if (state_q == Q_CMD) begin
       rcmd_valid = 1'b1;
     end else if ((state_q == KEYS || state_q == VALUES) && issue_q < 2 * keys) begin
@@ -110,15 +123,16 @@ module op_attention #(
         rcmd_addr  = k_scale + (values ? v_base : 64'd0);
         rcmd_count = 32'd1;
       end else begin
-        rcmd_addr = k_codes + (values ? v_base : 64'd0);
-        rcmd_size = 2'd0;
+        rcmd_addr  = k_codes + (values ? v_base : 64'd0);
+        rcmd_count = groups;
+        rcmd_size  = 3'($clog2(LANES));
       end
     end
   end
-  elem_reader #(.DATA_W (DATA_W), .QUEUE (4)) u_rd (
+  elem_reader #(.DATA_W (DATA_W), .QUEUE (8)) u_rd (
     .clk_i, .rst_ni,
     .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
-    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data), .el_wide_o (el_wide),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
   wire logic el_fire = el_valid && el_ready;
@@ -145,9 +159,16 @@ module op_attention #(
   always_ff @(posedge clk_i) if (q_code_valid) qc[DW'(el_q)] <= q_code[7:0];
 
   // ---------------------------------------------------------------- per-element datapath
-  wire logic is_scale = values ? el_q == '0 : el_q == 32'(hd_q);
-  wire logic [31:0] d = values ? el_q - 1 : el_q;  // element index within the head
-  wire logic signed [31:0] raw_next = raw_q + 32'(qc[DW'(d)]) * 32'($signed(el_data[7:0]));
+  wire logic is_scale = values ? el_q == '0 : el_q == groups;
+  wire logic [31:0] g = values ? el_q - 1 : el_q;  // code group within the head
+  logic signed [31:0] dot;  // the group's LANES products, exact
+  always_comb begin
+    dot = '0;
+    for (int j = 0; j < LANES; j++) begin
+      dot = dot + 32'(qc[DW'(g * LANES + 32'(j))]) * 32'($signed(el_wide[8*j +: 8]));
+    end
+  end
+  wire logic signed [31:0] raw_next = raw_q + dot;
   // Score of the key whose scale is arriving.
   wire logic [31:0] c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, el_data), score_q);
   wire logic signed [31:0] z = trit_num::sat32(trit_num::requant(64'(raw_q), c_score, 8'd16));
@@ -157,10 +178,14 @@ module op_attention #(
   exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_key));
   wire logic signed [95:0] w_key = trit_num::requant(64'(e_key), el_data, 8'd16);  // < 2^40
   // The first key starts the sums (no clearing pass over the accumulators).
-  wire logic signed [63:0] acc_next = (key_q == '0 ? 64'sd0 : acc[DW'(d)]) + 64'(w_q) * 64'($signed(el_data[7:0]));
   always_ff @(posedge clk_i) begin
     if (state_q == KEYS && el_fire && is_scale) zb[SW'(key_q)] <= z;
-    if (state_q == VALUES && el_fire && !is_scale) acc[DW'(d)] <= acc_next;
+    if (state_q == VALUES && el_fire && !is_scale) begin
+      for (int j = 0; j < LANES; j++) begin
+        acc[DW'(g * LANES + 32'(j))] <= (key_q == '0 ? 64'sd0 : acc[DW'(g * LANES + 32'(j))]) +
+                                        64'(w_q) * 64'($signed(el_wide[8*j +: 8]));
+      end
+    end
   end
   assign el_ready = state_q == KEYS || state_q == VALUES || (state_q == Q_QUANT && quant_started_q && q_in_ready);
 
@@ -245,7 +270,7 @@ module op_attention #(
           group_q    <= '0;
           sub_q      <= 32'(heads_i);
           err_o      <= 1'b0;
-          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i == '0 || 32'(heads_i) > MAX_HEADS || kv_heads_i == '0 ||
+          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i == '0 || 32'(head_dim_i) % LANES != 0 || 32'(heads_i) > MAX_HEADS || kv_heads_i == '0 ||
               kv_heads_i > heads_i || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
               64'(pos0_i) + 64'(tokens_i) > 64'(MAX_SEQ)) begin
             err_o   <= 1'b1;
@@ -300,7 +325,7 @@ module op_attention #(
             sum_q <= sum_q + 48'(e_key);
             w_q   <= w_key[47:0];
           end
-          if (el_q == 32'(hd_q)) begin
+          if (el_q == groups) begin
             el_q  <= '0;
             key_q <= key_q + 1;
             if (key_q + 1 == keys) begin
@@ -363,7 +388,7 @@ module op_attention #(
   end
 
   logic unused;
-  assign unused = ^{d, q_code, w_key[95:48]};
+  assign unused = ^{q_code, w_key[95:48]};
 
 endmodule
 

@@ -4,14 +4,16 @@
 // hidden rows goes through the final RMSNorm fused into int16 quantization (vec_quant, qmax
 // 32767), then every vocabulary row: acc = sum code_r,c * x_c (int8 x int16, exact),
 // logit_r = sat32(requant(acc, sx * s_r, 16)) -- Q.16 logits (docs/numerics.md §8). Row reads
-// are issued ahead of the row being multiplied; logits stream out as one write.
+// are issued ahead of the row being multiplied and arrive LANES codes per cycle (hidden is a
+// multiple of LANES: heads x head_dim); logits stream out as one write.
 
 `default_nettype none
 
 module op_lm_head #(
   parameter int DATA_W    = 128,
   parameter int VEC_DEPTH = 256,     // longest hidden row
-  parameter int HEAD_QMAX = 32767    // activation code range of the LM head
+  parameter int HEAD_QMAX = 32767,   // activation code range of the LM head
+  parameter int LANES     = 16       // int8 codes per cycle (one 16-byte element of elem_reader)
 ) (
   input  wire logic                clk_i,
   input  wire logic                rst_ni,
@@ -59,18 +61,20 @@ module op_lm_head #(
 
   // ---------------------------------------------------------------- reads
   wire logic [31:0] it_row = issue_q >> 1;
+  wire logic [31:0] groups = hidden_q / LANES;  // LANES-wide code groups per row
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [1:0]  rcmd_size;
+  logic [127:0] el_wide;
+  logic [2:0]  rcmd_size;
   always_comb begin
     rcmd_valid = 1'b0;
     rcmd_addr  = '0;
     rcmd_count = hidden_q;
-    rcmd_size  = 2'd2;
+    rcmd_size  = 3'd2;
     unique case (state_q)
       SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
-      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 2'd1; end
+      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 3'd1; end
       ROW_CMD:   begin
         rcmd_valid = 1'b1;
         rcmd_addr  = src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
@@ -82,17 +86,18 @@ module op_lm_head #(
           rcmd_addr  = head_scales_q + 64'(it_row) * 4;
           rcmd_count = 32'd1;
         end else begin
-          rcmd_addr = head_q + 64'(it_row) * trit_num::row_bytes(64'(hidden_q));
-          rcmd_size = 2'd0;
+          rcmd_addr  = head_q + 64'(it_row) * trit_num::row_bytes(64'(hidden_q));
+          rcmd_count = groups;
+          rcmd_size  = 3'($clog2(LANES));
         end
       end
       default: ;
     endcase
   end
-  elem_reader #(.DATA_W (DATA_W), .QUEUE (4)) u_rd (
+  elem_reader #(.DATA_W (DATA_W), .QUEUE (8)) u_rd (
     .clk_i, .rst_ni,
     .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
-    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data), .el_wide_o (el_wide),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
   wire logic el_fire = el_valid && el_ready;
@@ -116,8 +121,15 @@ module op_lm_head #(
   always_ff @(posedge clk_i) if (q_code_valid) xc[AW'(idx_q)] <= q_code;
 
   // ---------------------------------------------------------------- rows
-  wire logic is_scale = idx_q == hidden_q;
-  wire logic signed [47:0] acc_next = acc_q + 48'(xc[AW'(idx_q)]) * 48'($signed(el_data[7:0]));
+  wire logic is_scale = idx_q == groups;
+  logic signed [47:0] dot;  // one group's LANES products, exact
+  always_comb begin
+    dot = '0;
+    for (int j = 0; j < LANES; j++) begin
+      dot = dot + 48'(xc[AW'(idx_q * LANES + 32'(j))]) * 48'($signed(el_wide[8*j +: 8]));
+    end
+  end
+  wire logic signed [47:0] acc_next = acc_q + dot;
   wire logic signed [31:0] logit =
     trit_num::sat32(trit_num::requant(64'(acc_q), trit_num::fp32_mul(sx_q, el_data), 8'd16));
 
@@ -173,8 +185,9 @@ module op_lm_head #(
           head_scales_q <= head_scales_i;
           dst_q         <= dst_i;
           idx_q         <= '0;
-          err_o         <= hidden_i == '0 || hidden_i > VEC_DEPTH || norm_i == '0;
-          if (hidden_i == '0 || hidden_i > VEC_DEPTH || norm_i == '0 || tokens_i == '0 || vocab_i == '0) begin
+          err_o         <= hidden_i == '0 || hidden_i > VEC_DEPTH || hidden_i % LANES != 0 || norm_i == '0;
+          if (hidden_i == '0 || hidden_i > VEC_DEPTH || hidden_i % LANES != 0 || norm_i == '0 || tokens_i == '0 ||
+              vocab_i == '0) begin
             state_q <= FINISH;
           end else begin
             state_q <= SHIFT_CMD;

@@ -93,18 +93,20 @@ module op_rope_kv #(
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [1:0]  rcmd_size;
+  logic [127:0] el_wide;  // 16-byte elements: not used here
+  logic [2:0]  rcmd_size;
   elem_reader #(.DATA_W (DATA_W)) u_rd (
     .clk_i, .rst_ni,
     .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
-    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready),
+    .el_data_o (el_data), .el_wide_o (el_wide),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
   assign rcmd_valid = state_q == COS_CMD || state_q == SIN_CMD || state_q == ROW_CMD;
   assign rcmd_addr  = state_q == ROW_CMD ? src_row :
                       rope_q + (64'(pos) + (state_q == SIN_CMD ? 64'(max_seq_q) : 64'd0)) * rope_row;
   assign rcmd_count = state_q == ROW_CMD ? n_row : half;
-  assign rcmd_size  = state_q == ROW_CMD ? 2'd2 : 2'd1;
+  assign rcmd_size  = state_q == ROW_CMD ? 3'd2 : 3'd1;
   assign el_ready   = state_q == COS_DATA || state_q == SIN_DATA || state_q == ROW_DATA;
   wire logic el_fire = el_valid && el_ready;
 
@@ -313,7 +315,7 @@ module op_rope_kv #(
   end
 
   logic unused;
-  assign unused = ^{pair, tab, q_code};
+  assign unused = ^{pair, tab, q_code, el_wide};
 
 endmodule
 

@@ -68,11 +68,13 @@ module op_vector #(
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [1:0]  rcmd_size;
+  logic [127:0] el_wide;  // 16-byte elements: not used here
+  logic [2:0]  rcmd_size;
   elem_reader #(.DATA_W (DATA_W)) u_rd (
     .clk_i, .rst_ni,
     .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
-    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data),
+    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready),
+    .el_data_o (el_data), .el_wide_o (el_wide),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
 
@@ -95,10 +97,10 @@ module op_vector #(
     rcmd_valid = 1'b0;
     rcmd_addr  = '0;
     rcmd_count = n_q;
-    rcmd_size  = 2'd2;
+    rcmd_size  = 3'd2;
     unique case (state_q)
       SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
-      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 2'd1; end
+      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 3'd1; end
       ROW_CMD:   begin rcmd_valid = 1'b1; rcmd_addr = src_q + 64'(tok_q) * in_row; end
       UP_CMD:    begin rcmd_valid = 1'b1; rcmd_addr = up_q + 64'(tok_q) * in_row; end
       default: ;
@@ -264,7 +266,7 @@ module op_vector #(
   end
 
   logic unused;
-  assign unused = ^{g_log2e[95:48], bn_full[95:32]};
+  assign unused = ^{g_log2e[95:48], bn_full[95:32], el_wide};
 
 endmodule
 

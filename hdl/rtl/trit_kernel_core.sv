@@ -30,6 +30,7 @@ module trit_kernel_core #(
   parameter int          MAX_SEQ      = 64,            // longest context
   parameter int          ACT_QMAX     = 127,           // int8 activation code range (model::ops::ACT_QMAX)
   parameter int          HEAD_QMAX    = 32767,         // LM-head activation code range
+  parameter int          LANES        = 16,            // int8 codes per cycle in attention and LM head
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -322,7 +323,7 @@ module trit_kernel_core #(
   );
 
   // LM_HEAD: addr src, final norm, head codes, head scales, logits.
-  op_lm_head #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX)) u_lm_head (
+  op_lm_head #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX), .LANES (LANES)) u_lm_head (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_HEAD]), .tokens_i (tokens),
     .src_i (addr_field(desc_q, 0)), .norm_i (addr_field(desc_q, 1)), .head_i (addr_field(desc_q, 2)),

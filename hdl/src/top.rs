@@ -205,6 +205,7 @@ pub fn kernel_top(origin: &str, p: &TlmmParams, limits: &KernelLimits, bus_bits:
     params.extend(limits.pairs().into_iter().map(|(n, v)| (n, v.to_string())));
     params.push(("ACT_QMAX", model::ops::ACT_QMAX.to_string()));
     params.push(("HEAD_QMAX", model::numerics::LM_HEAD_QMAX.to_string()));
+    params.push(("LANES", model::config::CODE_LANES.to_string()));
     let params: Vec<String> = params.iter().map(|(n, v)| format!("    .{n:<12} ({v})")).collect();
     s.push_str(&params.join(",\n"));
     s.push_str("\n  ) u_core (\n");

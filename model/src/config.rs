@@ -226,6 +226,10 @@ struct ConfigFile {
     engine: EngineConfig,
 }
 
+/// int8 codes the accelerator's attention and LM-head engines take per cycle (one 16-byte read
+/// element); head dimensions must be a multiple of it.
+pub const CODE_LANES: usize = 16;
+
 /// A complete, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -344,8 +348,14 @@ impl Config {
                 format!("kv_heads must divide heads ({} does not divide {})", m.kv_heads, m.heads),
             );
         }
-        if m.head_dim % 2 != 0 {
-            return err("model.head_dim", format!("must be even for RoPE, got {}", m.head_dim));
+        if m.head_dim % CODE_LANES != 0 {
+            return err(
+                "model.head_dim",
+                format!(
+                    "must be a multiple of {CODE_LANES} (the attention engine reads {CODE_LANES} codes per cycle), got {}",
+                    m.head_dim
+                ),
+            );
         }
         if m.head_dim > 512 {
             return err("model.head_dim", format!("at most 512 is supported, got {}", m.head_dim));
