@@ -10,8 +10,9 @@
 //   output  o_d = sat32(requant(acc_d, 1 / f32(S), 0)).
 // The exact two-pass softmax makes the result independent of key order, so decode and prefill
 // share this engine and any later reordering (TeLLMe's reversed prefill) stays bit-exact.
-// Reads of the next keys are issued while the current key is consumed (elem_reader queue), and
-// codes arrive LANES at a time: a key's dot product and a value's accumulation take
+// The KV cache is head-major (hdl::isa::KvLayout), so each head's keys, key scales, value scales
+// and values are four long runs: all four reads are queued at once and stream back to back.
+// Codes arrive LANES at a time: a key's dot product and a value's accumulation take
 // head_dim / LANES cycles (head_dim must be a multiple of LANES; model::config checks it).
 
 `default_nettype none
@@ -70,17 +71,18 @@ module op_attention #(
   localparam int SW = MAX_SEQ > 1 ? $clog2(MAX_SEQ) : 1;
   localparam logic [2:0] DIV = 3'd1, I2F = 3'd5;
 
-  typedef enum logic [3:0] {IDLE, GROUP, Q_CMD, Q_QUANT, KEYS, VALUES, RCP, OUT, FINISH} state_e;
+  typedef enum logic [3:0] {
+    IDLE, GROUP, Q_CMD, Q_QUANT, K_CODES, K_SCALES, V_SCALES, V_CODES, RCP, OUT, FINISH
+  } state_e;
   state_e state_q;
 
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q;
   logic [31:0] pos0_q, max_seq_q, score_q, head_q, kvh_q, gcount_q, group_q, sub_q;
   logic [63:0] q_q, kv_q, dst_q;
-  logic [31:0] issue_q, key_q, el_q;  // issued commands, consumed keys, element within a key
+  logic [31:0] issue_q, key_q, el_q;  // reads issued for the head, consumed keys, group within a key
   logic signed [31:0] raw_q, zmax_q;
   logic [31:0] sq_q;
   logic [47:0] sum_q;
-  logic signed [47:0] w_q;
   logic [31:0] rcp_q;
   logic        step_q, sent_q, quant_started_q, cmd_sent_q;
 
@@ -88,45 +90,44 @@ module op_attention #(
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] keys   = pos + 1;
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
-  wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
   wire logic [63:0] q_row  = trit_num::row_bytes(64'(qd) * 4);
-  wire logic [63:0] code_row  = trit_num::row_bytes(64'(kvd));
-  wire logic [63:0] scale_row = trit_num::row_bytes(64'(kv_heads_q) * 4);
-  wire logic [63:0] codes_sz  = 64'(max_seq_q) * code_row;
-  wire logic [63:0] scales_sz = 64'(max_seq_q) * scale_row;
   wire logic [63:0] head_off  = 64'(head_q) * 64'(hd_q) * 4;
+  // Head-major cache regions (hdl::isa::KvLayout).
+  wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
+  wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
+  wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
+  wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
 
   // ---------------------------------------------------------------- reads
-  // Q_CMD: the head's q. KEYS: per key its codes then its scale; VALUES: its scale then codes.
-  wire logic [31:0] it_key  = issue_q >> 1;
-  wire logic        it_odd  = issue_q[0];
-  wire logic        values  = state_q == VALUES;
-  wire logic [63:0] k_codes = kv_q + 64'(it_key) * code_row + 64'(kvh_q) * 64'(hd_q);
-  wire logic [63:0] k_scale = kv_q + codes_sz + 64'(it_key) * scale_row + 64'(kvh_q) * 4;
-  wire logic [63:0] v_base  = codes_sz + scales_sz;
+  // Q_CMD: the head's q. Then, queued together: the KV head's key codes (all keys), key scales,
+  // value scales, value codes.
+  wire logic streaming = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_CODES;
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
   logic [127:0] el_wide;
   logic [2:0]  rcmd_size;
   always_comb begin
-    rcmd_valid = 1'b0;
+    rcmd_valid = state_q == Q_CMD || (streaming && issue_q < 4);
     rcmd_addr  = q_q + 64'(tok_q) * q_row + head_off;
     rcmd_count = 32'(hd_q);
     rcmd_size  = 3'd2;
-    if (state_q == Q_CMD) begin
-      rcmd_valid = 1'b1;
-    end else if ((state_q == KEYS || state_q == VALUES) && issue_q < 2 * keys) begin
-      rcmd_valid = 1'b1;
-      // Codes: head_dim bytes; scale: one binary32.
-      if (it_odd != values) begin
-        rcmd_addr  = k_scale + (values ? v_base : 64'd0);
-        rcmd_count = 32'd1;
-      end else begin
-        rcmd_addr  = k_codes + (values ? v_base : 64'd0);
-        rcmd_count = groups;
-        rcmd_size  = 3'($clog2(LANES));
-      end
+    if (streaming) begin
+      rcmd_count = keys;
+      unique case (issue_q[1:0])
+        2'd0: begin
+          rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
+          rcmd_count = keys * groups;
+          rcmd_size  = 3'($clog2(LANES));
+        end
+        2'd1: rcmd_addr = kv_q + codes_sz + 64'(kvh_q) * scale_stride;
+        2'd2: rcmd_addr = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;
+        default: begin
+          rcmd_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;
+          rcmd_count = keys * groups;
+          rcmd_size  = 3'($clog2(LANES));
+        end
+      endcase
     end
   end
   elem_reader #(.DATA_W (DATA_W), .QUEUE (8)) u_rd (
@@ -154,40 +155,44 @@ module op_attention #(
   );
 
   logic signed [7:0]  qc  [MAX_HEAD_DIM];
-  logic signed [31:0] zb  [MAX_SEQ];
+  logic signed [31:0] zb  [MAX_SEQ];       // raw scores, then scores z
+  logic signed [47:0] wb  [MAX_SEQ];       // value weights w
   logic signed [63:0] acc [MAX_HEAD_DIM];
   always_ff @(posedge clk_i) if (q_code_valid) qc[DW'(el_q)] <= q_code[7:0];
 
   // ---------------------------------------------------------------- per-element datapath
-  wire logic is_scale = values ? el_q == '0 : el_q == groups;
-  wire logic [31:0] g = values ? el_q - 1 : el_q;  // code group within the head
-  logic signed [31:0] dot;  // the group's LANES products, exact
+  wire logic last_group = el_q + 1 == groups;
+  wire logic last_key   = key_q + 1 == keys;
+  logic signed [31:0] dot;  // one code group's LANES products, exact
   always_comb begin
     dot = '0;
     for (int j = 0; j < LANES; j++) begin
-      dot = dot + 32'(qc[DW'(g * LANES + 32'(j))]) * 32'($signed(el_wide[8*j +: 8]));
+      dot = dot + 32'(qc[DW'(el_q * LANES + 32'(j))]) * 32'($signed(el_wide[8*j +: 8]));
     end
   end
   wire logic signed [31:0] raw_next = raw_q + dot;
-  // Score of the key whose scale is arriving.
-  wire logic [31:0] c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, el_data), score_q);
-  wire logic signed [31:0] z = trit_num::sat32(trit_num::requant(64'(raw_q), c_score, 8'd16));
-  // Softmax weight of the key whose value scale is arriving.
+  // K_SCALES: the score of the key whose scale is arriving.
   wire logic signed [31:0] z_key = zb[SW'(key_q)];
+  wire logic [31:0] c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, el_data), score_q);
+  wire logic signed [31:0] z = trit_num::sat32(trit_num::requant(64'(z_key), c_score, 8'd16));
+  // V_SCALES: the softmax weight of the key whose value scale is arriving.
   logic [15:0] e_key;
   exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_key));
   wire logic signed [95:0] w_key = trit_num::requant(64'(e_key), el_data, 8'd16);  // < 2^40
-  // The first key starts the sums (no clearing pass over the accumulators).
+  wire logic signed [47:0] w = wb[SW'(key_q)];
   always_ff @(posedge clk_i) begin
-    if (state_q == KEYS && el_fire && is_scale) zb[SW'(key_q)] <= z;
-    if (state_q == VALUES && el_fire && !is_scale) begin
+    if (el_fire && state_q == K_CODES && last_group) zb[SW'(key_q)] <= raw_next;
+    if (el_fire && state_q == K_SCALES) zb[SW'(key_q)] <= z;
+    if (el_fire && state_q == V_SCALES) wb[SW'(key_q)] <= w_key[47:0];
+    // The first key starts the sums (no clearing pass over the accumulators).
+    if (el_fire && state_q == V_CODES) begin
       for (int j = 0; j < LANES; j++) begin
-        acc[DW'(g * LANES + 32'(j))] <= (key_q == '0 ? 64'sd0 : acc[DW'(g * LANES + 32'(j))]) +
-                                        64'(w_q) * 64'($signed(el_wide[8*j +: 8]));
+        acc[DW'(el_q * LANES + 32'(j))] <= (key_q == '0 ? 64'sd0 : acc[DW'(el_q * LANES + 32'(j))]) +
+                                           64'(w) * 64'($signed(el_wide[8*j +: 8]));
       end
     end
   end
-  assign el_ready = state_q == KEYS || state_q == VALUES || (state_q == Q_QUANT && quant_started_q && q_in_ready);
+  assign el_ready = streaming || (state_q == Q_QUANT && quant_started_q && q_in_ready);
 
   // ---------------------------------------------------------------- 1 / S
   logic s_ready, s_valid;
@@ -240,7 +245,6 @@ module op_attention #(
       zmax_q          <= '0;
       sq_q            <= '0;
       sum_q           <= '0;
-      w_q             <= '0;
       rcp_q           <= '0;
       step_q          <= 1'b0;
       sent_q          <= 1'b0;
@@ -250,7 +254,7 @@ module op_attention #(
       err_o           <= 1'b0;
     end else begin
       done_o <= 1'b0;
-      if (rcmd_valid && rcmd_ready && (state_q == KEYS || state_q == VALUES)) issue_q <= issue_q + 1;
+      if (rcmd_valid && rcmd_ready && streaming) issue_q <= issue_q + 1;
       unique case (state_q)
         IDLE: if (start_i) begin
           tokens_q   <= tokens_i;
@@ -300,42 +304,34 @@ module op_attention #(
             key_q   <= '0;
             el_q    <= '0;
             raw_q   <= '0;
-            state_q <= KEYS;
+            state_q <= K_CODES;
           end
         end
-        KEYS: if (el_fire) begin
-          if (is_scale) begin
-            if (key_q == '0 || z > zmax_q) zmax_q <= z;
-            raw_q <= '0;
-            el_q  <= '0;
-            key_q <= key_q + 1;
-            if (key_q + 1 == keys) begin
-              issue_q <= '0;
-              key_q   <= '0;
-              sum_q   <= '0;
-              state_q <= VALUES;
-            end
-          end else begin
-            raw_q <= raw_next;
-            el_q  <= el_q + 1;
-          end
-        end
-        VALUES: if (el_fire) begin
-          if (is_scale) begin
-            sum_q <= sum_q + 48'(e_key);
-            w_q   <= w_key[47:0];
-          end
-          if (el_q == groups) begin
-            el_q  <= '0;
-            key_q <= key_q + 1;
-            if (key_q + 1 == keys) begin
+        K_CODES, V_CODES: if (el_fire) begin
+          if (state_q == K_CODES) raw_q <= last_group ? 32'sd0 : raw_next;
+          el_q <= last_group ? 32'd0 : el_q + 1;
+          if (last_group) begin
+            key_q <= last_key ? 32'd0 : key_q + 1;
+            if (last_key && state_q == K_CODES) state_q <= K_SCALES;
+            if (last_key && state_q == V_CODES) begin
               step_q  <= 1'b0;
               sent_q  <= 1'b0;
               state_q <= RCP;
             end
-          end else begin
-            el_q <= el_q + 1;
           end
+        end
+        K_SCALES: if (el_fire) begin
+          if (key_q == '0 || z > zmax_q) zmax_q <= z;
+          key_q <= last_key ? 32'd0 : key_q + 1;
+          if (last_key) begin
+            sum_q   <= '0;
+            state_q <= V_SCALES;
+          end
+        end
+        V_SCALES: if (el_fire) begin
+          sum_q <= sum_q + 48'(e_key);
+          key_q <= last_key ? 32'd0 : key_q + 1;
+          if (last_key) state_q <= V_CODES;
         end
         // rcp = 1 / f32(S): I2F, then DIV.
         RCP: begin

@@ -71,13 +71,14 @@ module op_rope_kv #(
   wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
   wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
   // KV cache layout (hdl::isa::KvLayout).
-  wire logic [63:0] code_row  = trit_num::row_bytes(64'(kvd));
-  wire logic [63:0] scale_row = trit_num::row_bytes(64'(kv_heads_q) * 4);
-  wire logic [63:0] codes_sz  = 64'(max_seq_q) * code_row;
-  wire logic [63:0] scales_sz = 64'(max_seq_q) * scale_row;
-  wire logic [63:0] cache_codes  = kv_q + (part_q == 2'd2 ? codes_sz + scales_sz : 64'd0) + 64'(pos) * code_row;
-  wire logic [63:0] cache_scales = kv_q + codes_sz + (part_q == 2'd2 ? codes_sz + scales_sz : 64'd0) +
-                                   64'(pos) * scale_row;
+  // Head-major: head h's codes at h * head_stride, position pos at pos * head_dim within them.
+  wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
+  wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
+  wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
+  wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
+  wire logic [63:0] part_base    = kv_q + (part_q == 2'd2 ? codes_sz + scales_sz : 64'd0);
+  wire logic [63:0] cache_codes  = part_base + 64'(head_q) * head_stride + 64'(pos) * 64'(hd_q);
+  wire logic [63:0] cache_scales = part_base + codes_sz + 64'(head_q) * scale_stride + 64'(pos) * 4;
   wire logic [63:0] src_row = (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) +
                               64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
   wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
@@ -170,18 +171,19 @@ module op_rope_kv #(
     wcmd_count = qd;
     wcmd_size  = 2'd2;
     wel_data   = 32'(rotated);
+    // Per KV head (head_q): its head_dim codes, then its scale.
     if (state_q == CODES_WRITE) begin
       wcmd_addr  = cache_codes;
-      wcmd_count = kvd;
+      wcmd_count = 32'(hd_q);
       wcmd_size  = 2'd0;
-      wel_data   = 32'(codeb[AW'(idx_q)]);
+      wel_data   = 32'(codeb[AW'(head_q * 32'(hd_q) + idx_q)]);
     end else if (state_q == SCALES_WRITE) begin
       wcmd_addr  = cache_scales;
-      wcmd_count = 32'(kv_heads_q);
-      wel_data   = scaleb[NW'(idx_q)];
+      wcmd_count = 32'd1;
+      wel_data   = scaleb[NW'(head_q)];
     end
   end
-  wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? kvd : 32'(kv_heads_q);
+  wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? 32'(hd_q) : 32'd1;
   assign wel_valid = writing && cmd_sent_q && idx_q < w_len;
   wire logic wel_fire = wel_valid && wel_ready;
 
@@ -277,6 +279,9 @@ module op_rope_kv #(
             cmd_sent_q <= 1'b0;
             if (state_q == CODES_WRITE) begin
               state_q <= SCALES_WRITE;
+            end else if (state_q == SCALES_WRITE && head_q + 1 < 32'(kv_heads_q)) begin
+              head_q  <= head_q + 1;
+              state_q <= CODES_WRITE;
             end else if (state_q == Q_WRITE || part_q == 2'd1) begin
               part_q  <= part_q + 2'd1;
               state_q <= ROW_CMD;
@@ -301,6 +306,7 @@ module op_rope_kv #(
             head_q          <= head_q + 1;
             if (head_q + 1 == 32'(kv_heads_q)) begin
               idx_q   <= '0;
+              head_q  <= '0;
               state_q <= CODES_WRITE;
             end
           end

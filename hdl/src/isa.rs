@@ -390,22 +390,26 @@ impl Op {
     }
 }
 
-/// Where the parts of one layer's KV cache live, relative to its base address. Each position is
-/// one aligned row: codes `[kv_heads][head_dim]` i8, scales `[kv_heads]` f32.
+/// Where the parts of one layer's KV cache live, relative to its base address. Head-major: each
+/// KV head's codes for all positions are one contiguous run (`[max_seq][head_dim]` i8) and its
+/// scales another (`[max_seq]` f32), so attention reads one head's whole context in one burst
+/// stream; each head's region starts on a row boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvLayout {
-    /// Key codes, `[max_seq]` rows of `code_row` bytes.
+    /// Key codes: `kv_heads` regions of `head_stride` bytes.
     pub k: u64,
-    /// Key scales, `[max_seq]` rows of `scale_row` bytes.
+    /// Key scales: `kv_heads` regions of `scale_stride` bytes.
     pub k_scale: u64,
     /// Value codes.
     pub v: u64,
     /// Value scales.
     pub v_scale: u64,
-    /// Stride of a codes row.
-    pub code_row: u64,
-    /// Stride of a scales row.
-    pub scale_row: u64,
+    /// Bytes from one head's codes to the next: `row_bytes(max_seq * head_dim)`.
+    pub head_stride: u64,
+    /// Bytes from one head's scales to the next: `row_bytes(4 * max_seq)`.
+    pub scale_stride: u64,
+    /// Bytes of one position's codes in a head (`head_dim`).
+    pub head_dim: u64,
     /// Total bytes.
     pub bytes: u64,
 }
@@ -413,19 +417,30 @@ pub struct KvLayout {
 impl KvLayout {
     /// The layout for a model's sizes.
     pub fn new(s: &Setup) -> KvLayout {
-        let seq = s.max_seq as u64;
-        let code_row = row_bytes(s.kv_heads as u64 * s.head_dim as u64);
-        let scale_row = row_bytes(4 * s.kv_heads as u64);
-        let (codes, scales) = (seq * code_row, seq * scale_row);
+        let (seq, kvh, hd) = (s.max_seq as u64, s.kv_heads as u64, s.head_dim as u64);
+        let head_stride = row_bytes(seq * hd);
+        let scale_stride = row_bytes(4 * seq);
+        let (codes, scales) = (kvh * head_stride, kvh * scale_stride);
         KvLayout {
             k: 0,
             k_scale: codes,
             v: codes + scales,
             v_scale: 2 * codes + scales,
-            code_row,
-            scale_row,
+            head_stride,
+            scale_stride,
+            head_dim: hd,
             bytes: 2 * (codes + scales),
         }
+    }
+
+    /// Offset of the codes of (`head`, `pos`) in the region at `codes` (`k` or `v`).
+    pub fn code_at(&self, codes: u64, head: u64, pos: u64) -> u64 {
+        codes + head * self.head_stride + pos * self.head_dim
+    }
+
+    /// Offset of the scale of (`head`, `pos`) in the region at `scales` (`k_scale` or `v_scale`).
+    pub fn scale_at(&self, scales: u64, head: u64, pos: u64) -> u64 {
+        scales + head * self.scale_stride + 4 * pos
     }
 }
 

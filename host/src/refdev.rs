@@ -203,20 +203,26 @@ impl RefDevice {
                     self.put_i32s(ka, &kv_)?;
                     let (kc, ks, vc, vs) = kv_entries(&kv_, &vv, hd, s.kv_qmax as i32);
                     let p = pos as u64;
-                    self.put_i8s(kv + lay.k + p * lay.code_row, &kc)?;
-                    self.put_f32s(kv + lay.k_scale + p * lay.scale_row, &ks)?;
-                    self.put_i8s(kv + lay.v + p * lay.code_row, &vc)?;
-                    self.put_f32s(kv + lay.v_scale + p * lay.scale_row, &vs)?;
+                    for h in 0..kvh {
+                        let (hc, hh) = (h * hd..(h + 1) * hd, h as u64);
+                        self.put_i8s(kv + lay.code_at(lay.k, hh, p), &kc[hc.clone()])?;
+                        self.put_f32s(kv + lay.scale_at(lay.k_scale, hh, p), &ks[h..h + 1])?;
+                        self.put_i8s(kv + lay.code_at(lay.v, hh, p), &vc[hc])?;
+                        self.put_f32s(kv + lay.scale_at(lay.v_scale, hh, p), &vs[h..h + 1])?;
+                    }
                 }
             }
             Op::Attention { tokens, pos0, q, kv, dst } => {
                 let lay = KvLayout::new(s);
                 let (mut kc, mut ks, mut vc, mut vs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                // Gather the head-major cache into the reference's [pos][kv_head] order.
                 for p in 0..(pos0 as u64 + tokens as u64) {
-                    kc.extend(self.i8s(kv + lay.k + p * lay.code_row, kvdim)?);
-                    ks.extend(self.f32s(kv + lay.k_scale + p * lay.scale_row, kvh)?);
-                    vc.extend(self.i8s(kv + lay.v + p * lay.code_row, kvdim)?);
-                    vs.extend(self.f32s(kv + lay.v_scale + p * lay.scale_row, kvh)?);
+                    for h in 0..kvh as u64 {
+                        kc.extend(self.i8s(kv + lay.code_at(lay.k, h, p), hd)?);
+                        ks.extend(self.f32s(kv + lay.scale_at(lay.k_scale, h, p), 1)?);
+                        vc.extend(self.i8s(kv + lay.code_at(lay.v, h, p), hd)?);
+                        vs.extend(self.f32s(kv + lay.scale_at(lay.v_scale, h, p), 1)?);
+                    }
                 }
                 let view = KvView { k: &kc, k_scale: &ks, v: &vc, v_scale: &vs };
                 for t in 0..tokens as usize {
