@@ -69,8 +69,9 @@ module op_linear #(
   localparam int WPB     = (WGT_W + DATA_W - 1) / DATA_W;  // bus words per weight beat
   localparam int LANE_B  = COLS * 4;                    // bytes of one ymem word (COLS int32)
   localparam int TW      = MAX_TOKENS > 1 ? $clog2(MAX_TOKENS) : 1;
-  localparam int XA_W    = $clog2(MAX_TOKENS * MAX_STEPS + 1);
-  localparam int YA_W    = $clog2(MAX_TOKENS * MAX_BLOCKS + 1);
+  // Address widths that index exactly the buffers' depths (a width one too wide is a lint error).
+  localparam int XA_W    = MAX_TOKENS * MAX_STEPS > 1 ? $clog2(MAX_TOKENS * MAX_STEPS) : 1;
+  localparam int YA_W    = MAX_TOKENS * MAX_BLOCKS > 1 ? $clog2(MAX_TOKENS * MAX_BLOCKS) : 1;
   localparam int WA_W    = WBUF_DEPTH > 1 ? $clog2(WBUF_DEPTH) : 1;
 
   function automatic logic [31:0] row_bytes(input logic [31:0] b);

@@ -113,3 +113,15 @@ fn docs_carry_the_generated_register_map() {
     generate(&Config::preset("tiny").unwrap()).write(dir.path()).unwrap();
     assert_eq!(std::fs::read_to_string(dir.path().join("regmap.md")).unwrap(), hdl::regmap::markdown());
 }
+
+/// The kernel generated for every preset (full-size model limits, each board's bus) passes
+/// Verilator's lint: widths derived from large parameters stay consistent.
+#[test]
+fn every_preset_kernel_lints() {
+    for name in ["tiny", "tellme-kv260", "bitnet2b-kv260", "accllm-u280"] {
+        let d = generate(&Config::preset(name).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        d.write(dir.path()).unwrap();
+        host::synth::verilator_lint(dir.path(), &d.kernel).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    }
+}
