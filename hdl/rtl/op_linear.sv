@@ -9,8 +9,10 @@
 //      chunk's weight beats into the TLMM unit's buffer, run the unit over xmem, requantize each
 //      result lane with c[t] and write (or saturating-add) it into ymem
 //   5. each ymem row, re-cut into bus words, written to dst
-// This first version is sequential (loads do not overlap compute); it defines the dataflow the
-// double-buffered version must keep bit for bit.
+// A chunk's weights stream in over PORTS AXI masters at once (each reads a contiguous share of
+// the chunk's beats; one assembler per port, the weight buffer's write port shared). Loads do
+// not overlap compute yet: that is the double-buffered version, which must keep this dataflow
+// bit for bit.
 
 `default_nettype none
 
@@ -25,7 +27,9 @@ module op_linear #(
   parameter int MAX_BLOCKS = 40,   // largest n / COLS
   parameter int MAX_STEPS  = 14,   // largest steps of k
   parameter int PIPE       = 1,    // TLMM pipeline stages
-  parameter int WBUF_DEPTH = 256   // TLMM weight buffer beats
+  parameter int WBUF_DEPTH = 256,  // TLMM weight buffer beats
+  parameter int PORTS      = 1,    // read masters for the weights: the rd_* bundle and PORTS-1 wrd_*
+  parameter int XP         = PORTS > 1 ? PORTS - 1 : 1  // derived: wrd_* slots
 ) (
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
@@ -58,7 +62,15 @@ module op_linear #(
   output      logic              wr_valid_o,
   input  wire logic              wr_ready_i,
   output      logic [DATA_W-1:0] wr_data_o,
-  input  wire logic              wr_done_i
+  input  wire logic              wr_done_i,
+  // Weight-only read masters 1..PORTS-1 (flattened, master 1 in the low bits).
+  output      logic [XP-1:0]        wrd_cmd_valid_o,
+  input  wire logic [XP-1:0]        wrd_cmd_ready_i,
+  output      logic [XP*64-1:0]     wrd_cmd_addr_o,
+  output      logic [XP*32-1:0]     wrd_cmd_beats_o,
+  input  wire logic [XP-1:0]        wrd_valid_i,
+  output      logic [XP-1:0]        wrd_ready_o,
+  input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
   localparam int BYTES   = DATA_W / 8;
@@ -85,7 +97,7 @@ module op_linear #(
   state_e state_q;
 
   logic [15:0] tokens_q;
-  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, cb_q, b0_q, nb_q, tok_q, cnt_q;
+  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, cb_q, b0_q, nb_q, tok_q;
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
   logic        acc_q;
   logic [31:0] s_q [MAX_TOKENS];
@@ -151,7 +163,7 @@ module op_linear #(
 
   // ---------------------------------------------------------------- TLMM unit
   logic              u_start, u_busy, u_done, u_err, u_act_valid, u_act_ready, u_out_valid;
-  logic [WA_W-1:0]   u_waddr_q;
+  logic [WA_W-1:0]   u_waddr_q;  // (combinational: the granted port's beat address)
   logic              u_we;
   logic [WGT_W-1:0]  u_wdata;
   logic [8*ACT_B-1:0] u_act;
@@ -180,18 +192,81 @@ module op_linear #(
     .busy_cycles_o (u_busy_cycles), .issue_cycles_o (u_issue_cycles)
   );
 
-  // Weight beats: WPB bus words each, the first WGT_W bits used.
-  logic [WPB*DATA_W-1:0] wbeat_q;
-  logic [31:0]           wword_q;
-  wire logic w_last_word = wword_q == 32'(WPB - 1);
-  assign u_we    = state_q == W_DATA && rd_valid_i && w_last_word;
-  // The beat's padding bits (above WGT_W in its last bus word) are not used.
-  logic [WPB*DATA_W-1:0] wfull_unused;
+  // Weight beats: WPB bus words each, the first WGT_W bits used. Port p reads beats
+  // [p * share, p * share + len_p) of the chunk and assembles them in its own register; the
+  // lowest port holding a complete beat writes it into the buffer.
+  logic [31:0]           share;       // beats per port (the last port may get fewer)
+  logic [PORTS-1:0]      p_sent_q;    // command issued
+  logic [PORTS-1:0]      p_full_q;    // a complete beat waits for the buffer's write port
+  logic [31:0]           p_len   [PORTS];
+  logic [31:0]           p_words_q [PORTS];  // words still to receive
+  logic [31:0]           p_word_q  [PORTS];  // word within the beat being assembled
+  logic [WA_W-1:0]       p_addr_q  [PORTS];  // buffer address of the beat being assembled / held
+  logic [WPB*DATA_W-1:0] p_beat_q  [PORTS];
+  logic [PORTS-1:0]      p_valid, p_ready, p_grant;
+  logic [DATA_W-1:0]     p_data  [PORTS];
+  logic [31:0]           written_q;   // beats written into the buffer
+  wire logic [31:0] chunk_beats = nb_q * steps_q;
+  assign share = (chunk_beats + 32'(PORTS) - 1) / 32'(PORTS);
   always_comb begin
-    wfull_unused = wbeat_q;
-    wfull_unused[DATA_W * (WPB - 1) +: DATA_W] = rd_data_i;
+    for (int p = 0; p < PORTS; p++) begin
+      p_len[p] = chunk_beats > 32'(p) * share ? chunk_beats - 32'(p) * share : 32'd0;
+      if (p_len[p] > share) p_len[p] = share;
+    end
   end
-  assign u_wdata = wfull_unused[WGT_W-1:0];
+  always_comb begin
+    p_valid[0] = rd_valid_i;
+    p_data[0]  = rd_data_i;
+    for (int p = 1; p < PORTS; p++) begin
+      p_valid[p] = wrd_valid_i[p-1];
+      p_data[p]  = wrd_data_i[DATA_W*(p-1) +: DATA_W];
+    end
+  end
+  // Fixed priority: the lowest full port gets the write port.
+  always_comb begin
+    p_grant = '0;
+    for (int p = PORTS - 1; p >= 0; p--) if (p_full_q[p]) p_grant = PORTS'(1) << p;
+  end
+  for (genvar p = 0; p < PORTS; p++) begin : g_wready
+    assign p_ready[p] = state_q == W_DATA && p_words_q[p] != '0 && (!p_full_q[p] || p_grant[p]);
+  end
+  for (genvar p = 1; p < XP + 1; p++) begin : g_wcmd
+    if (p < PORTS) begin : g_on
+      assign wrd_cmd_valid_o[p-1]              = state_q == W_CMD && !p_sent_q[p] && p_len[p] != '0;
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = weights_q + (64'(b0_q) * 64'(steps_q) + 64'(p) * 64'(share)) *
+                                                 64'(WPB * BYTES);
+      assign wrd_cmd_beats_o[32*(p-1) +: 32]   = p_len[p] * 32'(WPB);
+      assign wrd_ready_o[p-1]                  = p_ready[p];
+    end else begin : g_off
+      assign wrd_cmd_valid_o[p-1]            = 1'b0;
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]  = '0;
+      assign wrd_cmd_beats_o[32*(p-1) +: 32] = '0;
+      assign wrd_ready_o[p-1]                = 1'b0;
+    end
+  end
+  wire logic [PORTS-1:0] p_cmd_fire;
+  assign p_cmd_fire[0] = state_q == W_CMD && !p_sent_q[0] && p_len[0] != '0 && rd_cmd_ready_i;
+  for (genvar p = 1; p < PORTS; p++) begin : g_cmd_fire
+    assign p_cmd_fire[p] = wrd_cmd_valid_o[p-1] && wrd_cmd_ready_i[p-1];
+  end
+  localparam int PW = PORTS > 1 ? $clog2(PORTS) : 1;
+  logic [PW-1:0] g_idx;
+  always_comb begin
+    g_idx = '0;
+    for (int p = PORTS - 1; p >= 0; p--) if (p_full_q[p]) g_idx = PW'(p);
+  end
+  wire logic [PORTS-1:0] p_completes;  // a beat's last word arrives
+  wire logic [PORTS-1:0] nonempty;
+  for (genvar p = 0; p < PORTS; p++) begin : g_beat
+    assign p_completes[p] = p_valid[p] && p_ready[p] && p_word_q[p] == 32'(WPB - 1);
+    assign nonempty[p]    = p_len[p] != '0;
+    always_ff @(posedge clk_i) begin
+      if (p_valid[p] && p_ready[p]) p_beat_q[p][DATA_W * p_word_q[p][$clog2(WPB + 1)-1:0] +: DATA_W] <= p_data[p];
+    end
+  end
+  assign u_we      = |p_grant;
+  assign u_waddr_q = p_addr_q[g_idx];
+  assign u_wdata   = p_beat_q[g_idx][WGT_W-1:0];
 
   // Activation feed: beats in (step, token) order from xmem (token-major storage).
   logic [31:0] fs_q, ft_q;  // next step / token to feed
@@ -264,15 +339,15 @@ module op_linear #(
         rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
       end
       W_CMD: begin
-        rd_cmd_valid_o = 1'b1;
+        rd_cmd_valid_o = !p_sent_q[0] && p_len[0] != '0;
         rd_cmd_addr_o  = weights_q + 64'(b0_q) * 64'(steps_q) * 64'(WPB * BYTES);
-        rd_cmd_beats_o = nb_q * steps_q * 32'(WPB);
+        rd_cmd_beats_o = p_len[0] * 32'(WPB);
       end
       default: ;
     endcase
   end
   assign rd_ready_o = (state_q == S_DATA) || (state_q == X_DATA && xr_in_ready) ||
-                      (state_q == Y_DATA && yr_in_ready) || (state_q == W_DATA);
+                      (state_q == Y_DATA && yr_in_ready) || p_ready[0];
   assign wr_cmd_valid_o = state_q == O_CMD;
   assign wr_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
   assign wr_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
@@ -300,7 +375,6 @@ module op_linear #(
       b0_q      <= '0;
       nb_q      <= '0;
       tok_q     <= '0;
-      cnt_q     <= '0;
       codes_q   <= '0;
       scales_q  <= '0;
       weights_q <= '0;
@@ -309,9 +383,14 @@ module op_linear #(
       fp_sent_q <= 1'b0;
       x_wa_q    <= '0;
       y_wa_q    <= '0;
-      u_waddr_q <= '0;
-      wbeat_q   <= '0;
-      wword_q   <= '0;
+      p_sent_q  <= '0;
+      p_full_q  <= '0;
+      written_q <= '0;
+      for (int p = 0; p < PORTS; p++) begin
+        p_words_q[p] <= '0;
+        p_word_q[p]  <= '0;
+        p_addr_q[p]  <= '0;
+      end
       fs_q      <= '0;
       ft_q      <= '0;
       feeding_q <= 1'b0;
@@ -406,20 +485,34 @@ module op_linear #(
           end else begin
             nb_q    <= blocks_q < cb_q ? blocks_q : cb_q;
             state_q <= W_CMD;
+            p_sent_q <= '0;
           end
         end
-        W_CMD: if (rd_cmd_ready_i) begin
-          state_q   <= W_DATA;
-          u_waddr_q <= '0;
-          wword_q   <= '0;
-          cnt_q     <= nb_q * steps_q;  // beats to receive
+        W_CMD: begin
+          p_sent_q <= p_sent_q | p_cmd_fire;
+          if (&(p_sent_q | p_cmd_fire | ~nonempty)) begin
+            state_q   <= W_DATA;
+            written_q <= '0;
+            for (int p = 0; p < PORTS; p++) begin
+              p_words_q[p] <= p_len[p] * 32'(WPB);
+              p_word_q[p]  <= '0;
+              p_addr_q[p]  <= WA_W'(32'(p) * share);
+            end
+          end
         end
-        W_DATA: if (rd_valid_i) begin
-          if (w_last_word) begin
-            wword_q   <= '0;
-            u_waddr_q <= u_waddr_q + 1;
-            cnt_q     <= cnt_q - 1;
-            if (cnt_q == 32'd1) begin
+        W_DATA: begin
+          for (int p = 0; p < PORTS; p++) begin
+            if (p_grant[p]) p_addr_q[p] <= p_addr_q[p] + 1;
+            if (p_valid[p] && p_ready[p]) begin
+              p_words_q[p] <= p_words_q[p] - 1;
+              if (p_word_q[p] == 32'(WPB - 1)) p_word_q[p] <= '0;
+              else p_word_q[p] <= p_word_q[p] + 1;
+            end
+          end
+          p_full_q <= (p_full_q & ~p_grant) | p_completes;
+          if (u_we) begin
+            written_q <= written_q + 1;
+            if (written_q + 1 == chunk_beats) begin
               state_q   <= RUN;
               fs_q      <= '0;
               ft_q      <= '0;
@@ -428,9 +521,6 @@ module op_linear #(
               ot_q      <= '0;
               ustart_q  <= 1'b1;
             end
-          end else begin
-            wbeat_q[DATA_W * wword_q[$clog2(WPB + 1)-1:0] +: DATA_W] <= rd_data_i;
-            wword_q <= wword_q + 1;
           end
         end
         RUN: begin
@@ -462,6 +552,7 @@ module op_linear #(
               // The next chunk: the same size, or what is left.
               nb_q    <= blocks_q - (b0_q + nb_q) < cb_q ? blocks_q - (b0_q + nb_q) : cb_q;
               state_q <= W_CMD;
+              p_sent_q <= '0;
             end
           end
         end

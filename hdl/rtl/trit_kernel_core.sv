@@ -31,6 +31,7 @@ module trit_kernel_core #(
   parameter int          ACT_QMAX     = 127,           // int8 activation code range (model::ops::ACT_QMAX)
   parameter int          HEAD_QMAX    = 32767,         // LM-head activation code range
   parameter int          LANES        = 16,            // int8 codes per cycle in attention and LM head
+  parameter int          MEM_PORTS    = 1,             // AXI masters: gmem0 + (MEM_PORTS-1) weight ports
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -41,7 +42,8 @@ module trit_kernel_core #(
   parameter logic [31:0] OFF_ERROR    = 32'h18,
   parameter logic [31:0] OFF_COUNTERS = 32'h40,
   parameter logic [31:0] OFF_MAGIC    = 32'h80,
-  parameter logic [31:0] MAGIC_VALUE  = 32'h7472_7401
+  parameter logic [31:0] MAGIC_VALUE  = 32'h7472_7401,
+  parameter int          XP           = MEM_PORTS > 1 ? MEM_PORTS - 1 : 1  // derived: weight-port slots
 ) (
   input  wire logic                   ap_clk,
   input  wire logic                   ap_rst_n,
@@ -92,7 +94,20 @@ module trit_kernel_core #(
   input  wire logic                   m_axi_gmem0_wready,
   input  wire logic [1:0]             m_axi_gmem0_bresp,
   input  wire logic                   m_axi_gmem0_bvalid,
-  output      logic                   m_axi_gmem0_bready
+  output      logic                   m_axi_gmem0_bready,
+  // Weight-stream masters gmem1.. (read channels, flattened: port 1 in the low bits). With
+  // MEM_PORTS = 1 there is one unused slot.
+  output      logic [XP*64-1:0]       m_axi_wgt_araddr,
+  output      logic [XP*8-1:0]        m_axi_wgt_arlen,
+  output      logic [XP*3-1:0]        m_axi_wgt_arsize,
+  output      logic [XP*2-1:0]        m_axi_wgt_arburst,
+  output      logic [XP-1:0]          m_axi_wgt_arvalid,
+  input  wire logic [XP-1:0]          m_axi_wgt_arready,
+  input  wire logic [XP*DATA_W-1:0]   m_axi_wgt_rdata,
+  input  wire logic [XP*2-1:0]        m_axi_wgt_rresp,
+  input  wire logic [XP-1:0]          m_axi_wgt_rlast,
+  input  wire logic [XP-1:0]          m_axi_wgt_rvalid,
+  output      logic [XP-1:0]          m_axi_wgt_rready
 );
 
   localparam int BYTES      = DATA_W / 8;
@@ -164,6 +179,47 @@ module trit_kernel_core #(
     .m_axi_wvalid (m_axi_gmem0_wvalid), .m_axi_wready (m_axi_gmem0_wready),
     .m_axi_bresp (m_axi_gmem0_bresp), .m_axi_bvalid (m_axi_gmem0_bvalid), .m_axi_bready (m_axi_gmem0_bready)
   );
+
+  // Weight-stream masters: only op_linear uses them, for its weight chunks.
+  logic [XP-1:0]        w_cmd_valid, w_cmd_ready, w_valid, w_ready, w_last, w_err;
+  logic [XP*64-1:0]     w_cmd_addr;
+  logic [XP*32-1:0]     w_cmd_beats;
+  logic [XP*DATA_W-1:0] w_data;
+  for (genvar i = 0; i < XP; i++) begin : g_wport
+    if (i < MEM_PORTS - 1) begin : g_on
+      axi_rd_master #(.DATA_W(DATA_W)) u_rd (
+        .clk_i (ap_clk), .rst_ni (ap_rst_n),
+        .cmd_valid_i (w_cmd_valid[i]), .cmd_ready_o (w_cmd_ready[i]), .cmd_addr_i (w_cmd_addr[64*i +: 64]),
+        .cmd_beats_i (w_cmd_beats[32*i +: 32]),
+        .data_valid_o (w_valid[i]), .data_ready_i (w_ready[i]), .data_o (w_data[DATA_W*i +: DATA_W]),
+        .data_last_o (w_last[i]), .err_o (w_err[i]),
+        .m_axi_araddr (m_axi_wgt_araddr[64*i +: 64]), .m_axi_arlen (m_axi_wgt_arlen[8*i +: 8]),
+        .m_axi_arsize (m_axi_wgt_arsize[3*i +: 3]), .m_axi_arburst (m_axi_wgt_arburst[2*i +: 2]),
+        .m_axi_arvalid (m_axi_wgt_arvalid[i]), .m_axi_arready (m_axi_wgt_arready[i]),
+        .m_axi_rdata (m_axi_wgt_rdata[DATA_W*i +: DATA_W]), .m_axi_rresp (m_axi_wgt_rresp[2*i +: 2]),
+        .m_axi_rlast (m_axi_wgt_rlast[i]), .m_axi_rvalid (m_axi_wgt_rvalid[i]), .m_axi_rready (m_axi_wgt_rready[i])
+      );
+    end else begin : g_off
+      assign w_cmd_ready[i] = 1'b0;
+      assign w_valid[i]     = 1'b0;
+      assign w_last[i]      = 1'b0;
+      assign w_err[i]       = 1'b0;
+      assign w_data[DATA_W*i +: DATA_W] = '0;
+      assign m_axi_wgt_araddr[64*i +: 64] = '0;
+      assign m_axi_wgt_arlen[8*i +: 8]    = '0;
+      assign m_axi_wgt_arsize[3*i +: 3]   = '0;
+      assign m_axi_wgt_arburst[2*i +: 2]  = '0;
+      assign m_axi_wgt_arvalid[i]         = 1'b0;
+      assign m_axi_wgt_rready[i]          = 1'b0;
+    end
+  end
+
+  // Read beats this cycle over every port (the DRAM_READ_BYTES counter).
+  logic [3:0] rd_beats;
+  always_comb begin
+    rd_beats = 4'(m_axi_gmem0_rvalid && m_axi_gmem0_rready);
+    for (int i = 0; i < MEM_PORTS - 1; i++) rd_beats = rd_beats + 4'(m_axi_wgt_rvalid[i] && m_axi_wgt_rready[i]);
+  end
 
   // ---------------------------------------------------------------- command processor
   typedef enum logic [2:0] {IDLE, FETCH_CMD, FETCH_DATA, DECODE, EXEC, FINISH} state_e;
@@ -247,7 +303,8 @@ module trit_kernel_core #(
   logic lin_busy;
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
-    .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH)
+    .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH),
+    .PORTS (MEM_PORTS)
   ) u_linear (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_LINEAR]), .tokens_i (tokens), .k_i (desc_q[63:32]), .n_i (desc_q[95:64]),
@@ -260,7 +317,9 @@ module trit_kernel_core #(
     .rd_ready_o (e_rd_ready[E_LINEAR]), .rd_data_i (rd_data),
     .wr_cmd_valid_o (e_wr_cmd_valid[E_LINEAR]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_LINEAR]), .wr_cmd_beats_o (e_wr_cmd_beats[E_LINEAR]),
-    .wr_valid_o (e_wr_valid[E_LINEAR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_LINEAR]), .wr_done_i (wr_done)
+    .wr_valid_o (e_wr_valid[E_LINEAR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_LINEAR]), .wr_done_i (wr_done),
+    .wrd_cmd_valid_o (w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready), .wrd_cmd_addr_o (w_cmd_addr),
+    .wrd_cmd_beats_o (w_cmd_beats), .wrd_valid_i (w_valid), .wrd_ready_o (w_ready), .wrd_data_i (w_data)
   );
   assign e_wr_strb[E_LINEAR] = '1;
 
@@ -375,7 +434,7 @@ module trit_kernel_core #(
     end else begin
       done_q <= 1'b0;
       if (busy_q) cycles_q <= cycles_q + 1;
-      if (m_axi_gmem0_rvalid && m_axi_gmem0_rready) rd_bytes_q <= rd_bytes_q + 64'(BYTES);
+      rd_bytes_q <= rd_bytes_q + 64'(BYTES) * 64'(rd_beats);
       if (m_axi_gmem0_wvalid && m_axi_gmem0_wready) wr_bytes_q <= wr_bytes_q + 64'(BYTES);
       if (state_q == EXEC && (32'(sel) == E_VECTOR || 32'(sel) == E_ROPE || 32'(sel) == E_HEAD)) begin
         vector_busy_q <= vector_busy_q + 1;
@@ -428,7 +487,7 @@ module trit_kernel_core #(
           end
         end
         EXEC: if (op_done) begin
-          if (rd_err || wr_err) begin
+          if (rd_err || wr_err || |w_err) begin
             error_q <= {index_q, opcode, 8'd3};
             state_q <= FINISH;
           end else if (e_err[sel]) begin
@@ -451,7 +510,7 @@ module trit_kernel_core #(
   end
 
   logic unused;
-  assign unused = ^{rd_last, s_vocab, s_max_seq, s_heads, s_kv_heads, s_head_dim, s_kv_qmax, s_score, setup_q[191:160],
+  assign unused = ^{rd_last, w_last, s_vocab, s_max_seq, s_heads, s_kv_heads, s_head_dim, s_kv_qmax, s_score, setup_q[191:160],
                    setup_q[511:320], flags[7:1], setup_q[31:0]};
 
 endmodule

@@ -15,7 +15,7 @@ use model::Config;
 use serde::Serialize;
 use std::path::Path;
 
-pub use top::{axi_master_ports, kernel_top, tlmm_top, KERNEL_NAME, TOP_NAME};
+pub use top::{axi_master_ports, kernel_top, mem_port_prefix, tlmm_top, KERNEL_NAME, TOP_NAME};
 
 /// The hand-written cores, in dependency order (name, text). Compiled into the binary so the
 /// generator works from any directory.
@@ -151,12 +151,12 @@ impl TlmmParams {
     }
 }
 
-/// The largest model the kernel's vector and attention engines hold on chip (row, head and score
-/// buffers). Derived from the config's model; within them the kernel is model-agnostic, beyond
-/// them an op stops with ERROR code 4.
+/// The kernel beyond the TLMM engine: the largest model its vector and attention engines hold
+/// on chip (row, head and score buffers; within them the kernel is model-agnostic, beyond them
+/// an op stops with ERROR code 4) and its AXI master ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[allow(non_snake_case)]
-pub struct KernelLimits {
+pub struct KernelShape {
     /// Longest vector row: max(hidden, ffn, heads x head_dim).
     pub VEC_DEPTH: usize,
     /// Largest head dimension.
@@ -165,25 +165,32 @@ pub struct KernelLimits {
     pub MAX_HEADS: usize,
     /// Longest context (attention score buffer).
     pub MAX_SEQ: usize,
+    /// AXI4 master ports: `m_axi_gmem0` serves every engine, all of them together stream the
+    /// weights of a linear layer. The board's `axi_ports`, at most [`MAX_MEM_PORTS`].
+    pub MEM_PORTS: usize,
 }
 
-impl KernelLimits {
+/// Most AXI master ports the kernel uses (the KV260's four HP ports reach its DDR bandwidth).
+pub const MAX_MEM_PORTS: usize = 4;
+
+impl KernelShape {
     /// The limits of a config's model.
-    pub fn from_config(cfg: &Config) -> KernelLimits {
+    pub fn from_config(cfg: &Config) -> KernelShape {
         let m = &cfg.model;
-        KernelLimits {
+        KernelShape {
             VEC_DEPTH: m.hidden.max(m.ffn).max(m.heads * m.head_dim),
             MAX_HEAD_DIM: m.head_dim,
             MAX_HEADS: m.heads,
             MAX_SEQ: m.max_seq,
+            MEM_PORTS: (cfg.board.axi_ports as usize).clamp(1, MAX_MEM_PORTS),
         }
     }
 
     /// Small limits for designs generated from TLMM parameters alone (engine tests, benches):
     /// the TLMM's own sizes for rows, a small attention.
-    pub fn for_tlmm(p: &TlmmParams) -> KernelLimits {
+    pub fn for_tlmm(p: &TlmmParams) -> KernelShape {
         let rows = (p.MAX_BLOCKS * p.COLS).max(p.MAX_STEPS * p.G * p.TABLES);
-        KernelLimits { VEC_DEPTH: rows, MAX_HEAD_DIM: 64, MAX_HEADS: 4, MAX_SEQ: 64 }
+        KernelShape { VEC_DEPTH: rows, MAX_HEAD_DIM: 64, MAX_HEADS: 4, MAX_SEQ: 64, MEM_PORTS: 1 }
     }
 
     /// `(name, value)` pairs in declaration order.
@@ -193,6 +200,7 @@ impl KernelLimits {
             ("MAX_HEAD_DIM", self.MAX_HEAD_DIM),
             ("MAX_HEADS", self.MAX_HEADS),
             ("MAX_SEQ", self.MAX_SEQ),
+            ("MEM_PORTS", self.MEM_PORTS),
         ]
     }
 }
@@ -215,7 +223,7 @@ pub struct Design {
     /// Engine parameters.
     pub params: TlmmParams,
     /// Sizes the vector and attention engines hold.
-    pub limits: KernelLimits,
+    pub limits: KernelShape,
     /// On-chip memories.
     pub memories: Vec<Memory>,
     /// `manifest.json` contents.
@@ -229,9 +237,9 @@ pub const GENERATOR: &str = concat!("trit-hdl ", env!("CARGO_PKG_VERSION"));
 pub fn generate(cfg: &Config) -> Design {
     let mut d = generate_for_bus(
         &TlmmParams::from_config(cfg),
-        &KernelLimits::from_config(cfg),
+        &KernelShape::from_config(cfg),
         &format!("config `{}` (board {})", cfg.name, cfg.board.name),
-        128,
+        cfg.board.axi_data_bits as usize,
     );
     let extra = serde_json::json!({
         "config": cfg.name,
@@ -248,10 +256,10 @@ pub fn generate(cfg: &Config) -> Design {
 /// Generate the TLMM design for explicit parameters (128-bit kernel bus); `origin` says where
 /// they came from (it goes into the file headers and the manifest).
 pub fn generate_tlmm(params: &TlmmParams, origin: &str) -> Design {
-    generate_for_bus(params, &KernelLimits::for_tlmm(params), origin, 128)
+    generate_for_bus(params, &KernelShape::for_tlmm(params), origin, 128)
 }
 
-fn generate_for_bus(params: &TlmmParams, limits: &KernelLimits, origin: &str, bus_bits: usize) -> Design {
+fn generate_for_bus(params: &TlmmParams, limits: &KernelShape, origin: &str, bus_bits: usize) -> Design {
     let params = params.clone();
     let tl = params.tlmm();
     let (top_text, ports) = tlmm_top(origin, &params);
@@ -283,7 +291,7 @@ fn generate_for_bus(params: &TlmmParams, limits: &KernelLimits, origin: &str, bu
         "kernel": {
             "top": KERNEL_NAME,
             "bus_bits": bus_bits,
-            "memory_ports": 1,
+            "memory_ports": limits.MEM_PORTS,
             "ports": kernel_ports,
             "limits": limits,
         },

@@ -103,7 +103,10 @@ impl SimDevice {
         if let Some((path, from, to)) = wave {
             model.trace(path, from, to)?;
         }
-        let mem = AxiMem::new(&model, &["m_axi_gmem0_"], d.bus_bits, timing)?;
+        // Every master port on the one DRAM model: they share its bandwidth, as on the board.
+        let prefixes: Vec<String> = (0..d.limits.MEM_PORTS).map(hdl::mem_port_prefix).collect();
+        let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        let mem = AxiMem::new(&model, &prefixes, d.bus_bits, timing)?;
         let g = |n: &str| model.port(&format!("s_axi_control_{n}"));
         let c = Ctrl {
             awaddr: g("awaddr")?,

@@ -452,6 +452,15 @@ impl Config {
         if b.clock_mhz <= 0.0 {
             return err("board.clock_mhz", format!("must be positive, got {}", b.clock_mhz));
         }
+        if ![128, 256, 512].contains(&b.axi_data_bits) {
+            return err(
+                "board.axi_data_bits",
+                format!("the kernel's AXI masters are 128, 256 or 512 bits wide, got {}", b.axi_data_bits),
+            );
+        }
+        if b.axi_ports == 0 {
+            return err("board.axi_ports", "at least one AXI master port is needed".into());
+        }
         Ok(())
     }
 
