@@ -69,7 +69,7 @@ module op_attention #(
 `endif
   end
   localparam int SW = MAX_SEQ > 1 ? $clog2(MAX_SEQ) : 1;
-  localparam logic [2:0] DIV = 3'd1, I2F = 3'd5;
+  localparam logic [2:0] DIV = 3'd1;
 
   typedef enum logic [3:0] {
     IDLE, GROUP, Q_CMD, Q_QUANT, K_CODES, K_SCALES, V_SCALES, V_CODES, RCP, OUT, FINISH
@@ -199,8 +199,8 @@ module op_attention #(
   logic [31:0] s_res;
   fp32_scalar #(.INT_W (48)) u_fp (
     .clk_i, .rst_ni,
-    .req_valid_i (state_q == RCP && !sent_q), .req_ready_o (s_ready),
-    .op_i (step_q ? DIV : I2F), .a_i (32'h3f80_0000), .b_i (rcp_q), .int_i (sum_q),
+    .req_valid_i (state_q == RCP && step_q && !sent_q), .req_ready_o (s_ready),
+    .op_i (DIV), .a_i (32'h3f80_0000), .b_i (rcp_q), .int_i (sum_q),
     .rsp_valid_o (s_valid), .rsp_ready_i (1'b1), .res_o (s_res)
   );
 
@@ -333,18 +333,18 @@ module op_attention #(
           key_q <= last_key ? 32'd0 : key_q + 1;
           if (last_key) state_q <= V_CODES;
         end
-        // rcp = 1 / f32(S): I2F, then DIV.
-        RCP: begin
+        // rcp = 1 / f32(S): the conversion in one cycle, the divide on fp32_scalar.
+        RCP: if (!step_q) begin
+          rcp_q  <= trit_num::i2f(96'(sum_q));
+          step_q <= 1'b1;
+        end else begin
           if (!sent_q && s_ready) sent_q <= 1'b1;
           if (s_valid) begin
-            rcp_q  <= s_res;
-            sent_q <= 1'b0;
-            step_q <= 1'b1;
-            if (step_q) begin
-              el_q       <= '0;
-              cmd_sent_q <= 1'b0;
-              state_q    <= OUT;
-            end
+            rcp_q      <= s_res;
+            sent_q     <= 1'b0;
+            el_q       <= '0;
+            cmd_sent_q <= 1'b0;
+            state_q    <= OUT;
           end
         end
         OUT: begin

@@ -132,6 +132,48 @@ package trit_num;
     end
   endfunction
 
+  // model::numerics::f32_from_int for an unsigned integer below 2^96: binary32, round half to
+  // even (an integer is never subnormal). One cycle of logic (leading-one search, shift, round)
+  // where fp32_scalar's I2F takes a cycle per input bit: vec_quant converts four integers per
+  // vector this way.
+  function automatic logic [31:0] i2f(input logic [95:0] x);
+    logic [7:0]  e;      // position of the leading one
+    logic        nz;
+    logic [7:0]  sh;
+    logic [95:0] q;
+    logic [95:0] rem;
+    logic [95:0] half;
+    e = '0;
+    nz = 1'b0;
+    for (int b = 0; b < 96; b++) begin
+      if (x[b]) begin
+        e = 8'(b);
+        nz = 1'b1;
+      end
+    end
+    q = '0;
+    rem = '0;
+    half = '0;
+    sh = '0;
+    if (!nz) begin
+      i2f = 32'd0;
+    end else if (e <= 8'd23) begin
+      q = x << (8'd23 - e);
+      i2f = {1'b0, e + 8'd127, q[22:0]};
+    end else begin
+      sh = e - 8'd23;
+      q = x >> sh;
+      rem = x & ((96'd1 << sh) - 96'd1);
+      half = 96'd1 << (sh - 8'd1);
+      if (rem > half || (rem == half && q[0])) q = q + 96'd1;
+      if (q[24]) begin
+        q = q >> 1;
+        e = e + 8'd1;
+      end
+      i2f = {1'b0, e + 8'd127, q[22:0]};
+    end
+  endfunction
+
   // The SiLU sigmoid of model::numerics::silu_fx for a non-negative input: RNE(2^30 / (2^15 + e))
   // with e = 2^-|x|log2(e) in Q.15 (0..32768), i.e. sigma(|x|) in Q.15.
   function automatic logic [15:0] sigmoid_q15(input logic [15:0] e);

@@ -7,8 +7,9 @@
 //
 //   load   x_i streams in: p_i = x_i * gain_i (or x_i) kept on chip, max |p_i| and sum x_i^2
 //          accumulated exactly;
-//   scalar the few binary32 operations of the token on the sequential fp32_scalar unit (table
-//          below): inv = qmax / f32(max) and the scale, with 1/rms only in the scale;
+//   scalar the few binary32 operations of the token (table below): integer conversions in one
+//          cycle (trit_num::i2f), divides, square root and adds on the sequential fp32_scalar
+//          unit: inv = qmax / f32(max) and the scale, with 1/rms only in the scale;
 //   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out, then `done_o` with
 //          the scale.
 // Gains are written through the g_* port before `start_i` (they stay for every token).
@@ -97,13 +98,17 @@ module vec_quant #(
     endcase
   end
 
-  logic s_ready, s_valid;
-  logic [31:0] s_res;
+  // Integer conversions need no trip through fp32_scalar.
+  wire logic local_step = s_op == I2F;
+  logic s_ready, s_valid, s_fp_valid;
+  logic [31:0] s_res, s_fp_res;
+  assign s_valid = local_step ? state_q == SCALAR : s_fp_valid;
+  assign s_res   = local_step ? trit_num::i2f(s_int) : s_fp_res;
   fp32_scalar #(.INT_W (96)) u_fp (
     .clk_i, .rst_ni,
-    .req_valid_i (state_q == SCALAR && !req_sent_q), .req_ready_o (s_ready),
+    .req_valid_i (state_q == SCALAR && !req_sent_q && !local_step), .req_ready_o (s_ready),
     .op_i (s_op), .a_i (s_a), .b_i (s_b), .int_i (s_int),
-    .rsp_valid_o (s_valid), .rsp_ready_i (1'b1), .res_o (s_res)
+    .rsp_valid_o (s_fp_valid), .rsp_ready_i (1'b1), .res_o (s_fp_res)
   );
 
   // ---------------------------------------------------------------- codes
