@@ -10,9 +10,9 @@
 //      result lane with c[t] and write (or saturating-add) it into ymem
 //   5. each ymem row, re-cut into bus words, written to dst
 // A chunk's weights stream in over PORTS AXI masters at once (each reads a contiguous share of
-// the chunk's beats; one assembler per port, the weight buffer's write port shared). Loads do
-// not overlap compute yet: that is the double-buffered version, which must keep this dataflow
-// bit for bit.
+// the chunk's beats; one assembler per port, the weight buffer's write port shared). When a
+// matrix needs several chunks, the buffer is split in two halves: the loader fills one while
+// the TLMM unit runs over the other (double buffering), so weight loads overlap compute.
 
 `default_nettype none
 
@@ -92,12 +92,26 @@ module op_linear #(
 
   // ---------------------------------------------------------------- job registers
   typedef enum logic [3:0] {
-    IDLE, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, CHUNK, W_CMD, W_DATA, RUN, O_CMD, O_DATA, O_WAIT
+    IDLE, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, CHUNK, MATMUL, O_CMD, O_DATA, O_WAIT
   } state_e;
   state_e state_q;
 
   logic [15:0] tokens_q;
-  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, cb_q, b0_q, nb_q, tok_q;
+  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, cb_q, tok_q;
+  logic        dbuf_q;  // several chunks: two buffer halves, loads overlap runs
+  // In MATMUL the loader and the runner work side by side.
+  typedef enum logic [1:0] {L_IDLE, L_CMD, L_DATA, L_DONE} lstate_e;
+  lstate_e     l_state_q;
+  logic [31:0] l_b0_q;                  // first block of the chunk being loaded
+  logic        l_half_q, r_half_q;      // buffer half being loaded / run
+  logic        r_running_q;
+  logic [1:0]  full_q;                  // half holds a loaded chunk not yet run to the end
+  logic [31:0] h_b0_q [2];              // the chunk in each half: first block, blocks
+  logic [31:0] h_nb_q [2];
+  logic [31:0] b0_q, nb_q;              // the chunk being run
+  localparam int HALF = WBUF_DEPTH / 2;
+  wire logic [31:0] l_nb = blocks_q - l_b0_q < cb_q ? blocks_q - l_b0_q : cb_q;
+  wire logic [WA_W-1:0] l_base = dbuf_q && l_half_q ? WA_W'(HALF) : '0;
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
   logic        acc_q;
   logic [31:0] s_q [MAX_TOKENS];
@@ -177,6 +191,8 @@ module op_linear #(
   logic [STPW-1:0] u_steps;
   assign u_tokens = TOKW'(tokens_q);
   assign u_blocks = BLKW'(nb_q);
+  logic [WA_W-1:0] u_wbase;
+  assign u_wbase = dbuf_q && r_half_q ? WA_W'(HALF) : '0;
   assign u_steps  = STPW'(steps_q);
 
   tlmm_unit #(
@@ -185,7 +201,7 @@ module op_linear #(
   ) u_tlmm (
     .clk_i, .rst_ni,
     .wbuf_we_i (u_we), .wbuf_addr_i (u_waddr_q), .wbuf_data_i (u_wdata),
-    .start_i (u_start), .tokens_i (u_tokens), .blocks_i (u_blocks), .steps_i (u_steps),
+    .start_i (u_start), .wbase_i (u_wbase), .tokens_i (u_tokens), .blocks_i (u_blocks), .steps_i (u_steps),
     .busy_o (u_busy), .done_o (u_done), .cfg_err_o (u_err),
     .act_valid_i (u_act_valid), .act_ready_o (u_act_ready), .act_data_i (u_act),
     .out_valid_o (u_out_valid), .out_ready_i (1'b1), .out_data_o (u_out),
@@ -206,7 +222,9 @@ module op_linear #(
   logic [PORTS-1:0]      p_valid, p_ready, p_grant;
   logic [DATA_W-1:0]     p_data  [PORTS];
   logic [31:0]           written_q;   // beats written into the buffer
-  wire logic [31:0] chunk_beats = nb_q * steps_q;
+  wire logic [31:0] chunk_beats = l_nb * steps_q;
+  wire logic loading = state_q == MATMUL && l_state_q == L_DATA;
+  wire logic l_cmd   = state_q == MATMUL && l_state_q == L_CMD;
   assign share = (chunk_beats + 32'(PORTS) - 1) / 32'(PORTS);
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
@@ -228,12 +246,12 @@ module op_linear #(
     for (int p = PORTS - 1; p >= 0; p--) if (p_full_q[p]) p_grant = PORTS'(1) << p;
   end
   for (genvar p = 0; p < PORTS; p++) begin : g_wready
-    assign p_ready[p] = state_q == W_DATA && p_words_q[p] != '0 && (!p_full_q[p] || p_grant[p]);
+    assign p_ready[p] = loading && p_words_q[p] != '0 && (!p_full_q[p] || p_grant[p]);
   end
   for (genvar p = 1; p < XP + 1; p++) begin : g_wcmd
     if (p < PORTS) begin : g_on
-      assign wrd_cmd_valid_o[p-1]              = state_q == W_CMD && !p_sent_q[p] && p_len[p] != '0;
-      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = weights_q + (64'(b0_q) * 64'(steps_q) + 64'(p) * 64'(share)) *
+      assign wrd_cmd_valid_o[p-1]              = l_cmd && !p_sent_q[p] && p_len[p] != '0;
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = weights_q + (64'(l_b0_q) * 64'(steps_q) + 64'(p) * 64'(share)) *
                                                  64'(WPB * BYTES);
       assign wrd_cmd_beats_o[32*(p-1) +: 32]   = p_len[p] * 32'(WPB);
       assign wrd_ready_o[p-1]                  = p_ready[p];
@@ -245,7 +263,7 @@ module op_linear #(
     end
   end
   wire logic [PORTS-1:0] p_cmd_fire;
-  assign p_cmd_fire[0] = state_q == W_CMD && !p_sent_q[0] && p_len[0] != '0 && rd_cmd_ready_i;
+  assign p_cmd_fire[0] = l_cmd && !p_sent_q[0] && p_len[0] != '0 && rd_cmd_ready_i;
   for (genvar p = 1; p < PORTS; p++) begin : g_cmd_fire
     assign p_cmd_fire[p] = wrd_cmd_valid_o[p-1] && wrd_cmd_ready_i[p-1];
   end
@@ -271,7 +289,7 @@ module op_linear #(
   // Activation feed: beats in (step, token) order from xmem (token-major storage).
   logic [31:0] fs_q, ft_q;  // next step / token to feed
   logic        feeding_q;
-  assign u_act_valid = state_q == RUN && feeding_q;
+  assign u_act_valid = state_q == MATMUL && feeding_q;
   assign u_act       = xmem[XA_W'(ft_q * 32'(MAX_STEPS) + fs_q)];
 
   // Results: (block, token) order; requantize every lane with c[token], then write ymem.
@@ -282,7 +300,7 @@ module op_linear #(
   logic [32*COLS-1:0] rq_y;
   for (genvar l = 0; l < COLS; l++) begin : g_lane
     requant #(.IN_W(ACC_W), .FRAC(16)) u_rq (
-      .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == RUN),
+      .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == MATMUL),
       .x_i (u_out[l*ACC_W +: ACC_W]), .scale_i (c_now),
       .valid_o (rq_valid[l]), .y_o (rq_y[32*l +: 32])
     );
@@ -338,9 +356,9 @@ module op_linear #(
         rd_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
         rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
       end
-      W_CMD: begin
-        rd_cmd_valid_o = !p_sent_q[0] && p_len[0] != '0;
-        rd_cmd_addr_o  = weights_q + 64'(b0_q) * 64'(steps_q) * 64'(WPB * BYTES);
+      MATMUL: begin
+        rd_cmd_valid_o = l_state_q == L_CMD && !p_sent_q[0] && p_len[0] != '0;
+        rd_cmd_addr_o  = weights_q + 64'(l_b0_q) * 64'(steps_q) * 64'(WPB * BYTES);
         rd_cmd_beats_o = p_len[0] * 32'(WPB);
       end
       default: ;
@@ -374,6 +392,17 @@ module op_linear #(
       cb_q      <= '0;
       b0_q      <= '0;
       nb_q      <= '0;
+      dbuf_q    <= 1'b0;
+      l_state_q <= L_IDLE;
+      l_b0_q    <= '0;
+      l_half_q  <= 1'b0;
+      r_half_q  <= 1'b0;
+      r_running_q <= 1'b0;
+      full_q    <= '0;
+      h_b0_q[0] <= '0;
+      h_b0_q[1] <= '0;
+      h_nb_q[0] <= '0;
+      h_nb_q[1] <= '0;
       tok_q     <= '0;
       codes_q   <= '0;
       scales_q  <= '0;
@@ -410,6 +439,7 @@ module op_linear #(
           w_scale_q <= w_scale_i;
           steps_q   <= steps;
           blocks_q  <= blocks;
+          dbuf_q    <= blocks * steps > 32'(WBUF_DEPTH) && 2 * steps <= 32'(WBUF_DEPTH);
           codes_q   <= codes_i;
           scales_q  <= scales_i;
           weights_q <= weights_i;
@@ -460,7 +490,6 @@ module op_linear #(
             end
           end
           cb_q <= 32'd1;  // chunk size is worked out in CHUNK
-          b0_q <= '0;
         end
         Y_CMD: if (rd_cmd_ready_i) begin
           state_q <= Y_DATA;
@@ -479,52 +508,79 @@ module op_linear #(
           end
         end
         CHUNK: begin
-          // Grow the chunk one block at a time while all its steps fit the weight buffer.
-          if ((cb_q + 1) * steps_q <= 32'(WBUF_DEPTH) && cb_q < blocks_q) begin
+          // Grow the chunk one block at a time while all its steps fit: the whole buffer for a
+          // single chunk, else half of it (double buffering; a block too tall for half a buffer
+          // falls back to one buffer, loads and runs in turn).
+          if ((cb_q + 1) * steps_q <= (dbuf_q ? 32'(HALF) : 32'(WBUF_DEPTH)) && cb_q < blocks_q) begin
             cb_q <= cb_q + 1;
           end else begin
-            nb_q    <= blocks_q < cb_q ? blocks_q : cb_q;
-            state_q <= W_CMD;
-            p_sent_q <= '0;
+            state_q     <= MATMUL;
+            l_state_q   <= L_IDLE;
+            l_b0_q      <= '0;
+            l_half_q    <= 1'b0;
+            r_half_q    <= 1'b0;
+            r_running_q <= 1'b0;
+            full_q      <= '0;
           end
         end
-        W_CMD: begin
-          p_sent_q <= p_sent_q | p_cmd_fire;
-          if (&(p_sent_q | p_cmd_fire | ~nonempty)) begin
-            state_q   <= W_DATA;
-            written_q <= '0;
-            for (int p = 0; p < PORTS; p++) begin
-              p_words_q[p] <= p_len[p] * 32'(WPB);
-              p_word_q[p]  <= '0;
-              p_addr_q[p]  <= WA_W'(32'(p) * share);
+        MATMUL: begin
+          // ---- loader: the next chunk into a free half.
+          unique case (l_state_q)
+            L_IDLE: if (l_b0_q >= blocks_q) begin
+              l_state_q <= L_DONE;
+            end else if (!full_q[l_half_q]) begin
+              l_state_q <= L_CMD;
+              p_sent_q  <= '0;
             end
-          end
-        end
-        W_DATA: begin
-          for (int p = 0; p < PORTS; p++) begin
-            if (p_grant[p]) p_addr_q[p] <= p_addr_q[p] + 1;
-            if (p_valid[p] && p_ready[p]) begin
-              p_words_q[p] <= p_words_q[p] - 1;
-              if (p_word_q[p] == 32'(WPB - 1)) p_word_q[p] <= '0;
-              else p_word_q[p] <= p_word_q[p] + 1;
+            L_CMD: begin
+              p_sent_q <= p_sent_q | p_cmd_fire;
+              if (&(p_sent_q | p_cmd_fire | ~nonempty)) begin
+                l_state_q <= L_DATA;
+                written_q <= '0;
+                for (int p = 0; p < PORTS; p++) begin
+                  p_words_q[p] <= p_len[p] * 32'(WPB);
+                  p_word_q[p]  <= '0;
+                  p_addr_q[p]  <= l_base + WA_W'(32'(p) * share);
+                end
+              end
             end
-          end
-          p_full_q <= (p_full_q & ~p_grant) | p_completes;
-          if (u_we) begin
-            written_q <= written_q + 1;
-            if (written_q + 1 == chunk_beats) begin
-              state_q   <= RUN;
-              fs_q      <= '0;
-              ft_q      <= '0;
-              feeding_q <= 1'b1;
-              ob_q      <= '0;
-              ot_q      <= '0;
-              ustart_q  <= 1'b1;
+            L_DATA: begin
+              for (int p = 0; p < PORTS; p++) begin
+                if (p_grant[p]) p_addr_q[p] <= p_addr_q[p] + 1;
+                if (p_valid[p] && p_ready[p]) begin
+                  p_words_q[p] <= p_words_q[p] - 1;
+                  if (p_word_q[p] == 32'(WPB - 1)) p_word_q[p] <= '0;
+                  else p_word_q[p] <= p_word_q[p] + 1;
+                end
+              end
+              p_full_q <= (p_full_q & ~p_grant) | p_completes;
+              if (u_we) begin
+                written_q <= written_q + 1;
+                if (written_q + 1 == chunk_beats) begin
+                  full_q[l_half_q] <= 1'b1;
+                  h_b0_q[l_half_q] <= l_b0_q;
+                  h_nb_q[l_half_q] <= l_nb;
+                  l_b0_q    <= l_b0_q + l_nb;
+                  l_half_q  <= dbuf_q ? !l_half_q : 1'b0;
+                  l_state_q <= L_IDLE;
+                end
+              end
             end
-          end
-        end
-        RUN: begin
+            default: ;
+          endcase
+          // ---- runner: the TLMM unit over a loaded half.
           ustart_q <= 1'b0;
+          if (!r_running_q && full_q[r_half_q]) begin
+            r_running_q <= 1'b1;
+            b0_q        <= h_b0_q[r_half_q];
+            nb_q        <= h_nb_q[r_half_q];
+            fs_q        <= '0;
+            ft_q        <= '0;
+            feeding_q   <= 1'b1;
+            ob_q        <= '0;
+            ot_q        <= '0;
+            ustart_q    <= 1'b1;
+          end
           if (u_act_valid && u_act_ready) begin
             if (ft_q + 1 == 32'(tokens_q)) begin
               ft_q <= '0;
@@ -543,16 +599,13 @@ module op_linear #(
             end
           end
           if (u_done) begin
-            b0_q <= b0_q + nb_q;
+            r_running_q <= 1'b0;
+            full_q[r_half_q] <= 1'b0;
+            r_half_q <= dbuf_q ? !r_half_q : 1'b0;
             if (b0_q + nb_q >= blocks_q) begin
               state_q   <= O_CMD;
               tok_q     <= '0;
               ob_read_q <= '0;
-            end else begin
-              // The next chunk: the same size, or what is left.
-              nb_q    <= blocks_q - (b0_q + nb_q) < cb_q ? blocks_q - (b0_q + nb_q) : cb_q;
-              state_q <= W_CMD;
-              p_sent_q <= '0;
             end
           end
         end

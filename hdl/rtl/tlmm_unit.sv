@@ -2,7 +2,8 @@
 //
 // tlmm_unit: the TLMM core fed from its on-chip weight buffer. The host (or, later, the DRAM
 // loader) writes packed weight beats into the buffer in (step, block) order; on start the unit
-// streams beats 0 .. steps*blocks-1 from the buffer into the core while activations arrive on
+// streams beats wbase .. wbase+steps*blocks-1 from the buffer into the core (the loader fills the
+// other half of a double buffer meanwhile) while activations arrive on
 // their own stream. One weight read serves `tokens` cycles of lookups.
 
 `default_nettype none
@@ -36,6 +37,7 @@ module tlmm_unit #(
   input  wire logic [WGT_W-1:0]      wbuf_data_i,
   // Job.
   input  wire logic                  start_i,
+  input  wire logic [WADDR_W-1:0]    wbase_i,   // buffer address of the run's first beat
   input  wire logic [TOK_W-1:0]      tokens_i,
   input  wire logic [BLK_W-1:0]      blocks_i,
   input  wire logic [STEP_W-1:0]     steps_i,
@@ -54,7 +56,7 @@ module tlmm_unit #(
 );
 
   // A job whose weights do not fit the buffer is refused like any other out-of-range size.
-  wire logic too_big = 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;
+  wire logic too_big = 32'(wbase_i) + 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;
   logic core_busy, core_err;
   wire logic start = start_i && !core_busy;
   logic too_big_q;
@@ -93,7 +95,7 @@ module tlmm_unit #(
       if (start) begin
         too_big_q <= too_big;
         rd_left_q <= too_big ? '0 : (WADDR_W+1)'(32'(steps_i) * 32'(blocks_i));
-        rd_addr_q <= '0;
+        rd_addr_q <= wbase_i;
       end else if (re) begin
         rd_left_q <= rd_left_q - 1;
         rd_addr_q <= rd_addr_q + 1;

@@ -33,6 +33,7 @@ pub fn tlmm_ports(p: &TlmmParams) -> Vec<Port> {
         port("wbuf_addr_i", addr, I),
         port("wbuf_data_i", tl.wgt_beat_bits(), I),
         port("start_i", 1, I),
+        port("wbase_i", addr, I),
         port("tokens_i", clog2(p.MAX_TOKENS + 1), I),
         port("blocks_i", clog2(p.MAX_BLOCKS + 1), I),
         port("steps_i", clog2(p.MAX_STEPS + 1), I),
@@ -233,6 +234,18 @@ pub fn kernel_top(origin: &str, p: &TlmmParams, limits: &KernelShape, bus_bits: 
     let params: Vec<String> = params.iter().map(|(n, v)| format!("    .{n:<12} ({v})")).collect();
     s.push_str(&params.join(",\n"));
     s.push_str("\n  ) u_core (\n");
+    if extra == 0 {
+        // One port: the core's weight-port slot has nowhere to go.
+        let mut dummies = String::from("  /* verilator lint_off UNUSEDSIGNAL */\n");
+        for pt in axi_master_ports("", bus_bits, 64) {
+            if pt.dir == Dir::Output && READ_CHANNEL.contains(&pt.name.as_str()) {
+                dummies.push_str(&format!("  logic [{}:0] unused_wgt_{};\n", pt.width - 1, pt.name));
+            }
+        }
+        dummies.push_str("  /* verilator lint_on UNUSEDSIGNAL */\n\n");
+        let at = s.rfind("  trit_kernel_core #(").expect("core instance");
+        s.insert_str(at, &dummies);
+    }
     let mut conns: Vec<String> = ports
         .iter()
         .filter(|pt| !pt.name.starts_with("m_axi_gmem") || pt.name.starts_with(&mem_port_prefix(0)))
@@ -245,7 +258,7 @@ pub fn kernel_top(origin: &str, p: &TlmmParams, limits: &KernelShape, bus_bits: 
         let conn = match (parts.is_empty(), input) {
             (false, _) => format!("{{{}}}", parts.join(", ")),
             (true, true) => "'0".to_string(),
-            (true, false) => String::new(),
+            (true, false) => format!("unused_wgt_{sig}"),
         };
         conns.push(format!("    .m_axi_wgt_{sig:<14} ({conn})"));
     }
