@@ -62,6 +62,7 @@ module op_lm_head #(
   // ---------------------------------------------------------------- reads
   wire logic [31:0] it_row = issue_q >> 1;
   wire logic [31:0] groups = hidden_q / LANES;  // LANES-wide code groups per row
+  wire logic [31:0] gain_words = (hidden_q + 32'd7) >> 3;
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
@@ -74,7 +75,8 @@ module op_lm_head #(
     rcmd_size  = 3'd2;
     unique case (state_q)
       SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
-      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 3'd1; end
+      // Eight int16 gains per 16-byte element.
+      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_count = gain_words; rcmd_size = 3'd4; end
       ROW_CMD:   begin
         rcmd_valid = 1'b1;
         rcmd_addr  = src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
@@ -109,7 +111,7 @@ module op_lm_head #(
   wire logic q_start = state_q == QUANT && !quant_started_q;
   vec_quant #(.DEPTH (VEC_DEPTH)) u_quant (
     .clk_i, .rst_ni,
-    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_data[15:0]),
+    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_wide),
     .start_i (q_start), .n_i (hidden_q), .ex_i (-32'sd16), .shift_i (shift_q), .norm_i (1'b1),
     .qmax_i (16'(HEAD_QMAX)), .eps_i (eps_q),
     .in_valid_i (state_q == QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
@@ -201,7 +203,7 @@ module op_lm_head #(
         GAIN_CMD: if (rcmd_ready) state_q <= GAIN_DATA;
         GAIN_DATA: if (el_fire) begin
           idx_q <= idx_q + 1;
-          if (idx_q + 1 == hidden_q) state_q <= ROW_CMD;
+          if (idx_q + 1 == gain_words) state_q <= ROW_CMD;
         end
         ROW_CMD: if (rcmd_ready) begin
           idx_q           <= '0;

@@ -68,7 +68,7 @@ module op_vector #(
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [127:0] el_wide;  // 16-byte elements: not used here
+  logic [127:0] el_wide;  // 16-byte elements: the norm gains, eight at a time
   logic [2:0]  rcmd_size;
   elem_reader #(.DATA_W (DATA_W)) u_rd (
     .clk_i, .rst_ni,
@@ -92,6 +92,7 @@ module op_vector #(
   );
 
   wire logic [63:0] in_row   = trit_num::row_bytes(64'(n_q) * 4);
+  wire logic [31:0] gain_words = (n_q + 32'd7) >> 3;
   wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
   always_comb begin
     rcmd_valid = 1'b0;
@@ -100,7 +101,8 @@ module op_vector #(
     rcmd_size  = 3'd2;
     unique case (state_q)
       SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
-      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_size = 3'd1; end
+      // Eight int16 gains per 16-byte element.
+      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_count = gain_words; rcmd_size = 3'd4; end
       ROW_CMD:   begin rcmd_valid = 1'b1; rcmd_addr = src_q + 64'(tok_q) * in_row; end
       UP_CMD:    begin rcmd_valid = 1'b1; rcmd_addr = up_q + 64'(tok_q) * in_row; end
       default: ;
@@ -144,7 +146,7 @@ module op_vector #(
   logic [31:0] q_scale;
   vec_quant #(.DEPTH (DEPTH)) u_quant (
     .clk_i, .rst_ni,
-    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_data[15:0]),
+    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_wide),
     .start_i (q_start), .n_i (n_q), .ex_i (ffn_q ? bn_ex : -32'sd16), .shift_i (shift_q), .norm_i (norm_q != '0),
     .qmax_i (16'(ACT_QMAX)), .eps_i (eps_q),
     .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (q_in),
@@ -219,7 +221,7 @@ module op_vector #(
         GAIN_DATA, GATE_DATA, UP_DATA: if (el_fire) begin
           idx_q <= idx_q + 1;
           if (state_q == UP_DATA && prod_abs > pmax_q) pmax_q <= prod_abs;
-          if (idx_q + 1 == n_q) begin
+          if (idx_q + 1 == (state_q == GAIN_DATA ? gain_words : n_q)) begin
             idx_q <= '0;
             unique case (state_q)
               GAIN_DATA: state_q <= ROW_CMD;
@@ -266,7 +268,7 @@ module op_vector #(
   end
 
   logic unused;
-  assign unused = ^{g_log2e[95:48], bn_full[95:32], el_wide};
+  assign unused = ^{g_log2e[95:48], bn_full[95:32]};
 
 endmodule
 

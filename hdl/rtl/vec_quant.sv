@@ -12,7 +12,8 @@
 //          unit: inv = qmax / f32(max) and the scale, with 1/rms only in the scale;
 //   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out, then `done_o` with
 //          the scale.
-// Gains are written through the g_* port before `start_i` (they stay for every token).
+// Gains are written through the g_* port before `start_i`, eight per write (one 16-byte read
+// element); they stay for every token.
 
 `default_nettype none
 
@@ -22,8 +23,8 @@ module vec_quant #(
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
   input  wire logic              g_we_i,
-  input  wire logic [31:0]       g_addr_i,
-  input  wire logic [15:0]       g_data_i,
+  input  wire logic [31:0]       g_addr_i,  // gains 8*addr .. 8*addr+7
+  input  wire logic [127:0]      g_data_i,  // eight int16 gains, the first in the low bits
   input  wire logic              start_i,
   input  wire logic [31:0]       n_i,       // 1..DEPTH
   input  wire logic signed [31:0] ex_i,     // value of x_i is x_i * 2^ex
@@ -44,9 +45,11 @@ module vec_quant #(
   localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
   localparam logic [2:0] DIV = 3'd1, ADD = 3'd2, SQRT = 3'd4, I2F = 3'd5, LDEXP = 3'd6;
 
-  logic signed [15:0] gain [DEPTH];
+  localparam int GW = (DEPTH + 7) / 8;  // gain words
+  localparam int GAW = GW > 1 ? $clog2(GW) : 1;
+  logic [127:0]       gain [GW];
   logic signed [47:0] pbuf [DEPTH];
-  always_ff @(posedge clk_i) if (g_we_i) gain[AW'(g_addr_i)] <= $signed(g_data_i);
+  always_ff @(posedge clk_i) if (g_we_i) gain[GAW'(g_addr_i)] <= g_data_i;
 
   typedef enum logic [1:0] {IDLE, LOAD, SCALAR, CODES} state_e;
   state_e state_q;
@@ -65,7 +68,9 @@ module vec_quant #(
   // ---------------------------------------------------------------- load
   assign in_ready_o = state_q == LOAD;
   wire logic in_fire = in_valid_i && in_ready_o;
-  wire logic signed [47:0] p_in = norm_q ? 48'(in_data_i) * 48'(gain[AW'(idx_q)]) : 48'(in_data_i);
+  wire logic [127:0]       g_word = gain[GAW'(idx_q >> 3)];
+  wire logic signed [15:0] g_i    = g_word[16 * idx_q[2:0] +: 16];
+  wire logic signed [47:0] p_in = norm_q ? 48'(in_data_i) * 48'(g_i) : 48'(in_data_i);
   wire logic [47:0] p_abs = p_in < 0 ? 48'(0 - p_in) : 48'(p_in);
   always_ff @(posedge clk_i) if (in_fire) pbuf[AW'(idx_q)] <= p_in;
 
