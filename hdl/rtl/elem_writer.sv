@@ -21,6 +21,7 @@ module elem_writer #(
   input  wire logic                el_valid_i,
   output      logic                el_ready_o,
   input  wire logic [31:0]         el_data_i,
+  input  wire logic [2:0]          el_len_i,     // leading bytes of the element to write (ebytes: all)
   output      logic                idle_o,
   // Write master.
   output      logic                wr_cmd_valid_o,
@@ -69,7 +70,8 @@ module elem_writer #(
     for (int b = 0; b < 4; b++) begin
       if (b < 32'(ebytes)) begin
         put_word[8 * (32'(ptr_q) + b) % DATA_W +: 8] = el_data_i[8*b +: 8];
-        put_strb[(32'(ptr_q) + b) % BYTES] = 1'b1;
+        // A short last element (a row of codes written four at a time) leaves the rest alone.
+        if (b < 32'(el_len_i)) put_strb[(32'(ptr_q) + b) % BYTES] = 1'b1;
       end
     end
   end

@@ -211,7 +211,7 @@ module op_attention #(
     .clk_i, .rst_ni,
     .cmd_valid_i (state_q == OUT && !cmd_sent_q && w_idle), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (dst_q + 64'(tok_q) * q_row + head_off), .cmd_count_i (32'(hd_q)), .cmd_size_i (2'd2),
-    .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d),
+    .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d), .el_len_i (3'd4),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i

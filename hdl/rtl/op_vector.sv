@@ -5,8 +5,9 @@
 //               (docs/numerics.md §3);
 //   FFN_ACT     act(gate) * up exactly (ReLU^2 or SiLU), block-normalized to int32 with a
 //               per-token exponent, then quantized with the sub-norm when given (§7).
-// Rows stream from device memory through elem_reader, codes and scales go back through
-// elem_writer; the norm gains are read once per op and serve every token.
+// Rows stream from device memory through elem_reader four values per cycle (16-byte
+// elements), codes go back four per cycle through elem_writer, then the scale; the norm gains
+// are read once per op and serve every token.
 
 `default_nettype none
 
@@ -48,7 +49,9 @@ module op_vector #(
   input  wire logic                wr_done_i
 );
 
-  localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
+  localparam int VL = 4;                                // values per cycle (a 16-byte element)
+  localparam int PD = (DEPTH + VL - 1) / VL * VL;
+  localparam int AW = PD > 1 ? $clog2(PD) : 1;
 
   typedef enum logic [3:0] {
     IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, GATE_DATA, UP_CMD, UP_DATA, QUANT, SCALE, FINISH
@@ -81,11 +84,13 @@ module op_vector #(
   logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
   logic [63:0] wcmd_addr;
   logic [31:0] wcmd_count, wel_data;
+  logic [2:0]  wel_len;
+  logic [31:0] wr_group_q;  // code groups written for the token
   logic [1:0]  wcmd_size;
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
-    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data),
+    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data), .el_len_i (wel_len),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
@@ -94,6 +99,7 @@ module op_vector #(
   wire logic [63:0] in_row   = trit_num::row_bytes(64'(n_q) * 4);
   wire logic [31:0] gain_words = (n_q + 32'd7) >> 3;
   wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
+  wire logic [31:0] groups   = (n_q + 32'(VL) - 1) / 32'(VL);
   always_comb begin
     rcmd_valid = 1'b0;
     rcmd_addr  = '0;
@@ -103,30 +109,52 @@ module op_vector #(
       SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
       // Eight int16 gains per 16-byte element.
       GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_count = gain_words; rcmd_size = 3'd4; end
-      ROW_CMD:   begin rcmd_valid = 1'b1; rcmd_addr = src_q + 64'(tok_q) * in_row; end
-      UP_CMD:    begin rcmd_valid = 1'b1; rcmd_addr = up_q + 64'(tok_q) * in_row; end
+      // Rows: four int32 per 16-byte element (rows start 64-byte aligned; lanes past n ignored).
+      ROW_CMD:   begin rcmd_valid = 1'b1; rcmd_addr = src_q + 64'(tok_q) * in_row; rcmd_count = groups; rcmd_size = 3'd4; end
+      UP_CMD:    begin rcmd_valid = 1'b1; rcmd_addr = up_q + 64'(tok_q) * in_row; rcmd_count = groups; rcmd_size = 3'd4; end
       default: ;
     endcase
   end
   wire logic el_fire = el_valid && el_ready;
 
   // ---------------------------------------------------------------- FFN products
-  logic signed [31:0] gate_buf [DEPTH];
-  logic signed [95:0] prod_buf [DEPTH];
-  always_ff @(posedge clk_i) if (state_q == GATE_DATA && el_fire) gate_buf[AW'(idx_q)] <= $signed(el_data);
-
-  wire logic signed [31:0] g = gate_buf[AW'(idx_q)];
-  wire logic [47:0] g_abs = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
-  wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16);  // |g| log2(e), Q.16
-  logic [15:0] e_neg;
-  exp2_neg u_exp2 (.d_i (g_log2e[47:0]), .y_o (e_neg));
-  wire logic [15:0] sig_pos = trit_num::sigmoid_q15(e_neg);
-  wire logic signed [31:0] sig = g < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
-  wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);           // Q.16
-  wire logic signed [95:0] relu = g < 0 ? 96'sd0 : 96'(g);
-  wire logic signed [95:0] prod = silu_q ? silu * 96'($signed(el_data)) : relu * relu * 96'($signed(el_data));
-  wire logic [95:0] prod_abs = prod < 0 ? 96'(0 - prod) : 96'(prod);
-  always_ff @(posedge clk_i) if (state_q == UP_DATA && el_fire) prod_buf[AW'(idx_q)] <= prod;
+  // Four lanes: lane l of group idx_q is element idx_q * 4 + l; lanes past n give product 0.
+  logic signed [31:0] gate_buf [PD];
+  logic signed [95:0] prod_buf [PD];
+  logic signed [95:0] prod     [VL];
+  logic [95:0]        prod_max;       // max |product| over the group
+  logic [VL*32-1:0]   bn_vals;        // the group's block-normalized values
+  for (genvar l = 0; l < VL; l++) begin : g_lane
+    wire logic [31:0]        e      = idx_q * 32'(VL) + 32'(l);
+    wire logic               live   = e < n_q;
+    wire logic signed [31:0] g      = gate_buf[AW'(e)];
+    wire logic signed [31:0] up     = $signed(el_wide[32*l +: 32]);
+    wire logic [47:0]        g_abs  = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
+    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16);  // |g| log2(e), Q.16
+    logic [15:0] e_neg;
+    exp2_neg u_exp2 (.d_i (g_log2e[47:0]), .y_o (e_neg));
+    wire logic [15:0]        sig_pos = trit_num::sigmoid_q15(e_neg);
+    wire logic signed [31:0] sig  = g < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
+    wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);  // Q.16
+    wire logic signed [95:0] relu = g < 0 ? 96'sd0 : 96'(g);
+    assign prod[l] = !live ? 96'sd0 : silu_q ? silu * 96'(up) : relu * relu * 96'(up);
+    wire logic signed [95:0] bn_full = trit_num::rne_shift(prod_buf[AW'(e)], bn_shift);  // |.| <= 2^30
+    assign bn_vals[32*l +: 32] = bn_full[31:0];
+    always_ff @(posedge clk_i) begin
+      if (state_q == GATE_DATA && el_fire) gate_buf[AW'(e)] <= $signed(el_wide[32*l +: 32]);
+      if (state_q == UP_DATA && el_fire) prod_buf[AW'(e)] <= prod[l];
+    end
+    logic unused_lane;
+    assign unused_lane = ^{g_log2e[95:48], bn_full[95:32]};
+  end
+  always_comb begin
+    prod_max = '0;
+    for (int l = 0; l < VL; l++) begin
+      logic [95:0] a;
+      a = prod[l] < 0 ? 96'(0 - prod[l]) : 96'(prod[l]);
+      if (a > prod_max) prod_max = a;
+    end
+  end
 
   // block_normalize: shift so that every magnitude is at most 2^30.
   logic [7:0] pbits;
@@ -136,15 +164,13 @@ module op_vector #(
   end
   wire logic [7:0] bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
   wire logic signed [31:0] bn_ex = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
-  wire logic signed [95:0] bn_full = trit_num::rne_shift(prod_buf[AW'(idx_q)], bn_shift);  // |.| <= 2^30
-  wire logic signed [31:0] bn_val = bn_full[31:0];
 
   // ---------------------------------------------------------------- quantizer
   logic q_start, q_in_valid, q_in_ready, q_code_valid, q_code_ready, q_done;
-  logic signed [31:0] q_in;
-  logic signed [15:0] q_code;
+  logic [VL*32-1:0] q_in;
+  logic [VL*16-1:0] q_code;
   logic [31:0] q_scale;
-  vec_quant #(.DEPTH (DEPTH)) u_quant (
+  vec_quant #(.DEPTH (DEPTH), .LANES (VL)) u_quant (
     .clk_i, .rst_ni,
     .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_wide),
     .start_i (q_start), .n_i (n_q), .ex_i (ffn_q ? bn_ex : -32'sd16), .shift_i (shift_q), .norm_i (norm_q != '0),
@@ -155,18 +181,21 @@ module op_vector #(
   );
   assign q_start    = state_q == QUANT && !quant_started_q;
   // NORM_QUANT feeds the quantizer straight from memory, FFN_ACT from the product buffer.
-  assign q_in_valid = state_q == QUANT && quant_started_q && (ffn_q ? idx_q < n_q : el_valid);
-  assign q_in       = ffn_q ? bn_val : $signed(el_data);
+  assign q_in_valid = state_q == QUANT && quant_started_q && (ffn_q ? idx_q < groups : el_valid);
+  assign q_in       = ffn_q ? bn_vals : el_wide;
   assign el_ready   = state_q == SHIFT_DATA || state_q == GAIN_DATA || state_q == GATE_DATA || state_q == UP_DATA ||
                       (state_q == QUANT && !ffn_q && quant_started_q && q_in_ready);
 
   // Codes go straight to the writer; the scale follows once the token is done.
   assign wcmd_valid   = (state_q == QUANT && !codes_cmd_q) || (state_q == SCALE && !scale_sent_q && w_idle);
   assign wcmd_addr    = state_q == SCALE ? scales_q + 64'(tok_q) * 4 : codes_q + 64'(tok_q) * code_row;
-  assign wcmd_count   = state_q == SCALE ? 32'd1 : n_q;
-  assign wcmd_size    = state_q == SCALE ? 2'd2 : 2'd0;
+  // Codes: four per 4-byte element, the last one cut to the row's length.
+  assign wcmd_count   = state_q == SCALE ? 32'd1 : groups;
+  assign wcmd_size    = 2'd2;
   assign wel_valid    = state_q == SCALE ? scale_sent_q : q_code_valid && codes_cmd_q;
-  assign wel_data     = state_q == SCALE ? q_scale : 32'(q_code);
+  assign wel_data     = state_q == SCALE ? q_scale : {q_code[55:48], q_code[39:32], q_code[23:16], q_code[7:0]};
+  wire logic [31:0] codes_left = n_q - wr_group_q * 32'(VL);
+  assign wel_len      = state_q == SCALE || codes_left >= 32'(VL) ? 3'd4 : 3'(codes_left);
   assign q_code_ready = state_q == QUANT && codes_cmd_q && wel_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -186,6 +215,7 @@ module op_vector #(
       eps_q           <= '0;
       shift_q         <= '0;
       pmax_q          <= '0;
+      wr_group_q      <= '0;
       quant_started_q <= 1'b0;
       codes_cmd_q     <= 1'b0;
       scale_sent_q    <= 1'b0;
@@ -220,8 +250,8 @@ module op_vector #(
         GAIN_CMD: if (rcmd_ready) state_q <= GAIN_DATA;
         GAIN_DATA, GATE_DATA, UP_DATA: if (el_fire) begin
           idx_q <= idx_q + 1;
-          if (state_q == UP_DATA && prod_abs > pmax_q) pmax_q <= prod_abs;
-          if (idx_q + 1 == (state_q == GAIN_DATA ? gain_words : n_q)) begin
+          if (state_q == UP_DATA && prod_max > pmax_q) pmax_q <= prod_max;
+          if (idx_q + 1 == (state_q == GAIN_DATA ? gain_words : groups)) begin
             idx_q <= '0;
             unique case (state_q)
               GAIN_DATA: state_q <= ROW_CMD;
@@ -234,6 +264,7 @@ module op_vector #(
           pmax_q          <= '0;
           quant_started_q <= 1'b0;
           codes_cmd_q     <= 1'b0;
+          wr_group_q      <= '0;
           state_q         <= ffn_q ? GATE_DATA : QUANT;
         end
         UP_CMD: if (rcmd_ready) state_q <= UP_DATA;
@@ -241,6 +272,7 @@ module op_vector #(
           if (q_start) quant_started_q <= 1'b1;
           if (wcmd_valid && wcmd_ready) codes_cmd_q <= 1'b1;
           if (q_in_valid && q_in_ready && ffn_q) idx_q <= idx_q + 1;
+          if (q_code_valid && q_code_ready) wr_group_q <= wr_group_q + 1;
           if (q_done) begin
             idx_q        <= '0;
             scale_sent_q <= 1'b0;
@@ -268,7 +300,7 @@ module op_vector #(
   end
 
   logic unused;
-  assign unused = ^{g_log2e[95:48], bn_full[95:32]};
+  assign unused = ^{el_data, q_code};
 
 endmodule
 

@@ -13,12 +13,15 @@
 //   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out, then `done_o` with
 //          the scale.
 // Gains are written through the g_* port before `start_i`, eight per write (one 16-byte read
-// element); they stay for every token.
+// element); they stay for every token. LANES values go in and LANES codes come out per cycle
+// (lane l of group j is element j * LANES + l; lanes past n are ignored on input and give code
+// 0 on output).
 
 `default_nettype none
 
 module vec_quant #(
-  parameter int DEPTH = 64  // longest vector
+  parameter int DEPTH = 64,  // longest vector
+  parameter int LANES = 1    // elements per cycle (1, 2, 4 or 8)
 ) (
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
@@ -34,26 +37,28 @@ module vec_quant #(
   input  wire logic [31:0]       eps_i,     // binary32
   input  wire logic              in_valid_i,
   output      logic              in_ready_o,
-  input  wire logic signed [31:0] in_data_i,
+  input  wire logic [32*LANES-1:0] in_data_i,  // LANES signed 32-bit values
   output      logic              code_valid_o,
   input  wire logic              code_ready_i,
-  output      logic signed [15:0] code_o,
+  output      logic [16*LANES-1:0] code_o,   // LANES signed 16-bit codes
   output      logic              done_o,    // pulse after the last code
   output      logic [31:0]       scale_o    // binary32, valid from done_o until the next start
 );
 
-  localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
   localparam logic [2:0] DIV = 3'd1, ADD = 3'd2, SQRT = 3'd4, I2F = 3'd5, LDEXP = 3'd6;
 
   localparam int GW = (DEPTH + 7) / 8;  // gain words
   localparam int GAW = GW > 1 ? $clog2(GW) : 1;
   logic [127:0]       gain [GW];
-  logic signed [47:0] pbuf [DEPTH];
+  localparam int PD = (DEPTH + LANES - 1) / LANES * LANES;  // DEPTH rounded up to whole groups
+  localparam int PAW = PD > 1 ? $clog2(PD) : 1;
+  logic signed [47:0] pbuf [PD];
   always_ff @(posedge clk_i) if (g_we_i) gain[GAW'(g_addr_i)] <= g_data_i;
 
   typedef enum logic [1:0] {IDLE, LOAD, SCALAR, CODES} state_e;
   state_e state_q;
-  logic [31:0]        n_q, idx_q;
+  logic [31:0]        n_q, idx_q;      // idx_q: group (LANES elements)
+  wire logic [31:0]   groups = (n_q + 32'(LANES) - 1) / 32'(LANES);
   logic signed [31:0] ex_q, shift_q;
   logic               norm_q;
   logic [15:0]        qmax_q;
@@ -68,11 +73,32 @@ module vec_quant #(
   // ---------------------------------------------------------------- load
   assign in_ready_o = state_q == LOAD;
   wire logic in_fire = in_valid_i && in_ready_o;
-  wire logic [127:0]       g_word = gain[GAW'(idx_q >> 3)];
-  wire logic signed [15:0] g_i    = g_word[16 * idx_q[2:0] +: 16];
-  wire logic signed [47:0] p_in = norm_q ? 48'(in_data_i) * 48'(g_i) : 48'(in_data_i);
-  wire logic [47:0] p_abs = p_in < 0 ? 48'(0 - p_in) : 48'(p_in);
-  always_ff @(posedge clk_i) if (in_fire) pbuf[AW'(idx_q)] <= p_in;
+  // Per lane: the product with its gain, |product|, the square; then the group's max and sum.
+  logic signed [47:0] p_in  [LANES];
+  logic [47:0]        g_max;   // max |p| over the group's lanes
+  logic [79:0]        g_ss;    // sum of x^2 over the group's lanes
+  always_comb begin
+    g_max = '0;
+    g_ss  = '0;
+    for (int l = 0; l < LANES; l++) begin
+      logic [31:0]        e;
+      logic signed [31:0] x;
+      logic [127:0]       w;
+      logic signed [15:0] g;
+      logic [47:0]        a;
+      e = idx_q * 32'(LANES) + 32'(l);
+      x = e < n_q ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
+      w = gain[GAW'(e >> 3)];
+      g = w[16 * e[2:0] +: 16];
+      p_in[l] = norm_q ? 48'(x) * 48'(g) : 48'(x);
+      a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
+      if (a > g_max) g_max = a;
+      g_ss = g_ss + 80'(64'(x * x));
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    if (in_fire) for (int l = 0; l < LANES; l++) pbuf[PAW'(idx_q * 32'(LANES) + 32'(l))] <= p_in[l];
+  end
 
   // ---------------------------------------------------------------- scalar steps
   // step: 0 mx = f32(max)   1 q = f32(qmax)   2 inv = q / mx   3 top = ldexp(mx, ex - shift)
@@ -118,7 +144,12 @@ module vec_quant #(
 
   // ---------------------------------------------------------------- codes
   assign code_valid_o = state_q == CODES;
-  assign code_o = trit_num::clamp_code(trit_num::requant(64'(pbuf[AW'(idx_q)]), r_inv_q, 8'd0), qmax_q);
+  always_comb begin
+    for (int l = 0; l < LANES; l++) begin
+      code_o[16*l +: 16] = trit_num::clamp_code(
+        trit_num::requant(64'(pbuf[PAW'(idx_q * 32'(LANES) + 32'(l))]), r_inv_q, 8'd0), qmax_q);
+    end
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -158,15 +189,15 @@ module vec_quant #(
           state_q <= LOAD;
         end
         LOAD: if (in_fire) begin
-          if (p_abs > mx_q) mx_q <= p_abs;
-          ss_q  <= ss_q + 80'(64'(in_data_i * in_data_i));
+          if (g_max > mx_q) mx_q <= g_max;
+          ss_q  <= ss_q + g_ss;
           idx_q <= idx_q + 1;
-          if (idx_q + 1 == n_q) begin
+          if (idx_q + 1 == groups) begin
             idx_q      <= '0;
             step_q     <= '0;
             req_sent_q <= 1'b0;
             // An all-zero vector has codes 0 and scale 0 (no division by zero).
-            if (mx_q == '0 && p_abs == '0) begin
+            if (mx_q == '0 && g_max == '0) begin
               r_inv_q <= '0;
               scale_o <= '0;
               state_q <= CODES;
@@ -194,7 +225,7 @@ module vec_quant #(
         end
         CODES: if (code_ready_i) begin
           idx_q <= idx_q + 1;
-          if (idx_q + 1 == n_q) begin
+          if (idx_q + 1 == groups) begin
             done_o  <= 1'b1;
             state_q <= IDLE;
           end
