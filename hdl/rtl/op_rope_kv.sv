@@ -4,7 +4,8 @@
 // and on k (docs/numerics.md §5: pairs (i, i + d/2), Q1.14 tables read from device memory), then
 // k and v quantized per KV head (no norm, qmax = the SETUP's kv_qmax) into the layer's KV cache:
 // one row of codes [kv_heads][head_dim] and one row of scales [kv_heads] per position
-// (hdl::isa::KvLayout).
+// (hdl::isa::KvLayout). Rows are read, rotated, quantized and written as codes four values per
+// cycle (head_dim is a multiple of 16, so four consecutive values share a head and a half).
 
 `default_nettype none
 
@@ -49,6 +50,7 @@ module op_rope_kv #(
   input  wire logic                wr_done_i
 );
 
+  localparam int VL = 4;  // values per cycle (a 16-byte element of int32)
   localparam int AW = VEC_DEPTH > 1 ? $clog2(VEC_DEPTH) : 1;
   localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
   localparam int NW = MAX_HEADS > 1 ? $clog2(MAX_HEADS) : 1;
@@ -94,7 +96,7 @@ module op_rope_kv #(
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [127:0] el_wide;  // 16-byte elements: not used here
+  logic [127:0] el_wide;  // 16-byte elements: four int32 of a row
   logic [2:0]  rcmd_size;
   elem_reader #(.DATA_W (DATA_W)) u_rd (
     .clk_i, .rst_ni,
@@ -106,48 +108,57 @@ module op_rope_kv #(
   assign rcmd_valid = state_q == COS_CMD || state_q == SIN_CMD || state_q == ROW_CMD;
   assign rcmd_addr  = state_q == ROW_CMD ? src_row :
                       rope_q + (64'(pos) + (state_q == SIN_CMD ? 64'(max_seq_q) : 64'd0)) * rope_row;
-  assign rcmd_count = state_q == ROW_CMD ? n_row : half;
-  assign rcmd_size  = state_q == ROW_CMD ? 3'd2 : 3'd1;
+  assign rcmd_count = state_q == ROW_CMD ? n_row / VL : half;
+  assign rcmd_size  = state_q == ROW_CMD ? 3'd4 : 3'd1;
   assign el_ready   = state_q == COS_DATA || state_q == SIN_DATA || state_q == ROW_DATA;
   wire logic el_fire = el_valid && el_ready;
 
   always_ff @(posedge clk_i) begin
     if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q)] <= el_data[15:0];
     if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q)] <= el_data[15:0];
-    if (el_fire && state_q == ROW_DATA) xbuf[AW'(idx_q)] <= $signed(el_data);
+    if (el_fire && state_q == ROW_DATA) begin
+      for (int l = 0; l < VL; l++) xbuf[AW'(idx_q + 32'(l))] <= $signed(el_wide[32*l +: 32]);
+    end
   end
 
-  // Element idx_q of the row, rotated (j_q = its index within the head).
-  wire logic        first_half = j_q < half;
-  wire logic [31:0] pair  = first_half ? idx_q + half : idx_q - half;
-  wire logic [31:0] tab   = first_half ? j_q : j_q - half;
-  wire logic signed [47:0] c = 48'(cosb[HW'(tab)]);
-  wire logic signed [47:0] s = 48'(sinb[HW'(tab)]);
-  wire logic signed [47:0] x = 48'(xbuf[AW'(idx_q)]);
-  wire logic signed [47:0] y = 48'(xbuf[AW'(pair)]);
-  // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
-  wire logic signed [47:0] rot_sum = first_half ? x * c - y * s : x * c + y * s;
-  wire logic signed [31:0] rotated = trit_num::sat32(trit_num::rne_shift(96'(rot_sum), 8'd14));
-  wire logic signed [31:0] value = part_q == 2'd2 ? xbuf[AW'(idx_q)] : rotated;
+  // Elements idx_q + l of the row, rotated (j_q + l = their index within the head).
+  logic [VL*32-1:0] rotated;  // lane l: element idx_q + l after RoPE (or as read, for v)
+  for (genvar l = 0; l < VL; l++) begin : g_rot
+    wire logic [31:0]        e    = idx_q + 32'(l);
+    wire logic [31:0]        j    = j_q + 32'(l);
+    wire logic               first_half = j < half;
+    wire logic [31:0]        pair = first_half ? e + half : e - half;
+    wire logic [31:0]        tab  = first_half ? j : j - half;
+    wire logic signed [47:0] c    = 48'(cosb[HW'(tab)]);
+    wire logic signed [47:0] sn   = 48'(sinb[HW'(tab)]);
+    wire logic signed [47:0] x    = 48'(xbuf[AW'(e)]);
+    wire logic signed [47:0] y    = 48'(xbuf[AW'(pair)]);
+    // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
+    wire logic signed [47:0] rot_sum = first_half ? x * c - y * sn : x * c + y * sn;
+    wire logic signed [31:0] r    = trit_num::sat32(trit_num::rne_shift(96'(rot_sum), 8'd14));
+    assign rotated[32*l +: 32] = part_q == 2'd2 ? xbuf[AW'(e)] : r;
+    logic unused_lane;
+    assign unused_lane = ^{pair, tab};
+  end
 
   // ---------------------------------------------------------------- quantizer (k, v per head)
   logic q_in_ready, q_code_valid, q_done;
-  logic signed [15:0] q_code;
+  logic [VL*16-1:0] q_code;
   logic [31:0] q_scale;
   wire logic q_start = state_q == HEAD && !quant_started_q;
   wire logic q_in_valid = state_q == HEAD && quant_started_q && j_q < 32'(hd_q);
-  vec_quant #(.DEPTH (MAX_HEAD_DIM)) u_quant (
+  vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL)) u_quant (
     .clk_i, .rst_ni,
     .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
     .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
     .qmax_i (kv_qmax_q), .eps_i ('0),
-    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (value),
+    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (rotated),
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
   wire logic q_in_fire = q_in_valid && q_in_ready;
   always_ff @(posedge clk_i) begin
-    if (q_code_valid) codeb[AW'(cidx_q)] <= q_code[7:0];
+    if (q_code_valid) for (int l = 0; l < VL; l++) codeb[AW'(cidx_q + 32'(l))] <= q_code[16*l +: 8];
     if (q_done) scaleb[NW'(head_q)] <= q_scale;
   end
 
@@ -170,20 +181,19 @@ module op_rope_kv #(
     wcmd_addr  = src_row;
     wcmd_count = qd;
     wcmd_size  = 2'd2;
-    wel_data   = 32'(rotated);
-    // Per KV head (head_q): its head_dim codes, then its scale.
+    wel_data   = rotated[31:0];
+    // Per KV head (head_q): its head_dim codes, four per element, then its scale.
     if (state_q == CODES_WRITE) begin
       wcmd_addr  = cache_codes;
-      wcmd_count = 32'(hd_q);
-      wcmd_size  = 2'd0;
-      wel_data   = 32'(codeb[AW'(head_q * 32'(hd_q) + idx_q)]);
+      wcmd_count = 32'(hd_q) / VL;
+      for (int b = 0; b < VL; b++) wel_data[8*b +: 8] = codeb[AW'(head_q * 32'(hd_q) + idx_q * VL + 32'(b))];
     end else if (state_q == SCALES_WRITE) begin
       wcmd_addr  = cache_scales;
       wcmd_count = 32'd1;
       wel_data   = scaleb[NW'(head_q)];
     end
   end
-  wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? 32'(hd_q) : 32'd1;
+  wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? 32'(hd_q) / VL : 32'd1;
   assign wel_valid = writing && cmd_sent_q && idx_q < w_len;
   wire logic wel_fire = wel_valid && wel_ready;
 
@@ -257,8 +267,8 @@ module op_rope_kv #(
         end
         ROW_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= ROW_DATA; end
         ROW_DATA: if (el_fire) begin
-          idx_q <= idx_q + 1;
-          if (idx_q + 1 == n_row) begin
+          idx_q <= idx_q + VL;
+          if (idx_q + VL == n_row) begin
             idx_q           <= '0;
             cidx_q          <= '0;
             j_q             <= '0;
@@ -296,10 +306,10 @@ module op_rope_kv #(
         HEAD: begin
           if (q_start) quant_started_q <= 1'b1;
           if (q_in_fire) begin
-            idx_q <= idx_q + 1;
-            j_q   <= j_q + 1;
+            idx_q <= idx_q + VL;
+            j_q   <= j_q + VL;
           end
-          if (q_code_valid) cidx_q <= cidx_q + 1;
+          if (q_code_valid) cidx_q <= cidx_q + VL;
           if (q_done) begin
             j_q             <= '0;
             quant_started_q <= 1'b0;
@@ -321,7 +331,7 @@ module op_rope_kv #(
   end
 
   logic unused;
-  assign unused = ^{pair, tab, q_code, el_wide};
+  assign unused = ^{q_code, el_data};
 
 endmodule
 
