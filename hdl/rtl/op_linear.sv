@@ -45,7 +45,8 @@ module op_linear #(
   input  wire logic              accumulate_i,
   output      logic              done_o,
   output      logic              err_o,       // sizes beyond the engine's maxima (op skipped)
-  output      logic              busy_o,      // for the performance counter
+  output      logic              busy_o,      // the TLMM unit computes (performance counter)
+  output      logic              stall_o,     // the op runs but the TLMM unit waits (loads, write-back)
   // Read master.
   output      logic              rd_cmd_valid_o,
   input  wire logic              rd_cmd_ready_i,
@@ -631,7 +632,8 @@ module op_linear #(
     end
   end
 
-  assign busy_o = state_q != IDLE;
+  assign busy_o  = u_busy;
+  assign stall_o = state_q != IDLE && !u_busy;
 
   logic unused;
   assign unused = ^{u_busy, u_err, u_busy_cycles, u_issue_cycles, rq_valid[COLS-1:0], ya_d2_q};

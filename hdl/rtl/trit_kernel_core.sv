@@ -126,6 +126,7 @@ module trit_kernel_core #(
   logic [63:0] program_addr;
   logic [31:0] error_q;
   logic [63:0] cycles_q, rd_bytes_q, wr_bytes_q, descriptors_q, vector_busy_q, tlmm_busy_q, attention_busy_q;
+  logic [63:0] tlmm_stall_q;
 
   axil_ctrl #(
     .ADDR_W (CTRL_ADDR_W), .N_COUNTERS (N_COUNTERS), .OFF_CTRL (OFF_CTRL), .OFF_GIE (OFF_GIE), .OFF_IER (OFF_IER),
@@ -141,7 +142,8 @@ module trit_kernel_core #(
     .s_axi_rvalid (s_axi_control_rvalid), .s_axi_rready (s_axi_control_rready),
     .start_o (start), .program_o (program_addr), .done_i (done_q), .busy_i (busy_q), .error_i (error_q),
     // Counter order is hdl::regmap::COUNTER_NAMES.
-    .counters_i ({descriptors_q, wr_bytes_q, rd_bytes_q, attention_busy_q, vector_busy_q, 64'd0, tlmm_busy_q, cycles_q}),
+    .counters_i ({descriptors_q, wr_bytes_q, rd_bytes_q, attention_busy_q, vector_busy_q, tlmm_stall_q, tlmm_busy_q,
+                  cycles_q}),
     /* verilator lint_off SYMRSVDWORD */
     .interrupt_o (interrupt)
     /* verilator lint_on SYMRSVDWORD */
@@ -300,7 +302,7 @@ module trit_kernel_core #(
   assign e_err[E_EMBED]     = 1'b0;
   assign e_wr_strb[E_EMBED] = '1;
 
-  logic lin_busy;
+  logic lin_busy, lin_stall;
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
     .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH),
@@ -311,7 +313,7 @@ module trit_kernel_core #(
     .w_scale_i (desc_q[127:96]),
     .codes_i (addr_field(desc_q, 0)), .scales_i (addr_field(desc_q, 1)), .weights_i (addr_field(desc_q, 2)),
     .dst_i (addr_field(desc_q, 3)), .accumulate_i (flags[0]),
-    .done_o (e_done[E_LINEAR]), .err_o (e_err[E_LINEAR]), .busy_o (lin_busy),
+    .done_o (e_done[E_LINEAR]), .err_o (e_err[E_LINEAR]), .busy_o (lin_busy), .stall_o (lin_stall),
     .rd_cmd_valid_o (e_rd_cmd_valid[E_LINEAR]), .rd_cmd_ready_i (rd_cmd_ready),
     .rd_cmd_addr_o (e_rd_cmd_addr[E_LINEAR]), .rd_cmd_beats_o (e_rd_cmd_beats[E_LINEAR]), .rd_valid_i (rd_valid),
     .rd_ready_o (e_rd_ready[E_LINEAR]), .rd_data_i (rd_data),
@@ -430,6 +432,7 @@ module trit_kernel_core #(
       descriptors_q <= '0;
       vector_busy_q <= '0;
       tlmm_busy_q   <= '0;
+      tlmm_stall_q  <= '0;
       attention_busy_q <= '0;
     end else begin
       done_q <= 1'b0;
@@ -440,6 +443,7 @@ module trit_kernel_core #(
         vector_busy_q <= vector_busy_q + 1;
       end
       if (lin_busy) tlmm_busy_q <= tlmm_busy_q + 1;
+      if (lin_stall) tlmm_stall_q <= tlmm_stall_q + 1;
       if (attn_busy) attention_busy_q <= attention_busy_q + 1;
       unique case (state_q)
         IDLE: if (start) begin
@@ -454,6 +458,7 @@ module trit_kernel_core #(
           descriptors_q <= '0;
           vector_busy_q <= '0;
           tlmm_busy_q   <= '0;
+          tlmm_stall_q  <= '0;
           attention_busy_q <= '0;
           state_q       <= FETCH_CMD;
         end

@@ -246,11 +246,49 @@ pub fn generate(cfg: &Config) -> Design {
         "board": cfg.board.name,
         "part": cfg.board.part,
         "clock_mhz": cfg.board.clock_mhz,
+        "weight_schedule": weight_schedule(cfg, &d),
     });
     if let (Some(m), serde_json::Value::Object(e)) = (d.manifest.as_object_mut(), extra) {
         m.extend(e);
     }
     d
+}
+
+/// How each of the decoder's linear layers streams through the weight buffer (the schedule
+/// `op_linear` follows, computed here from the same rule, `model::pack::Tlmm::chunk_blocks`):
+/// chunks, whether they are double-buffered, and per chunk the load and run cycles at one bus
+/// word per port per cycle and one weight beat per token and cycle.
+pub fn weight_schedule(cfg: &Config, d: &Design) -> serde_json::Value {
+    let m = &cfg.model;
+    let tl = d.params.tlmm();
+    let depth = d.params.WBUF_DEPTH;
+    let words_per_beat = tl.beat_stride(d.bus_bits / 8) / (d.bus_bits / 8);
+    let (h, f, qd, kvd) = (m.hidden, m.ffn, m.heads * m.head_dim, m.kv_heads * m.head_dim);
+    let linears =
+        [("q", h, qd), ("k", h, kvd), ("v", h, kvd), ("o", qd, h), ("gate", h, f), ("up", h, f), ("down", f, h)];
+    let rows: Vec<serde_json::Value> = linears
+        .iter()
+        .map(|&(name, k, n)| {
+            let (steps, blocks) = (tl.steps(k), tl.blocks(n));
+            let per_chunk = tl.chunk_blocks(n, k, depth);
+            let chunks = blocks.div_ceil(per_chunk);
+            let beats = per_chunk * steps;
+            serde_json::json!({
+                "linear": name,
+                "k": k,
+                "n": n,
+                "steps": steps,
+                "blocks": blocks,
+                "chunks": chunks,
+                "blocks_per_chunk": per_chunk,
+                "double_buffered": chunks > 1 && 2 * steps <= depth,
+                "beats_per_chunk": beats,
+                "load_cycles_per_chunk": (beats * words_per_beat).div_ceil(d.limits.MEM_PORTS),
+                "run_cycles_per_chunk_per_token": beats,
+            })
+        })
+        .collect();
+    serde_json::json!({ "weight_ports": d.limits.MEM_PORTS, "bus_words_per_beat": words_per_beat, "linears": rows })
 }
 
 /// Generate the TLMM design for explicit parameters (128-bit kernel bus); `origin` says where

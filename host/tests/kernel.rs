@@ -244,6 +244,8 @@ fn linear_matches_the_reference_device() {
     }
     let counters: std::collections::HashMap<_, _> = sim.counters().unwrap().into_iter().collect();
     assert!(counters["tlmm_busy"] > 0);
+    assert!(counters["tlmm_stall"] > 0, "loading weights and writing rows back stall the TLMM unit: {counters:?}");
+    assert!(counters["dram_read_bytes"] > 0 && counters["dram_write_bytes"] > 0, "{counters:?}");
 }
 
 /// A norm weight in device layout (docs/isa.md): the i32 shift, then the i16 gains at 64.
