@@ -3,9 +3,13 @@
 // op_lm_head: the LM_HEAD op on the FPGA (TeLLMe leaves it to the CPU). The last of `tokens`
 // hidden rows goes through the final RMSNorm fused into int16 quantization (vec_quant, qmax
 // 32767), then every vocabulary row: acc = sum code_r,c * x_c (int8 x int16, exact),
-// logit_r = sat32(requant(acc, sx * s_r, 16)) -- Q.16 logits (docs/numerics.md §8). Row reads
-// are issued ahead of the row being multiplied and arrive LANES codes per cycle (hidden is a
-// multiple of LANES: heads x head_dim); logits stream out as one write.
+// logit_r = sat32(requant(acc, sx * s_r, 16)) -- Q.16 logits (docs/numerics.md §8).
+//
+// The head is the largest read of a decode step (vocab x hidden bytes), so it streams over every
+// memory port: row lane p reads rows p, p + PORTS, p + 2 PORTS, ... through its own port (row
+// codes, then the row's scale, issued ahead of use), LANES codes per cycle (hidden is a multiple
+// of LANES: heads x head_dim). Each lane holds its finished logit until the writer, which emits
+// logits in row order, takes it.
 
 `default_nettype none
 
@@ -13,7 +17,9 @@ module op_lm_head #(
   parameter int DATA_W    = 128,
   parameter int VEC_DEPTH = 256,     // longest hidden row
   parameter int HEAD_QMAX = 32767,   // activation code range of the LM head
-  parameter int LANES     = 16       // int8 codes per cycle (one 16-byte element of elem_reader)
+  parameter int LANES     = 16,      // int8 codes per cycle (one 16-byte element of elem_reader)
+  parameter int PORTS     = 1,       // read masters: the rd_* bundle and PORTS-1 wrd_*
+  parameter int XP        = PORTS > 1 ? PORTS - 1 : 1  // derived: wrd_* slots
 ) (
   input  wire logic                clk_i,
   input  wire logic                rst_ni,
@@ -44,111 +50,213 @@ module op_lm_head #(
   input  wire logic                wr_ready_i,
   output      logic [DATA_W-1:0]   wr_data_o,
   output      logic [DATA_W/8-1:0] wr_strb_o,
-  input  wire logic                wr_done_i
+  input  wire logic                wr_done_i,
+  // Read masters 1..PORTS-1 (flattened, master 1 in the low bits).
+  output      logic [XP-1:0]        wrd_cmd_valid_o,
+  input  wire logic [XP-1:0]        wrd_cmd_ready_i,
+  output      logic [XP*64-1:0]     wrd_cmd_addr_o,
+  output      logic [XP*32-1:0]     wrd_cmd_beats_o,
+  input  wire logic [XP-1:0]        wrd_valid_i,
+  output      logic [XP-1:0]        wrd_ready_o,
+  input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
   localparam int AW = VEC_DEPTH > 1 ? $clog2(VEC_DEPTH) : 1;
+  localparam int PW = PORTS > 1 ? $clog2(PORTS) : 1;
 
   typedef enum logic [3:0] {IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, QUANT, ROWS, FINISH} state_e;
   state_e state_q;
 
   logic [15:0] tokens_q;
-  logic [31:0] hidden_q, vocab_q, eps_q, idx_q, issue_q, row_q, sx_q;
+  logic [31:0] hidden_q, vocab_q, eps_q, idx_q, sx_q, wr_row_q;
+  logic [PW-1:0] wr_lane_q;  // lane holding logit wr_row_q (wr_row_q mod PORTS)
   logic [63:0] src_q, norm_q, head_q, head_scales_q, dst_q;
   logic signed [31:0] shift_q;
-  logic signed [47:0] acc_q;
   logic        quant_started_q, cmd_sent_q;
 
-  // ---------------------------------------------------------------- reads
-  wire logic [31:0] it_row = issue_q >> 1;
-  wire logic [31:0] groups = hidden_q / LANES;  // LANES-wide code groups per row
+  wire logic [31:0] groups     = hidden_q / LANES;  // LANES-wide code groups per row
   wire logic [31:0] gain_words = (hidden_q + 32'd7) >> 3;
-  logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
-  logic [63:0] rcmd_addr;
-  logic [31:0] rcmd_count, el_data;
-  logic [127:0] el_wide;
-  logic [2:0]  rcmd_size;
-  always_comb begin
-    rcmd_valid = 1'b0;
-    rcmd_addr  = '0;
-    rcmd_count = hidden_q;
-    rcmd_size  = 3'd2;
-    unique case (state_q)
-      SHIFT_CMD: begin rcmd_valid = 1'b1; rcmd_addr = norm_q; rcmd_count = 32'd1; end
-      // Eight int16 gains per 16-byte element.
-      GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_count = gain_words; rcmd_size = 3'd4; end
-      ROW_CMD:   begin
-        rcmd_valid = 1'b1;
-        rcmd_addr  = src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
-      end
-      ROWS: if (issue_q < 2 * vocab_q) begin
-        // Per vocabulary row: its int8 codes, then its binary32 scale.
-        rcmd_valid = 1'b1;
-        if (issue_q[0]) begin
-          rcmd_addr  = head_scales_q + 64'(it_row) * 4;
-          rcmd_count = 32'd1;
-        end else begin
-          rcmd_addr  = head_q + 64'(it_row) * trit_num::row_bytes(64'(hidden_q));
-          rcmd_count = groups;
-          rcmd_size  = 3'($clog2(LANES));
-        end
-      end
-      default: ;
-    endcase
+  wire logic [63:0] head_row   = trit_num::row_bytes(64'(hidden_q));
+
+  // ---------------------------------------------------------------- readers, one per port
+  logic [PORTS-1:0]      rcmd_valid, rcmd_ready, el_valid, el_ready;
+  logic [63:0]           rcmd_addr  [PORTS];
+  logic [31:0]           rcmd_count [PORTS];
+  logic [2:0]            rcmd_size  [PORTS];
+  logic [31:0]           el_data    [PORTS];
+  logic [127:0]          el_wide    [PORTS];
+  logic [PORTS-1:0]      m_cmd_valid, m_cmd_ready, m_valid, m_ready;
+  logic [63:0]           m_cmd_addr  [PORTS];
+  logic [31:0]           m_cmd_beats [PORTS];
+  logic [DATA_W-1:0]     m_data      [PORTS];
+  for (genvar p = 0; p < PORTS; p++) begin : g_rd
+    elem_reader #(.DATA_W (DATA_W), .QUEUE (8)) u_rd (
+      .clk_i, .rst_ni,
+      .cmd_valid_i (rcmd_valid[p]), .cmd_ready_o (rcmd_ready[p]), .cmd_addr_i (rcmd_addr[p]),
+      .cmd_count_i (rcmd_count[p]), .cmd_size_i (rcmd_size[p]),
+      .el_valid_o (el_valid[p]), .el_ready_i (el_ready[p]), .el_data_o (el_data[p]), .el_wide_o (el_wide[p]),
+      .rd_cmd_valid_o (m_cmd_valid[p]), .rd_cmd_ready_i (m_cmd_ready[p]), .rd_cmd_addr_o (m_cmd_addr[p]),
+      .rd_cmd_beats_o (m_cmd_beats[p]), .rd_valid_i (m_valid[p]), .rd_ready_o (m_ready[p]), .rd_data_i (m_data[p])
+    );
   end
-  elem_reader #(.DATA_W (DATA_W), .QUEUE (8)) u_rd (
-    .clk_i, .rst_ni,
-    .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
-    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready), .el_data_o (el_data), .el_wide_o (el_wide),
-    .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
-  );
-  wire logic el_fire = el_valid && el_ready;
+  assign rd_cmd_valid_o = m_cmd_valid[0];
+  assign rd_cmd_addr_o  = m_cmd_addr[0];
+  assign rd_cmd_beats_o = m_cmd_beats[0];
+  assign rd_ready_o     = m_ready[0];
+  assign m_cmd_ready[0] = rd_cmd_ready_i;
+  assign m_valid[0]     = rd_valid_i;
+  assign m_data[0]      = rd_data_i;
+  for (genvar p = 1; p < XP + 1; p++) begin : g_wrd
+    if (p < PORTS) begin : g_on
+      assign wrd_cmd_valid_o[p-1]            = m_cmd_valid[p];
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]  = m_cmd_addr[p];
+      assign wrd_cmd_beats_o[32*(p-1) +: 32] = m_cmd_beats[p];
+      assign wrd_ready_o[p-1]                = m_ready[p];
+      assign m_cmd_ready[p]                  = wrd_cmd_ready_i[p-1];
+      assign m_valid[p]                      = wrd_valid_i[p-1];
+      assign m_data[p]                       = wrd_data_i[DATA_W*(p-1) +: DATA_W];
+    end else begin : g_off
+      assign wrd_cmd_valid_o[p-1]            = 1'b0;
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]  = '0;
+      assign wrd_cmd_beats_o[32*(p-1) +: 32] = '0;
+      assign wrd_ready_o[p-1]                = 1'b0;
+    end
+  end
 
   // ---------------------------------------------------------------- final norm + int16 codes
+  // Before the rows, reader 0 fetches the norm shift, the gains and the hidden row.
   logic q_in_ready, q_code_valid, q_done;
   logic signed [15:0] q_code;
   logic [31:0] q_scale;
   wire logic q_start = state_q == QUANT && !quant_started_q;
+  wire logic fe_fire = el_valid[0] && el_ready[0];  // front-end elements (reader 0)
   vec_quant #(.DEPTH (VEC_DEPTH)) u_quant (
     .clk_i, .rst_ni,
-    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_wide),
+    .g_we_i (state_q == GAIN_DATA && fe_fire), .g_addr_i (idx_q), .g_data_i (el_wide[0]),
     .start_i (q_start), .n_i (hidden_q), .ex_i (-32'sd16), .shift_i (shift_q), .norm_i (1'b1),
     .qmax_i (16'(HEAD_QMAX)), .eps_i (eps_q),
-    .in_valid_i (state_q == QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
-    .in_data_i (el_data),
+    .in_valid_i (state_q == QUANT && quant_started_q && el_valid[0]), .in_ready_o (q_in_ready),
+    .in_data_i (el_data[0]),
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
   logic signed [15:0] xc [VEC_DEPTH];
   always_ff @(posedge clk_i) if (q_code_valid) xc[AW'(idx_q)] <= q_code;
 
-  // ---------------------------------------------------------------- rows
-  wire logic is_scale = idx_q == groups;
-  logic signed [47:0] dot;  // one group's LANES products, exact
-  always_comb begin
-    dot = '0;
-    for (int j = 0; j < LANES; j++) begin
-      dot = dot + 48'(xc[AW'(idx_q * LANES + 32'(j))]) * 48'($signed(el_wide[8*j +: 8]));
+  // ---------------------------------------------------------------- row lanes
+  logic [PORTS-1:0] hold_q;            // lane p holds the logit of its last finished row
+  logic [31:0]      held  [PORTS];
+  logic [PORTS-1:0] take;              // the writer takes lane p's logit this cycle
+  for (genvar p = 0; p < PORTS; p++) begin : g_lane
+    logic [31:0]        issue_q;       // commands issued: row codes and scale alternately
+    logic [31:0]        gidx_q;        // code group within the current row
+    logic signed [47:0] acc_q;
+    logic               hold_l;        // this lane's hold_q / held
+    logic [31:0]        held_l;
+    assign hold_q[p] = hold_l;
+    assign held[p]   = held_l;
+    wire logic [31:0] row = 32'(p) + 32'(PORTS) * (issue_q >> 1);  // row of the next command
+    wire logic more = row < vocab_q;
+    always_comb begin
+      rcmd_valid[p] = 1'b0;
+      rcmd_addr[p]  = '0;
+      rcmd_count[p] = 32'd1;
+      rcmd_size[p]  = 3'd2;
+      if (state_q == ROWS) begin
+        rcmd_valid[p] = more;
+        if (issue_q[0]) begin
+          rcmd_addr[p] = head_scales_q + 64'(row) * 4;
+        end else begin
+          rcmd_addr[p]  = head_q + 64'(row) * head_row;
+          rcmd_count[p] = groups;
+          rcmd_size[p]  = 3'($clog2(LANES));
+        end
+      end else if (p == 0) begin
+        unique case (state_q)
+          SHIFT_CMD: begin rcmd_valid[p] = 1'b1; rcmd_addr[p] = norm_q; end
+          // Eight int16 gains per 16-byte element.
+          GAIN_CMD: begin
+            rcmd_valid[p] = 1'b1;
+            rcmd_addr[p]  = norm_q + 64'd64;
+            rcmd_count[p] = gain_words;
+            rcmd_size[p]  = 3'd4;
+          end
+          ROW_CMD: begin
+            rcmd_valid[p] = 1'b1;
+            rcmd_addr[p]  = src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
+            rcmd_count[p] = hidden_q;
+          end
+          default: ;
+        endcase
+      end
+    end
+    wire logic is_scale = gidx_q == groups;
+    logic signed [47:0] dot;  // one group's LANES products, exact
+    always_comb begin
+      dot = '0;
+      for (int j = 0; j < LANES; j++) begin
+        dot = dot + 48'(xc[AW'(gidx_q * LANES + 32'(j))]) * 48'($signed(el_wide[p][8*j +: 8]));
+      end
+    end
+    wire logic signed [31:0] logit =
+      trit_num::sat32(trit_num::requant(64'(acc_q), trit_num::fp32_mul(sx_q, el_data[p]), 8'd16));
+    // A row's codes always flow; its scale (which finishes the row) waits for a free hold slot.
+    wire logic row_ready = state_q == ROWS && (!is_scale || !hold_q[p] || take[p]);
+    if (p == 0) begin : g_fe
+      assign el_ready[p] = state_q == SHIFT_DATA || state_q == GAIN_DATA ||
+                           (state_q == QUANT && quant_started_q && q_in_ready) || row_ready;
+    end else begin : g_row
+      assign el_ready[p] = row_ready;
+    end
+    wire logic fire = state_q == ROWS && el_valid[p] && el_ready[p];
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        issue_q <= '0;
+        gidx_q  <= '0;
+        acc_q   <= '0;
+        hold_l  <= 1'b0;
+        held_l  <= '0;
+      end else begin
+        if (state_q != ROWS) begin
+          issue_q <= '0;
+          gidx_q  <= '0;
+          acc_q   <= '0;
+          hold_l  <= 1'b0;
+        end else begin
+          if (rcmd_valid[p] && rcmd_ready[p]) issue_q <= issue_q + 1;
+          if (take[p]) hold_l <= 1'b0;
+          if (fire) begin
+            if (is_scale) begin
+              gidx_q <= '0;
+              acc_q  <= '0;
+              hold_l <= 1'b1;
+              held_l <= 32'(logit);
+            end else begin
+              acc_q  <= acc_q + dot;
+              gidx_q <= gidx_q + 1;
+            end
+          end
+        end
+      end
     end
   end
-  wire logic signed [47:0] acc_next = acc_q + dot;
-  wire logic signed [31:0] logit =
-    trit_num::sat32(trit_num::requant(64'(acc_q), trit_num::fp32_mul(sx_q, el_data), 8'd16));
 
+  // ---------------------------------------------------------------- logits, in row order
   logic wcmd_ready, wel_ready, w_idle;
+  wire logic wel_valid = state_q == ROWS && cmd_sent_q && wr_row_q < vocab_q && hold_q[wr_lane_q];
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (state_q == ROWS && !cmd_sent_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (dst_q), .cmd_count_i (vocab_q), .cmd_size_i (2'd2),
-    .el_valid_i (state_q == ROWS && cmd_sent_q && el_valid && is_scale), .el_ready_o (wel_ready),
-    .el_data_i (logit), .el_len_i (3'd4), .idle_o (w_idle),
+    .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (held[wr_lane_q]), .el_len_i (3'd4),
+    .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
   );
-
-  assign el_ready = state_q == SHIFT_DATA || state_q == GAIN_DATA ||
-                    (state_q == QUANT && quant_started_q && q_in_ready) ||
-                    (state_q == ROWS && cmd_sent_q && (!is_scale || wel_ready));
+  always_comb begin
+    take = '0;
+    if (wel_valid && wel_ready) take[wr_lane_q] = 1'b1;
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -158,23 +266,21 @@ module op_lm_head #(
       vocab_q         <= '0;
       eps_q           <= '0;
       idx_q           <= '0;
-      issue_q         <= '0;
-      row_q           <= '0;
       sx_q            <= '0;
+      wr_row_q        <= '0;
+      wr_lane_q       <= '0;
       src_q           <= '0;
       norm_q          <= '0;
       head_q          <= '0;
       head_scales_q   <= '0;
       dst_q           <= '0;
       shift_q         <= '0;
-      acc_q           <= '0;
       quant_started_q <= 1'b0;
       cmd_sent_q      <= 1'b0;
       done_o          <= 1'b0;
       err_o           <= 1'b0;
     end else begin
       done_o <= 1'b0;
-      if (state_q == ROWS && rcmd_valid && rcmd_ready) issue_q <= issue_q + 1;
       unique case (state_q)
         IDLE: if (start_i) begin
           tokens_q      <= tokens_i;
@@ -195,17 +301,17 @@ module op_lm_head #(
             state_q <= SHIFT_CMD;
           end
         end
-        SHIFT_CMD: if (rcmd_ready) state_q <= SHIFT_DATA;
-        SHIFT_DATA: if (el_fire) begin
-          shift_q <= $signed(el_data);
+        SHIFT_CMD: if (rcmd_ready[0]) state_q <= SHIFT_DATA;
+        SHIFT_DATA: if (fe_fire) begin
+          shift_q <= $signed(el_data[0]);
           state_q <= GAIN_CMD;
         end
-        GAIN_CMD: if (rcmd_ready) state_q <= GAIN_DATA;
-        GAIN_DATA: if (el_fire) begin
+        GAIN_CMD: if (rcmd_ready[0]) state_q <= GAIN_DATA;
+        GAIN_DATA: if (fe_fire) begin
           idx_q <= idx_q + 1;
           if (idx_q + 1 == gain_words) state_q <= ROW_CMD;
         end
-        ROW_CMD: if (rcmd_ready) begin
+        ROW_CMD: if (rcmd_ready[0]) begin
           idx_q           <= '0;
           quant_started_q <= 1'b0;
           state_q         <= QUANT;
@@ -216,25 +322,18 @@ module op_lm_head #(
           if (q_done) begin
             sx_q       <= q_scale;
             idx_q      <= '0;
-            issue_q    <= '0;
-            row_q      <= '0;
-            acc_q      <= '0;
+            wr_row_q   <= '0;
+            wr_lane_q  <= '0;
             cmd_sent_q <= 1'b0;
             state_q    <= ROWS;
           end
         end
         ROWS: begin
           if (!cmd_sent_q && wcmd_ready) cmd_sent_q <= 1'b1;
-          if (el_fire) begin
-            if (is_scale) begin
-              idx_q <= '0;
-              acc_q <= '0;
-              row_q <= row_q + 1;
-              if (row_q + 1 == vocab_q) state_q <= FINISH;
-            end else begin
-              acc_q <= acc_next;
-              idx_q <= idx_q + 1;
-            end
+          if (wel_valid && wel_ready) begin
+            wr_row_q  <= wr_row_q + 1;
+            wr_lane_q <= 32'(wr_lane_q) + 1 == PORTS ? '0 : wr_lane_q + 1;
+            if (wr_row_q + 1 == vocab_q) state_q <= FINISH;
           end
         end
         FINISH: if (w_idle) begin
@@ -245,6 +344,9 @@ module op_lm_head #(
       endcase
     end
   end
+
+  logic unused;
+  assign unused = ^{q_code};
 
 endmodule
 

@@ -182,10 +182,13 @@ module trit_kernel_core #(
     .m_axi_bresp (m_axi_gmem0_bresp), .m_axi_bvalid (m_axi_gmem0_bvalid), .m_axi_bready (m_axi_gmem0_bready)
   );
 
-  // Weight-stream masters: only op_linear uses them, for its weight chunks.
+  // Weight-stream masters: op_linear's weight chunks and op_lm_head's vocabulary rows.
   logic [XP-1:0]        w_cmd_valid, w_cmd_ready, w_valid, w_ready, w_last, w_err;
   logic [XP*64-1:0]     w_cmd_addr;
   logic [XP*32-1:0]     w_cmd_beats;
+  logic [XP-1:0]        l_w_cmd_valid, l_w_ready, h_w_cmd_valid, h_w_ready;
+  logic [XP*64-1:0]     l_w_cmd_addr, h_w_cmd_addr;
+  logic [XP*32-1:0]     l_w_cmd_beats, h_w_cmd_beats;
   logic [XP*DATA_W-1:0] w_data;
   for (genvar i = 0; i < XP; i++) begin : g_wport
     if (i < MEM_PORTS - 1) begin : g_on
@@ -303,6 +306,7 @@ module trit_kernel_core #(
   assign e_wr_strb[E_EMBED] = '1;
 
   logic lin_busy, lin_stall;
+  wire logic lin_owns_w = opcode != OP_LM_HEAD;  // who drives the weight masters (below)
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
     .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH),
@@ -320,8 +324,9 @@ module trit_kernel_core #(
     .wr_cmd_valid_o (e_wr_cmd_valid[E_LINEAR]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_LINEAR]), .wr_cmd_beats_o (e_wr_cmd_beats[E_LINEAR]),
     .wr_valid_o (e_wr_valid[E_LINEAR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_LINEAR]), .wr_done_i (wr_done),
-    .wrd_cmd_valid_o (w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready), .wrd_cmd_addr_o (w_cmd_addr),
-    .wrd_cmd_beats_o (w_cmd_beats), .wrd_valid_i (w_valid), .wrd_ready_o (w_ready), .wrd_data_i (w_data)
+    .wrd_cmd_valid_o (l_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{lin_owns_w}}),
+    .wrd_cmd_addr_o (l_w_cmd_addr), .wrd_cmd_beats_o (l_w_cmd_beats), .wrd_valid_i (w_valid & {XP{lin_owns_w}}),
+    .wrd_ready_o (l_w_ready), .wrd_data_i (w_data)
   );
   assign e_wr_strb[E_LINEAR] = '1;
 
@@ -384,7 +389,9 @@ module trit_kernel_core #(
   );
 
   // LM_HEAD: addr src, final norm, head codes, head scales, logits.
-  op_lm_head #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX), .LANES (LANES)) u_lm_head (
+  op_lm_head #(
+    .DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX), .LANES (LANES), .PORTS (MEM_PORTS)
+  ) u_lm_head (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_HEAD]), .tokens_i (tokens),
     .src_i (addr_field(desc_q, 0)), .norm_i (addr_field(desc_q, 1)), .head_i (addr_field(desc_q, 2)),
@@ -397,8 +404,17 @@ module trit_kernel_core #(
     .wr_cmd_valid_o (e_wr_cmd_valid[E_HEAD]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_HEAD]), .wr_cmd_beats_o (e_wr_cmd_beats[E_HEAD]),
     .wr_valid_o (e_wr_valid[E_HEAD]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_HEAD]),
-    .wr_strb_o (e_wr_strb[E_HEAD]), .wr_done_i (wr_done)
+    .wr_strb_o (e_wr_strb[E_HEAD]), .wr_done_i (wr_done),
+    .wrd_cmd_valid_o (h_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{!lin_owns_w}}),
+    .wrd_cmd_addr_o (h_w_cmd_addr), .wrd_cmd_beats_o (h_w_cmd_beats), .wrd_valid_i (w_valid & {XP{!lin_owns_w}}),
+    .wrd_ready_o (h_w_ready), .wrd_data_i (w_data)
   );
+
+  // The weight masters belong to LINEAR, or to LM_HEAD while it runs.
+  assign w_cmd_valid = lin_owns_w ? l_w_cmd_valid : h_w_cmd_valid;
+  assign w_cmd_addr  = lin_owns_w ? l_w_cmd_addr : h_w_cmd_addr;
+  assign w_cmd_beats = lin_owns_w ? l_w_cmd_beats : h_w_cmd_beats;
+  assign w_ready     = lin_owns_w ? l_w_ready : h_w_ready;
 
   // The memory masters serve the descriptor fetch or the engine of the running op.
   wire logic fetching = state_q == FETCH_CMD || state_q == FETCH_DATA;
