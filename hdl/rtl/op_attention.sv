@@ -60,6 +60,7 @@ module op_attention #(
 );
 
   localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
+  localparam int QL = 4;  // query values per cycle (a 16-byte element of int32)
 
   if (LANES != 16) begin : g_bad_lanes
 `ifdef __ICARUS__
@@ -110,10 +111,11 @@ module op_attention #(
   always_comb begin
     rcmd_valid = state_q == Q_CMD || (streaming && issue_q < 4);
     rcmd_addr  = q_q + 64'(tok_q) * q_row + head_off;
-    rcmd_count = 32'(hd_q);
-    rcmd_size  = 3'd2;
+    rcmd_count = 32'(hd_q) / QL;  // the head's q: four int32 per 16-byte element
+    rcmd_size  = 3'd4;
     if (streaming) begin
-      rcmd_count = keys;
+      rcmd_count = keys;    // scales: one binary32 per key
+      rcmd_size  = 3'd2;
       unique case (issue_q[1:0])
         2'd0: begin
           rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
@@ -140,16 +142,16 @@ module op_attention #(
 
   // ---------------------------------------------------------------- query
   logic q_in_ready, q_code_valid, q_done;
-  logic signed [15:0] q_code;
+  logic [QL*16-1:0] q_code;
   logic [31:0] q_scale;
   wire logic q_start = state_q == Q_QUANT && !quant_started_q;
-  vec_quant #(.DEPTH (MAX_HEAD_DIM)) u_quant (
+  vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL)) u_quant (
     .clk_i, .rst_ni,
     .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
     .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
     .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
     .in_valid_i (state_q == Q_QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
-    .in_data_i (el_data),
+    .in_data_i (el_wide),
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
@@ -158,7 +160,9 @@ module op_attention #(
   logic signed [31:0] zb  [MAX_SEQ];       // raw scores, then scores z
   logic signed [47:0] wb  [MAX_SEQ];       // value weights w
   logic signed [63:0] acc [MAX_HEAD_DIM];
-  always_ff @(posedge clk_i) if (q_code_valid) qc[DW'(el_q)] <= q_code[7:0];
+  always_ff @(posedge clk_i) begin
+    if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(el_q * QL + 32'(l))] <= q_code[16*l +: 8];
+  end
 
   // ---------------------------------------------------------------- per-element datapath
   wire logic last_group = el_q + 1 == groups;
