@@ -10,9 +10,9 @@
 //      result lane with c[t] and write (or saturating-add) it into ymem
 //   5. each ymem row, re-cut into bus words, written to dst
 // A chunk's weights stream in over PORTS AXI masters at once (each reads a contiguous share of
-// the chunk's beats; one assembler per port, the weight buffer's write port shared). When a
-// matrix needs several chunks, the buffer is split in two halves: the loader fills one while
-// the TLMM unit runs over the other (double buffering), so weight loads overlap compute.
+// the chunk's beats; one assembler per port, the weight buffer's write port shared). A matrix
+// larger than half the buffer is cut into chunks of half a buffer: the loader fills one half
+// while the TLMM unit runs over the other (double buffering), so weight loads overlap compute.
 
 `default_nettype none
 
@@ -440,7 +440,7 @@ module op_linear #(
           w_scale_q <= w_scale_i;
           steps_q   <= steps;
           blocks_q  <= blocks;
-          dbuf_q    <= blocks * steps > 32'(WBUF_DEPTH) && 2 * steps <= 32'(WBUF_DEPTH);
+          dbuf_q    <= blocks * steps > 32'(HALF) && 2 * steps <= 32'(WBUF_DEPTH);
           codes_q   <= codes_i;
           scales_q  <= scales_i;
           weights_q <= weights_i;

@@ -215,12 +215,12 @@ impl Tlmm {
 
     /// Row blocks per chunk when an `n x k` matrix is streamed through a weight buffer of
     /// `buffer_beats` beats: as many blocks as fit with all their steps (at least one). A matrix
-    /// that needs several chunks is cut for half the buffer, because the engine loads the next
+    /// larger than half the buffer is cut for half the buffer, because the engine loads the next
     /// chunk into one half while it runs the other (double buffering) -- unless one block's
     /// steps do not fit half a buffer. `op_linear.sv` (state CHUNK) applies the same rule.
     pub fn chunk_blocks(&self, n: usize, k: usize, buffer_beats: usize) -> usize {
         let (steps, blocks) = (self.steps(k), self.blocks(n).max(1));
-        let double = blocks * steps > buffer_beats && 2 * steps <= buffer_beats;
+        let double = blocks * steps > buffer_beats / 2 && 2 * steps <= buffer_beats;
         let cap = if double { buffer_beats / 2 } else { buffer_beats };
         (cap / steps).clamp(1, blocks)
     }
@@ -348,9 +348,10 @@ mod tests {
             assert_eq!(img.len() % bus, 0);
             assert_eq!(g.unpack_image(&img, n, k, buffer, bus), codes, "buffer {buffer}, bus {bus}");
         }
-        assert_eq!(g.chunk_blocks(n, k, 16), 4); // one chunk: the whole buffer
-        assert_eq!(g.chunk_blocks(n, k, 8), 1); // several chunks: half the buffer each
-        assert_eq!(g.chunk_blocks(n, k, 20), 4);
+        assert_eq!(g.chunk_blocks(n, k, 32), 4); // fits half the buffer: one chunk
+        assert_eq!(g.chunk_blocks(n, k, 16), 2); // more than half: chunks of half the buffer
+        assert_eq!(g.chunk_blocks(n, k, 8), 1);
+        assert_eq!(g.chunk_blocks(n, k, 20), 2);
         assert_eq!(g.chunk_blocks(n, k, 7), 1); // a block does not fit half: the whole buffer
         assert_eq!(g.chunk_blocks(n, k, 3), 1); // never zero
                                                 // 4 rows x 2 tables x 5 bits = 40 bits = 5 bytes: one 16-byte bus word, two 4-byte words
