@@ -11,7 +11,10 @@
 // The exact two-pass softmax makes the result independent of key order, so decode and prefill
 // share this engine and any later reordering (TeLLMe's reversed prefill) stays bit-exact.
 // The KV cache is head-major (hdl::isa::KvLayout), so each head's keys, key scales, value scales
-// and values are four long runs: all four reads are queued at once and stream back to back.
+// and values are long runs, queued at once. The keys are split into PORTS ranges, one per memory
+// port: code lane p computes the raw scores of its range and, later, its own exact value sums
+// (added up at the end; integer sums do not depend on order). Port 0 also carries the query and
+// the scales.
 // Codes arrive LANES at a time: a key's dot product and a value's accumulation take
 // head_dim / LANES cycles (head_dim must be a multiple of LANES; model::config checks it).
 
@@ -23,7 +26,9 @@ module op_attention #(
   parameter int MAX_HEADS    = 4,
   parameter int MAX_SEQ      = 64,
   parameter int ACT_QMAX     = 127,  // query code range
-  parameter int LANES        = 16    // int8 codes per cycle (one 16-byte element of elem_reader)
+  parameter int LANES        = 16,   // int8 codes per cycle (one 16-byte element of elem_reader)
+  parameter int PORTS        = 1,    // read masters: the rd_* bundle and PORTS-1 wrd_*
+  parameter int XP           = PORTS > 1 ? PORTS - 1 : 1  // derived: wrd_* slots
 ) (
   input  wire logic                clk_i,
   input  wire logic                rst_ni,
@@ -56,7 +61,15 @@ module op_attention #(
   input  wire logic                wr_ready_i,
   output      logic [DATA_W-1:0]   wr_data_o,
   output      logic [DATA_W/8-1:0] wr_strb_o,
-  input  wire logic                wr_done_i
+  input  wire logic                wr_done_i,
+  // Read masters 1..PORTS-1 (flattened, master 1 in the low bits): key and value codes.
+  output      logic [XP-1:0]        wrd_cmd_valid_o,
+  input  wire logic [XP-1:0]        wrd_cmd_ready_i,
+  output      logic [XP*64-1:0]     wrd_cmd_addr_o,
+  output      logic [XP*32-1:0]     wrd_cmd_beats_o,
+  input  wire logic [XP-1:0]        wrd_valid_i,
+  output      logic [XP-1:0]        wrd_ready_o,
+  input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
   localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
@@ -81,7 +94,7 @@ module op_attention #(
   logic [31:0] pos0_q, max_seq_q, score_q, head_q, kvh_q, gcount_q, group_q, sub_q;
   logic [63:0] q_q, kv_q, dst_q;
   logic [31:0] issue_q, key_q, el_q;  // reads issued for the head, consumed keys, group within a key
-  logic signed [31:0] raw_q, zmax_q;
+  logic signed [31:0] zmax_q;
   logic [31:0] sq_q;
   logic [47:0] sum_q;
   logic [31:0] rcp_q;
@@ -98,6 +111,16 @@ module op_attention #(
   wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
   wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
   wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
+
+  // Key ranges, one per port: [p * share, p * share + range_len[p]).
+  wire logic [31:0] share = (keys + 32'(PORTS) - 1) / 32'(PORTS);
+  logic [31:0] range_len [PORTS];
+  always_comb begin
+    for (int p = 0; p < PORTS; p++) begin
+      range_len[p] = keys > 32'(p) * share ? keys - 32'(p) * share : 32'd0;
+      if (range_len[p] > share) range_len[p] = share;
+    end
+  end
 
   // ---------------------------------------------------------------- reads
   // Q_CMD: the head's q. Then, queued together: the KV head's key codes (all keys), key scales,
@@ -119,14 +142,14 @@ module op_attention #(
       unique case (issue_q[1:0])
         2'd0: begin
           rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
-          rcmd_count = keys * groups;
+          rcmd_count = range_len[0] * groups;
           rcmd_size  = 3'($clog2(LANES));
         end
         2'd1: rcmd_addr = kv_q + codes_sz + 64'(kvh_q) * scale_stride;
         2'd2: rcmd_addr = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;
         default: begin
           rcmd_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;
-          rcmd_count = keys * groups;
+          rcmd_count = range_len[0] * groups;
           rcmd_size  = 3'($clog2(LANES));
         end
       endcase
@@ -159,22 +182,110 @@ module op_attention #(
   logic signed [7:0]  qc  [MAX_HEAD_DIM];
   logic signed [31:0] zb  [MAX_SEQ];       // raw scores, then scores z
   logic signed [47:0] wb  [MAX_SEQ];       // value weights w
-  logic signed [63:0] acc [MAX_HEAD_DIM];
   always_ff @(posedge clk_i) begin
     if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(el_q * QL + 32'(l))] <= q_code[16*l +: 8];
   end
 
-  // ---------------------------------------------------------------- per-element datapath
-  wire logic last_group = el_q + 1 == groups;
-  wire logic last_key   = key_q + 1 == keys;
-  logic signed [31:0] dot;  // one code group's LANES products, exact
-  always_comb begin
-    dot = '0;
-    for (int j = 0; j < LANES; j++) begin
-      dot = dot + 32'(qc[DW'(el_q * LANES + 32'(j))]) * 32'($signed(el_wide[8*j +: 8]));
+  // ---------------------------------------------------------------- code lanes
+  wire logic codes_phase = state_q == K_CODES || state_q == V_CODES;
+  logic [PORTS-1:0]    lane_done;    // the lane has consumed its range in this phase
+  logic [PORTS-1:0]    zb_we;        // K_CODES: a lane finishes a key's raw score
+  logic [SW-1:0]       zb_wa [PORTS];
+  logic signed [31:0]  zb_wd [PORTS];
+  logic [PORTS-1:0]    lane_ready;   // lane p takes its stream's element this cycle
+  logic signed [63:0]  lane_acc [PORTS][MAX_HEAD_DIM];
+  logic [PORTS-1:0]    lane_used;    // the lane had keys (its sums are valid)
+  logic [PORTS-1:0]    x_valid;
+  logic [127:0]        x_wide [PORTS];
+  assign x_valid[0] = el_valid;
+  assign x_wide[0]  = el_wide;
+  for (genvar p = 0; p < PORTS; p++) begin : g_lane
+    logic [31:0]        g_q, k_q;     // group within the key, key within the range
+    logic signed [31:0] raw_q;
+    wire logic [31:0]   key = 32'(p) * share + k_q;  // absolute key index
+    logic unused_key;
+    assign unused_key = ^key;
+    wire logic          last_group = g_q + 1 == groups;
+    assign lane_done[p] = k_q == range_len[p];
+    assign lane_used[p] = range_len[p] != '0;
+    assign lane_ready[p] = codes_phase && !lane_done[p];
+    wire logic fire = lane_ready[p] && x_valid[p];
+    logic signed [31:0] dot;  // one code group's LANES products, exact
+    always_comb begin
+      dot = '0;
+      for (int j = 0; j < LANES; j++) begin
+        dot = dot + 32'(qc[DW'(g_q * LANES + 32'(j))]) * 32'($signed(x_wide[p][8*j +: 8]));
+      end
+    end
+    assign zb_we[p] = fire && state_q == K_CODES && last_group;
+    assign zb_wa[p] = SW'(key);
+    assign zb_wd[p] = raw_q + dot;
+    wire logic signed [47:0] w = wb[SW'(key)];
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        g_q   <= '0;
+        k_q   <= '0;
+        raw_q <= '0;
+      end else if (!codes_phase) begin
+        g_q   <= '0;
+        k_q   <= '0;
+        raw_q <= '0;
+      end else if (fire) begin
+        raw_q <= last_group ? 32'sd0 : raw_q + dot;
+        g_q   <= last_group ? 32'd0 : g_q + 1;
+        if (last_group) k_q <= k_q + 1;
+      end
+    end
+    // The first key of the range starts the lane's sums (no clearing pass).
+    always_ff @(posedge clk_i) begin
+      if (fire && state_q == V_CODES) begin
+        for (int j = 0; j < LANES; j++) begin
+          lane_acc[p][DW'(g_q * LANES + 32'(j))] <=
+            (k_q == '0 ? 64'sd0 : lane_acc[p][DW'(g_q * LANES + 32'(j))]) + 64'(w) * 64'($signed(x_wide[p][8*j +: 8]));
+        end
+      end
+    end
+    if (p > 0) begin : g_port
+      // This lane's own reader: its key codes, then its value codes.
+      logic [31:0] pissue_q;  // commands issued: key codes, then value codes
+      logic        c_valid, c_ready, rd_valid, rd_ready;
+      logic [31:0] unused_data;
+      elem_reader #(.DATA_W (DATA_W), .QUEUE (4)) u_rd (
+        .clk_i, .rst_ni,
+        .cmd_valid_i (c_valid), .cmd_ready_o (c_ready),
+        .cmd_addr_i (kv_q + (pissue_q[0] ? codes_sz + scales_sz : 64'd0) + 64'(kvh_q) * head_stride +
+                     64'(32'(p) * share) * 64'(hd_q)),
+        .cmd_count_i (range_len[p] * groups), .cmd_size_i (3'($clog2(LANES))),
+        .el_valid_o (x_valid[p]), .el_ready_i (lane_ready[p]), .el_data_o (unused_data), .el_wide_o (x_wide[p]),
+        .rd_cmd_valid_o (wrd_cmd_valid_o[p-1]), .rd_cmd_ready_i (wrd_cmd_ready_i[p-1]),
+        .rd_cmd_addr_o (wrd_cmd_addr_o[64*(p-1) +: 64]), .rd_cmd_beats_o (wrd_cmd_beats_o[32*(p-1) +: 32]),
+        .rd_valid_i (wrd_valid_i[p-1]), .rd_ready_o (wrd_ready_o[p-1]), .rd_data_i (wrd_data_i[DATA_W*(p-1) +: DATA_W])
+      );
+      assign c_valid = streaming && pissue_q < 2 && range_len[p] != '0;
+      always_ff @(posedge clk_i or negedge rst_ni) begin
+        if (!rst_ni) pissue_q <= '0;
+        else if (!streaming) pissue_q <= '0;
+        else if (c_valid && c_ready) pissue_q <= pissue_q + 1;
+      end
+      logic unused_lane;
+      assign unused_lane = ^{unused_data, rd_valid, rd_ready};
+      assign rd_valid = 1'b0;
+      assign rd_ready = 1'b0;
     end
   end
-  wire logic signed [31:0] raw_next = raw_q + dot;
+  for (genvar p = PORTS; p < XP + 1; p++) begin : g_noport
+    if (p > 0) begin : g_tie
+      assign wrd_cmd_valid_o[p-1]            = 1'b0;
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]  = '0;
+      assign wrd_cmd_beats_o[32*(p-1) +: 32] = '0;
+      assign wrd_ready_o[p-1]                = 1'b0;
+      logic unused_in;
+      assign unused_in = ^{wrd_cmd_ready_i[p-1], wrd_valid_i[p-1], wrd_data_i[DATA_W*(p-1) +: DATA_W]};
+    end
+  end
+
+  // ---------------------------------------------------------------- scales (port 0)
+  wire logic last_key = key_q + 1 == keys;
   // K_SCALES: the score of the key whose scale is arriving.
   wire logic signed [31:0] z_key = zb[SW'(key_q)];
   wire logic [31:0] c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, el_data), score_q);
@@ -183,20 +294,20 @@ module op_attention #(
   logic [15:0] e_key;
   exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_key));
   wire logic signed [95:0] w_key = trit_num::requant(64'(e_key), el_data, 8'd16);  // < 2^40
-  wire logic signed [47:0] w = wb[SW'(key_q)];
   always_ff @(posedge clk_i) begin
-    if (el_fire && state_q == K_CODES && last_group) zb[SW'(key_q)] <= raw_next;
+    for (int p = 0; p < PORTS; p++) if (zb_we[p]) zb[zb_wa[p]] <= zb_wd[p];
     if (el_fire && state_q == K_SCALES) zb[SW'(key_q)] <= z;
     if (el_fire && state_q == V_SCALES) wb[SW'(key_q)] <= w_key[47:0];
-    // The first key starts the sums (no clearing pass over the accumulators).
-    if (el_fire && state_q == V_CODES) begin
-      for (int j = 0; j < LANES; j++) begin
-        acc[DW'(el_q * LANES + 32'(j))] <= (key_q == '0 ? 64'sd0 : acc[DW'(el_q * LANES + 32'(j))]) +
-                                           64'(w) * 64'($signed(el_wide[8*j +: 8]));
-      end
-    end
   end
-  assign el_ready = streaming || (state_q == Q_QUANT && quant_started_q && q_in_ready);
+  assign el_ready = (codes_phase && lane_ready[0]) || state_q == K_SCALES || state_q == V_SCALES ||
+                    (state_q == Q_QUANT && quant_started_q && q_in_ready);
+
+  // The head's output: the lanes' exact sums added up.
+  logic signed [63:0] acc_sum;
+  always_comb begin
+    acc_sum = '0;
+    for (int p = 0; p < PORTS; p++) if (lane_used[p]) acc_sum = acc_sum + lane_acc[p][DW'(el_q)];
+  end
 
   // ---------------------------------------------------------------- 1 / S
   logic s_ready, s_valid;
@@ -210,7 +321,7 @@ module op_attention #(
 
   // ---------------------------------------------------------------- output
   logic        wcmd_ready, wel_ready, w_idle;
-  wire logic signed [31:0] o_d = trit_num::sat32(trit_num::requant(acc[DW'(el_q)], rcp_q, 8'd0));
+  wire logic signed [31:0] o_d = trit_num::sat32(trit_num::requant(acc_sum, rcp_q, 8'd0));
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (state_q == OUT && !cmd_sent_q && w_idle), .cmd_ready_o (wcmd_ready),
@@ -245,7 +356,6 @@ module op_attention #(
       issue_q         <= '0;
       key_q           <= '0;
       el_q            <= '0;
-      raw_q           <= '0;
       zmax_q          <= '0;
       sq_q            <= '0;
       sum_q           <= '0;
@@ -307,22 +417,18 @@ module op_attention #(
             issue_q <= '0;
             key_q   <= '0;
             el_q    <= '0;
-            raw_q   <= '0;
             state_q <= K_CODES;
           end
         end
-        K_CODES, V_CODES: if (el_fire) begin
-          if (state_q == K_CODES) raw_q <= last_group ? 32'sd0 : raw_next;
-          el_q <= last_group ? 32'd0 : el_q + 1;
-          if (last_group) begin
-            key_q <= last_key ? 32'd0 : key_q + 1;
-            if (last_key && state_q == K_CODES) state_q <= K_SCALES;
-            if (last_key && state_q == V_CODES) begin
-              step_q  <= 1'b0;
-              sent_q  <= 1'b0;
-              state_q <= RCP;
-            end
-          end
+        // The code lanes run on their own; the phase ends when every lane has its range.
+        K_CODES: if (&lane_done) begin
+          key_q   <= '0;
+          state_q <= K_SCALES;
+        end
+        V_CODES: if (&lane_done) begin
+          step_q  <= 1'b0;
+          sent_q  <= 1'b0;
+          state_q <= RCP;
         end
         K_SCALES: if (el_fire) begin
           if (key_q == '0 || z > zmax_q) zmax_q <= z;

@@ -186,9 +186,9 @@ module trit_kernel_core #(
   logic [XP-1:0]        w_cmd_valid, w_cmd_ready, w_valid, w_ready, w_last, w_err;
   logic [XP*64-1:0]     w_cmd_addr;
   logic [XP*32-1:0]     w_cmd_beats;
-  logic [XP-1:0]        l_w_cmd_valid, l_w_ready, h_w_cmd_valid, h_w_ready;
-  logic [XP*64-1:0]     l_w_cmd_addr, h_w_cmd_addr;
-  logic [XP*32-1:0]     l_w_cmd_beats, h_w_cmd_beats;
+  logic [XP-1:0]        l_w_cmd_valid, l_w_ready, h_w_cmd_valid, h_w_ready, a_w_cmd_valid, a_w_ready;
+  logic [XP*64-1:0]     l_w_cmd_addr, h_w_cmd_addr, a_w_cmd_addr;
+  logic [XP*32-1:0]     l_w_cmd_beats, h_w_cmd_beats, a_w_cmd_beats;
   logic [XP*DATA_W-1:0] w_data;
   for (genvar i = 0; i < XP; i++) begin : g_wport
     if (i < MEM_PORTS - 1) begin : g_on
@@ -306,7 +306,10 @@ module trit_kernel_core #(
   assign e_wr_strb[E_EMBED] = '1;
 
   logic lin_busy, lin_stall;
-  wire logic lin_owns_w = opcode != OP_LM_HEAD;  // who drives the weight masters (below)
+  // Who drives the weight masters (below): LINEAR, or LM_HEAD / ATTENTION while they run.
+  localparam logic [1:0] W_LIN = 2'd0, W_HEAD = 2'd1, W_ATTN = 2'd2;
+  wire logic [1:0] w_owner = opcode == OP_LM_HEAD ? W_HEAD : opcode == OP_ATTENTION ? W_ATTN : W_LIN;
+  wire logic lin_owns_w = w_owner == W_LIN;
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
     .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH),
@@ -371,7 +374,7 @@ module trit_kernel_core #(
   logic attn_busy;
   op_attention #(
     .DATA_W (DATA_W), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS), .MAX_SEQ (MAX_SEQ),
-    .ACT_QMAX (ACT_QMAX)
+    .ACT_QMAX (ACT_QMAX), .LANES (LANES), .PORTS (MEM_PORTS)
   ) u_attention (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_ATTN]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),
@@ -385,7 +388,10 @@ module trit_kernel_core #(
     .wr_cmd_valid_o (e_wr_cmd_valid[E_ATTN]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_ATTN]), .wr_cmd_beats_o (e_wr_cmd_beats[E_ATTN]),
     .wr_valid_o (e_wr_valid[E_ATTN]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_ATTN]),
-    .wr_strb_o (e_wr_strb[E_ATTN]), .wr_done_i (wr_done)
+    .wr_strb_o (e_wr_strb[E_ATTN]), .wr_done_i (wr_done),
+    .wrd_cmd_valid_o (a_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{w_owner == W_ATTN}}),
+    .wrd_cmd_addr_o (a_w_cmd_addr), .wrd_cmd_beats_o (a_w_cmd_beats), .wrd_valid_i (w_valid & {XP{w_owner == W_ATTN}}),
+    .wrd_ready_o (a_w_ready), .wrd_data_i (w_data)
   );
 
   // LM_HEAD: addr src, final norm, head codes, head scales, logits.
@@ -405,16 +411,16 @@ module trit_kernel_core #(
     .wr_cmd_addr_o (e_wr_cmd_addr[E_HEAD]), .wr_cmd_beats_o (e_wr_cmd_beats[E_HEAD]),
     .wr_valid_o (e_wr_valid[E_HEAD]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_HEAD]),
     .wr_strb_o (e_wr_strb[E_HEAD]), .wr_done_i (wr_done),
-    .wrd_cmd_valid_o (h_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{!lin_owns_w}}),
-    .wrd_cmd_addr_o (h_w_cmd_addr), .wrd_cmd_beats_o (h_w_cmd_beats), .wrd_valid_i (w_valid & {XP{!lin_owns_w}}),
+    .wrd_cmd_valid_o (h_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{w_owner == W_HEAD}}),
+    .wrd_cmd_addr_o (h_w_cmd_addr), .wrd_cmd_beats_o (h_w_cmd_beats), .wrd_valid_i (w_valid & {XP{w_owner == W_HEAD}}),
     .wrd_ready_o (h_w_ready), .wrd_data_i (w_data)
   );
 
-  // The weight masters belong to LINEAR, or to LM_HEAD while it runs.
-  assign w_cmd_valid = lin_owns_w ? l_w_cmd_valid : h_w_cmd_valid;
-  assign w_cmd_addr  = lin_owns_w ? l_w_cmd_addr : h_w_cmd_addr;
-  assign w_cmd_beats = lin_owns_w ? l_w_cmd_beats : h_w_cmd_beats;
-  assign w_ready     = lin_owns_w ? l_w_ready : h_w_ready;
+  // The weight masters belong to LINEAR, or to LM_HEAD / ATTENTION while they run.
+  assign w_cmd_valid = w_owner == W_HEAD ? h_w_cmd_valid : w_owner == W_ATTN ? a_w_cmd_valid : l_w_cmd_valid;
+  assign w_cmd_addr  = w_owner == W_HEAD ? h_w_cmd_addr : w_owner == W_ATTN ? a_w_cmd_addr : l_w_cmd_addr;
+  assign w_cmd_beats = w_owner == W_HEAD ? h_w_cmd_beats : w_owner == W_ATTN ? a_w_cmd_beats : l_w_cmd_beats;
+  assign w_ready     = w_owner == W_HEAD ? h_w_ready : w_owner == W_ATTN ? a_w_ready : l_w_ready;
 
   // The memory masters serve the descriptor fetch or the engine of the running op.
   wire logic fetching = state_q == FETCH_CMD || state_q == FETCH_DATA;
