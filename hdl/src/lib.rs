@@ -254,19 +254,22 @@ pub fn generate(cfg: &Config) -> Design {
     d
 }
 
+/// The decoder layer's linear layers as (name, K inputs, N outputs), in program order.
+pub fn linear_shapes(cfg: &Config) -> [(&'static str, usize, usize); 7] {
+    let m = &cfg.model;
+    let (h, f, qd, kvd) = (m.hidden, m.ffn, m.heads * m.head_dim, m.kv_heads * m.head_dim);
+    [("q", h, qd), ("k", h, kvd), ("v", h, kvd), ("o", qd, h), ("gate", h, f), ("up", h, f), ("down", f, h)]
+}
+
 /// How each of the decoder's linear layers streams through the weight buffer (the schedule
 /// `op_linear` follows, computed here from the same rule, `model::pack::Tlmm::chunk_blocks`):
 /// chunks, whether they are double-buffered, and per chunk the load and run cycles at one bus
 /// word per port per cycle and one weight beat per token and cycle.
 pub fn weight_schedule(cfg: &Config, d: &Design) -> serde_json::Value {
-    let m = &cfg.model;
     let tl = d.params.tlmm();
     let depth = d.params.WBUF_DEPTH;
     let words_per_beat = tl.beat_stride(d.bus_bits / 8) / (d.bus_bits / 8);
-    let (h, f, qd, kvd) = (m.hidden, m.ffn, m.heads * m.head_dim, m.kv_heads * m.head_dim);
-    let linears =
-        [("q", h, qd), ("k", h, kvd), ("v", h, kvd), ("o", qd, h), ("gate", h, f), ("up", h, f), ("down", f, h)];
-    let rows: Vec<serde_json::Value> = linears
+    let rows: Vec<serde_json::Value> = linear_shapes(cfg)
         .iter()
         .map(|&(name, k, n)| {
             let (steps, blocks) = (tl.steps(k), tl.blocks(n));

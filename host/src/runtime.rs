@@ -101,7 +101,9 @@ pub struct Runtime<D: Device> {
 /// `decode` call, summed over its programs.
 pub type Counters = std::collections::BTreeMap<&'static str, u64>;
 
-fn norm_bytes(w: &NormWeight) -> Vec<u8> {
+/// A norm weight in its device layout (docs/isa.md): the i32 shift, then at [`NORM_GAINS`] the
+/// i16 gains.
+pub fn norm_bytes(w: &NormWeight) -> Vec<u8> {
     let mut b = w.shift.to_le_bytes().to_vec();
     b.resize(NORM_GAINS as usize, 0);
     b.extend(w.gain.iter().flat_map(|g| g.to_le_bytes()));

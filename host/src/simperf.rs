@@ -201,9 +201,8 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
     let dec_bytes = layer_total(&decode_rows, |r| r.dram_read_bytes + r.dram_write_bytes) / layers;
     let tl = shape.tl;
     let m = &cfg.model;
-    let (h, f, qd, kvd) = (m.hidden, m.ffn, m.heads * m.head_dim, m.kv_heads * m.head_dim);
-    let linears = [(h, qd), (h, kvd), (h, kvd), (qd, h), (h, f), (h, f), (f, h)];
-    let lookups: u64 = req.prompt_len as u64 * linears.iter().map(|&(k, n)| (n * k.div_ceil(tl.g)) as u64).sum::<u64>();
+    let lookups: u64 = req.prompt_len as u64
+        * hdl::linear_shapes(&cfg).iter().map(|&(_, k, n)| (n * k.div_ceil(tl.g)) as u64).sum::<u64>();
     let floor = lookups.div_ceil(tl.lookups_per_cycle() as u64);
     let pre_cycles = layer_total(&prefill_rows, |r| r.cycles) / layers;
     let head_bytes = m.vocab as u64 * (row_bytes(m.hidden as u64) + 4);

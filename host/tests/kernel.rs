@@ -248,14 +248,6 @@ fn linear_matches_the_reference_device() {
     assert!(counters["dram_read_bytes"] > 0 && counters["dram_write_bytes"] > 0, "{counters:?}");
 }
 
-/// A norm weight in device layout (docs/isa.md): the i32 shift, then the i16 gains at 64.
-fn norm_bytes(w: &model::numerics::NormWeight) -> Vec<u8> {
-    let mut b = w.shift.to_le_bytes().to_vec();
-    b.resize(hdl::isa::NORM_GAINS as usize, 0);
-    b.extend(w.gain.iter().flat_map(|g| g.to_le_bytes()));
-    b
-}
-
 /// Random Q.16 rows with magnitudes spread over many octaves, some exact zeros and extremes.
 fn fx_rows(rng: &mut impl rand::Rng, tokens: usize, n: usize, zero_row: bool) -> Vec<u8> {
     let stride = row_bytes(4 * n as u64) as usize / 4;
@@ -328,7 +320,7 @@ fn vector_ops_match_the_reference_device() {
         [(64usize, 1u16, true), (160, 4, true), (37, 3, false), (64, 2, false)].iter().enumerate()
     {
         let gains: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-        let norm = norm_bytes(&NormWeight::from_f32(&gains));
+        let norm = host::runtime::norm_bytes(&NormWeight::from_f32(&gains));
         let x = fx_rows(&mut rng, tokens as usize, n, case == 2);
         let code_len = tokens as usize * row_bytes(n as u64) as usize;
         let setup = setup(64, 16);
