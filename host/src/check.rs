@@ -69,9 +69,9 @@ pub fn lockstep(s: &Session, prompt: &[u32], steps: usize, waveform: Option<&Pat
     Ok(out)
 }
 
-/// Replay `inputs` (the programs up to and including the failing one) on a traced build that
-/// records cycles `from..to`.
-fn replay_with_waveform(s: &Session, inputs: &[Vec<u32>], path: &Path, from: u64, to: u64) -> Result<()> {
+/// Replay `inputs` (the prompt, then one token per decode step: the programs up to and including
+/// the failing one) on a traced build that records cycles `from..to` to the FST file `path`.
+pub fn replay_with_waveform(s: &Session, inputs: &[Vec<u32>], path: &Path, from: u64, to: u64) -> Result<()> {
     let mut sim = s.runtime(SimDevice::for_config(&s.cfg, SIM_MEM, Some((path, from, to)))?)?;
     for (k, ids) in inputs.iter().enumerate() {
         if k == 0 {

@@ -56,3 +56,18 @@ fn sim_equals_ref_up_to_the_context_limit() {
     let r = lockstep(&s, &prompt(10), 100, wave("context").as_deref()).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(r.tokens.len(), 14, "decoding stops when the context is full");
 }
+
+/// The waveform a failing comparison leaves behind: replaying a prompt and a decode step on the
+/// traced build writes an FST of the requested cycle window.
+#[test]
+fn a_failing_program_can_be_replayed_into_a_waveform() {
+    let s = Session::tiny(Config::preset("tiny").unwrap(), 3).unwrap();
+    let r = lockstep(&s, &prompt(3), 1, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decode.fst");
+    // The decode step's cycles follow the prefill's.
+    let (from, to) = (r.cycles[0], r.cycles[0] + r.cycles[1]);
+    host::check::replay_with_waveform(&s, &[prompt(3), vec![r.tokens[0]]], &path, from, to).unwrap();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 1000, "waveform too small: {size} bytes");
+}
