@@ -5,14 +5,26 @@
 //   1. scales row -> s[t];  c[t] = s[t] * w_scale on the scalar float unit (fp32_scalar)
 //   2. each token's int8 code row, re-cut into TLMM activation beats (stream_repack), into xmem
 //   3. (accumulate) each dst row, re-cut into COLS-lane words, into ymem
-//   4. per chunk of row blocks (as many as the weight buffer holds with all their steps): copy the
-//      chunk's weight beats into the TLMM unit's buffer, run the unit over xmem, requantize each
-//      result lane with c[t] and write (or saturating-add) it into ymem
+//   4. MATMUL: per chunk of row blocks, the TLMM unit runs over xmem; each result lane is
+//      requantized with c[t] and written (or saturating-added) into ymem
 //   5. each ymem row, re-cut into bus words, written to dst
-// A chunk's weights stream in over PORTS AXI masters at once (each reads a contiguous share of
-// the chunk's beats; one assembler per port, the weight buffer's write port shared). A matrix
-// larger than half the buffer is cut into chunks of half a buffer: the loader fills one half
-// while the TLMM unit runs over the other (double buffering), so weight loads overlap compute.
+//
+// The weight loader is a separate machine with its own job context, so loads overlap
+// everything else:
+// - It streams a matrix chunk by chunk into the TLMM unit's weight buffer, one contiguous share
+//   of each chunk per AXI master (one assembler per port, the buffer's write port shared). A
+//   matrix larger than half the buffer is cut into chunks of at most half a buffer, loaded into
+//   one half while the unit runs the other (double buffering). The first and the last chunk are
+//   small ("edge" chunks, an eighth of a full one): the unit starts early and the run after the
+//   last load is short. `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
+// - It starts at once when the op starts (during phases 1-3; port 0 joins in MATMUL).
+// - Prefetch: a LINEAR descriptor may name the next matrix (`prefetch_*`, docs/isa.md). When
+//   this matrix is loaded, the loader goes on with the next one into the halves this op frees,
+//   over the weight-only ports 1..PORTS-1 (port 0 belongs to whichever engine runs next), also
+//   after this op is done. The next LINEAR with the same (weights, k, n) finds its first chunks
+//   loaded; any other LINEAR waits for a load in flight and drops them. The kernel holds the
+//   loader (`hold_i`) while ATTENTION or LM_HEAD own the weight ports, and waits for `ports_busy_o`
+//   to fall before giving them the ports; `flush_i` (kernel start) forgets any prefetch.
 
 `default_nettype none
 
@@ -43,6 +55,12 @@ module op_linear #(
   input  wire logic [63:0]       weights_i,
   input  wire logic [63:0]       dst_i,
   input  wire logic              accumulate_i,
+  input  wire logic [63:0]       pf_weights_i,  // next matrix to prefetch (0: none), its k and n
+  input  wire logic [31:0]       pf_k_i,
+  input  wire logic [31:0]       pf_n_i,
+  input  wire logic              hold_i,        // start no weight load (another engine needs the ports)
+  input  wire logic              flush_i,       // forget prefetched weights (loader idle)
+  output      logic              ports_busy_o,  // a weight load is in flight on ports 1..PORTS-1
   output      logic              done_o,
   output      logic              err_o,       // sizes beyond the engine's maxima (op skipped)
   output      logic              busy_o,      // the TLMM unit computes (performance counter)
@@ -90,39 +108,81 @@ module op_linear #(
   function automatic logic [31:0] row_bytes(input logic [31:0] b);
     row_bytes = ((b + 32'd63) >> 6) << 6;
   endfunction
+  function automatic logic [31:0] steps_of(input logic [31:0] k);
+    steps_of = ((k + 32'(G) - 1) / 32'(G) + 32'(TABLES) - 1) / 32'(TABLES);
+  endfunction
+  function automatic logic [31:0] blocks_of(input logic [31:0] n);
+    blocks_of = (n + 32'(COLS) - 1) / 32'(COLS);
+  endfunction
+  function automatic logic fits(input logic [31:0] steps, input logic [31:0] blocks);
+    fits = steps != '0 && steps <= 32'(MAX_STEPS) && blocks != '0 && blocks <= 32'(MAX_BLOCKS);
+  endfunction
 
   // ---------------------------------------------------------------- job registers
   typedef enum logic [3:0] {
-    IDLE, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, CHUNK, MATMUL, O_CMD, O_DATA, O_WAIT
+    IDLE, WAIT_LD, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, MATMUL, O_CMD, O_DATA, O_WAIT
   } state_e;
   state_e state_q;
 
-  logic [15:0] tokens_q;
-  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, cb_q, tok_q;
-  logic        dbuf_q;  // several chunks: two buffer halves, loads overlap runs
-  // In MATMUL the loader and the runner work side by side.
-  typedef enum logic [1:0] {L_IDLE, L_CMD, L_DATA, L_DONE} lstate_e;
-  lstate_e     l_state_q;
-  logic [31:0] l_b0_q;                  // first block of the chunk being loaded
-  logic        l_half_q, r_half_q;      // buffer half being loaded / run
-  logic        r_running_q;
-  logic [1:0]  full_q;                  // half holds a loaded chunk not yet run to the end
-  logic [31:0] h_b0_q [2];              // the chunk in each half: first block, blocks
-  logic [31:0] h_nb_q [2];
-  logic [31:0] b0_q, nb_q;              // the chunk being run
   localparam int HALF = WBUF_DEPTH / 2;
-  wire logic [31:0] l_nb = blocks_q - l_b0_q < cb_q ? blocks_q - l_b0_q : cb_q;
-  wire logic [WA_W-1:0] l_base = dbuf_q && l_half_q ? WA_W'(HALF) : '0;
+  logic [15:0] tokens_q;
+  logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, tok_q;
+  logic        halves_q;  // the matrix uses the buffer as two halves (double buffering)
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
   logic        acc_q;
   logic [31:0] s_q [MAX_TOKENS];
   logic [31:0] c_q [MAX_TOKENS];
+  logic [63:0] nx_w_q;    // the job's prefetch hint: next matrix (0: none), its k and n
+  logic [31:0] nx_k_q, nx_n_q;
 
-  wire logic [31:0] groups = (k_i + 32'(G) - 1) / 32'(G);
-  wire logic [31:0] steps  = (groups + 32'(TABLES) - 1) / 32'(TABLES);
-  wire logic [31:0] blocks = (n_i + 32'(COLS) - 1) / 32'(COLS);
-  wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || steps == '0 || steps > 32'(MAX_STEPS) ||
-                   blocks == '0 || blocks > 32'(MAX_BLOCKS);
+  wire logic [31:0] steps  = steps_of(k_i);
+  wire logic [31:0] blocks = blocks_of(n_i);
+  wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || !fits(steps, blocks);
+
+  // ---------------------------------------------------------------- loader job context
+  typedef enum logic [1:0] {L_IDLE, L_SIZE, L_CMD, L_DATA} lstate_e;
+  lstate_e     l_state_q;
+  logic        ld_valid_q;       // the context holds a matrix
+  logic        ld_claimed_q;     // ... the running (or last) LINEAR's; else a prefetch
+  logic [63:0] ld_w_q;
+  logic [31:0] ld_k_q, ld_n_q, ld_steps_q, ld_blocks_q;
+  logic [31:0] ld_cb_q;          // blocks of a full chunk (worked out in L_SIZE)
+  logic        ld_halves_q;
+  logic        ld_first_half_q;  // the half holding the context's first chunk
+  logic [31:0] l_b0_q;           // next block to load
+  logic        l_half_q;         // half being loaded
+  logic        l_p0_q;           // port 0 takes part in the chunk being loaded
+  logic [1:0]  full_q;           // half holds a loaded chunk not yet run to the end
+  logic [31:0] h_b0_q [2];       // the chunk in each half: first block, blocks
+  logic [31:0] h_nb_q [2];
+  // Runner: the TLMM unit over the loaded halves, in load order.
+  logic        r_half_q, r_running_q;
+  logic [31:0] b0_q, nb_q;       // the chunk being run
+
+  // Chunk sizes (model::pack::Tlmm::chunks): full chunks of ld_cb blocks, except that a
+  // double-buffered matrix starts and ends with an edge chunk of ld_cb / 8 blocks (rounded up).
+  wire logic [31:0] ld_edge = (ld_cb_q + 32'd7) >> 3;
+  wire logic [31:0] l_rem   = ld_blocks_q - l_b0_q;
+  logic [31:0] l_nb;
+  always_comb begin
+    if (!ld_halves_q || ld_blocks_q <= ld_cb_q) l_nb = l_rem < ld_cb_q ? l_rem : ld_cb_q;
+    else if (l_b0_q == '0 || l_rem <= ld_edge) l_nb = l_rem < ld_edge ? l_rem : ld_edge;
+    else l_nb = l_rem - ld_edge < ld_cb_q ? l_rem - ld_edge : ld_cb_q;
+  end
+  wire logic [WA_W-1:0] l_base = ld_halves_q && l_half_q ? WA_W'(HALF) : '0;
+  // Port 0 loads the running job's chunks in MATMUL only (before, it reads scales, codes and
+  // rows; a prefetch leaves it to the engine that runs next).
+  wire logic p0_free = ld_claimed_q && state_q == MATMUL;
+  // The loader's moves from L_IDLE wait while the job context is being replaced.
+  wire logic l_go = state_q != WAIT_LD && !(state_q == IDLE && start_i) && !flush_i && !hold_i;
+  wire logic l_start_chunk = l_go && ld_valid_q && l_b0_q < ld_blocks_q && !full_q[l_half_q] &&
+                             (p0_free || PORTS > 1) && (ld_claimed_q || PORTS > 1);
+  wire logic [31:0] nx_steps  = steps_of(nx_k_q);
+  wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
+  wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && PORTS > 1 &&
+                      ld_halves_q && fits(nx_steps, nx_blocks) && 2 * nx_steps <= 32'(WBUF_DEPTH);
+  wire logic tag_hit = ld_valid_q && !ld_claimed_q && ld_w_q == weights_i && ld_k_q == k_i && ld_n_q == n_i;
+  assign ports_busy_o = PORTS > 1 && (l_state_q == L_CMD || l_state_q == L_DATA);
 
   // ---------------------------------------------------------------- scalar unit: c = s * w_scale
   logic fp_req_valid, fp_req_ready, fp_rsp_valid;
@@ -193,7 +253,7 @@ module op_linear #(
   assign u_tokens = TOKW'(tokens_q);
   assign u_blocks = BLKW'(nb_q);
   logic [WA_W-1:0] u_wbase;
-  assign u_wbase = dbuf_q && r_half_q ? WA_W'(HALF) : '0;
+  assign u_wbase = halves_q && r_half_q ? WA_W'(HALF) : '0;
   assign u_steps  = STPW'(steps_q);
 
   tlmm_unit #(
@@ -209,10 +269,13 @@ module op_linear #(
     .busy_cycles_o (u_busy_cycles), .issue_cycles_o (u_issue_cycles)
   );
 
-  // Weight beats: WPB bus words each, the first WGT_W bits used. Port p reads beats
-  // [p * share, p * share + len_p) of the chunk and assembles them in its own register; the
+  // Weight beats: WPB bus words each, the first WGT_W bits used. The chunk's ports take slots
+  // 0, 1, ... (port 0 only when it takes part); the port in slot i reads beats
+  // [i * share, i * share + len) of the chunk and assembles them in its own register; the
   // lowest port holding a complete beat writes it into the buffer.
+  localparam int WPORTS = PORTS > 1 ? PORTS - 1 : 1;  // weight-only ports
   logic [31:0]           share;       // beats per port (the last port may get fewer)
+  logic [31:0]           p_slot  [PORTS];
   logic [PORTS-1:0]      p_sent_q;    // command issued
   logic [PORTS-1:0]      p_full_q;    // a complete beat waits for the buffer's write port
   logic [31:0]           p_len   [PORTS];
@@ -223,14 +286,16 @@ module op_linear #(
   logic [PORTS-1:0]      p_valid, p_ready, p_grant;
   logic [DATA_W-1:0]     p_data  [PORTS];
   logic [31:0]           written_q;   // beats written into the buffer
-  wire logic [31:0] chunk_beats = l_nb * steps_q;
-  wire logic loading = state_q == MATMUL && l_state_q == L_DATA;
-  wire logic l_cmd   = state_q == MATMUL && l_state_q == L_CMD;
-  assign share = (chunk_beats + 32'(PORTS) - 1) / 32'(PORTS);
+  wire logic [31:0] chunk_beats = l_nb * ld_steps_q;
+  wire logic loading = l_state_q == L_DATA;
+  wire logic l_cmd   = l_state_q == L_CMD;
+  assign share = l_p0_q ? (chunk_beats + 32'(PORTS) - 1) / 32'(PORTS) : (chunk_beats + 32'(WPORTS) - 1) / 32'(WPORTS);
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
-      p_len[p] = chunk_beats > 32'(p) * share ? chunk_beats - 32'(p) * share : 32'd0;
+      p_slot[p] = l_p0_q ? 32'(p) : 32'(p) - 1;
+      p_len[p]  = chunk_beats > p_slot[p] * share ? chunk_beats - p_slot[p] * share : 32'd0;
       if (p_len[p] > share) p_len[p] = share;
+      if (p == 0 && !l_p0_q) p_len[p] = '0;
     end
   end
   always_comb begin
@@ -252,7 +317,7 @@ module op_linear #(
   for (genvar p = 1; p < XP + 1; p++) begin : g_wcmd
     if (p < PORTS) begin : g_on
       assign wrd_cmd_valid_o[p-1]              = l_cmd && !p_sent_q[p] && p_len[p] != '0;
-      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = weights_q + (64'(l_b0_q) * 64'(steps_q) + 64'(p) * 64'(share)) *
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = ld_w_q + (64'(l_b0_q) * 64'(ld_steps_q) + 64'(p_slot[p]) * 64'(share)) *
                                                  64'(WPB * BYTES);
       assign wrd_cmd_beats_o[32*(p-1) +: 32]   = p_len[p] * 32'(WPB);
       assign wrd_ready_o[p-1]                  = p_ready[p];
@@ -359,7 +424,7 @@ module op_linear #(
       end
       MATMUL: begin
         rd_cmd_valid_o = l_state_q == L_CMD && !p_sent_q[0] && p_len[0] != '0;
-        rd_cmd_addr_o  = weights_q + 64'(l_b0_q) * 64'(steps_q) * 64'(WPB * BYTES);
+        rd_cmd_addr_o  = ld_w_q + 64'(l_b0_q) * 64'(ld_steps_q) * 64'(WPB * BYTES);
         rd_cmd_beats_o = p_len[0] * 32'(WPB);
       end
       default: ;
@@ -390,13 +455,26 @@ module op_linear #(
       w_scale_q <= '0;
       steps_q   <= '0;
       blocks_q  <= '0;
-      cb_q      <= '0;
+      halves_q  <= 1'b0;
+      nx_w_q    <= '0;
+      nx_k_q    <= '0;
+      nx_n_q    <= '0;
       b0_q      <= '0;
       nb_q      <= '0;
-      dbuf_q    <= 1'b0;
       l_state_q <= L_IDLE;
+      ld_valid_q   <= 1'b0;
+      ld_claimed_q <= 1'b0;
+      ld_w_q       <= '0;
+      ld_k_q       <= '0;
+      ld_n_q       <= '0;
+      ld_steps_q   <= '0;
+      ld_blocks_q  <= '0;
+      ld_cb_q      <= '0;
+      ld_halves_q  <= 1'b0;
+      ld_first_half_q <= 1'b0;
       l_b0_q    <= '0;
       l_half_q  <= 1'b0;
+      l_p0_q    <= 1'b0;
       r_half_q  <= 1'b0;
       r_running_q <= 1'b0;
       full_q    <= '0;
@@ -431,6 +509,81 @@ module op_linear #(
       sidx_q    <= '0;
     end else begin
       done_o <= 1'b0;
+
+      // ---- loader: the context's chunks, in order, into alternate halves as they free up.
+      unique case (l_state_q)
+        L_IDLE: begin
+          if (l_start_chunk) begin
+            l_state_q <= L_CMD;
+            l_p0_q    <= p0_free;
+            p_sent_q  <= '0;
+          end else if (l_next) begin
+            // This job's matrix is loaded: go on with the next one (a prefetch).
+            ld_claimed_q    <= 1'b0;
+            ld_w_q          <= nx_w_q;
+            ld_k_q          <= nx_k_q;
+            ld_n_q          <= nx_n_q;
+            ld_steps_q      <= nx_steps;
+            ld_blocks_q     <= nx_blocks;
+            ld_halves_q     <= 1'b1;
+            ld_first_half_q <= l_half_q;
+            ld_cb_q         <= 32'd1;
+            l_b0_q          <= '0;
+            l_state_q       <= L_SIZE;
+            nx_w_q          <= '0;
+          end
+        end
+        L_SIZE: begin
+          // Grow a full chunk one block at a time while all its steps fit: half the buffer when
+          // double-buffered, else the whole buffer.
+          if ((ld_cb_q + 1) * ld_steps_q <= (ld_halves_q ? 32'(HALF) : 32'(WBUF_DEPTH)) && ld_cb_q < ld_blocks_q) begin
+            ld_cb_q <= ld_cb_q + 1;
+          end else begin
+            l_state_q <= L_IDLE;
+          end
+        end
+        L_CMD: begin
+          p_sent_q <= p_sent_q | p_cmd_fire;
+          if (&(p_sent_q | p_cmd_fire | ~nonempty)) begin
+            l_state_q <= L_DATA;
+            written_q <= '0;
+            for (int p = 0; p < PORTS; p++) begin
+              p_words_q[p] <= p_len[p] * 32'(WPB);
+              p_word_q[p]  <= '0;
+              p_addr_q[p]  <= l_base + WA_W'(p_slot[p] * share);
+            end
+          end
+        end
+        L_DATA: begin
+          for (int p = 0; p < PORTS; p++) begin
+            if (p_grant[p]) p_addr_q[p] <= p_addr_q[p] + 1;
+            if (p_valid[p] && p_ready[p]) begin
+              p_words_q[p] <= p_words_q[p] - 1;
+              if (p_word_q[p] == 32'(WPB - 1)) p_word_q[p] <= '0;
+              else p_word_q[p] <= p_word_q[p] + 1;
+            end
+          end
+          p_full_q <= (p_full_q & ~p_grant) | p_completes;
+          if (u_we) begin
+            written_q <= written_q + 1;
+            if (written_q + 1 == chunk_beats) begin
+              full_q[l_half_q] <= 1'b1;
+              h_b0_q[l_half_q] <= l_b0_q;
+              h_nb_q[l_half_q] <= l_nb;
+              l_b0_q    <= l_b0_q + l_nb;
+              l_half_q  <= ld_halves_q ? !l_half_q : 1'b0;
+              l_state_q <= L_IDLE;
+            end
+          end
+        end
+        default: ;
+      endcase
+      if (flush_i) begin
+        ld_valid_q <= 1'b0;
+        full_q     <= '0;
+      end
+
+      // ---- the job.
       unique case (state_q)
         IDLE: if (start_i) begin
           err_o     <= bad;
@@ -440,15 +593,46 @@ module op_linear #(
           w_scale_q <= w_scale_i;
           steps_q   <= steps;
           blocks_q  <= blocks;
-          dbuf_q    <= blocks * steps > 32'(HALF) && 2 * steps <= 32'(WBUF_DEPTH);
+          halves_q  <= 2 * steps <= 32'(WBUF_DEPTH);
           codes_q   <= codes_i;
           scales_q  <= scales_i;
           weights_q <= weights_i;
           dst_q     <= dst_i;
           acc_q     <= accumulate_i;
+          nx_w_q    <= pf_weights_i;
+          nx_k_q    <= pf_k_i;
+          nx_n_q    <= pf_n_i;
           sidx_q    <= '0;
-          if (bad) done_o <= 1'b1;
-          else state_q <= S_CMD;
+          r_running_q <= 1'b0;
+          if (bad) begin
+            done_o <= 1'b1;
+          end else if (tag_hit) begin
+            // Prefetched: its first chunks are loaded or loading.
+            ld_claimed_q <= 1'b1;
+            r_half_q     <= ld_first_half_q;
+            state_q      <= S_CMD;
+          end else begin
+            state_q <= WAIT_LD;
+          end
+        end
+        WAIT_LD: if (l_state_q != L_CMD && l_state_q != L_DATA) begin
+          // Drop whatever the buffer holds; load this job's matrix from its first chunk.
+          full_q          <= '0;
+          ld_valid_q      <= 1'b1;
+          ld_claimed_q    <= 1'b1;
+          ld_w_q          <= weights_q;
+          ld_k_q          <= k_q;
+          ld_n_q          <= n_q;
+          ld_steps_q      <= steps_q;
+          ld_blocks_q     <= blocks_q;
+          ld_halves_q     <= halves_q;
+          ld_first_half_q <= 1'b0;
+          ld_cb_q         <= 32'd1;
+          l_b0_q          <= '0;
+          l_half_q        <= 1'b0;
+          r_half_q        <= 1'b0;
+          l_state_q       <= L_SIZE;
+          state_q         <= S_CMD;
         end
         S_CMD: if (rd_cmd_ready_i) state_q <= S_DATA;
         S_DATA: if (rd_valid_i) begin
@@ -484,13 +668,12 @@ module op_linear #(
           if (!xr_busy && !xr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
-              state_q <= acc_q ? Y_CMD : CHUNK;
+              state_q <= acc_q ? Y_CMD : MATMUL;
             end else begin
               tok_q   <= tok_q + 1;
               state_q <= X_CMD;
             end
           end
-          cb_q <= 32'd1;  // chunk size is worked out in CHUNK
         end
         Y_CMD: if (rd_cmd_ready_i) begin
           state_q <= Y_DATA;
@@ -501,75 +684,15 @@ module op_linear #(
           if (!yr_busy && !yr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
-              state_q <= CHUNK;
+              state_q <= MATMUL;
             end else begin
               tok_q   <= tok_q + 1;
               state_q <= Y_CMD;
             end
           end
         end
-        CHUNK: begin
-          // Grow the chunk one block at a time while all its steps fit: the whole buffer for a
-          // single chunk, else half of it (double buffering; a block too tall for half a buffer
-          // falls back to one buffer, loads and runs in turn).
-          if ((cb_q + 1) * steps_q <= (dbuf_q ? 32'(HALF) : 32'(WBUF_DEPTH)) && cb_q < blocks_q) begin
-            cb_q <= cb_q + 1;
-          end else begin
-            state_q     <= MATMUL;
-            l_state_q   <= L_IDLE;
-            l_b0_q      <= '0;
-            l_half_q    <= 1'b0;
-            r_half_q    <= 1'b0;
-            r_running_q <= 1'b0;
-            full_q      <= '0;
-          end
-        end
         MATMUL: begin
-          // ---- loader: the next chunk into a free half.
-          unique case (l_state_q)
-            L_IDLE: if (l_b0_q >= blocks_q) begin
-              l_state_q <= L_DONE;
-            end else if (!full_q[l_half_q]) begin
-              l_state_q <= L_CMD;
-              p_sent_q  <= '0;
-            end
-            L_CMD: begin
-              p_sent_q <= p_sent_q | p_cmd_fire;
-              if (&(p_sent_q | p_cmd_fire | ~nonempty)) begin
-                l_state_q <= L_DATA;
-                written_q <= '0;
-                for (int p = 0; p < PORTS; p++) begin
-                  p_words_q[p] <= p_len[p] * 32'(WPB);
-                  p_word_q[p]  <= '0;
-                  p_addr_q[p]  <= l_base + WA_W'(32'(p) * share);
-                end
-              end
-            end
-            L_DATA: begin
-              for (int p = 0; p < PORTS; p++) begin
-                if (p_grant[p]) p_addr_q[p] <= p_addr_q[p] + 1;
-                if (p_valid[p] && p_ready[p]) begin
-                  p_words_q[p] <= p_words_q[p] - 1;
-                  if (p_word_q[p] == 32'(WPB - 1)) p_word_q[p] <= '0;
-                  else p_word_q[p] <= p_word_q[p] + 1;
-                end
-              end
-              p_full_q <= (p_full_q & ~p_grant) | p_completes;
-              if (u_we) begin
-                written_q <= written_q + 1;
-                if (written_q + 1 == chunk_beats) begin
-                  full_q[l_half_q] <= 1'b1;
-                  h_b0_q[l_half_q] <= l_b0_q;
-                  h_nb_q[l_half_q] <= l_nb;
-                  l_b0_q    <= l_b0_q + l_nb;
-                  l_half_q  <= dbuf_q ? !l_half_q : 1'b0;
-                  l_state_q <= L_IDLE;
-                end
-              end
-            end
-            default: ;
-          endcase
-          // ---- runner: the TLMM unit over a loaded half.
+          // ---- runner: the TLMM unit over the next loaded half (halves are run in load order).
           ustart_q <= 1'b0;
           if (!r_running_q && full_q[r_half_q]) begin
             r_running_q <= 1'b1;
@@ -602,7 +725,7 @@ module op_linear #(
           if (u_done) begin
             r_running_q <= 1'b0;
             full_q[r_half_q] <= 1'b0;
-            r_half_q <= dbuf_q ? !r_half_q : 1'b0;
+            r_half_q <= halves_q ? !r_half_q : 1'b0;
             if (b0_q + nb_q >= blocks_q) begin
               state_q   <= O_CMD;
               tok_q     <= '0;

@@ -285,8 +285,14 @@ module trit_kernel_core #(
   logic [DATA_W-1:0] e_wr_data      [N_ENG];
   logic [BYTES-1:0]  e_wr_strb      [N_ENG];
 
+  // ATTENTION and LM_HEAD take the weight ports over from LINEAR's loader (which may be
+  // prefetching the next matrix): they start once its load in flight is done, and hold it off
+  // while they run. END does the same, so no read is in flight once the program is done.
+  logic lin_ports_busy;
+  wire logic lin_hold   = opcode == OP_ATTENTION || opcode == OP_LM_HEAD || opcode == OP_END;
+  wire logic wait_ports = lin_hold && lin_ports_busy;
   for (genvar i = 0; i < N_ENG; i++) begin : g_start
-    assign e_start[i] = state_q == DECODE && have_setup_q && implemented && 32'(sel) == i &&
+    assign e_start[i] = state_q == DECODE && !wait_ports && have_setup_q && implemented && 32'(sel) == i &&
                         opcode != OP_END && opcode != OP_SETUP;
   end
 
@@ -306,9 +312,10 @@ module trit_kernel_core #(
   assign e_wr_strb[E_EMBED] = '1;
 
   logic lin_busy, lin_stall;
-  // Who drives the weight masters (below): LINEAR, or LM_HEAD / ATTENTION while they run.
+  // Who drives the weight masters (below): LINEAR's loader, or LM_HEAD / ATTENTION while they run.
   localparam logic [1:0] W_LIN = 2'd0, W_HEAD = 2'd1, W_ATTN = 2'd2;
-  wire logic [1:0] w_owner = opcode == OP_LM_HEAD ? W_HEAD : opcode == OP_ATTENTION ? W_ATTN : W_LIN;
+  wire logic [1:0] w_owner = state_q != EXEC ? W_LIN : opcode == OP_LM_HEAD ? W_HEAD :
+                             opcode == OP_ATTENTION ? W_ATTN : W_LIN;
   wire logic lin_owns_w = w_owner == W_LIN;
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
@@ -320,6 +327,8 @@ module trit_kernel_core #(
     .w_scale_i (desc_q[127:96]),
     .codes_i (addr_field(desc_q, 0)), .scales_i (addr_field(desc_q, 1)), .weights_i (addr_field(desc_q, 2)),
     .dst_i (addr_field(desc_q, 3)), .accumulate_i (flags[0]),
+    .pf_weights_i (addr_field(desc_q, 4)), .pf_k_i (desc_q[479:448]), .pf_n_i (desc_q[511:480]),
+    .hold_i (lin_hold), .flush_i (state_q == IDLE && start), .ports_busy_o (lin_ports_busy),
     .done_o (e_done[E_LINEAR]), .err_o (e_err[E_LINEAR]), .busy_o (lin_busy), .stall_o (lin_stall),
     .rd_cmd_valid_o (e_rd_cmd_valid[E_LINEAR]), .rd_cmd_ready_i (rd_cmd_ready),
     .rd_cmd_addr_o (e_rd_cmd_addr[E_LINEAR]), .rd_cmd_beats_o (e_rd_cmd_beats[E_LINEAR]), .rd_valid_i (rd_valid),
@@ -493,7 +502,7 @@ module trit_kernel_core #(
           beat_q <= beat_q + 1;
           if (32'(beat_q) + 1 == DESC_BEATS) state_q <= DECODE;
         end
-        DECODE: begin
+        DECODE: if (!wait_ports) begin
           descriptors_q <= descriptors_q + 1;
           if (opcode == OP_END) begin
             state_q <= FINISH;

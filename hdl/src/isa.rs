@@ -61,6 +61,18 @@ pub struct Setup {
     pub score_scale: f32,
 }
 
+/// A LINEAR's prefetch hint: the next LINEAR's weight image and shape (`addr[4]`, and `addr[5]`
+/// = k | n << 32; `addr[4] == 0` means none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefetch {
+    /// Weight image address.
+    pub weights: u64,
+    /// Inputs (K).
+    pub k: u32,
+    /// Outputs (N).
+    pub n: u32,
+}
+
 /// One command.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
@@ -116,6 +128,9 @@ pub enum Op {
         dst: u64,
         /// Add into `dst` (residual) rather than overwrite.
         accumulate: bool,
+        /// The matrix the program's next LINEAR uses: the engine starts loading it as soon as
+        /// this one is loaded (a hint: results never depend on it).
+        prefetch: Option<Prefetch>,
     },
     /// RoPE on `q` and `k` (in place) at positions `pos0..`, then quantize `k` and `v` per KV
     /// head into the layer's KV cache.
@@ -296,7 +311,7 @@ impl Op {
                 r.a = n;
                 r.addr[..4].copy_from_slice(&[src, norm, codes, scales]);
             }
-            Op::Linear { tokens, k, n, w_scale, codes, scales, weights, dst, accumulate } => {
+            Op::Linear { tokens, k, n, w_scale, codes, scales, weights, dst, accumulate, prefetch } => {
                 r = Raw::new(LINEAR);
                 r.tokens = tokens;
                 r.flags = accumulate as u8;
@@ -304,6 +319,10 @@ impl Op {
                 r.b = n;
                 r.c = w_scale.to_bits();
                 r.addr[..4].copy_from_slice(&[codes, scales, weights, dst]);
+                if let Some(p) = prefetch {
+                    r.addr[4] = p.weights;
+                    r.addr[5] = p.k as u64 | (p.n as u64) << 32;
+                }
             }
             Op::RopeKv { tokens, pos0, q, k, v, rope, kv } => {
                 r = Raw::new(ROPE_KV);
@@ -367,6 +386,7 @@ impl Op {
                 weights: a[2],
                 dst: a[3],
                 accumulate: r.flags & 1 == 1,
+                prefetch: (a[4] != 0).then(|| Prefetch { weights: a[4], k: a[5] as u32, n: (a[5] >> 32) as u32 }),
             },
             ROPE_KV => Op::RopeKv { tokens: r.tokens, pos0: r.a, q: a[0], k: a[1], v: a[2], rope: a[3], kv: a[4] },
             ATTENTION => Op::Attention { tokens: r.tokens, pos0: r.a, q: a[0], kv: a[1], dst: a[2] },
@@ -477,6 +497,19 @@ mod tests {
                 weights: 1 << 40,
                 dst: 4,
                 accumulate: true,
+                prefetch: Some(Prefetch { weights: 1 << 41, k: 4096, n: 1536 }),
+            },
+            Op::Linear {
+                tokens: 8,
+                k: 64,
+                n: 96,
+                w_scale: 0.5,
+                codes: 1,
+                scales: 2,
+                weights: 3,
+                dst: 4,
+                accumulate: false,
+                prefetch: None,
             },
             Op::RopeKv { tokens: 2, pos0: 77, q: 1, k: 2, v: 3, rope: 4, kv: 5 },
             Op::Attention { tokens: 5, pos0: 9, q: 1, kv: 2, dst: 3 },

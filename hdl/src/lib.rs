@@ -262,9 +262,9 @@ pub fn linear_shapes(cfg: &Config) -> [(&'static str, usize, usize); 7] {
 }
 
 /// How each of the decoder's linear layers streams through the weight buffer (the schedule
-/// `op_linear` follows, computed here from the same rule, `model::pack::Tlmm::chunk_blocks`):
-/// chunks, whether they are double-buffered, and per chunk the load and run cycles at one bus
-/// word per port per cycle and one weight beat per token and cycle.
+/// `op_linear` follows, computed here from the same rule, `model::pack::Tlmm::chunks`): whether
+/// it is double-buffered, and per chunk its blocks, its load cycles at one bus word per port per
+/// cycle, and its run cycles per token (one weight beat per token and cycle).
 pub fn weight_schedule(cfg: &Config, d: &Design) -> serde_json::Value {
     let tl = d.params.tlmm();
     let depth = d.params.WBUF_DEPTH;
@@ -273,21 +273,18 @@ pub fn weight_schedule(cfg: &Config, d: &Design) -> serde_json::Value {
         .iter()
         .map(|&(name, k, n)| {
             let (steps, blocks) = (tl.steps(k), tl.blocks(n));
-            let per_chunk = tl.chunk_blocks(n, k, depth);
-            let chunks = blocks.div_ceil(per_chunk);
-            let beats = per_chunk * steps;
+            let chunks = tl.chunks(n, k, depth);
+            let sizes: Vec<usize> = chunks.iter().map(|&(_, size)| size).collect();
             serde_json::json!({
                 "linear": name,
                 "k": k,
                 "n": n,
                 "steps": steps,
                 "blocks": blocks,
-                "chunks": chunks,
-                "blocks_per_chunk": per_chunk,
-                "double_buffered": chunks > 1 && 2 * steps <= depth,
-                "beats_per_chunk": beats,
-                "load_cycles_per_chunk": (beats * words_per_beat).div_ceil(d.limits.MEM_PORTS),
-                "run_cycles_per_chunk_per_token": beats,
+                "double_buffered": tl.double_buffered(n, k, depth),
+                "chunk_blocks": sizes,
+                "load_cycles": sizes.iter().map(|b| (b * steps * words_per_beat).div_ceil(d.limits.MEM_PORTS)).collect::<Vec<_>>(),
+                "run_cycles_per_token": sizes.iter().map(|b| b * steps).collect::<Vec<_>>(),
             })
         })
         .collect();

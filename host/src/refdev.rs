@@ -154,7 +154,8 @@ impl RefDevice {
                     self.put_f32s(scales + 4 * t as u64, &[q.scale])?;
                 }
             }
-            Op::Linear { tokens, k, n, w_scale, codes, scales, weights, dst, accumulate } => {
+            // `prefetch` is a hint for the engine's weight loader; the reference has none.
+            Op::Linear { tokens, k, n, w_scale, codes, scales, weights, dst, accumulate, prefetch: _ } => {
                 let (k, n) = (k as usize, n as usize);
                 let len = self.tl.steps(k) * self.tl.blocks(n) * self.tl.beat_stride(self.bus_bytes);
                 let image = self.bytes(weights, len)?;

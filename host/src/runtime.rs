@@ -4,7 +4,7 @@
 
 use crate::device::{Device, DeviceExt};
 use anyhow::{bail, Context, Result};
-use hdl::isa::{row_bytes, Act, KvLayout, Op, Setup, DESC_BYTES, NORM_GAINS};
+use hdl::isa::{row_bytes, Act, KvLayout, Op, Prefetch, Setup, DESC_BYTES, NORM_GAINS};
 use model::config::{FfnActivation, WeightFormat};
 use model::numerics::NormWeight;
 use model::pack::Tlmm;
@@ -95,11 +95,27 @@ pub struct Runtime<D: Device> {
     history: Vec<Counters>,
     /// How long one program may run.
     pub timeout: Duration,
+    /// Give every LINEAR the next one's weights to prefetch (on by default; off to measure
+    /// what prefetching buys, results are the same).
+    pub prefetch: bool,
 }
 
 /// The device's performance counters (hdl::regmap::COUNTER_NAMES) over one `prefill` or
 /// `decode` call, summed over its programs.
 pub type Counters = std::collections::BTreeMap<&'static str, u64>;
+
+/// What [`Runtime::measure_chunk`] measured.
+#[derive(Debug, Clone)]
+pub struct ChunkMeasure {
+    /// The decoder layers in one program (the chunk's program minus its EMBED).
+    pub layers: Counters,
+    /// EMBED alone.
+    pub embed: Counters,
+    /// LM_HEAD alone, when asked for.
+    pub lm_head: Option<Counters>,
+    /// Every op alone, in program order (when asked for).
+    pub ops: Vec<(Op, Counters)>,
+}
 
 /// A norm weight in its device layout (docs/isa.md): the i32 shift, then at [`NORM_GAINS`] the
 /// i16 gains.
@@ -224,6 +240,7 @@ impl<D: Device> Runtime<D> {
             pos: 0,
             history: Vec::new(),
             timeout: Duration::from_secs(600),
+            prefetch: true,
         })
     }
 
@@ -294,32 +311,55 @@ impl<D: Device> Runtime<D> {
         self.dev.wait(self.timeout).with_context(|| format!("{} at position {}", self.dev.name(), self.pos))
     }
 
-    /// Run `tokens` (at most one chunk) at the current position op by op, each op as its own
-    /// program (SETUP, op, END), and return each op with its counters minus those of an empty
-    /// program. For measurement (`trit sim`): the results in device memory are those of one
-    /// program, only the per-op cost becomes visible. `logits` adds the LM head.
-    pub fn profile_chunk(&mut self, tokens: &[u32], logits: bool) -> Result<Vec<(Op, Counters)>> {
+    /// Measure `tokens` (at most one chunk) at the current position, for `trit sim`, and move
+    /// on: the chunk's program without the LM head as one program (`layers`: its counters
+    /// minus those of its EMBED alone, so what the decoder layers cost, overlaps included); with
+    /// `breakdown`, also every op alone (SETUP, op, END), each minus an empty program; with
+    /// `lm_head`, the LM head alone. Every program writes what the whole program writes (the
+    /// residual stream starts again at EMBED, ROPE_KV rewrites the same cache entries), so
+    /// device memory ends as after one run.
+    pub fn measure_chunk(&mut self, tokens: &[u32], breakdown: bool, lm_head: bool) -> Result<ChunkMeasure> {
         let max_seq = self.setup.max_seq as usize;
         if tokens.is_empty() || tokens.len() > self.shape.chunk_tokens {
-            bail!("profile_chunk takes 1..={} tokens, not {}", self.shape.chunk_tokens, tokens.len());
+            bail!("measure_chunk takes 1..={} tokens, not {}", self.shape.chunk_tokens, tokens.len());
         }
         if self.pos + tokens.len() > max_seq {
             return Err(RefError::ContextOverflow { position: self.pos, requested: tokens.len(), max_seq }.into());
         }
-        let program = self.program(tokens.len() as u16, self.pos as u32, logits);
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         self.dev.write_i32s(self.buf.ids, &ids)?;
         let setup = Op::Setup(self.setup);
         self.run_program(&[setup, Op::End])?;
         let base: Counters = self.dev.counters()?.into_iter().collect();
-        let mut out = Vec::new();
-        for op in program.into_iter().filter(|op| !matches!(op, Op::Setup(_) | Op::End)) {
-            self.run_program(&[setup, op, Op::End])?;
-            let c = self.dev.counters()?.into_iter().map(|(k, v)| (k, v.saturating_sub(base[k]))).collect();
-            out.push((op, c));
+        let alone = |rt: &mut Self, mut op: Op| -> Result<Counters> {
+            if let Op::Linear { prefetch, .. } = &mut op {
+                *prefetch = None; // the op's own cost, not the next one's loads
+            }
+            rt.run_program(&[setup, op, Op::End])?;
+            Ok(rt.dev.counters()?.into_iter().map(|(k, v)| (k, v.saturating_sub(base[k]))).collect())
+        };
+        let program = self.program(tokens.len() as u16, self.pos as u32, lm_head);
+        let mut ops = Vec::new();
+        let mut embed = Counters::new();
+        let mut head = None;
+        for op in program.iter().filter(|op| !matches!(op, Op::Setup(_) | Op::End)) {
+            match op {
+                Op::Embed { .. } => embed = alone(self, *op)?,
+                Op::LmHead { .. } => head = Some(alone(self, *op)?),
+                _ if breakdown => ops.push((*op, alone(self, *op)?)),
+                _ => {}
+            }
         }
+        if breakdown {
+            ops.insert(0, (program[1], embed.clone()));
+            if let Some(h) = &head {
+                ops.push((program[program.len() - 2], h.clone()));
+            }
+        }
+        self.run_program(&self.program(tokens.len() as u16, self.pos as u32, false))?;
+        let layers = self.dev.counters()?.into_iter().map(|(k, v)| (k, v.saturating_sub(embed[k]))).collect();
         self.pos += tokens.len();
-        Ok(out)
+        Ok(ChunkMeasure { layers, embed, lm_head: head, ops })
     }
 
     /// Device-memory bytes of one decoder layer's weights: the seven TLMM weight images and the
@@ -365,6 +405,7 @@ impl<D: Device> Runtime<D> {
             weights: l.addr,
             dst,
             accumulate,
+            prefetch: None,
         };
         let quant =
             |src: u64, n: u32, norm: u64| Op::NormQuant { tokens: t, n, src, norm, codes: b.codes, scales: b.scales };
@@ -387,6 +428,15 @@ impl<D: Device> Runtime<D> {
                 scales: b.scales,
             });
             p.push(linear(&l.down, b.h, true));
+        }
+        // Each LINEAR names the next one's weights, so the engine loads them while it finishes
+        // and while the ops in between run. Not across the LM head, which needs every port.
+        let mut next = None;
+        for op in p.iter_mut().rev() {
+            if let Op::Linear { weights, k, n, prefetch, .. } = op {
+                *prefetch = if self.prefetch { next } else { None };
+                next = Some(Prefetch { weights: *weights, k: *k, n: *n });
+            }
         }
         if logits {
             p.push(Op::LmHead {

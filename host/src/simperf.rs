@@ -1,9 +1,11 @@
 //! `trit sim`: cycle-accurate figures for a config from the Verilator kernel behind its board's
 //! DRAM model. One prefill of `prompt_len` random tokens and decode steps through `layers`
-//! decoder layers of random weights (the numbers do not depend on the weight values), each op
-//! run as its own program so every engine's share is visible. Per-layer cycles are measured;
-//! whole-model TTFT and tokens/s are estimates (layers x per-layer + embedding + LM head) at the
-//! configured clock, and say so.
+//! decoder layers of random weights (the numbers do not depend on the weight values). Per-layer
+//! cycles are those of the real program (weight loads overlapping the other ops); the per-op
+//! breakdown runs every op of the last prefill chunk and the last decode step alone, so it
+//! shows each engine's cost without overlap (its sum exceeds the program's). Whole-model TTFT
+//! and tokens/s are estimates (layers x per-layer + embedding + LM head) at the configured
+//! clock, and say so.
 
 use crate::runtime::{Counters, DeviceShape, Runtime};
 use crate::simdev::SimDevice;
@@ -104,6 +106,8 @@ pub struct SimReport {
     pub layers: usize,
     /// DRAM bytes per kernel cycle of the board (bandwidth / clock).
     pub dram_bytes_per_cycle: f64,
+    /// Tokens per prefill program (the device's chunk).
+    pub chunk_tokens: usize,
     /// Decode.
     pub decode: DecodeFigures,
     /// Prefill.
@@ -134,11 +138,6 @@ fn add(rows: &mut BTreeMap<String, OpRow>, op: &Op, c: &Counters) {
     r.dram_write_bytes += c["dram_write_bytes"];
 }
 
-/// Cycles of the decoder layers (everything but EMBED and LM_HEAD).
-fn layer_total(rows: &BTreeMap<String, OpRow>, f: impl Fn(&OpRow) -> u64) -> u64 {
-    rows.iter().filter(|(k, _)| *k != "EMBED" && *k != "LM_HEAD").map(|(_, r)| f(r)).sum()
-}
-
 /// Run the measurement; `progress` sees (ops done, ops total).
 pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimReport> {
     let full = &req.cfg;
@@ -165,29 +164,37 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
     let prompt: Vec<u32> = (0..req.prompt_len as u32).map(|i| (i * 7919 + 13) % cfg.model.vocab as u32).collect();
     let chunks: Vec<&[u32]> = prompt.chunks(shape.chunk_tokens).collect();
     let steps = req.decode_steps.max(1);
-    let ops_per_chunk = 11 * req.layers as u64 + 1;
-    let total = (chunks.len() as u64 + steps as u64) * ops_per_chunk + if req.lm_head { 1 + steps as u64 } else { 0 };
+    let total = (chunks.len() + steps) as u64;
     let mut done = 0;
-    let mut prefill_rows = BTreeMap::new();
+    // Prefill: every chunk's layers as one program, the last chunk's ops alone too.
+    let (mut prefill_rows, mut pre_layers, mut pre_embed) = (BTreeMap::new(), 0, 0);
     for (i, chunk) in chunks.iter().enumerate() {
         let last = i + 1 == chunks.len();
-        for (op, c) in rt.profile_chunk(chunk, req.lm_head && last)? {
-            add(&mut prefill_rows, &op, &c);
-            done += 1;
-            progress(done, total);
+        let m = rt.measure_chunk(chunk, last, req.lm_head && last)?;
+        pre_layers += m.layers["cycles"];
+        pre_embed += m.embed["cycles"];
+        for (op, c) in &m.ops {
+            add(&mut prefill_rows, op, c);
         }
-    }
-    let mut decode_rows = BTreeMap::new();
-    for step in 0..steps {
-        let profile = rt.profile_chunk(&[(step as u32 * 31 + 7) % cfg.model.vocab as u32], req.lm_head)?;
-        if step + 1 == steps {
-            for (op, c) in &profile {
-                add(&mut decode_rows, op, c);
-            }
-        }
-        done += profile.len() as u64;
+        done += 1;
         progress(done, total);
     }
+    // Decode: the last step measured.
+    let mut decode_rows = BTreeMap::new();
+    let mut last_step = None;
+    for step in 0..steps {
+        let last = step + 1 == steps;
+        let m = rt.measure_chunk(&[(step as u32 * 31 + 7) % cfg.model.vocab as u32], last, req.lm_head && last)?;
+        if last {
+            for (op, c) in &m.ops {
+                add(&mut decode_rows, op, c);
+            }
+            last_step = Some(m);
+        }
+        done += 1;
+        progress(done, total);
+    }
+    let last_step = last_step.expect("at least one decode step");
 
     let b = &cfg.board;
     let bytes_per_cycle = b.bandwidth_gbs * 1e9 / (b.clock_mhz * 1e6);
@@ -197,29 +204,29 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
     // Attention reads every cached key and value (codes and scales) once; ROPE_KV writes one entry.
     let kv_bytes = 2 * (context as u64) * (kvh * cfg.model.head_dim as u64 + 4 * kvh);
     let layer_bytes = rt.layer_weight_bytes() + kv_bytes;
-    let dec_cycles = layer_total(&decode_rows, |r| r.cycles) / layers;
-    let dec_bytes = layer_total(&decode_rows, |r| r.dram_read_bytes + r.dram_write_bytes) / layers;
+    let dec_cycles = last_step.layers["cycles"] / layers;
+    let dec_bytes = (last_step.layers["dram_read_bytes"] + last_step.layers["dram_write_bytes"]) / layers;
     let tl = shape.tl;
     let m = &cfg.model;
     let lookups: u64 = req.prompt_len as u64
         * hdl::linear_shapes(&cfg).iter().map(|&(_, k, n)| (n * k.div_ceil(tl.g)) as u64).sum::<u64>();
     let floor = lookups.div_ceil(tl.lookups_per_cycle() as u64);
-    let pre_cycles = layer_total(&prefill_rows, |r| r.cycles) / layers;
+    let pre_cycles = pre_layers / layers;
     let head_bytes = m.vocab as u64 * (row_bytes(m.hidden as u64) + 4);
     let (lm_head_cycles, lm_head_source) = match decode_rows.get("LM_HEAD") {
         Some(r) => (r.cycles, "simulated"),
         None => ((head_bytes as f64 / bytes_per_cycle).ceil() as u64, "DRAM roofline"),
     };
-    let embed = |rows: &BTreeMap<String, OpRow>| rows.get("EMBED").map(|r| r.cycles).unwrap_or(0);
     let clock = b.clock_mhz * 1e6;
     let ml = full.model.layers as u64;
-    let ttft_cycles = embed(&prefill_rows) + pre_cycles * ml + lm_head_cycles;
-    let tok_cycles = embed(&decode_rows) + dec_cycles * ml + lm_head_cycles;
+    let ttft_cycles = pre_embed + pre_cycles * ml + lm_head_cycles;
+    let tok_cycles = last_step.embed["cycles"] + dec_cycles * ml + lm_head_cycles;
     Ok(SimReport {
         config: full.name.clone(),
         board: b.name.clone(),
         layers: req.layers,
         dram_bytes_per_cycle: bytes_per_cycle,
+        chunk_tokens: shape.chunk_tokens,
         decode: DecodeFigures {
             context,
             cycles_per_layer: dec_cycles,
@@ -271,18 +278,27 @@ pub fn text(r: &SimReport) -> String {
         }
     };
     let p = &r.prefill;
-    table(&mut s, &format!("prefill of {} tokens:", p.prompt_len), &p.ops);
+    let last_chunk = p.ops.get("EMBED").map(|_| p.prompt_len - (p.prompt_len - 1) / r.chunk_tokens * r.chunk_tokens);
+    table(
+        &mut s,
+        &format!(
+            "prefill of {} tokens -- each op of the last chunk ({} tokens) run alone:",
+            p.prompt_len,
+            last_chunk.unwrap_or(0)
+        ),
+        &p.ops,
+    );
     s.push_str(&format!(
-        "    per layer: {} cycles; compute floor {} cycles ({} lookups) -> {:.1}% of the compute floor\n",
+        "    per layer, one program (weight loads overlap the other ops): {} cycles; compute floor {} cycles ({} lookups) -> {:.1}% of the compute floor\n",
         p.cycles_per_layer,
         p.compute_floor_cycles,
         p.lookups_per_layer,
         100.0 * p.compute_fraction
     ));
     let d = &r.decode;
-    table(&mut s, &format!("decode at context {}:", d.context), &d.ops);
+    table(&mut s, &format!("decode at context {} -- each op run alone:", d.context), &d.ops);
     s.push_str(&format!(
-        "    per layer: {} cycles, {} DRAM bytes moved, {} needed -> {:.1}% of the DRAM roofline\n",
+        "    per layer, one program: {} cycles, {} DRAM bytes moved, {} needed -> {:.1}% of the DRAM roofline\n",
         d.cycles_per_layer,
         d.dram_bytes_per_layer,
         d.layer_bytes,

@@ -207,10 +207,11 @@ fn sim_json_reports_per_layer_cycles_and_fractions() {
         let f = f.as_f64().unwrap();
         assert!(f > 0.0 && f <= 1.0, "fraction {f}: {v}");
     }
-    // Per-layer cycles are the per-op cycles without EMBED and LM_HEAD, over 2 layers.
+    // Per-layer cycles come from the layers as one program, where weight loads overlap the other
+    // ops: no more than the ops run alone (without EMBED), over 2 layers.
     let ops = d["ops"].as_object().unwrap();
     let sum: u64 = ops.iter().filter(|(k, _)| *k != "EMBED").map(|(_, r)| r["cycles"].as_u64().unwrap()).sum();
-    assert_eq!(d["cycles_per_layer"].as_u64().unwrap(), sum / 2);
+    assert!(d["cycles_per_layer"].as_u64().unwrap() <= sum / 2, "{v}");
     assert_eq!(ops["LINEAR"]["count"], 14, "7 linears per layer: {v}");
     assert!(v["estimates"]["decode_tok_s"].as_f64().unwrap() > 0.0);
     let e = fails(&["sim", "--config", "tiny", "--prompt-len", "400"]);

@@ -67,8 +67,8 @@ fn manifest_carries_the_config_and_derived_numbers() {
     let wbuf = d.files.iter().find(|(n, _)| n == "tlmm_weight_buffer.sv").unwrap();
     assert!(wbuf.1.contains("(* ram_style = \"ultra\" *)"));
     // Four HP ports; gate (K 1536 -> 19 steps, N 4096 -> 256 blocks) needs 4864 beats, more than
-    // the 2048-beat buffer: half a buffer (1024 beats) holds 53 blocks, so 5 double-buffered
-    // chunks.
+    // the 2048-beat buffer: half a buffer (1024 beats) holds 53 blocks, so double-buffered
+    // chunks of 53 blocks between two edge chunks of ceil(53 / 8) = 7: 7 + 4 x 53 + 30 + 7 = 256.
     assert_eq!(m["kernel"]["memory_ports"], 4);
     let ws = &m["weight_schedule"];
     assert_eq!(ws["weight_ports"], 4);
@@ -76,12 +76,16 @@ fn manifest_carries_the_config_and_derived_numbers() {
     let row = |name: &str| ws["linears"].as_array().unwrap().iter().find(|r| r["linear"] == name).unwrap().clone();
     let gate = row("gate");
     assert_eq!((gate["steps"].as_u64(), gate["blocks"].as_u64()), (Some(19), Some(256)));
-    assert_eq!((gate["blocks_per_chunk"].as_u64(), gate["chunks"].as_u64()), (Some(53), Some(5)));
+    assert_eq!(gate["chunk_blocks"], serde_json::json!([7, 53, 53, 53, 53, 30, 7]));
     assert_eq!(gate["double_buffered"], true);
-    assert_eq!(gate["load_cycles_per_chunk"], (53 * 19 * 18u64).div_ceil(4));
-    // q (96 blocks x 19 steps = 1824 beats) is more than half the buffer: two chunks of <= 53.
+    assert_eq!(gate["load_cycles"][1], (53 * 19 * 18u64).div_ceil(4));
+    assert_eq!(gate["run_cycles_per_token"][0], 7 * 19);
+    // q (96 blocks x 19 steps = 1824 beats) is more than half the buffer: 7 + 53 + 29 + 7.
     let q = row("q");
-    assert_eq!((q["chunks"].as_u64(), q["double_buffered"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(
+        (q["chunk_blocks"].clone(), q["double_buffered"].as_bool()),
+        (serde_json::json!([7, 53, 29, 7]), Some(true))
+    );
 }
 
 #[test]

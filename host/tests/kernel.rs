@@ -2,7 +2,7 @@
 //! device memory, results equal to the reference device; unsupported ops and timeouts are clear
 //! errors.
 
-use hdl::isa::{row_bytes, Op, Setup};
+use hdl::isa::{row_bytes, Op, Prefetch, Setup};
 use hdl::regmap;
 use host::device::{Device, DeviceExt};
 use host::refdev::RefDevice;
@@ -142,6 +142,7 @@ fn unimplemented_ops_and_missing_setup_are_reported() {
         weights: at,
         dst: at,
         accumulate: false,
+        prefetch: None,
     };
     let e = format!("{:#}", run(&mut sim, &[setup(64, 16), big, Op::End], at, Duration::from_secs(1)).unwrap_err());
     assert!(e.contains("descriptor 1 (opcode 0x12): sizes beyond what this kernel was generated for"), "{e}");
@@ -230,6 +231,7 @@ fn linear_matches_the_reference_device() {
                 weights: wa,
                 dst: ya,
                 accumulate: acc,
+                prefetch: None,
             };
             let at = dev.alloc(4096).unwrap();
             run(dev, &[setup(64, 16), op, Op::End], at, Duration::from_secs(1))
@@ -246,6 +248,122 @@ fn linear_matches_the_reference_device() {
     assert!(counters["tlmm_busy"] > 0);
     assert!(counters["tlmm_stall"] > 0, "loading weights and writing rows back stall the TLMM unit: {counters:?}");
     assert!(counters["dram_read_bytes"] > 0 && counters["dram_write_bytes"] > 0, "{counters:?}");
+}
+
+/// A program of LINEARs that name the next one's weights (one hint wrong, a NORM_QUANT in
+/// between) gives the reference device's results, and the prefetching saves cycles.
+#[test]
+fn linears_that_prefetch_the_next_matrix_match_the_reference_and_save_cycles() {
+    use rand::{Rng, SeedableRng};
+    let (_, mut refd, cfg) = devices();
+    let d = hdl::generate(&cfg);
+    // A slow memory (2 GB/s), so weight loads outweigh the tiny ops' fixed costs as they do at
+    // full size.
+    let timing = MemTiming::from_board(2.0, cfg.board.clock_mhz, 100.0);
+    let mut sim = {
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        SimDevice::new(&d, timing, cfg.board.clock_mhz, 64 << 20).unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let tl = d.params.tlmm();
+    let (wbuf, bus) = (d.params.WBUF_DEPTH, d.bus_bits / 8);
+    assert!(tl.chunks(160, 160, wbuf).len() > 2, "the test wants double-buffered matrices with edge chunks");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // (k, n, tokens, accumulate); matrices 3 and 4 have the same shape, different weights.
+    let shapes = [
+        (160usize, 160usize, 1u16, false),
+        (160, 64, 1, true),
+        (64, 160, 2, false),
+        (160, 160, 1, false),
+        (160, 160, 1, true),
+    ];
+    // Which matrix each LINEAR names as next: right, right, wrong (0 instead of 3), right, none.
+    let hints = [Some(1usize), Some(2), Some(0), Some(4), None];
+    struct Bufs {
+        image: Vec<u8>,
+        x: Vec<u8>,
+        scales: Vec<u8>,
+        y0: Vec<u8>,
+    }
+    let bufs: Vec<Bufs> = shapes
+        .iter()
+        .map(|&(k, n, tokens, _)| {
+            let codes: Vec<i8> = (0..n * k).map(|_| rng.random_range(-1..=1)).collect();
+            let (xrow, yrow) = (row_bytes(k as u64) as usize, row_bytes(4 * n as u64) as usize);
+            Bufs {
+                image: tl.pack_image(&codes, n, k, wbuf, bus),
+                x: (0..tokens as usize * xrow).map(|j| if j % xrow < k { rng.random::<u8>() } else { 0 }).collect(),
+                scales: (0..tokens).flat_map(|_| rng.random_range(1e-4f32..0.1).to_le_bytes()).collect(),
+                y0: (0..tokens as usize * yrow / 4)
+                    .flat_map(|_| rng.random_range(-1_000_000i32..1_000_000).to_le_bytes())
+                    .collect(),
+            }
+        })
+        .collect();
+    let w_scale = 0.37f32;
+    // Runs the program on `dev`; returns every output row and the cycles.
+    let mut go = |dev: &mut dyn Device, prefetch: bool| -> (Vec<Vec<u8>>, u64) {
+        let put = |dev: &mut dyn Device, b: &[u8]| {
+            let a = dev.alloc(b.len().max(64) as u64).unwrap();
+            dev.write(a, b).unwrap();
+            a
+        };
+        let addrs: Vec<[u64; 4]> =
+            bufs.iter().map(|b| [put(dev, &b.image), put(dev, &b.x), put(dev, &b.scales), put(dev, &b.y0)]).collect();
+        let (nq_codes, nq_scales) = (put(dev, &[0; 256]), put(dev, &[0; 64]));
+        let mut program = vec![setup(64, 16)];
+        for (i, &(k, n, tokens, accumulate)) in shapes.iter().enumerate() {
+            let hint = hints[i].filter(|_| prefetch).map(|j| Prefetch {
+                weights: addrs[j][0],
+                k: shapes[j].0 as u32,
+                n: shapes[j].1 as u32,
+            });
+            let [weights, codes, scales, dst] = addrs[i];
+            program.push(Op::Linear {
+                tokens,
+                k: k as u32,
+                n: n as u32,
+                w_scale,
+                codes,
+                scales,
+                weights,
+                dst,
+                accumulate,
+                prefetch: hint,
+            });
+            if i == 1 {
+                // Another engine runs while the loader prefetches matrix 2.
+                program.push(Op::NormQuant {
+                    tokens: 1,
+                    n: 64,
+                    src: addrs[1][3],
+                    norm: 0,
+                    codes: nq_codes,
+                    scales: nq_scales,
+                });
+            }
+        }
+        program.push(Op::End);
+        let at = dev.alloc(4096).unwrap();
+        run(dev, &program, at, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{}: {e:#}", dev.name()));
+        let read = |dev: &mut dyn Device, a: u64, len: usize| {
+            let mut v = vec![0u8; len];
+            dev.read(a, &mut v).unwrap();
+            v
+        };
+        let mut outs: Vec<Vec<u8>> = addrs.iter().zip(&bufs).map(|(a, b)| read(dev, a[3], b.y0.len())).collect();
+        outs.push(read(dev, nq_codes, 64));
+        outs.push(read(dev, nq_scales, 4));
+        let cycles = dev.counters().map(|c| c.into_iter().find(|(k, _)| *k == "cycles").map(|(_, v)| v).unwrap_or(0));
+        (outs, cycles.unwrap_or(0))
+    };
+    let (want, _) = go(&mut refd, true);
+    let (with, cycles_with) = go(&mut sim, true);
+    let (without, cycles_without) = go(&mut sim, false);
+    for (i, (w, r)) in with.iter().zip(&want).enumerate() {
+        assert!(w == r, "output {i} with prefetch differs from the reference");
+    }
+    assert_eq!(without, want, "without prefetch");
+    assert!(cycles_with < cycles_without, "prefetching saves cycles: {cycles_with} vs {cycles_without}");
 }
 
 /// Random Q.16 rows with magnitudes spread over many octaves, some exact zeros and extremes.

@@ -220,23 +220,54 @@ impl Tlmm {
     /// steps do not fit half a buffer. `op_linear.sv` (state CHUNK) applies the same rule.
     pub fn chunk_blocks(&self, n: usize, k: usize, buffer_beats: usize) -> usize {
         let (steps, blocks) = (self.steps(k), self.blocks(n).max(1));
-        let double = blocks * steps > buffer_beats / 2 && 2 * steps <= buffer_beats;
-        let cap = if double { buffer_beats / 2 } else { buffer_beats };
+        let cap = if self.double_buffered(n, k, buffer_beats) { buffer_beats / 2 } else { buffer_beats };
         (cap / steps).clamp(1, blocks)
     }
 
-    /// The device weight image of an `n x k` ternary matrix: chunks of [`Tlmm::chunk_blocks`]
-    /// row blocks, each chunk's beats in (step, block) order, every beat padded to
+    /// Whether an `n x k` matrix uses the weight buffer as two halves (one loads while the other
+    /// runs): it does not fit half the buffer, and one block's steps do.
+    pub fn double_buffered(&self, n: usize, k: usize, buffer_beats: usize) -> bool {
+        let (steps, blocks) = (self.steps(k), self.blocks(n).max(1));
+        blocks * steps > buffer_beats / 2 && 2 * steps <= buffer_beats
+    }
+
+    /// The chunks an `n x k` matrix streams through the weight buffer in, as (first block,
+    /// blocks): full chunks of [`Tlmm::chunk_blocks`] blocks, except that a double-buffered
+    /// matrix starts and ends with an *edge* chunk of an eighth of that (rounded up), so the
+    /// engine starts computing after a short load and the run after the last load is short.
+    /// `op_linear.sv` (the loader's chunk size) applies the same rule.
+    pub fn chunks(&self, n: usize, k: usize, buffer_beats: usize) -> Vec<(usize, usize)> {
+        let blocks = self.blocks(n).max(1);
+        let full = self.chunk_blocks(n, k, buffer_beats);
+        let edge = full.div_ceil(8);
+        let mut out = Vec::new();
+        let mut first = 0;
+        while first < blocks {
+            let rest = blocks - first;
+            let size = if !self.double_buffered(n, k, buffer_beats) || blocks <= full {
+                rest.min(full)
+            } else if first == 0 || rest <= edge {
+                rest.min(edge)
+            } else {
+                (rest - edge).min(full)
+            };
+            out.push((first, size));
+            first += size;
+        }
+        out
+    }
+
+    /// The device weight image of an `n x k` ternary matrix: its [`Tlmm::chunks`] one after the
+    /// other, each chunk's beats in (step, block) order, every beat padded to
     /// [`Tlmm::beat_stride`]. This is what the engine streams into its buffer, chunk by chunk.
     pub fn pack_image(&self, codes: &[i8], n: usize, k: usize, buffer_beats: usize, bus_bytes: usize) -> Vec<u8> {
         let beats = self.pack_weights(codes, n, k); // (step, block) order, all blocks
         let (steps, blocks) = (self.steps(k), self.blocks(n));
         let stride = self.beat_stride(bus_bytes);
-        let per_chunk = self.chunk_blocks(n, k, buffer_beats);
         let mut out = Vec::with_capacity(steps * blocks * stride);
-        for first in (0..blocks).step_by(per_chunk) {
+        for (first, size) in self.chunks(n, k, buffer_beats) {
             for s in 0..steps {
-                for b in first..(first + per_chunk).min(blocks) {
+                for b in first..first + size {
                     let beat = &beats[s * blocks + b];
                     let start = out.len();
                     out.extend(beat.words.iter().flat_map(|w| w.to_le_bytes()));
@@ -251,13 +282,12 @@ impl Tlmm {
     pub fn unpack_image(&self, image: &[u8], n: usize, k: usize, buffer_beats: usize, bus_bytes: usize) -> Vec<i8> {
         let (steps, blocks) = (self.steps(k), self.blocks(n));
         let (stride, cw, mw) = (self.beat_stride(bus_bytes), self.code_bits(), self.mag_bits());
-        let per_chunk = self.chunk_blocks(n, k, buffer_beats);
         assert!(image.len() >= steps * blocks * stride, "weight image too short");
         let mut codes = vec![0i8; n * k];
         let mut idx = 0;
-        for first in (0..blocks).step_by(per_chunk) {
+        for (first, size) in self.chunks(n, k, buffer_beats) {
             for s in 0..steps {
-                for b in first..(first + per_chunk).min(blocks) {
+                for b in first..first + size {
                     let bytes = &image[idx * stride..(idx + 1) * stride];
                     idx += 1;
                     let words = bytes.chunks(4).map(|c| c.iter().rev().fold(0u32, |a, &x| a << 8 | x as u32)).collect();
@@ -356,6 +386,25 @@ mod tests {
         assert_eq!(g.chunk_blocks(n, k, 3), 1); // never zero
                                                 // 4 rows x 2 tables x 5 bits = 40 bits = 5 bytes: one 16-byte bus word, two 4-byte words
         assert_eq!((g.beat_stride(16), g.beat_stride(4)), (16, 8));
+    }
+
+    #[test]
+    fn double_buffered_matrices_start_and_end_with_edge_chunks() {
+        // tellme-kv260's q projection: k = n = 1536, G = 3, 28 tables, 16 columns: 19 steps, 96
+        // blocks; a 2048-beat buffer holds 53 blocks per half, so the edge chunk is 7 blocks and
+        // the middle 96 - 14 = 82 blocks are one full chunk and 29 more.
+        let g = Tlmm { g: 3, tables: 28, cols: 16, acc_bits: 24 };
+        assert_eq!((g.steps(1536), g.blocks(1536)), (19, 96));
+        assert_eq!(g.chunks(1536, 1536, 2048), vec![(0, 7), (7, 53), (60, 29), (89, 7)]);
+        // fits half the buffer: one chunk, no edges
+        assert_eq!(g.chunks(1536, 1536, 4096), vec![(0, 96)]);
+        // a block too tall for half a buffer: whole-buffer chunks, no edges (6 steps, 8 beats)
+        let h = Tlmm { g: 3, tables: 2, cols: 4, acc_bits: 24 };
+        assert_eq!(h.chunks(16, 36, 8), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
+        // a full chunk of one block: edges of one block, then ones
+        assert_eq!(h.chunks(16, 36, 12), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
+        // 4 blocks of 4 steps in a 16-beat buffer: full chunk 2, edge 1 -> 1, 2, 1
+        assert_eq!(h.chunks(13, 20, 16), vec![(0, 1), (1, 2), (3, 1)]);
     }
 
     #[test]
