@@ -176,7 +176,7 @@ struct SamplingArgs {
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temp: f64,
     /// Keep the K most likely tokens (0: all).
-    #[arg(long, default_value_t = 40, value_name = "K")]
+    #[arg(long, default_value_t = 40, value_name = "K", allow_negative_numbers = true)]
     top_k: usize,
     /// Keep the most likely tokens up to this total probability (1: all).
     #[arg(long, default_value_t = 0.95, allow_negative_numbers = true, value_name = "P")]
@@ -188,7 +188,7 @@ struct SamplingArgs {
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     repeat_penalty: f64,
     /// How many recent tokens (prompt included) the penalty looks at (0: none).
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", allow_negative_numbers = true)]
     repeat_last_n: usize,
     /// Random seed for --temp > 0 (default: a fresh one, reported so the run can be repeated).
     #[arg(long, short = 's')]
