@@ -140,7 +140,7 @@ struct RunArgs {
     /// Which backend computes.
     #[arg(long, value_enum, default_value = "ref")]
     backend: Backend,
-    /// Prompt text (BOS is prepended).
+    /// Prompt text (BOS first when the tokenizer asks for it; docs/sampling.md).
     #[arg(long, short = 'p', conflicts_with = "prompt_ids")]
     prompt: Option<String>,
     /// Prompt as comma-separated token ids, fed as given.
