@@ -277,6 +277,20 @@ mod tests {
     }
 
     #[test]
+    fn post_processor_without_bos_means_no_bos() {
+        // Rule 2: a post-processor that adds nothing (only the byte-level offsets fix-up), and
+        // no tokenizer_config.json to say otherwise.
+        let dir = fixture_with(None);
+        let p = dir.path().join("tokenizer.json");
+        let mut t: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        t["post_processor"] = t["post_processor"]["processors"][0].clone();
+        std::fs::write(&p, t.to_string()).unwrap();
+        let tok = Tok::load_dir(dir.path(), BOS, &[END_OF_TEXT]).unwrap();
+        assert!(!tok.add_bos);
+        assert_eq!(tok.encode("Hello").unwrap(), vec![HELLO]);
+    }
+
+    #[test]
     fn llama3_style_bpe_merges_by_rank() {
         let t = Tok::load_dir(&fixture(), BOS, &[END_OF_TEXT]).unwrap();
         // " there" is not in the vocabulary: Ġ t h e r e -> Ġt (rank 0) -> he (1) -> Ġthe (2);
