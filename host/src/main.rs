@@ -3,8 +3,11 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use host::accuracy;
-use host::session::{generate_greedy, Session};
+use host::eval;
+use host::sampling::SamplingParams;
+use host::session::{generate, generate_greedy, GenOptions, Generation, Session};
 use model::Config;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,10 +22,12 @@ struct Cli {
 enum Cmd {
     /// The main job on the built-in tiny model: load it, run it, show what the numerics cost.
     Demo,
-    /// Generate text (greedy).
+    /// Generate text (greedy by default, or sampled), streamed to the terminal.
     Run(RunArgs),
     /// Measure the bit-exact numerics against the float models (logit error, KL, top-1).
     Accuracy(AccuracyArgs),
+    /// Logits of a prompt, or perplexity of a text file, under one numerics.
+    Eval(EvalArgs),
     /// Print a resolved config (preset or file) as TOML or JSON.
     Config {
         /// Preset name or TOML file.
@@ -135,7 +140,7 @@ struct RunArgs {
     /// Which backend computes.
     #[arg(long, value_enum, default_value = "ref")]
     backend: Backend,
-    /// Prompt text (BOS is prepended).
+    /// Prompt text (BOS first when the tokenizer asks for it; docs/sampling.md).
     #[arg(long, short = 'p', conflicts_with = "prompt_ids")]
     prompt: Option<String>,
     /// Prompt as comma-separated token ids, fed as given.
@@ -144,8 +149,14 @@ struct RunArgs {
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 32)]
     n: usize,
-    /// Print `{"prompt_ids":[...],"output_ids":[...],"text":"...","stop":"..."}`; the sim and
-    /// xrt backends add `"cycles": {"prefill": N, "decode": [N, ...]}` and `"counters"`.
+    /// Stop when the generated text contains STR (repeatable); the text is cut before it.
+    #[arg(long, value_name = "STR")]
+    stop: Vec<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Print `{"prompt_ids":[...],"output_ids":[...],"text":"...","stop":"...","sampling":{...}}`
+    /// instead of streaming; the sim and xrt backends add `"cycles": {"prefill": N, "decode":
+    /// [N, ...]}` and `"counters"`.
     #[arg(long)]
     json: bool,
     /// The xclbin to load (`--backend xrt`).
@@ -154,6 +165,76 @@ struct RunArgs {
     /// XRT device index (`--backend xrt`).
     #[arg(long, default_value_t = 0)]
     device: u32,
+}
+
+/// The sampler chain's flags, as llama.cpp spells them (order: penalty, top-k, top-p, min-p,
+/// temperature; docs/sampling.md).
+#[derive(clap::Args)]
+struct SamplingArgs {
+    /// Temperature; 0 is greedy (the default here, unlike llama.cpp's 0.8, so that runs repeat
+    /// and compare with the hardware).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    temp: f64,
+    /// Keep the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 40, value_name = "K", allow_negative_numbers = true)]
+    top_k: usize,
+    /// Keep the most likely tokens up to this total probability (1: all).
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true, value_name = "P")]
+    top_p: f64,
+    /// Drop tokens less likely than P times the most likely one (0: none).
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_name = "P")]
+    min_p: f64,
+    /// Penalize tokens among the last --repeat-last-n (1: off).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    repeat_penalty: f64,
+    /// How many recent tokens (prompt included) the penalty looks at (0: none).
+    #[arg(long, default_value_t = 64, value_name = "N", allow_negative_numbers = true)]
+    repeat_last_n: usize,
+    /// Random seed for --temp > 0 (default: a fresh one, reported so the run can be repeated).
+    #[arg(long, short = 's')]
+    seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    fn params(&self) -> SamplingParams {
+        let seed = if self.temp > 0.0 { Some(self.seed.unwrap_or_else(rand::random)) } else { self.seed };
+        SamplingParams {
+            temp: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Prompt text (BOS first when the tokenizer asks for it).
+    #[arg(long, short = 'p', conflicts_with_all = ["prompt_ids", "perplexity"])]
+    prompt: Option<String>,
+    /// Prompt as comma-separated token ids, fed as given.
+    #[arg(long, value_delimiter = ',', conflicts_with = "perplexity")]
+    prompt_ids: Option<Vec<u32>>,
+    /// Perplexity of this text file instead of a prompt's logits.
+    #[arg(long, value_name = "FILE")]
+    perplexity: Option<std::path::PathBuf>,
+    /// Numerics: the float models `plain` and `w158a8`, or the bit-exact reference `exact`.
+    #[arg(long, value_enum, default_value = "exact")]
+    mode: eval::Mode,
+    /// Perplexity: positions per window, BOS included (default: the context length).
+    #[arg(long, value_name = "N", requires = "perplexity")]
+    ctx: Option<usize>,
+    /// Perplexity: text tokens between window starts (default: the window, no overlap).
+    #[arg(long, value_name = "N", requires = "perplexity")]
+    stride: Option<usize>,
+    /// JSON: `{"prompt_ids":[...],"logits":[[...],...]}` or `{"perplexity":F,"tokens":N,"mode":"..."}`.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -186,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Demo => demo(),
         Cmd::Run(a) => run_cmd(a),
         Cmd::Accuracy(a) => accuracy_cmd(a),
+        Cmd::Eval(a) => eval_cmd(a),
         Cmd::Config { config, json } => {
             let cfg = Config::load(&config)?;
             if json {
@@ -268,26 +350,39 @@ fn toml_of(cfg: &Config) -> Result<String> {
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {
+    let opts = GenOptions { n: a.n, sampling: a.sampling.params(), stop: a.stop.clone() };
+    opts.validate()?;
     let s = Session::open(&a.model.model, a.model.config.as_deref())?;
     let prompt = s.prompt_ids(a.prompt.as_deref(), a.prompt_ids.as_deref())?;
     let t0 = Instant::now();
+    // Text streams to stdout as it settles (not with --json).
+    let mut stdout = std::io::stdout();
+    let mut on_text = |t: &str| {
+        if !a.json {
+            let _ = stdout.write_all(t.as_bytes());
+            let _ = stdout.flush();
+        }
+    };
     // Counters are reported for the backends that have them (simulated or real hardware).
     let (g, history) = match a.backend {
-        Backend::Ref => (generate_greedy(&s, &mut s.ref_runtime()?, &prompt, a.n, |_| {})?, None),
+        Backend::Ref => (generate(&s, &mut s.ref_runtime()?, &prompt, &opts, |_| {}, &mut on_text)?, None),
         Backend::Sim => {
             let mut rt = s.runtime(host::simdev::SimDevice::for_config(&s.cfg, 4 << 30, None)?)?;
-            (generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?, Some(rt.history().to_vec()))
+            (generate(&s, &mut rt, &prompt, &opts, |_| {}, &mut on_text)?, Some(rt.history().to_vec()))
         }
         Backend::Xrt => {
             let xclbin =
                 a.xclbin.as_deref().context("--backend xrt needs --xclbin FILE (the kernel built for your board)")?;
             let mut rt = s.runtime(host::xrtdev::XrtDevice::open(a.device, xclbin)?)?;
-            (generate_greedy(&s, &mut rt, &prompt, a.n, |_| {})?, Some(rt.history().to_vec()))
+            (generate(&s, &mut rt, &prompt, &opts, |_| {}, &mut on_text)?, Some(rt.history().to_vec()))
         }
     };
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
         let mut v = serde_json::to_value(&g)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("sampling".into(), serde_json::to_value(&opts.sampling)?);
+        }
         if let (Some(h), Some(o)) = (&history, v.as_object_mut()) {
             let cycles = |c: &host::runtime::Counters| c.get("cycles").copied().unwrap_or(0);
             let mut total = host::runtime::Counters::new();
@@ -304,20 +399,48 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         }
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        println!("{}", g.text);
-        eprintln!(
-            "[{} prompt tokens, {} generated, stop: {:?}, {:.1} tok/s wall clock on the {} backend]",
-            g.prompt_ids.len(),
-            g.output_ids.len(),
-            g.stop,
-            g.output_ids.len() as f64 / secs.max(1e-9),
-            a.backend.name()
-        );
+        println!();
+        eprintln!("[{}]", speed_summary(&g, secs, a.backend.name(), &opts.sampling));
         if let Some(h) = &history {
             eprintln!("[{}]", cycle_summary(h, s.cfg.board.clock_mhz));
         }
     }
     Ok(())
+}
+
+/// Tokens and tokens/s of a generation (wall clock of the engine calls), llama.cpp's habit:
+/// prompt processing and generation separately.
+fn speed_summary(g: &Generation, wall: f64, backend: &str, p: &SamplingParams) -> String {
+    let rate = |n: usize, d: std::time::Duration| {
+        let s = d.as_secs_f64();
+        if n == 0 || s <= 0.0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}", n as f64 / s)
+        }
+    };
+    let t = &g.timing;
+    let sampling = match p.seed {
+        Some(seed) if p.temp > 0.0 => format!(
+            "temp {} top-k {} top-p {} min-p {} repeat-penalty {} seed {seed}",
+            p.temp, p.top_k, p.top_p, p.min_p, p.repeat_penalty
+        ),
+        _ if p.repeat_penalty != 1.0 => format!("greedy, repeat-penalty {}", p.repeat_penalty),
+        _ => "greedy".to_string(),
+    };
+    format!(
+        "prompt {} tokens in {:.3} s ({} tok/s); generated {} tokens, {} decode steps in {:.3} s ({} tok/s); \
+         {:.3} s in all; stop: {}; {sampling}; {backend} backend",
+        g.prompt_ids.len(),
+        t.prefill.as_secs_f64(),
+        rate(g.prompt_ids.len(), t.prefill),
+        g.output_ids.len(),
+        t.decode_steps,
+        t.decode.as_secs_f64(),
+        rate(t.decode_steps, t.decode),
+        wall,
+        g.stop.name(),
+    )
 }
 
 /// Cycles of the prefill and the decode steps, with the times they estimate at `mhz`.
@@ -356,6 +479,47 @@ fn accuracy_cmd(a: AccuracyArgs) -> Result<()> {
         ("w158a8 vs plain f32", r.w158a8_vs_plain),
     ] {
         println!("{:<26} {:>11.3}% {:>14.6} {:>7.1}%", name, 100.0 * x.rel_rms, x.mean_kl, 100.0 * x.top1);
+    }
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let s = Session::open(&a.model.model, a.model.config.as_deref())?;
+    if let Some(path) = &a.perplexity {
+        let text = std::fs::read_to_string(path).with_context(|| format!("--perplexity {}", path.display()))?;
+        let w = eval::Windows { ctx: a.ctx, stride: a.stride };
+        let r = eval::perplexity(&s, &text, a.mode, w).with_context(|| format!("perplexity of {}", path.display()))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "perplexity {:.4} over {} tokens ({} numerics; {} window(s) of {} positions, stride {}; {:.4} nats/token)",
+                r.perplexity,
+                r.tokens,
+                r.mode.name(),
+                r.windows,
+                r.context,
+                r.stride,
+                r.nll
+            );
+        }
+        return Ok(());
+    }
+    if a.prompt.is_none() && a.prompt_ids.is_none() {
+        bail!("give one of --prompt, --prompt-ids or --perplexity");
+    }
+    let ids = s.prompt_ids(a.prompt.as_deref(), a.prompt_ids.as_deref())?;
+    let logits = eval::logits(&s, &ids, a.mode)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({"prompt_ids": ids, "logits": logits}))?);
+    } else {
+        println!("{} numerics, {} positions, vocabulary {}", a.mode.name(), ids.len(), s.cfg.model.vocab);
+        println!("{:>8} {:>8} {:>8} {:>10}", "position", "token", "argmax", "max logit");
+        for (i, (l, id)) in logits.iter().zip(&ids).enumerate() {
+            let (best, max) =
+                l.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &x)| if x > b.1 { (j, x) } else { b });
+            println!("{i:>8} {id:>8} {best:>8} {max:>10.4}");
+        }
     }
     Ok(())
 }

@@ -4,14 +4,16 @@
 use crate::device::Device;
 use crate::refdev::RefDevice;
 use crate::runtime::{DeviceShape, Runtime};
+use crate::sampling::{Sampler, SamplingParams};
 use anyhow::{bail, Context, Result};
 use model::checkpoint::{load_dir, FloatWeights, HfConfig};
 use model::config::{Config, FfnActivation, ModelConfig};
-use model::reference::{argmax, QuantModel, Reference};
-use model::tokenizer::Tok;
+use model::reference::{QuantModel, Reference};
+use model::tokenizer::{json_ids, Tok};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A loaded model: config, float weights (as loaded), hardware-form weights and tokenizer.
 pub struct Session {
@@ -67,8 +69,13 @@ impl Session {
     fn load(dir: &Path, cfg: Config) -> Result<Session> {
         let weights = load_dir(dir, &cfg).with_context(|| format!("loading checkpoint {}", dir.display()))?;
         let quant = Arc::new(QuantModel::from_float(&cfg, &weights));
-        let tok = Tok::load(&dir.join("tokenizer.json"), cfg.model.bos_token_id, cfg.model.eos_token_id)
-            .map_err(anyhow::Error::msg)?;
+        // config.json may list several EOS ids; the config's own comes first.
+        let mut eos = vec![cfg.model.eos_token_id];
+        if let Ok(text) = std::fs::read_to_string(dir.join("config.json")) {
+            let raw: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            eos.extend(raw.get("eos_token_id").map(json_ids).unwrap_or_default());
+        }
+        let tok = Tok::load_dir(dir, cfg.model.bos_token_id, &eos).map_err(anyhow::Error::msg)?;
         Ok(Session { cfg, dir: dir.to_path_buf(), weights, quant, tok })
     }
 
@@ -93,7 +100,8 @@ impl Session {
         self.runtime(RefDevice::new(shape.tl, shape.buffer_beats, shape.bus_bytes, 16 << 30))
     }
 
-    /// Prompt ids from text (BOS first) or from explicit ids (checked against the vocabulary).
+    /// Prompt ids from text (BOS first when the tokenizer asks for it, see [`model::tokenizer`])
+    /// or from explicit ids, fed as given (checked against the vocabulary and the context length).
     pub fn prompt_ids(&self, text: Option<&str>, ids: Option<&[u32]>) -> Result<Vec<u32>> {
         let ids = match (text, ids) {
             (Some(t), None) => self.tok.encode(t).map_err(anyhow::Error::msg)?,
@@ -120,14 +128,39 @@ impl Session {
 
 /// Why generation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Stop {
     /// `n` tokens were generated.
     Length,
-    /// The model produced EOS.
+    /// The model produced an end-of-sequence id (any of the tokenizer's stop ids).
     Eos,
     /// The context (max_seq) is full.
     Context,
+    /// The text reached one of the stop strings.
+    StopString,
+}
+
+impl Stop {
+    /// The name used in JSON and in the summary line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Length => "length",
+            Stop::Eos => "eos",
+            Stop::Context => "context",
+            Stop::StopString => "stop_string",
+        }
+    }
+}
+
+/// Engine time spent in a generation (sampling and detokenizing excluded).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timing {
+    /// The prefill (prompt processing, yields the first token's logits).
+    pub prefill: Duration,
+    /// All decode steps.
+    pub decode: Duration,
+    /// Decode steps run (each feeds one generated token back).
+    pub decode_steps: usize,
 }
 
 /// Result of a generation.
@@ -135,15 +168,18 @@ pub enum Stop {
 pub struct Generation {
     /// Ids fed to the model.
     pub prompt_ids: Vec<u32>,
-    /// Ids generated (EOS included if produced).
+    /// Ids generated (the stop id, or the token completing a stop string, included).
     pub output_ids: Vec<u32>,
-    /// Decoded text of `output_ids`.
+    /// Decoded text of `output_ids`, cut before a stop string.
     pub text: String,
     /// Why it stopped.
     pub stop: Stop,
     /// Logits (Q.16) after the last token fed.
     #[serde(skip)]
     pub last_logits: Vec<i32>,
+    /// Engine time.
+    #[serde(skip)]
+    pub timing: Timing,
 }
 
 /// What generation needs from a backend: prefill, decode, position.
@@ -180,36 +216,128 @@ impl<D: Device> Engine for Runtime<D> {
     }
 }
 
+/// How to generate: how many tokens, how to sample them, where to stop.
+#[derive(Debug, Clone, Default)]
+pub struct GenOptions {
+    /// At most this many tokens.
+    pub n: usize,
+    /// The sampler chain's settings.
+    pub sampling: SamplingParams,
+    /// Stop when the generated text contains one of these (matched on the decoded text,
+    /// special tokens skipped; the text is cut before it).
+    pub stop: Vec<String>,
+}
+
+impl GenOptions {
+    /// Check the settings (sampling ranges, no empty stop string).
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate().map_err(anyhow::Error::msg)?;
+        if self.stop.iter().any(|s| s.is_empty()) {
+            bail!("--stop: a stop string must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// Streams generated text: emits what is settled, holds back a trailing incomplete UTF-8
+/// character and any tail that could still become a stop string.
+struct TextStream<'a> {
+    stops: &'a [String],
+    sent: String,
+}
+
+impl TextStream<'_> {
+    /// Feed the whole text so far; returns the cut position when a stop string appears.
+    fn update(&mut self, full: &str, emit: &mut impl FnMut(&str)) -> Option<usize> {
+        if let Some(pos) = self.stops.iter().filter_map(|s| full.find(s.as_str())).min() {
+            self.emit_to(full, pos.max(self.sent.len()), emit);
+            return Some(pos.max(self.sent.len()));
+        }
+        let mut end = full.trim_end_matches('\u{FFFD}').len();
+        let held = self
+            .stops
+            .iter()
+            .flat_map(|s| s.char_indices().skip(1).map(move |(i, _)| &s[..i]))
+            .filter(|prefix| full[..end].ends_with(prefix))
+            .map(|prefix| prefix.len())
+            .max()
+            .unwrap_or(0);
+        end -= held;
+        self.emit_to(full, end, emit);
+        None
+    }
+
+    fn emit_to(&mut self, full: &str, end: usize, emit: &mut impl FnMut(&str)) {
+        // Only extend what was sent (the decoded text of a prefix of the ids is a prefix of
+        // the text of all of them, up to a held-back incomplete character).
+        if end > self.sent.len() && full.is_char_boundary(end) && full.starts_with(self.sent.as_str()) {
+            emit(&full[self.sent.len()..end]);
+            self.sent.push_str(&full[self.sent.len()..end]);
+        }
+    }
+}
+
+/// Generate up to `opts.n` tokens on any engine. `on_token` sees each new id, `on_text` each
+/// new piece of settled text (concatenated, the pieces are the final text).
+pub fn generate(
+    s: &Session,
+    r: &mut impl Engine,
+    prompt: &[u32],
+    opts: &GenOptions,
+    mut on_token: impl FnMut(u32),
+    mut on_text: impl FnMut(&str),
+) -> Result<Generation> {
+    opts.validate()?;
+    let mut sampler = Sampler::new(opts.sampling.clone()).map_err(anyhow::Error::msg)?;
+    let mut timing = Timing::default();
+    let t0 = Instant::now();
+    let mut logits = r.prefill(prompt)?;
+    timing.prefill = t0.elapsed();
+    let mut history = prompt.to_vec();
+    let mut out = Vec::new();
+    let mut stream = TextStream { stops: &opts.stop, sent: String::new() };
+    let mut text = String::new();
+    let max = s.cfg.model.max_seq;
+    let stop = loop {
+        if out.len() == opts.n {
+            break Stop::Length;
+        }
+        let next = sampler.sample_q16(&logits, &history);
+        out.push(next);
+        history.push(next);
+        on_token(next);
+        text = s.tok.decode(&out).map_err(anyhow::Error::msg)?;
+        if s.tok.is_stop(next) {
+            break Stop::Eos;
+        }
+        if let Some(cut) = stream.update(&text, &mut on_text) {
+            text.truncate(cut);
+            break Stop::StopString;
+        }
+        if r.position() == max {
+            break Stop::Context;
+        }
+        if out.len() < opts.n {
+            let t = Instant::now();
+            logits = r.decode(next)?;
+            timing.decode += t.elapsed();
+            timing.decode_steps += 1;
+        }
+    };
+    stream.emit_to(&text, text.len(), &mut on_text);
+    Ok(Generation { prompt_ids: prompt.to_vec(), output_ids: out, text, stop, last_logits: logits, timing })
+}
+
 /// Greedy generation of up to `n` tokens on any engine; `on_token` sees each new id.
 pub fn generate_greedy(
     s: &Session,
     r: &mut impl Engine,
     prompt: &[u32],
     n: usize,
-    mut on_token: impl FnMut(u32),
+    on_token: impl FnMut(u32),
 ) -> Result<Generation> {
-    let mut logits = r.prefill(prompt)?;
-    let mut out = Vec::new();
-    let max = s.cfg.model.max_seq;
-    let stop = loop {
-        if out.len() == n {
-            break Stop::Length;
-        }
-        let next = argmax(&logits);
-        out.push(next);
-        on_token(next);
-        if next == s.cfg.model.eos_token_id {
-            break Stop::Eos;
-        }
-        if r.position() == max {
-            break Stop::Context;
-        }
-        if out.len() < n {
-            logits = r.decode(next)?;
-        }
-    };
-    let text = s.tok.decode(&out).map_err(anyhow::Error::msg)?;
-    Ok(Generation { prompt_ids: prompt.to_vec(), output_ids: out, text, stop, last_logits: logits })
+    let opts = GenOptions { n, sampling: SamplingParams::greedy(), stop: vec![] };
+    generate(s, r, prompt, &opts, on_token, |_| {})
 }
 
 /// A config for a checkpoint directory without an explicit one: the model section from

@@ -217,3 +217,91 @@ fn sim_json_reports_per_layer_cycles_and_fractions() {
     let e = fails(&["sim", "--config", "tiny", "--prompt-len", "400"]);
     assert!(e.contains("exceed the context length max_seq = 320"), "{e}");
 }
+
+/// Without --json the text streams to stdout (then a newline) and the speed goes to stderr.
+#[test]
+fn run_streams_the_text_and_reports_tokens_per_second() {
+    let args = ["run", "--model", "tiny", "--prompt-ids", "256,72,105", "-n", "8"];
+    let o = trit(&args);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&ok(&[&args[..], &["--json"]].concat())).unwrap();
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), format!("{}\n", v["text"].as_str().unwrap()));
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert!(e.contains("prompt 3 tokens") && e.contains("generated 8 tokens, 7 decode steps"), "{e}");
+    assert!(e.contains("tok/s") && e.contains("stop: length; greedy; ref backend"), "{e}");
+    assert_eq!(v["sampling"]["temp"], 0.0);
+    assert!(v["sampling"]["seed"].is_null(), "greedy draws no random numbers: {v}");
+}
+
+fn output_ids(out: &str) -> Vec<u32> {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    v["output_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// `run --json` at a flat distribution (temperature 5, filters off), where the seed decides.
+fn run_sampled(seed: Option<&str>) -> String {
+    let mut a = vec!["run", "--model", "tiny", "--prompt-ids", "256,72,105", "-n", "16", "--json"];
+    a.extend(["--temp", "5", "--top-k", "0", "--top-p", "1", "--min-p", "0"]);
+    if let Some(seed) = seed {
+        a.extend(["--seed", seed]);
+    }
+    ok(&a)
+}
+
+#[test]
+fn sampling_is_reproducible_by_seed() {
+    let a = run_sampled(Some("42"));
+    assert_eq!(output_ids(&a), output_ids(&run_sampled(Some("42"))));
+    assert_ne!(output_ids(&a), output_ids(&run_sampled(Some("43"))));
+    assert_ne!(output_ids(&a), greedy_from_model(&[256, 72, 105], 16));
+    let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+    assert_eq!((v["sampling"]["seed"].as_u64(), v["sampling"]["temp"].as_f64()), (Some(42), Some(5.0)));
+    // Without --seed a fresh one is drawn and reported; giving it back repeats the run.
+    let fresh = run_sampled(None);
+    let v: serde_json::Value = serde_json::from_str(&fresh).unwrap();
+    let seed = v["sampling"]["seed"].as_u64().expect("the seed is reported").to_string();
+    assert_eq!(output_ids(&run_sampled(Some(&seed))), output_ids(&fresh));
+}
+
+/// The simulated kernel's logits are the reference's bits, so the same seed samples the same
+/// tokens through the same generation loop.
+#[test]
+fn sampled_tokens_are_the_same_on_the_sim_backend() {
+    let args = |backend| {
+        ["run", "--backend", backend, "--prompt-ids", "256,72,105", "-n", "5", "--temp", "1.0", "--seed", "5", "--json"]
+    };
+    assert_eq!(output_ids(&ok(&args("sim"))), output_ids(&ok(&args("ref"))));
+}
+
+/// `--stop` with a character of the greedy output: generation ends at the token that produced
+/// it, and the text is cut before it.
+#[test]
+fn stop_string_ends_generation() {
+    let ids = greedy_from_model(&[256, 72, 105], 32);
+    // The first printable ASCII byte that did not occur before it (bytes >= 0x80 never decode
+    // to ASCII, so it cannot appear earlier in the text).
+    let k = (0..ids.len())
+        .find(|&i| (0x21..0x7f).contains(&ids[i]) && !ids[..i].contains(&ids[i]))
+        .expect("a printable byte in 32 tokens");
+    let stop = char::from(ids[k] as u8).to_string();
+    let out = ok(&["run", "--model", "tiny", "--prompt-ids", "256,72,105", "-n", "32", "--stop", &stop, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(output_ids(&out), ids[..=k].to_vec());
+    assert_eq!(v["stop"], "stop_string");
+    assert!(!v["text"].as_str().unwrap().contains(&stop), "{v}");
+}
+
+#[test]
+fn bad_sampling_flags_are_refused() {
+    for (args, want) in [
+        (&["--top-p", "1.5"][..], "--top-p 1.5: must be in 0..=1"),
+        (&["--min-p", "2"], "--min-p 2: must be in 0..=1"),
+        (&["--temp", "-0.5"], "--temp -0.5: must be 0 (greedy) or more"),
+        (&["--repeat-penalty", "0"], "--repeat-penalty 0: must be more than 0"),
+        (&["--stop", ""], "--stop: a stop string must not be empty"),
+        (&["--top-k", "-3"], "invalid value '-3' for '--top-k <K>'"),
+    ] {
+        let e = fails(&[&["run", "--model", "tiny", "-p", "Hi", "-n", "2"][..], args].concat());
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}
