@@ -5,6 +5,7 @@ pub mod accuracy;
 pub mod bench;
 pub mod check;
 pub mod device;
+pub mod import;
 pub mod refdev;
 pub mod runtime;
 pub mod session;
