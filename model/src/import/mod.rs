@@ -509,6 +509,41 @@ impl Checkpoint {
         }
     }
 
+    /// A decoder linear's TLMM weight image and scale, for a ternary config: packed BitNet
+    /// tensors go straight from their bytes to the image ([`image::pack_image_hf`]); other
+    /// formats through [`Checkpoint::linear`].
+    pub fn linear_image(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        cfg: &Config,
+        tl: &crate::pack::Tlmm,
+    ) -> Result<(Vec<u8>, f32), CheckpointError> {
+        let (buffer, bus) = (cfg.engine.weight_buffer_beats, cfg.board.axi_data_bits as usize / 8);
+        let t = self.tensor(name)?;
+        if t.dt == Some(Dt::U8) && cfg.quant.weights == WeightFormat::Ternary && t.shape == [rows.div_ceil(4), cols] {
+            let scale = self.packed_scale(name)?;
+            let img = image::pack_image_hf(tl, t.data, rows, cols, buffer, bus).map_err(|m| tensor_err(name, m))?;
+            return Ok((img, scale));
+        }
+        let l = self.linear(name, rows, cols, cfg)?;
+        match &l.w {
+            QWeights::Ternary { codes, scale } => Ok((image::pack_image(tl, codes, rows, cols, buffer, bus), *scale)),
+            QWeights::Int2 { .. } => Err(tensor_err(name, "int2 weights have no TLMM image")),
+        }
+    }
+
+    /// A norm weight `name` of `len` gains in hardware form.
+    pub fn norm(&self, name: &str, len: usize) -> Result<NormWeight, CheckpointError> {
+        Ok(NormWeight::from_f32(&self.floats(name, &[len])?))
+    }
+
+    /// The decoder linears of a config as (Hugging Face name suffix, rows, cols), program order.
+    pub fn linear_shapes(cfg: &Config) -> [(&'static str, usize, usize); 7] {
+        Self::shapes(cfg)
+    }
+
     /// A decoder linear as f32 (pre-quantized weights dequantized: `code * scale`).
     pub fn linear_f32(&self, name: &str, rows: usize, cols: usize, cfg: &Config) -> Result<Vec<f32>, CheckpointError> {
         let t = self.tensor(name)?;
@@ -569,19 +604,78 @@ impl Checkpoint {
         Ok(QuantLayer { attn_norm, q, k, v, o, attn_sub_norm, ffn_norm, gate, up, down, ffn_sub_norm })
     }
 
-    /// The embedding as fp16 bits `[vocab][hidden]` (F16 tensors are copied bit for bit).
+    /// The embedding as fp16 bits `[vocab][hidden]` (F16 tensors are copied bit for bit; others
+    /// converted element by element, round to nearest even).
     pub fn embed_f16(&self, cfg: &Config) -> Result<Vec<u16>, CheckpointError> {
         let name = "model.embed_tokens.weight";
         let t = self.tensor(name)?;
         let shape = [cfg.model.vocab, cfg.model.hidden];
-        if t.dt == Some(Dt::F16) && t.shape == shape {
-            let bits: Vec<u16> = t.data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
-            if let Some(i) = bits.iter().position(|&b| b & 0x7c00 == 0x7c00) {
-                return Err(tensor_err(name, format!("element {i} is not finite")));
-            }
-            return Ok(bits);
+        if t.shape != shape {
+            return Err(tensor_err(name, format!("shape {:?}, expected {:?}", t.shape, shape)));
         }
-        Ok(self.floats(name, &shape)?.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect())
+        let bits: Vec<u16> = match t.dt {
+            Some(Dt::F16) => t.data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(),
+            Some(Dt::BF16) => {
+                t.data.chunks_exact(2).map(|b| image::bf16_to_f16(u16::from_le_bytes([b[0], b[1]]))).collect()
+            }
+            _ => return Ok(self.floats(name, &shape)?.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect()),
+        };
+        // non-finite sources stay non-finite in fp16; (finite BF16 beyond 65504 become infinite)
+        if let Some(i) = bits.iter().position(|&b| b & 0x7c00 == 0x7c00) {
+            return Err(tensor_err(name, format!("element {i} is not finite in fp16 (the embedding format)")));
+        }
+        Ok(bits)
+    }
+
+    /// The LM head in hardware form (int8 rows, [`Int8Rows::quantize`]'s numerics), row by row
+    /// from the stored tensor (the embedding when tied) without an f32 copy of the matrix.
+    pub fn lm_head_int8(&self, cfg: &Config) -> Result<Int8Rows, CheckpointError> {
+        let name = if cfg.model.tied_embeddings { "model.embed_tokens.weight" } else { "lm_head.weight" };
+        let (rows, cols) = (cfg.model.vocab, cfg.model.hidden);
+        let t = self.tensor(name)?;
+        if t.shape != [rows, cols] {
+            return Err(tensor_err(name, format!("shape {:?}, expected {:?}", t.shape, [rows, cols])));
+        }
+        let size = match t.dt {
+            Some(Dt::F32) => 4,
+            Some(Dt::F16 | Dt::BF16) => 2,
+            _ => return Ok(Int8Rows::quantize(&self.floats(name, &[rows, cols])?, rows, cols)),
+        };
+        let mut codes = vec![0i8; rows * cols];
+        let mut scales = Vec::with_capacity(rows);
+        let mut row = vec![0f32; cols];
+        for (r, (src, dst)) in t.data.chunks_exact(cols * size).zip(codes.chunks_exact_mut(cols)).enumerate() {
+            // max |w| from the bits (magnitude order is integer order; all-ones exponent = not finite)
+            let (max, finite) = match t.dt {
+                Some(Dt::F32) => {
+                    src.chunks_exact(4)
+                        .zip(&mut row)
+                        .for_each(|(b, x)| *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    let m = row.iter().map(|x| x.to_bits() & 0x7fff_ffff).max().unwrap_or(0);
+                    (f32::from_bits(m), m < 0x7f80_0000)
+                }
+                Some(Dt::F16) => {
+                    src.chunks_exact(2)
+                        .zip(&mut row)
+                        .for_each(|(b, x)| *x = half::f16::from_le_bytes([b[0], b[1]]).to_f32());
+                    let m = src.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7fff).max().unwrap_or(0);
+                    (half::f16::from_bits(m).to_f32(), m < 0x7c00)
+                }
+                _ => {
+                    src.chunks_exact(2)
+                        .zip(&mut row)
+                        .for_each(|(b, x)| *x = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16));
+                    let m = src.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7fff).max().unwrap_or(0);
+                    (half::bf16::from_bits(m).to_f32(), m < 0x7f80)
+                }
+            };
+            if !finite {
+                let i = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                return Err(tensor_err(name, format!("element {} is {} (not finite)", r * cols + i, row[i])));
+            }
+            scales.push(image::int8_row_with_max(&row, max as f64, dst));
+        }
+        Ok(Int8Rows { rows, cols, codes, scales })
     }
 
     /// The LM head matrix as f32 (the embedding when the config ties them).
@@ -622,7 +716,7 @@ impl Checkpoint {
             let rest = (|| {
                 let embed = self.embed_f16(cfg)?;
                 let final_norm = NormWeight::from_f32(&self.floats("model.norm.weight", &[m.hidden])?);
-                let head = Int8Rows::quantize(&self.lm_head_f32(cfg)?, m.vocab, m.hidden);
+                let head = self.lm_head_int8(cfg)?;
                 progress(self.tensor("model.embed_tokens.weight")?.data.len() as u64);
                 if !m.tied_embeddings {
                     progress(self.tensor("lm_head.weight")?.data.len() as u64);
