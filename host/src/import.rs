@@ -16,8 +16,6 @@ use anyhow::{bail, Context, Result};
 use hdl::isa::row_bytes;
 use model::config::{Config, WeightFormat};
 use model::import::Checkpoint;
-use model::quant::{QLinear, QWeights};
-use model::reference::QuantModel;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -81,45 +79,105 @@ fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
     out
 }
 
-/// The blobs of the image in the runtime's write order: (name, bytes, linear `(k, n, scale)`).
-pub fn blobs(q: &QuantModel, shape: &DeviceShape) -> Result<Vec<(String, Vec<u8>, Option<(u32, u32, f32)>)>> {
-    let cfg = &q.cfg;
+/// A blob of the image: name, bytes, and for linears `(k, n, scale)`.
+type Blob = (String, Vec<u8>, Option<(u32, u32, f32)>);
+
+/// The blobs of the image in the runtime's write order, straight from the checkpoint: packed
+/// BitNet linears go from their bytes to TLMM images without a code array, layers are packed on
+/// every core. `progress` gets checkpoint bytes as tensors are done.
+fn checkpoint_blobs(
+    ck: &Checkpoint,
+    cfg: &Config,
+    shape: &DeviceShape,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Blob>> {
     let m = &cfg.model;
-    let mut out: Vec<(String, Vec<u8>, Option<(u32, u32, f32)>)> = Vec::new();
-    let embed: Vec<u8> = q.embed.iter().flat_map(|b| b.to_le_bytes()).collect();
-    out.push(("embed".into(), padded_rows(&embed, 2 * m.hidden), None));
-    out.push(("final_norm".into(), norm_bytes(&q.final_norm), None));
-    let head: Vec<u8> = q.lm_head.codes.iter().map(|&c| c as u8).collect();
-    out.push(("lm_head".into(), padded_rows(&head, m.hidden), None));
-    out.push(("lm_head_scales".into(), q.lm_head.scales.iter().flat_map(|s| s.to_le_bytes()).collect(), None));
-    let rope: Vec<u8> = q.rope.cos.iter().chain(&q.rope.sin).flat_map(|v| v.to_le_bytes()).collect();
-    out.push(("rope".into(), padded_rows(&rope, m.head_dim), None));
-    let lin = |l: &QLinear| -> Result<(Vec<u8>, Option<(u32, u32, f32)>)> {
-        let QWeights::Ternary { codes, scale } = &l.w else { bail!("only ternary linears have a device layout") };
-        let img =
-            model::import::image::pack_image(&shape.tl, codes, l.rows, l.cols, shape.buffer_beats, shape.bus_bytes);
-        Ok((img, Some((l.cols as u32, l.rows as u32, *scale))))
+    let bytes_of = |name: &str| ck.tensor(name).map(|t| t.data.len() as u64).unwrap_or(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layer = |i: usize| -> Result<Vec<Blob>> {
+        let p = format!("model.layers.{i}");
+        let norm = |n: &str, len: usize| -> Result<Vec<u8>> {
+            let name = format!("{p}.{n}.weight");
+            let w = ck.norm(&name, len)?;
+            progress(bytes_of(&name));
+            Ok(norm_bytes(&w))
+        };
+        let lin = |suffix: &str, rows: usize, cols: usize| -> Result<(Vec<u8>, Option<(u32, u32, f32)>)> {
+            let name = format!("{p}.{suffix}.weight");
+            let (img, scale) = ck.linear_image(&name, rows, cols, cfg, &shape.tl)?;
+            progress(bytes_of(&name));
+            Ok((img, Some((cols as u32, rows as u32, scale))))
+        };
+        let shapes = Checkpoint::linear_shapes(cfg);
+        let mut out: Vec<Blob> = vec![(format!("layers.{i}.attn_norm"), norm("input_layernorm", m.hidden)?, None)];
+        for (suffix, rows, cols) in &shapes[..4] {
+            let (b, meta) = lin(suffix, *rows, *cols)?;
+            out.push((format!("layers.{i}.{}", short(suffix)), b, meta));
+        }
+        if m.sub_norms {
+            out.push((
+                format!("layers.{i}.attn_sub_norm"),
+                norm("self_attn.attn_sub_norm", m.heads * m.head_dim)?,
+                None,
+            ));
+        }
+        out.push((format!("layers.{i}.ffn_norm"), norm("post_attention_layernorm", m.hidden)?, None));
+        for (suffix, rows, cols) in &shapes[4..] {
+            let (b, meta) = lin(suffix, *rows, *cols)?;
+            out.push((format!("layers.{i}.{}", short(suffix)), b, meta));
+        }
+        if m.sub_norms {
+            out.push((format!("layers.{i}.ffn_sub_norm"), norm("mlp.ffn_sub_norm", m.ffn)?, None));
+        }
+        Ok(out)
     };
-    for (i, l) in q.layers.iter().enumerate() {
-        let p = format!("layers.{i}");
-        out.push((format!("{p}.attn_norm"), norm_bytes(&l.attn_norm), None));
-        for (n, w) in [("q", &l.q), ("k", &l.k), ("v", &l.v), ("o", &l.o)] {
-            let (b, meta) = lin(w)?;
-            out.push((format!("{p}.{n}"), b, meta));
+    std::thread::scope(|s| -> Result<Vec<Blob>> {
+        // the embedding and LM head on their own thread while the layers are packed
+        let head = s.spawn(|| -> Result<Vec<Blob>> {
+            let embed: Vec<u8> = ck.embed_f16(cfg)?.iter().flat_map(|b| b.to_le_bytes()).collect();
+            let final_norm = norm_bytes(&ck.norm("model.norm.weight", m.hidden)?);
+            let lm = ck.lm_head_int8(cfg)?;
+            progress(
+                bytes_of("model.embed_tokens.weight") + bytes_of("model.norm.weight") + bytes_of("lm_head.weight"),
+            );
+            let head: Vec<u8> = lm.codes.iter().map(|&c| c as u8).collect();
+            let rope = model::numerics::RopeTable::new(m.head_dim, m.max_seq, m.rope_theta);
+            let rope: Vec<u8> = rope.cos.iter().chain(&rope.sin).flat_map(|v| v.to_le_bytes()).collect();
+            Ok(vec![
+                ("embed".into(), padded_rows(&embed, 2 * m.hidden), None),
+                ("final_norm".into(), final_norm, None),
+                ("lm_head".into(), padded_rows(&head, m.hidden), None),
+                ("lm_head_scales".into(), lm.scales.iter().flat_map(|s| s.to_le_bytes()).collect(), None),
+                ("rope".into(), padded_rows(&rope, m.head_dim), None),
+            ])
+        });
+        let mut layers: Vec<Blob> = Vec::new();
+        let ids: Vec<usize> = (0..m.layers).collect();
+        for group in ids.chunks(threads) {
+            let done: Vec<Result<Vec<Blob>>> = std::thread::scope(|s2| {
+                let hs: Vec<_> = group.iter().map(|&i| s2.spawn(move || layer(i))).collect();
+                hs.into_iter().map(|h| h.join().expect("layer packer panicked")).collect()
+            });
+            for d in done {
+                layers.extend(d?);
+            }
         }
-        if let Some(s) = &l.attn_sub_norm {
-            out.push((format!("{p}.attn_sub_norm"), norm_bytes(s), None));
-        }
-        out.push((format!("{p}.ffn_norm"), norm_bytes(&l.ffn_norm), None));
-        for (n, w) in [("gate", &l.gate), ("up", &l.up), ("down", &l.down)] {
-            let (b, meta) = lin(w)?;
-            out.push((format!("{p}.{n}"), b, meta));
-        }
-        if let Some(s) = &l.ffn_sub_norm {
-            out.push((format!("{p}.ffn_sub_norm"), norm_bytes(s), None));
-        }
+        let mut out = head.join().expect("embedding loader panicked")?;
+        out.extend(layers);
+        Ok(out)
+    })
+}
+
+fn short(suffix: &str) -> &str {
+    match suffix {
+        "self_attn.q_proj" => "q",
+        "self_attn.k_proj" => "k",
+        "self_attn.v_proj" => "v",
+        "self_attn.o_proj" => "o",
+        "mlp.gate_proj" => "gate",
+        "mlp.up_proj" => "up",
+        _ => "down",
     }
-    Ok(out)
 }
 
 /// Import `model` under `cfg` into the image file `out`; `progress(done, total)` gets checkpoint
@@ -129,13 +187,15 @@ pub fn import(model: &Path, cfg: &Config, out: &Path, progress: &(dyn Fn(u64, u6
     let ck = Checkpoint::open(model).with_context(|| format!("opening checkpoint {}", model.display()))?;
     let total = ck.data_bytes();
     let done = std::sync::atomic::AtomicU64::new(0);
-    let q = ck
-        .load_quant_with(cfg, &|n| {
-            let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-            progress(d.min(total), total);
-        })
-        .with_context(|| format!("loading checkpoint {}", model.display()))?;
+    let step = |n: u64| {
+        let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        progress(d.min(total), total);
+    };
+    let ctx = || format!("loading checkpoint {}", model.display());
+    ck.check(cfg).with_context(ctx)?;
     if cfg.quant.weights != WeightFormat::Ternary {
+        // load it all the same: every tensor checked, linears quantized as the reference would
+        ck.load_quant_with(cfg, &step).with_context(ctx)?;
         bail!(
             "the checkpoint loads under config {} ({:?} weights, quantized on import), but the device weight image for {:?} weights comes with the AccLLM engine, which is not built yet; only ternary configs have an image today (the reference runs the model: trit accuracy --model {} --config ...)",
             cfg.name,
@@ -145,7 +205,7 @@ pub fn import(model: &Path, cfg: &Config, out: &Path, progress: &(dyn Fn(u64, u6
         );
     }
     let shape = DeviceShape::of(cfg, &hdl::TlmmParams::from_config(cfg));
-    let blobs = blobs(&q, &shape)?;
+    let blobs = checkpoint_blobs(&ck, cfg, &shape, &step).with_context(ctx)?;
     // Header: segment offsets depend on the header length, so size it with placeholder offsets
     // first (offsets are fixed-width enough after one pass: lay out twice).
     let mut segments: Vec<Segment> = Vec::new();
