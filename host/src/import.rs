@@ -79,8 +79,14 @@ fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
     out
 }
 
+/// A linear's `(k, n, scale)`.
+type LinMeta = Option<(u32, u32, f32)>;
+
 /// A blob of the image: name, bytes, and for linears `(k, n, scale)`.
-type Blob = (String, Vec<u8>, Option<(u32, u32, f32)>);
+type Blob = (String, Vec<u8>, LinMeta);
+
+/// A read-back image: header JSON and (segment name, bytes).
+pub type Image = (serde_json::Value, Vec<(String, Vec<u8>)>);
 
 /// The blobs of the image in the runtime's write order, straight from the checkpoint: packed
 /// BitNet linears go from their bytes to TLMM images without a code array, layers are packed on
@@ -102,7 +108,7 @@ fn checkpoint_blobs(
             progress(bytes_of(&name));
             Ok(norm_bytes(&w))
         };
-        let lin = |suffix: &str, rows: usize, cols: usize| -> Result<(Vec<u8>, Option<(u32, u32, f32)>)> {
+        let lin = |suffix: &str, rows: usize, cols: usize| -> Result<(Vec<u8>, LinMeta)> {
             let name = format!("{p}.{suffix}.weight");
             let (img, scale) = ck.linear_image(&name, rows, cols, cfg, &shape.tl)?;
             progress(bytes_of(&name));
@@ -285,7 +291,7 @@ pub fn import(model: &Path, cfg: &Config, out: &Path, progress: &(dyn Fn(u64, u6
 }
 
 /// Read an image file back: its header (JSON) and the bytes of every segment by name.
-pub fn read_image(path: &Path) -> Result<(serde_json::Value, Vec<(String, Vec<u8>)>)> {
+pub fn read_image(path: &Path) -> Result<Image> {
     let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if b.len() < 16 || &b[..8] != MAGIC {
         bail!("{}: not a trit weight image (no TRITWIMG magic)", path.display());

@@ -8,8 +8,9 @@
 //!   absmean-quantized on import.
 //!
 //! Timed: open (mmap) + every linear into its TLMM weight image (packed tensors straight from
-//! their bytes, float tensors absmean-quantized first; layers on every core) + embedding to fp16
-//! + LM head to int8 rows, all in memory: reported as checkpoint MB (10^6 bytes) per second.
+//! their bytes, float tensors absmean-quantized first; layers on every core), the embedding to
+//! fp16 and the LM head to int8 rows, all in memory: reported as checkpoint MB (10^6 bytes) per
+//! second.
 //! Then, timed separately, writing that image to a file (end-to-end figure).
 //! The checkpoint was just written, so it is read from the page cache: this measures the import,
 //! not the disk. `cargo bench -p trit-model --bench import` (prints, asserts nothing).
