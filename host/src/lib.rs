@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod device;
 pub mod eval;
+pub mod import;
 pub mod refdev;
 pub mod runtime;
 pub mod sampling;

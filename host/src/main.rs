@@ -80,6 +80,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Import a checkpoint (Hugging Face directory or .safetensors, BitNet packed or float;
+    /// GGUF with TQ1_0/TQ2_0 or float tensors) into the device weight image file.
+    Import(ImportArgs),
     /// Measure an engine in simulation.
     Bench {
         #[command(subcommand)]
@@ -238,6 +241,22 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct ImportArgs {
+    /// Checkpoint: a Hugging Face directory, a .safetensors file or a .gguf file.
+    #[arg(long, short = 'm')]
+    model: std::path::PathBuf,
+    /// Preset name or TOML file (default: derived from the checkpoint's config).
+    #[arg(long)]
+    config: Option<String>,
+    /// The weight image to write.
+    #[arg(long, default_value = "weights.bin")]
+    out: std::path::PathBuf,
+    /// JSON report (segments with offsets) instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct AccuracyArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -301,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Import(a) => import_cmd(a),
         Cmd::Doctor => doctor(),
         Cmd::Sim { config, layers, prompt_len, decode_steps, lm_head, json } => {
             let req =
@@ -347,6 +367,41 @@ fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
 
 fn toml_of(cfg: &Config) -> Result<String> {
     Ok(toml::to_string(&serde_json::to_value(cfg)?)?)
+}
+
+fn import_cmd(a: ImportArgs) -> Result<()> {
+    let cfg = match &a.config {
+        Some(c) => Config::load(c)?,
+        None => host::session::config_from_checkpoint(&a.model)?,
+    };
+    let pb = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("template"),
+    );
+    pb.set_message("importing");
+    let r = host::import::import(&a.model, &cfg, &a.out, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    });
+    pb.finish_and_clear();
+    let r = r?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "imported {} ({}) under config {}: {:.1} MB of tensors -> {} ({:.1} MB, {} segments) in {:.2} s ({:.0} MB/s)",
+            r.source,
+            r.format,
+            r.config,
+            r.checkpoint_bytes as f64 / 1e6,
+            a.out.display(),
+            r.image_bytes as f64 / 1e6,
+            r.segments.len(),
+            r.seconds,
+            r.mb_per_s
+        );
+    }
+    Ok(())
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {

@@ -6,8 +6,9 @@ use crate::refdev::RefDevice;
 use crate::runtime::{DeviceShape, Runtime};
 use crate::sampling::{Sampler, SamplingParams};
 use anyhow::{bail, Context, Result};
-use model::checkpoint::{load_dir, FloatWeights, HfConfig};
+use model::checkpoint::FloatWeights;
 use model::config::{Config, FfnActivation, ModelConfig};
+use model::import::Checkpoint;
 use model::reference::{QuantModel, Reference};
 use model::tokenizer::{json_ids, Tok};
 use serde::Serialize;
@@ -46,8 +47,8 @@ impl Session {
             return Session::tiny(Config::load(config.unwrap_or("tiny"))?, model::tiny::TINY_SEED);
         }
         let dir = PathBuf::from(model);
-        if !dir.is_dir() {
-            bail!("--model {model}: not a directory (give a Hugging Face checkpoint directory, or `tiny`)");
+        if !dir.exists() {
+            bail!("--model {model}: no such file or directory (give a Hugging Face checkpoint directory, a .gguf or .safetensors file, or `tiny`)");
         }
         let cfg = match config {
             Some(c) => Config::load(c)?,
@@ -66,16 +67,23 @@ impl Session {
         s
     }
 
+    /// Load any checkpoint format (`model::import`): float weights as stored (pre-quantized
+    /// linears dequantized), hardware weights straight from the checkpoint (pre-quantized
+    /// ternary codes kept exactly). The tokenizer is `tokenizer.json` in the directory, or beside
+    /// a `.gguf`/`.safetensors` file.
     fn load(dir: &Path, cfg: Config) -> Result<Session> {
-        let weights = load_dir(dir, &cfg).with_context(|| format!("loading checkpoint {}", dir.display()))?;
-        let quant = Arc::new(QuantModel::from_float(&cfg, &weights));
+        let ctx = || format!("loading checkpoint {}", dir.display());
+        let ck = Checkpoint::open(dir).with_context(ctx)?;
+        let weights = ck.load_float(&cfg).with_context(ctx)?;
+        let quant = Arc::new(ck.load_quant(&cfg).with_context(ctx)?);
+        let tok_dir = if dir.is_dir() { dir } else { dir.parent().unwrap_or(Path::new(".")) };
         // config.json may list several EOS ids; the config's own comes first.
         let mut eos = vec![cfg.model.eos_token_id];
-        if let Ok(text) = std::fs::read_to_string(dir.join("config.json")) {
+        if let Ok(text) = std::fs::read_to_string(tok_dir.join("config.json")) {
             let raw: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             eos.extend(raw.get("eos_token_id").map(json_ids).unwrap_or_default());
         }
-        let tok = Tok::load_dir(dir, cfg.model.bos_token_id, &eos).map_err(anyhow::Error::msg)?;
+        let tok = Tok::load_dir(tok_dir, cfg.model.bos_token_id, &eos).map_err(anyhow::Error::msg)?;
         Ok(Session { cfg, dir: dir.to_path_buf(), weights, quant, tok })
     }
 
@@ -340,13 +348,13 @@ pub fn generate_greedy(
     generate(s, r, prompt, &opts, on_token, |_| {})
 }
 
-/// A config for a checkpoint directory without an explicit one: the model section from
-/// `config.json` (sub-norms when `model_type` is `bitnet`), everything else from the
-/// `tellme-kv260` preset.
+/// A config for a checkpoint (directory, `.safetensors` or `.gguf`) without an explicit one:
+/// the model section from `config.json` or the GGUF metadata (sub-norms when the model is
+/// BitNet), everything else from the `tellme-kv260` preset.
 pub fn config_from_checkpoint(dir: &Path) -> Result<Config> {
-    let path = dir.join("config.json");
-    let hf = HfConfig::read(&path)?;
-    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let ck = Checkpoint::open(dir)?;
+    let path = ck.config_path().to_path_buf();
+    let hf = ck.hf_config().clone();
     let id = |v: &Option<serde_json::Value>, what: &str| -> Result<u32> {
         let v = v.as_ref().with_context(|| format!("{}: no `{what}`", path.display()))?;
         let n = v.as_u64().or_else(|| v.as_array().and_then(|a| a.first()).and_then(|x| x.as_u64()));
@@ -367,7 +375,7 @@ pub fn config_from_checkpoint(dir: &Path) -> Result<Config> {
         norm_eps: hf.rms_norm_eps,
         tied_embeddings: hf.tie_word_embeddings,
         ffn_activation: if hf.hidden_act == "relu2" { FfnActivation::Relu2 } else { FfnActivation::Silu },
-        sub_norms: raw.get("model_type").and_then(|t| t.as_str()) == Some("bitnet"),
+        sub_norms: ck.is_bitnet(),
         bos_token_id: id(&hf.bos_token_id, "bos_token_id")?,
         eos_token_id: id(&hf.eos_token_id, "eos_token_id")?,
     };

@@ -1,11 +1,13 @@
-//! Checkpoints in the Hugging Face layout: `config.json` + `model.safetensors`.
+//! Checkpoints in the Hugging Face layout: `config.json` + `model.safetensors` (or shards), and
+//! the f32 weight containers every checkpoint format loads into.
 //!
-//! This is the loader every checkpoint goes through, the tiny model included: it reads the
-//! config, checks it against the chosen [`Config`], memory-maps the safetensors file, checks
-//! every tensor's presence, shape and dtype, and converts to f32 ([`FloatWeights`]).
+//! [`load_dir`] is the loader the tiny model and every Hugging Face directory go through: it
+//! reads the config, checks it against the chosen [`Config`], memory-maps the safetensors
+//! file(s), checks every tensor's presence, shape and dtype, and converts to f32
+//! ([`FloatWeights`]). The formats themselves (sharded safetensors, packed BitNet, GGUF) live in
+//! [`crate::import`].
 
 use crate::config::{Config, FfnActivation};
-use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,13 @@ pub enum CheckpointError {
         /// The parser's message.
         msg: String,
     },
+    /// The GGUF container is malformed.
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        msg: String,
+    },
     /// A tensor is missing, has the wrong shape or an unsupported dtype.
     Tensor {
         /// The tensor name.
@@ -52,6 +61,7 @@ impl fmt::Display for CheckpointError {
             CheckpointError::Format { path, msg } => {
                 write!(f, "{}: not a valid safetensors file: {msg}", path.display())
             }
+            CheckpointError::Gguf { path, msg } => write!(f, "{}: not a valid GGUF file: {msg}", path.display()),
             CheckpointError::Tensor { name, msg } => write!(f, "tensor `{name}`: {msg}"),
         }
     }
@@ -140,6 +150,24 @@ pub struct HfConfig {
     pub bos_token_id: Option<serde_json::Value>,
     /// EOS id (an int or a list).
     pub eos_token_id: Option<serde_json::Value>,
+    /// `bitnet`, `llama`, ...
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// How pre-quantized weights are stored (BitNet: packed uint8 + `weight_scale`).
+    #[serde(default)]
+    pub quantization_config: Option<QuantizationConfig>,
+}
+
+/// `quantization_config` of a pre-quantized checkpoint (transformers' `BitNetQuantConfig`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuantizationConfig {
+    /// `bitnet` for BitNet checkpoints.
+    pub quant_method: Option<String>,
+    /// `autobitlinear` (the 2B-4T release: the output is multiplied by `weight_scale`) or
+    /// `bitlinear` (the transformers default: divided by it).
+    pub linear_class: Option<String>,
+    /// `offline` (packed ternary weights) or `online` (float master weights).
+    pub quantization_mode: Option<String>,
 }
 
 /// `rope_parameters` of transformers 5.
@@ -237,77 +265,10 @@ impl HfConfig {
     }
 }
 
-/// Load `dir/config.json` + `dir/model.safetensors`, checked against `cfg`.
+/// Load a Hugging Face checkpoint directory (`config.json` + `model.safetensors` or
+/// `model.safetensors.index.json` shards), checked against `cfg`, as f32 weights. Pre-quantized
+/// (packed BitNet) linears come back dequantized (`code * scale`); use
+/// [`crate::import::Checkpoint::load_quant`] to keep their codes.
 pub fn load_dir(dir: &Path, cfg: &Config) -> Result<FloatWeights, CheckpointError> {
-    let cfg_path = dir.join("config.json");
-    HfConfig::read(&cfg_path)?.check_against(cfg, &cfg_path)?;
-    let st_path = dir.join("model.safetensors");
-    let file = std::fs::File::open(&st_path).map_err(|source| CheckpointError::Io { path: st_path.clone(), source })?;
-    // SAFETY: the file is opened read-only and not modified while mapped (checkpoints are inputs).
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|source| CheckpointError::Io { path: st_path.clone(), source })?;
-    let st = SafeTensors::deserialize(&map)
-        .map_err(|e| CheckpointError::Format { path: st_path.clone(), msg: e.to_string() })?;
-    read_weights(&st, cfg)
-}
-
-fn read_weights(st: &SafeTensors, cfg: &Config) -> Result<FloatWeights, CheckpointError> {
-    let m = &cfg.model;
-    let (h, f, kv) = (m.hidden, m.ffn, cfg.kv_dim());
-    let t = |name: &str, shape: &[usize]| tensor_f32(st, name, shape);
-    let has = |name: &str| st.names().iter().any(|n| *n == name);
-    let mut layers = Vec::with_capacity(m.layers);
-    for i in 0..m.layers {
-        let p = format!("model.layers.{i}");
-        let attn_sub = format!("{p}.self_attn.attn_sub_norm.weight");
-        let ffn_sub = format!("{p}.mlp.ffn_sub_norm.weight");
-        if m.sub_norms != has(&attn_sub) || m.sub_norms != has(&ffn_sub) {
-            let msg = if m.sub_norms {
-                format!("missing, but config {} has model.sub_norms = true", cfg.name)
-            } else {
-                format!("present, but config {} has model.sub_norms = false", cfg.name)
-            };
-            let name = if m.sub_norms != has(&attn_sub) { attn_sub } else { ffn_sub };
-            return Err(CheckpointError::Tensor { name, msg });
-        }
-        layers.push(FloatLayer {
-            attn_norm: t(&format!("{p}.input_layernorm.weight"), &[h])?,
-            q: t(&format!("{p}.self_attn.q_proj.weight"), &[h, h])?,
-            k: t(&format!("{p}.self_attn.k_proj.weight"), &[kv, h])?,
-            v: t(&format!("{p}.self_attn.v_proj.weight"), &[kv, h])?,
-            o: t(&format!("{p}.self_attn.o_proj.weight"), &[h, h])?,
-            attn_sub_norm: if m.sub_norms { Some(t(&attn_sub, &[h])?) } else { None },
-            ffn_norm: t(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-            gate: t(&format!("{p}.mlp.gate_proj.weight"), &[f, h])?,
-            up: t(&format!("{p}.mlp.up_proj.weight"), &[f, h])?,
-            down: t(&format!("{p}.mlp.down_proj.weight"), &[h, f])?,
-            ffn_sub_norm: if m.sub_norms { Some(t(&ffn_sub, &[f])?) } else { None },
-        });
-    }
-    let lm_head = if m.tied_embeddings { None } else { Some(t("lm_head.weight", &[m.vocab, h])?) };
-    Ok(FloatWeights {
-        embed: t("model.embed_tokens.weight", &[m.vocab, h])?,
-        layers,
-        final_norm: t("model.norm.weight", &[h])?,
-        lm_head,
-    })
-}
-
-fn tensor_f32(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {
-    let err = |msg: String| CheckpointError::Tensor { name: name.to_string(), msg };
-    let view = st.tensor(name).map_err(|_| err("missing from the checkpoint".into()))?;
-    if view.shape() != shape {
-        return Err(err(format!("shape {:?}, expected {:?}", view.shape(), shape)));
-    }
-    let data = view.data();
-    let out: Vec<f32> = match view.dtype() {
-        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        other => return Err(err(format!("dtype {other:?} is not supported here (F32, F16, BF16)"))),
-    };
-    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-        return Err(err(format!("element {i} is {} (not finite)", out[i])));
-    }
-    Ok(out)
+    crate::import::Checkpoint::open(dir)?.load_float(cfg)
 }

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod float;
+pub mod import;
 pub mod numerics;
 pub mod ops;
 pub mod pack;

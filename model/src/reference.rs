@@ -128,12 +128,32 @@ impl QuantModel {
                 ffn_sub_norm: l.ffn_sub_norm.as_deref().map(NormWeight::from_f32),
             })
             .collect();
+        QuantModel::assemble(
+            cfg,
+            w.embed.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect(),
+            layers,
+            NormWeight::from_f32(&w.final_norm),
+            Int8Rows::quantize(w.lm_head(), m.vocab, h),
+        )
+    }
+
+    /// A model from weights already in hardware form (the checkpoint importer builds these
+    /// directly, so pre-quantized ternary weights never round-trip through floats); the tables
+    /// (RoPE, exp2) and constants come from `cfg`.
+    pub fn assemble(
+        cfg: &Config,
+        embed: Vec<u16>,
+        layers: Vec<QuantLayer>,
+        final_norm: NormWeight,
+        lm_head: Int8Rows,
+    ) -> QuantModel {
+        let m = &cfg.model;
         QuantModel {
             cfg: cfg.clone(),
-            embed: w.embed.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect(),
+            embed,
             layers,
-            final_norm: NormWeight::from_f32(&w.final_norm),
-            lm_head: Int8Rows::quantize(w.lm_head(), m.vocab, h),
+            final_norm,
+            lm_head,
             rope: RopeTable::new(m.head_dim, m.max_seq, m.rope_theta),
             exp2: Exp2Tables::new(),
             eps: m.norm_eps as f32,
