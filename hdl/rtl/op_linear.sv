@@ -15,8 +15,9 @@
 //   of each chunk per AXI master (one assembler per port, the buffer's write port shared). A
 //   matrix larger than half the buffer is cut into chunks of at most half a buffer, loaded into
 //   one half while the unit runs the other (double buffering). The first and the last chunk are
-//   small ("edge" chunks, an eighth of a full one): the unit starts early and the run after the
-//   last load is short. `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
+//   small ("edge" chunks, an eighth of a full one): the unit starts early, the next matrix's
+//   prefetch soon uses all ports, and the run after the last load is short.
+//   `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
 // - It starts at once when the op starts (during phases 1-3; port 0 joins in MATMUL).
 // - Prefetch: a LINEAR descriptor may name the next matrix (`prefetch_*`, docs/isa.md). When
 //   this matrix is loaded, the loader goes on with the next one into the halves this op frees,
@@ -134,6 +135,8 @@ module op_linear #(
   logic [31:0] c_q [MAX_TOKENS];
   logic [63:0] nx_w_q;    // the job's prefetch hint: next matrix (0: none), its k and n
   logic [31:0] nx_k_q, nx_n_q;
+  logic [31:0] nx_cb_q;   // ... its full chunk, worked out while the job runs
+  logic        nx_sizing_q;
 
   wire logic [31:0] steps  = steps_of(k_i);
   wire logic [31:0] blocks = blocks_of(n_i);
@@ -179,7 +182,7 @@ module op_linear #(
                              (p0_free || PORTS > 1) && (ld_claimed_q || PORTS > 1);
   wire logic [31:0] nx_steps  = steps_of(nx_k_q);
   wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
-  wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && PORTS > 1 &&
+  wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
                       ld_halves_q && fits(nx_steps, nx_blocks) && 2 * nx_steps <= 32'(WBUF_DEPTH);
   wire logic tag_hit = ld_valid_q && !ld_claimed_q && ld_w_q == weights_i && ld_k_q == k_i && ld_n_q == n_i;
   assign ports_busy_o = PORTS > 1 && (l_state_q == L_CMD || l_state_q == L_DATA);
@@ -459,6 +462,8 @@ module op_linear #(
       nx_w_q    <= '0;
       nx_k_q    <= '0;
       nx_n_q    <= '0;
+      nx_cb_q   <= '0;
+      nx_sizing_q <= 1'b0;
       b0_q      <= '0;
       nb_q      <= '0;
       l_state_q <= L_IDLE;
@@ -527,9 +532,8 @@ module op_linear #(
             ld_blocks_q     <= nx_blocks;
             ld_halves_q     <= 1'b1;
             ld_first_half_q <= l_half_q;
-            ld_cb_q         <= 32'd1;
+            ld_cb_q         <= nx_cb_q;
             l_b0_q          <= '0;
-            l_state_q       <= L_SIZE;
             nx_w_q          <= '0;
           end
         end
@@ -582,6 +586,11 @@ module op_linear #(
         ld_valid_q <= 1'b0;
         full_q     <= '0;
       end
+      // The next matrix's full chunk (as L_SIZE, for half a buffer), so the switch is at once.
+      if (nx_sizing_q) begin
+        if ((nx_cb_q + 1) * nx_steps <= 32'(HALF) && nx_cb_q < nx_blocks) nx_cb_q <= nx_cb_q + 1;
+        else nx_sizing_q <= 1'b0;
+      end
 
       // ---- the job.
       unique case (state_q)
@@ -602,6 +611,8 @@ module op_linear #(
           nx_w_q    <= pf_weights_i;
           nx_k_q    <= pf_k_i;
           nx_n_q    <= pf_n_i;
+          nx_cb_q   <= 32'd1;
+          nx_sizing_q <= pf_weights_i != '0;
           sidx_q    <= '0;
           r_running_q <= 1'b0;
           if (bad) begin

@@ -56,7 +56,7 @@ fn put_bits(buf: &mut [u8], at: usize, n: usize, v: u64) {
     }
 }
 
-/// [`Tlmm::pack_image`], fast: chunks of [`Tlmm::chunk_blocks`] row blocks, each chunk's beats in
+/// [`Tlmm::pack_image`], fast: the [`Tlmm::chunks`] of the matrix, each chunk's beats in
 /// (step, block) order, every beat padded to [`Tlmm::beat_stride`] bytes.
 pub fn pack_image(tl: &Tlmm, codes: &[i8], n: usize, k: usize, buffer_beats: usize, bus_bytes: usize) -> Vec<u8> {
     assert_eq!(codes.len(), n * k);
@@ -133,12 +133,11 @@ fn pack_group_codes(tl: &Tlmm, gc: &[u8], n: usize, k: usize, buffer_beats: usiz
     let (steps, blocks) = (tl.steps(k), tl.blocks(n));
     let stride = tl.beat_stride(bus_bytes);
     let cw = tl.code_bits();
-    let per_chunk = tl.chunk_blocks(n, k, buffer_beats);
     let mut out = vec![0u8; steps * blocks * stride];
     let mut beat_i = 0;
-    for first in (0..blocks).step_by(per_chunk) {
+    for (first, size) in tl.chunks(n, k, buffer_beats) {
         for s in 0..steps {
-            for b in first..(first + per_chunk).min(blocks) {
+            for b in first..first + size {
                 let beat = &mut out[beat_i * stride..(beat_i + 1) * stride];
                 beat_i += 1;
                 for c in 0..tl.cols {
