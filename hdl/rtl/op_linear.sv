@@ -12,15 +12,17 @@
 // The weight loader is a separate machine with its own job context, so loads overlap
 // everything else:
 // - It streams a matrix chunk by chunk into the TLMM unit's weight buffer, one contiguous share
-//   of each chunk per AXI master (one assembler per port, the buffer's write port shared). A
-//   matrix larger than half the buffer is cut into chunks of at most half a buffer, loaded into
-//   one half while the unit runs the other (double buffering). The first and the last chunk are
-//   small ("edge" chunks, an eighth of a full one): the unit starts early, the next matrix's
-//   prefetch soon uses all ports, and the run after the last load is short.
+//   of each chunk per AXI master (one assembler per port, the buffer's write port shared). The
+//   buffer is a ring: a chunk loads wherever the ring has room for it (one beat after the last),
+//   and the unit runs the loaded chunks in load order (a queue of up to CHUNK_Q), freeing each
+//   chunk's beats when its run ends. A matrix larger than half the buffer is cut into chunks of
+//   at most half a buffer, so one loads while another runs (double buffering); the first and the
+//   last chunk are small ("edge" chunks, an eighth of a full one): the unit starts early, the
+//   next matrix's prefetch soon uses all ports, and the run after the last load is short.
 //   `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
 // - It starts at once when the op starts (during phases 1-3; port 0 joins in MATMUL).
 // - Prefetch: a LINEAR descriptor may name the next matrix (`prefetch_*`, docs/isa.md). When
-//   this matrix is loaded, the loader goes on with the next one into the halves this op frees,
+//   this matrix is loaded, the loader goes on with the next one into the room this op frees,
 //   over the weight-only ports 1..PORTS-1 (port 0 belongs to whichever engine runs next), also
 //   after this op is done. The next LINEAR with the same (weights, k, n) finds its first chunks
 //   loaded; any other LINEAR waits for a load in flight and drops them. The kernel holds the
@@ -128,7 +130,6 @@ module op_linear #(
   localparam int HALF = WBUF_DEPTH / 2;
   logic [15:0] tokens_q;
   logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, tok_q;
-  logic        halves_q;  // the matrix uses the buffer as two halves (double buffering)
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
   logic        acc_q;
   logic [31:0] s_q [MAX_TOKENS];
@@ -150,17 +151,25 @@ module op_linear #(
   logic [63:0] ld_w_q;
   logic [31:0] ld_k_q, ld_n_q, ld_steps_q, ld_blocks_q;
   logic [31:0] ld_cb_q;          // blocks of a full chunk (worked out in L_SIZE)
-  logic        ld_halves_q;
-  logic        ld_first_half_q;  // the half holding the context's first chunk
+  logic        ld_halves_q;      // one block's steps fit half the buffer (the chunk rule)
+  logic        flush_q;          // forget the context once the load in flight is done
   logic [31:0] l_b0_q;           // next block to load
-  logic        l_half_q;         // half being loaded
   logic        l_p0_q;           // port 0 takes part in the chunk being loaded
-  logic [1:0]  full_q;           // half holds a loaded chunk not yet run to the end
-  logic [31:0] h_b0_q [2];       // the chunk in each half: first block, blocks
-  logic [31:0] h_nb_q [2];
-  // Runner: the TLMM unit over the loaded halves, in load order.
-  logic        r_half_q, r_running_q;
+  logic [WA_W-1:0] l_base_q;     // ring address of the chunk being loaded
+  // The ring: the next chunk goes at wp_q; free_q beats are neither loaded, loading nor running.
+  logic [WA_W-1:0] wp_q;
+  logic [31:0]     free_q;
+  // Loaded chunks not yet run, in load order: first block, blocks, ring address.
+  localparam int CHUNK_Q = 4;
+  logic [31:0]     cq_b0_q   [CHUNK_Q];
+  logic [31:0]     cq_nb_q   [CHUNK_Q];
+  logic [WA_W-1:0] cq_base_q [CHUNK_Q];
+  logic [1:0]      cq_head_q, cq_tail_q;
+  logic [2:0]      cq_cnt_q;
+  // Runner: the TLMM unit over the loaded chunks, in load order.
+  logic        r_running_q;
   logic [31:0] b0_q, nb_q;       // the chunk being run
+  logic [WA_W-1:0] r_base_q;
 
   // Chunk sizes (model::pack::Tlmm::chunks): full chunks of ld_cb blocks, except that a
   // double-buffered matrix starts and ends with an edge chunk of ld_cb / 8 blocks (rounded up).
@@ -172,19 +181,24 @@ module op_linear #(
     else if (l_b0_q == '0 || l_rem <= ld_edge) l_nb = l_rem < ld_edge ? l_rem : ld_edge;
     else l_nb = l_rem - ld_edge < ld_cb_q ? l_rem - ld_edge : ld_cb_q;
   end
-  wire logic [WA_W-1:0] l_base = ld_halves_q && l_half_q ? WA_W'(HALF) : '0;
+  // Ring addresses wrap at the buffer's depth.
+  function automatic logic [WA_W-1:0] wrap(input logic [31:0] a);
+    wrap = a >= 32'(WBUF_DEPTH) ? WA_W'(a - 32'(WBUF_DEPTH)) : WA_W'(a);
+  endfunction
   // Port 0 loads the running job's chunks in MATMUL only (before, it reads scales, codes and
   // rows; a prefetch leaves it to the engine that runs next).
   wire logic p0_free = ld_claimed_q && state_q == MATMUL;
   // The loader's moves from L_IDLE wait while the job context is being replaced.
   wire logic l_go = state_q != WAIT_LD && !(state_q == IDLE && start_i) && !flush_i && !hold_i;
-  wire logic l_start_chunk = l_go && ld_valid_q && l_b0_q < ld_blocks_q && !full_q[l_half_q] &&
+  wire logic l_start_chunk = l_go && ld_valid_q && !flush_q && l_b0_q < ld_blocks_q && 32'(cq_cnt_q) < CHUNK_Q &&
+                             l_nb * ld_steps_q <= free_q &&
                              (p0_free || PORTS > 1) && (ld_claimed_q || PORTS > 1);
   wire logic [31:0] nx_steps  = steps_of(nx_k_q);
   wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
   wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
-                      ld_halves_q && fits(nx_steps, nx_blocks) && 2 * nx_steps <= 32'(WBUF_DEPTH);
-  wire logic tag_hit = ld_valid_q && !ld_claimed_q && ld_w_q == weights_i && ld_k_q == k_i && ld_n_q == n_i;
+                      fits(nx_steps, nx_blocks) && 2 * nx_steps <= 32'(WBUF_DEPTH);
+  wire logic tag_hit = ld_valid_q && !ld_claimed_q && !flush_q && ld_w_q == weights_i && ld_k_q == k_i &&
+                       ld_n_q == n_i;
   assign ports_busy_o = PORTS > 1 && (l_state_q == L_CMD || l_state_q == L_DATA);
 
   // ---------------------------------------------------------------- scalar unit: c = s * w_scale
@@ -256,7 +270,7 @@ module op_linear #(
   assign u_tokens = TOKW'(tokens_q);
   assign u_blocks = BLKW'(nb_q);
   logic [WA_W-1:0] u_wbase;
-  assign u_wbase = halves_q && r_half_q ? WA_W'(HALF) : '0;
+  assign u_wbase = r_base_q;
   assign u_steps  = STPW'(steps_q);
 
   tlmm_unit #(
@@ -447,6 +461,10 @@ module op_linear #(
 
   // ---------------------------------------------------------------- control
   logic [31:0] sidx_q;  // scales words received
+  wire logic ring_take = l_state_q == L_IDLE && l_start_chunk;
+  wire logic ring_give = state_q == MATMUL && u_done;
+  wire logic cq_push   = l_state_q == L_DATA && u_we && written_q + 1 == chunk_beats;
+  wire logic cq_pop    = state_q == MATMUL && !r_running_q && cq_cnt_q != '0;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q   <= IDLE;
@@ -458,7 +476,6 @@ module op_linear #(
       w_scale_q <= '0;
       steps_q   <= '0;
       blocks_q  <= '0;
-      halves_q  <= 1'b0;
       nx_w_q    <= '0;
       nx_k_q    <= '0;
       nx_n_q    <= '0;
@@ -476,17 +493,22 @@ module op_linear #(
       ld_blocks_q  <= '0;
       ld_cb_q      <= '0;
       ld_halves_q  <= 1'b0;
-      ld_first_half_q <= 1'b0;
+      flush_q      <= 1'b0;
       l_b0_q    <= '0;
-      l_half_q  <= 1'b0;
+      l_base_q  <= '0;
+      wp_q      <= '0;
+      free_q    <= 32'(WBUF_DEPTH);
+      cq_head_q <= '0;
+      cq_tail_q <= '0;
+      cq_cnt_q  <= '0;
+      r_base_q  <= '0;
+      for (int i = 0; i < CHUNK_Q; i++) begin
+        cq_b0_q[i]   <= '0;
+        cq_nb_q[i]   <= '0;
+        cq_base_q[i] <= '0;
+      end
       l_p0_q    <= 1'b0;
-      r_half_q  <= 1'b0;
       r_running_q <= 1'b0;
-      full_q    <= '0;
-      h_b0_q[0] <= '0;
-      h_b0_q[1] <= '0;
-      h_nb_q[0] <= '0;
-      h_nb_q[1] <= '0;
       tok_q     <= '0;
       codes_q   <= '0;
       scales_q  <= '0;
@@ -522,6 +544,8 @@ module op_linear #(
             l_state_q <= L_CMD;
             l_p0_q    <= p0_free;
             p_sent_q  <= '0;
+            l_base_q  <= wp_q;
+            wp_q      <= wrap(32'(wp_q) + l_nb * ld_steps_q);
           end else if (l_next) begin
             // This job's matrix is loaded: go on with the next one (a prefetch).
             ld_claimed_q    <= 1'b0;
@@ -531,7 +555,6 @@ module op_linear #(
             ld_steps_q      <= nx_steps;
             ld_blocks_q     <= nx_blocks;
             ld_halves_q     <= 1'b1;
-            ld_first_half_q <= l_half_q;
             ld_cb_q         <= nx_cb_q;
             l_b0_q          <= '0;
             nx_w_q          <= '0;
@@ -554,13 +577,13 @@ module op_linear #(
             for (int p = 0; p < PORTS; p++) begin
               p_words_q[p] <= p_len[p] * 32'(WPB);
               p_word_q[p]  <= '0;
-              p_addr_q[p]  <= l_base + WA_W'(p_slot[p] * share);
+              p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share);
             end
           end
         end
         L_DATA: begin
           for (int p = 0; p < PORTS; p++) begin
-            if (p_grant[p]) p_addr_q[p] <= p_addr_q[p] + 1;
+            if (p_grant[p]) p_addr_q[p] <= wrap(32'(p_addr_q[p]) + 1);
             if (p_valid[p] && p_ready[p]) begin
               p_words_q[p] <= p_words_q[p] - 1;
               if (p_word_q[p] == 32'(WPB - 1)) p_word_q[p] <= '0;
@@ -571,20 +594,34 @@ module op_linear #(
           if (u_we) begin
             written_q <= written_q + 1;
             if (written_q + 1 == chunk_beats) begin
-              full_q[l_half_q] <= 1'b1;
-              h_b0_q[l_half_q] <= l_b0_q;
-              h_nb_q[l_half_q] <= l_nb;
+              cq_b0_q[cq_tail_q]   <= l_b0_q;
+              cq_nb_q[cq_tail_q]   <= l_nb;
+              cq_base_q[cq_tail_q] <= l_base_q;
+              cq_tail_q <= cq_tail_q + 1;
               l_b0_q    <= l_b0_q + l_nb;
-              l_half_q  <= ld_halves_q ? !l_half_q : 1'b0;
               l_state_q <= L_IDLE;
             end
           end
         end
         default: ;
       endcase
-      if (flush_i) begin
-        ld_valid_q <= 1'b0;
-        full_q     <= '0;
+      // The ring's room and queue: a chunk's beats are taken when its load starts and given back
+      // when its run ends; it joins the queue when loaded and leaves it when its run starts.
+      free_q   <= free_q - (ring_take ? l_nb * ld_steps_q : 32'd0) + (ring_give ? nb_q * steps_q : 32'd0);
+      cq_cnt_q <= cq_cnt_q + 3'(cq_push) - 3'(cq_pop);
+      // Forget prefetched weights (a new program): at once, or when the load in flight is done.
+      if (flush_i || flush_q) begin
+        if (l_state_q != L_CMD && l_state_q != L_DATA) begin
+          ld_valid_q <= 1'b0;
+          flush_q    <= 1'b0;
+          wp_q       <= '0;
+          free_q     <= 32'(WBUF_DEPTH);
+          cq_head_q  <= '0;
+          cq_tail_q  <= '0;
+          cq_cnt_q   <= '0;
+        end else begin
+          flush_q <= 1'b1;
+        end
       end
       // The next matrix's full chunk (as L_SIZE, for half a buffer), so the switch is at once.
       if (nx_sizing_q) begin
@@ -602,7 +639,6 @@ module op_linear #(
           w_scale_q <= w_scale_i;
           steps_q   <= steps;
           blocks_q  <= blocks;
-          halves_q  <= 2 * steps <= 32'(WBUF_DEPTH);
           codes_q   <= codes_i;
           scales_q  <= scales_i;
           weights_q <= weights_i;
@@ -620,7 +656,6 @@ module op_linear #(
           end else if (tag_hit) begin
             // Prefetched: its first chunks are loaded or loading.
             ld_claimed_q <= 1'b1;
-            r_half_q     <= ld_first_half_q;
             state_q      <= S_CMD;
           end else begin
             state_q <= WAIT_LD;
@@ -628,7 +663,12 @@ module op_linear #(
         end
         WAIT_LD: if (l_state_q != L_CMD && l_state_q != L_DATA) begin
           // Drop whatever the buffer holds; load this job's matrix from its first chunk.
-          full_q          <= '0;
+          wp_q            <= '0;
+          free_q          <= 32'(WBUF_DEPTH);
+          cq_head_q       <= '0;
+          cq_tail_q       <= '0;
+          cq_cnt_q        <= '0;
+          flush_q         <= 1'b0;
           ld_valid_q      <= 1'b1;
           ld_claimed_q    <= 1'b1;
           ld_w_q          <= weights_q;
@@ -636,12 +676,9 @@ module op_linear #(
           ld_n_q          <= n_q;
           ld_steps_q      <= steps_q;
           ld_blocks_q     <= blocks_q;
-          ld_halves_q     <= halves_q;
-          ld_first_half_q <= 1'b0;
+          ld_halves_q     <= 2 * steps_q <= 32'(WBUF_DEPTH);
           ld_cb_q         <= 32'd1;
           l_b0_q          <= '0;
-          l_half_q        <= 1'b0;
-          r_half_q        <= 1'b0;
           l_state_q       <= L_SIZE;
           state_q         <= S_CMD;
         end
@@ -703,12 +740,14 @@ module op_linear #(
           end
         end
         MATMUL: begin
-          // ---- runner: the TLMM unit over the next loaded half (halves are run in load order).
+          // ---- runner: the TLMM unit over the next loaded chunk.
           ustart_q <= 1'b0;
-          if (!r_running_q && full_q[r_half_q]) begin
+          if (!r_running_q && cq_cnt_q != '0) begin
             r_running_q <= 1'b1;
-            b0_q        <= h_b0_q[r_half_q];
-            nb_q        <= h_nb_q[r_half_q];
+            b0_q        <= cq_b0_q[cq_head_q];
+            nb_q        <= cq_nb_q[cq_head_q];
+            r_base_q    <= cq_base_q[cq_head_q];
+            cq_head_q   <= cq_head_q + 1;
             fs_q        <= '0;
             ft_q        <= '0;
             feeding_q   <= 1'b1;
@@ -735,8 +774,6 @@ module op_linear #(
           end
           if (u_done) begin
             r_running_q <= 1'b0;
-            full_q[r_half_q] <= 1'b0;
-            r_half_q <= halves_q ? !r_half_q : 1'b0;
             if (b0_q + nb_q >= blocks_q) begin
               state_q   <= O_CMD;
               tok_q     <= '0;

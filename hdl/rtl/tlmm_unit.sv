@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// tlmm_unit: the TLMM core fed from its on-chip weight buffer. The host (or, later, the DRAM
-// loader) writes packed weight beats into the buffer in (step, block) order; on start the unit
-// streams beats wbase .. wbase+steps*blocks-1 from the buffer into the core (the loader fills the
-// other half of a double buffer meanwhile) while activations arrive on
-// their own stream. One weight read serves `tokens` cycles of lookups.
+// tlmm_unit: the TLMM core fed from its on-chip weight buffer. The host (or op_linear's loader)
+// writes packed weight beats into the buffer in (step, block) order; on start the unit streams
+// steps*blocks beats from wbase on (wrapping at the buffer's end: op_linear uses it as a ring and
+// loads the next chunks meanwhile) into the core while activations arrive on their own stream.
+// One weight read serves `tokens` cycles of lookups.
 
 `default_nettype none
 
@@ -55,8 +55,9 @@ module tlmm_unit #(
   output      logic [31:0]           issue_cycles_o
 );
 
-  // A job whose weights do not fit the buffer is refused like any other out-of-range size.
-  wire logic too_big = 32'(wbase_i) + 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;
+  // A job whose weights do not fit the buffer is refused like any other out-of-range size. The
+  // buffer is a ring: a job's beats may run past the end and continue at address 0.
+  wire logic too_big = 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;
   logic core_busy, core_err;
   wire logic start = start_i && !core_busy;
   logic too_big_q;
@@ -98,7 +99,7 @@ module tlmm_unit #(
         rd_addr_q <= wbase_i;
       end else if (re) begin
         rd_left_q <= rd_left_q - 1;
-        rd_addr_q <= rd_addr_q + 1;
+        rd_addr_q <= 32'(rd_addr_q) + 1 == WBUF_DEPTH ? '0 : rd_addr_q + 1;
       end
       rd_inflight_q <= re;
       fifo_cnt_q <= fifo_cnt_q + 2'(rd_inflight_q) - 2'(pop);
