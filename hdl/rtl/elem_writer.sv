@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// elem_writer: writes `count` elements of 1, 2 or 4 bytes (the low bytes of each 32-bit input)
-// to any element-aligned byte address, one element per cycle, with byte strobes so the bytes
-// around the run are left untouched (per-token scales, one KV head's codes in a cache row).
+// elem_writer: writes `count` elements of 1, 2, 4 or 16 bytes (the low bytes of each 128-bit
+// input) to any element-aligned byte address, one element per cycle, with byte strobes so the
+// bytes around the run are left untouched (per-token scales, one KV head's codes in a cache row).
+// 16-byte elements (four int32 of a row per cycle) need a bus of at least 128 bits.
 // One command at a time; `idle_o` rises once the memory has acknowledged every write, so data
 // an engine wrote is visible to whatever reads next.
 
@@ -17,11 +18,11 @@ module elem_writer #(
   output      logic                cmd_ready_o,
   input  wire logic [63:0]         cmd_addr_i,
   input  wire logic [31:0]         cmd_count_i,  // >= 1
-  input  wire logic [1:0]          cmd_size_i,
+  input  wire logic [2:0]          cmd_size_i,   // log2 of the element bytes: 0, 1, 2 or 4
   input  wire logic                el_valid_i,
   output      logic                el_ready_o,
-  input  wire logic [31:0]         el_data_i,
-  input  wire logic [2:0]          el_len_i,     // leading bytes of the element to write (ebytes: all)
+  input  wire logic [127:0]        el_data_i,
+  input  wire logic [4:0]          el_len_i,     // leading bytes of the element to write (ebytes: all)
   output      logic                idle_o,
   // Write master.
   output      logic                wr_cmd_valid_o,
@@ -42,7 +43,7 @@ module elem_writer #(
   state_e state_q;
   logic [OFF_W-1:0]  ptr_q;
   logic [31:0]       left_q;
-  logic [1:0]        size_q;
+  logic [2:0]        size_q;
   logic [DATA_W-1:0] word_q;
   logic [BYTES-1:0]  strb_q;
   logic              full_q;  // word_q complete, waiting for the master
@@ -60,14 +61,14 @@ module elem_writer #(
   assign wr_strb_o  = strb_q;
 
   wire logic       fire = el_valid_i && el_ready_o;
-  wire logic [3:0] ebytes = 4'd1 << size_q;
+  wire logic [4:0] ebytes = 5'd1 << size_q;
   wire logic [OFF_W:0] next_ptr = {1'b0, ptr_q} + (OFF_W+1)'(ebytes);
   logic [DATA_W-1:0] put_word;
   logic [BYTES-1:0]  put_strb;
   always_comb begin
     put_word = word_q;
     put_strb = strb_q;
-    for (int b = 0; b < 4; b++) begin
+    for (int b = 0; b < 16; b++) begin
       if (b < 32'(ebytes)) begin
         put_word[8 * (32'(ptr_q) + b) % DATA_W +: 8] = el_data_i[8*b +: 8];
         // A short last element (a row of codes written four at a time) leaves the rest alone.

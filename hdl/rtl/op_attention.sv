@@ -302,11 +302,13 @@ module op_attention #(
   assign el_ready = (codes_phase && lane_ready[0]) || state_q == K_SCALES || state_q == V_SCALES ||
                     (state_q == Q_QUANT && quant_started_q && q_in_ready);
 
-  // The head's output: the lanes' exact sums added up.
-  logic signed [63:0] acc_sum;
+  // The head's output, QL values per cycle: the lanes' exact sums added up.
+  logic signed [63:0] acc_sum [QL];
   always_comb begin
-    acc_sum = '0;
-    for (int p = 0; p < PORTS; p++) if (lane_used[p]) acc_sum = acc_sum + lane_acc[p][DW'(el_q)];
+    for (int i = 0; i < QL; i++) begin
+      acc_sum[i] = '0;
+      for (int p = 0; p < PORTS; p++) if (lane_used[p]) acc_sum[i] = acc_sum[i] + lane_acc[p][DW'(el_q + 32'(i))];
+    end
   end
 
   // ---------------------------------------------------------------- 1 / S
@@ -321,12 +323,15 @@ module op_attention #(
 
   // ---------------------------------------------------------------- output
   logic        wcmd_ready, wel_ready, w_idle;
-  wire logic signed [31:0] o_d = trit_num::sat32(trit_num::requant(acc_sum, rcp_q, 8'd0));
+  logic [QL*32-1:0] o_d;
+  for (genvar i = 0; i < QL; i++) begin : g_out
+    assign o_d[32*i +: 32] = trit_num::sat32(trit_num::requant(acc_sum[i], rcp_q, 8'd0));
+  end
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (state_q == OUT && !cmd_sent_q && w_idle), .cmd_ready_o (wcmd_ready),
-    .cmd_addr_i (dst_q + 64'(tok_q) * q_row + head_off), .cmd_count_i (32'(hd_q)), .cmd_size_i (2'd2),
-    .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d), .el_len_i (3'd4),
+    .cmd_addr_i (dst_q + 64'(tok_q) * q_row + head_off), .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
+    .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d), .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
@@ -459,8 +464,9 @@ module op_attention #(
         end
         OUT: begin
           if (!cmd_sent_q && w_idle && wcmd_ready) cmd_sent_q <= 1'b1;
-          if (cmd_sent_q && el_q < 32'(hd_q) && wel_ready) el_q <= el_q + 1;
-          if (cmd_sent_q && el_q == 32'(hd_q) && w_idle) begin
+          if (cmd_sent_q && el_q < 32'(hd_q) && wel_ready) el_q <= el_q + QL;
+          // Every value handed to the writer: next head (its output write waits for this one's).
+          if (cmd_sent_q && el_q == 32'(hd_q)) begin
             // Next head (its KV head advances every `group` heads), then next token.
             if (head_q + 1 == 32'(heads_q)) begin
               head_q   <= '0;

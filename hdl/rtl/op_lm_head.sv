@@ -247,8 +247,8 @@ module op_lm_head #(
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (state_q == ROWS && !cmd_sent_q), .cmd_ready_o (wcmd_ready),
-    .cmd_addr_i (dst_q), .cmd_count_i (vocab_q), .cmd_size_i (2'd2),
-    .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (held[wr_lane_q]), .el_len_i (3'd4),
+    .cmd_addr_i (dst_q), .cmd_count_i (vocab_q), .cmd_size_i (3'd2),
+    .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i ({96'd0, held[wr_lane_q]}), .el_len_i (5'd4),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i

@@ -165,12 +165,13 @@ module op_rope_kv #(
   // ---------------------------------------------------------------- writes
   logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
   logic [63:0] wcmd_addr;
-  logic [31:0] wcmd_count, wel_data;
-  logic [1:0]  wcmd_size;
+  logic [31:0]  wcmd_count;
+  logic [127:0] wel_data;
+  logic [2:0]   wcmd_size;
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
-    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data), .el_len_i (3'd4),
+    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data), .el_len_i (state_q == Q_WRITE ? 5'd16 : 5'd4),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
@@ -178,27 +179,31 @@ module op_rope_kv #(
   wire logic writing = state_q == Q_WRITE || state_q == CODES_WRITE || state_q == SCALES_WRITE;
   assign wcmd_valid = writing && !cmd_sent_q && w_idle;
   always_comb begin
+    // q: four rotated values per 16-byte element.
     wcmd_addr  = src_row;
-    wcmd_count = qd;
-    wcmd_size  = 2'd2;
-    wel_data   = rotated[31:0];
+    wcmd_count = qd / VL;
+    wcmd_size  = 3'd4;
+    wel_data   = rotated;
     // Per KV head (head_q): its head_dim codes, four per element, then its scale.
     if (state_q == CODES_WRITE) begin
       wcmd_addr  = cache_codes;
       wcmd_count = 32'(hd_q) / VL;
+      wcmd_size  = 3'd2;
+      wel_data   = '0;
       for (int b = 0; b < VL; b++) wel_data[8*b +: 8] = codeb[AW'(head_q * 32'(hd_q) + idx_q * VL + 32'(b))];
     end else if (state_q == SCALES_WRITE) begin
       wcmd_addr  = cache_scales;
       wcmd_count = 32'd1;
-      wel_data   = scaleb[NW'(head_q)];
+      wcmd_size  = 3'd2;
+      wel_data   = {96'd0, scaleb[NW'(head_q)]};
     end
   end
   wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? 32'(hd_q) / VL : 32'd1;
   assign wel_valid = writing && cmd_sent_q && idx_q < w_len;
   wire logic wel_fire = wel_valid && wel_ready;
 
-  // Next element of a row walked head by head: j_q wraps at head_dim.
-  wire logic [31:0] j_next = j_q + 1 == 32'(hd_q) ? 32'd0 : j_q + 1;
+  // Next element of a row walked head by head, VL values at a time: j_q wraps at head_dim.
+  wire logic [31:0] j_next = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -281,10 +286,12 @@ module op_rope_kv #(
         Q_WRITE, CODES_WRITE, SCALES_WRITE: begin
           if (wcmd_valid && wcmd_ready) cmd_sent_q <= 1'b1;
           if (wel_fire) begin
-            idx_q <= idx_q + 1;
+            idx_q <= idx_q + (state_q == Q_WRITE ? VL : 32'd1);
             j_q   <= j_next;
           end
-          if (cmd_sent_q && idx_q == w_len && w_idle && !wel_fire) begin
+          // Every element handed to the writer: go on (the next write waits for this one's
+          // response; nothing here reads what was written).
+          if (cmd_sent_q && idx_q == w_len && !wel_fire) begin
             idx_q      <= '0;
             cmd_sent_q <= 1'b0;
             if (state_q == CODES_WRITE) begin

@@ -84,13 +84,13 @@ module op_vector #(
   logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
   logic [63:0] wcmd_addr;
   logic [31:0] wcmd_count, wel_data;
-  logic [2:0]  wel_len;
+  logic [4:0]  wel_len;
   logic [31:0] wr_group_q;  // code groups written for the token
-  logic [1:0]  wcmd_size;
+  logic [2:0]  wcmd_size;
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
-    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data), .el_len_i (wel_len),
+    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i ({96'd0, wel_data}), .el_len_i (wel_len),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
@@ -191,11 +191,11 @@ module op_vector #(
   assign wcmd_addr    = state_q == SCALE ? scales_q + 64'(tok_q) * 4 : codes_q + 64'(tok_q) * code_row;
   // Codes: four per 4-byte element, the last one cut to the row's length.
   assign wcmd_count   = state_q == SCALE ? 32'd1 : groups;
-  assign wcmd_size    = 2'd2;
+  assign wcmd_size    = 3'd2;
   assign wel_valid    = state_q == SCALE ? scale_sent_q : q_code_valid && codes_cmd_q;
   assign wel_data     = state_q == SCALE ? q_scale : {q_code[55:48], q_code[39:32], q_code[23:16], q_code[7:0]};
   wire logic [31:0] codes_left = n_q - wr_group_q * 32'(VL);
-  assign wel_len      = state_q == SCALE || codes_left >= 32'(VL) ? 3'd4 : 3'(codes_left);
+  assign wel_len      = state_q == SCALE || codes_left >= 32'(VL) ? 5'd4 : 5'(codes_left);
   assign q_code_ready = state_q == QUANT && codes_cmd_q && wel_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
