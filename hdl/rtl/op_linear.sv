@@ -7,7 +7,9 @@
 //   3. (accumulate) each dst row, re-cut into COLS-lane words, into ymem
 //   4. MATMUL: per chunk of row blocks, the TLMM unit runs over xmem; each result lane is
 //      requantized with c[t] and written (or saturating-added) into ymem
-//   5. each ymem row, re-cut into bus words, written to dst
+//   5. as each chunk's run ends, its part of every ymem row, re-cut into bus words, is written to
+//      dst while the next chunk runs (when a chunk's part starts on a bus word: COLS * 4 bytes a
+//      multiple of the bus width; else every row at the end)
 //
 // The weight loader is a separate machine with its own job context, so loads overlap
 // everything else:
@@ -15,8 +17,8 @@
 //   of each chunk per AXI master (one assembler per port, the buffer's write port shared). The
 //   buffer is a ring: a chunk loads wherever the ring has room for it (one beat after the last),
 //   and the unit runs the loaded chunks in load order (a queue of up to CHUNK_Q), freeing each
-//   chunk's beats when its run ends. A matrix larger than half the buffer is cut into chunks of
-//   at most half a buffer, so one loads while another runs (double buffering); the first and the
+//   chunk's beats when its run ends. A matrix larger than a quarter of the buffer is cut into
+//   chunks of at most a quarter, so chunks load while others wait and run; the first and the
 //   last chunk are small ("edge" chunks, an eighth of a full one): the unit starts early, the
 //   next matrix's prefetch soon uses all ports, and the run after the last load is short.
 //   `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
@@ -123,11 +125,11 @@ module op_linear #(
 
   // ---------------------------------------------------------------- job registers
   typedef enum logic [3:0] {
-    IDLE, WAIT_LD, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, MATMUL, O_CMD, O_DATA, O_WAIT
+    IDLE, WAIT_LD, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, MATMUL
   } state_e;
   state_e state_q;
 
-  localparam int HALF = WBUF_DEPTH / 2;
+  localparam int QUARTER = WBUF_DEPTH / 4;  // largest chunk of a matrix that needs several
   logic [15:0] tokens_q;
   logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, tok_q;
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
@@ -151,7 +153,7 @@ module op_linear #(
   logic [63:0] ld_w_q;
   logic [31:0] ld_k_q, ld_n_q, ld_steps_q, ld_blocks_q;
   logic [31:0] ld_cb_q;          // blocks of a full chunk (worked out in L_SIZE)
-  logic        ld_halves_q;      // one block's steps fit half the buffer (the chunk rule)
+  logic        ld_split_q;      // one block's steps fit a quarter of the buffer (the chunk rule)
   logic        flush_q;          // forget the context once the load in flight is done
   logic [31:0] l_b0_q;           // next block to load
   logic        l_p0_q;           // port 0 takes part in the chunk being loaded
@@ -177,7 +179,7 @@ module op_linear #(
   wire logic [31:0] l_rem   = ld_blocks_q - l_b0_q;
   logic [31:0] l_nb;
   always_comb begin
-    if (!ld_halves_q || ld_blocks_q <= ld_cb_q) l_nb = l_rem < ld_cb_q ? l_rem : ld_cb_q;
+    if (!ld_split_q || ld_blocks_q <= ld_cb_q) l_nb = l_rem < ld_cb_q ? l_rem : ld_cb_q;
     else if (l_b0_q == '0 || l_rem <= ld_edge) l_nb = l_rem < ld_edge ? l_rem : ld_edge;
     else l_nb = l_rem - ld_edge < ld_cb_q ? l_rem - ld_edge : ld_cb_q;
   end
@@ -196,7 +198,7 @@ module op_linear #(
   wire logic [31:0] nx_steps  = steps_of(nx_k_q);
   wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
   wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
-                      fits(nx_steps, nx_blocks) && 2 * nx_steps <= 32'(WBUF_DEPTH);
+                      fits(nx_steps, nx_blocks) && 4 * nx_steps <= 32'(WBUF_DEPTH);
   wire logic tag_hit = ld_valid_q && !ld_claimed_q && !flush_q && ld_w_q == weights_i && ld_k_q == k_i &&
                        ld_n_q == n_i;
   assign ports_busy_o = PORTS > 1 && (l_state_q == L_CMD || l_state_q == L_DATA);
@@ -233,15 +235,29 @@ module op_linear #(
     .out_valid_o (yr_out_valid), .out_ready_i (1'b1), .out_data_o (yr_out)
   );
   // ymem rows -> bus words.
+  // Write-back of result rows, chunk by chunk (or whole rows at the end, see phase 5).
+  localparam bit CHUNK_WB = LANE_B % BYTES == 0;
+  typedef enum logic [1:0] {WB_IDLE, WB_CMD, WB_DATA, WB_WAIT} wbstate_e;
+  wbstate_e    wb_state_q;
+  logic [31:0] wb_b0_q, wb_nb_q, wb_tok_q;  // the part being written: blocks, token
+  logic [31:0] wq_b0_q [2];                  // parts waiting: the chunks run, not yet written
+  logic [31:0] wq_nb_q [2];
+  logic        wq_head_q;
+  logic [1:0]  wq_cnt_q;
+  logic        runs_done_q;                  // every chunk of the job has run
+  wire logic [31:0] seg_off   = wb_b0_q * 32'(LANE_B);
+  wire logic [31:0] seg_left  = n_q * 4 - seg_off;
+  wire logic [31:0] seg_len   = CHUNK_WB && wb_nb_q * 32'(LANE_B) < seg_left ? wb_nb_q * 32'(LANE_B) : seg_left;
+  wire logic [31:0] seg_words = CHUNK_WB ? (seg_len + 32'(BYTES) - 1) / 32'(BYTES) : row_bytes(n_q * 4) / BYTES;
   logic or_start, or_busy, or_in_valid, or_in_ready, or_out_valid;
   logic [8*LANE_B-1:0] or_in;
   stream_repack #(.IN_BYTES(LANE_B), .OUT_BYTES(BYTES)) u_or (
-    .clk_i, .rst_ni, .start_i (or_start), .len_i (n_q * 4), .in_words_i (blocks_q),
-    .out_words_i (row_bytes(n_q * 4) / BYTES), .busy_o (or_busy),
+    .clk_i, .rst_ni, .start_i (or_start), .len_i (seg_len), .in_words_i (wb_nb_q),
+    .out_words_i (seg_words), .busy_o (or_busy),
     .in_valid_i (or_in_valid), .in_ready_o (or_in_ready), .in_data_i (or_in),
-    .out_valid_o (or_out_valid), .out_ready_i (wr_ready_i && state_q == O_DATA), .out_data_o (wr_data_o)
+    .out_valid_o (or_out_valid), .out_ready_i (wr_ready_i && wb_state_q == WB_DATA), .out_data_o (wr_data_o)
   );
-  assign wr_valid_o = or_out_valid && state_q == O_DATA;
+  assign wr_valid_o = or_out_valid && wb_state_q == WB_DATA;
 
   // ---------------------------------------------------------------- on-chip buffers
   logic [8*ACT_B-1:0]  xmem [MAX_TOKENS * MAX_STEPS];
@@ -413,10 +429,10 @@ module op_linear #(
     if (rq_valid[0]) ymem[ya_d2_q] <= ynew;
     else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
   end
-  // Output rows: ymem words of the current token, in block order.
+  // Output rows: ymem words of the part's token, in block order.
   logic [31:0] ob_read_q;
-  assign or_in       = ymem[YA_W'(tok_q * 32'(MAX_BLOCKS) + ob_read_q)];
-  assign or_in_valid = state_q == O_DATA && ob_read_q < blocks_q;
+  assign or_in       = ymem[YA_W'(wb_tok_q * 32'(MAX_BLOCKS) + wb_b0_q + ob_read_q)];
+  assign or_in_valid = wb_state_q == WB_DATA && ob_read_q < wb_nb_q;
 
   // ---------------------------------------------------------------- memory commands
   always_comb begin
@@ -449,13 +465,13 @@ module op_linear #(
   end
   assign rd_ready_o = (state_q == S_DATA) || (state_q == X_DATA && xr_in_ready) ||
                       (state_q == Y_DATA && yr_in_ready) || p_ready[0];
-  assign wr_cmd_valid_o = state_q == O_CMD;
-  assign wr_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
-  assign wr_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
+  assign wr_cmd_valid_o = wb_state_q == WB_CMD;
+  assign wr_cmd_addr_o  = dst_q + 64'(wb_tok_q) * 64'(row_bytes(n_q * 4)) + 64'(seg_off);
+  assign wr_cmd_beats_o = seg_words;
 
   assign xr_start = state_q == X_CMD && rd_cmd_ready_i;
   assign yr_start = state_q == Y_CMD && rd_cmd_ready_i;
-  assign or_start = state_q == O_CMD && wr_cmd_ready_i;
+  assign or_start = wb_state_q == WB_CMD && wr_cmd_ready_i;
   logic ustart_q;
   assign u_start  = ustart_q;  // one cycle after the chunk's weights are in the buffer
 
@@ -464,7 +480,10 @@ module op_linear #(
   wire logic ring_take = l_state_q == L_IDLE && l_start_chunk;
   wire logic ring_give = state_q == MATMUL && u_done;
   wire logic cq_push   = l_state_q == L_DATA && u_we && written_q + 1 == chunk_beats;
-  wire logic cq_pop    = state_q == MATMUL && !r_running_q && cq_cnt_q != '0;
+  wire logic cq_pop    = state_q == MATMUL && !r_running_q && cq_cnt_q != '0 && !runs_done_q && wq_cnt_q != 2'd2;
+  // A run's end queues its part for write-back (every chunk, or only the last: CHUNK_WB).
+  wire logic wq_push   = state_q == MATMUL && u_done && (CHUNK_WB || b0_q + nb_q >= blocks_q);
+  wire logic wq_pop    = wb_state_q == WB_IDLE && wq_cnt_q != '0;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q   <= IDLE;
@@ -492,7 +511,7 @@ module op_linear #(
       ld_steps_q   <= '0;
       ld_blocks_q  <= '0;
       ld_cb_q      <= '0;
-      ld_halves_q  <= 1'b0;
+      ld_split_q  <= 1'b0;
       flush_q      <= 1'b0;
       l_b0_q    <= '0;
       l_base_q  <= '0;
@@ -532,12 +551,23 @@ module op_linear #(
       ob_q      <= '0;
       ot_q      <= '0;
       ob_read_q <= '0;
+      wb_state_q  <= WB_IDLE;
+      wb_b0_q     <= '0;
+      wb_nb_q     <= '0;
+      wb_tok_q    <= '0;
+      wq_b0_q[0]  <= '0;
+      wq_b0_q[1]  <= '0;
+      wq_nb_q[0]  <= '0;
+      wq_nb_q[1]  <= '0;
+      wq_head_q   <= 1'b0;
+      wq_cnt_q    <= '0;
+      runs_done_q <= 1'b0;
       ustart_q  <= 1'b0;
       sidx_q    <= '0;
     end else begin
       done_o <= 1'b0;
 
-      // ---- loader: the context's chunks, in order, into alternate halves as they free up.
+      // ---- loader: the context's chunks, in order, into the ring as room frees up.
       unique case (l_state_q)
         L_IDLE: begin
           if (l_start_chunk) begin
@@ -554,16 +584,16 @@ module op_linear #(
             ld_n_q          <= nx_n_q;
             ld_steps_q      <= nx_steps;
             ld_blocks_q     <= nx_blocks;
-            ld_halves_q     <= 1'b1;
+            ld_split_q     <= 1'b1;
             ld_cb_q         <= nx_cb_q;
             l_b0_q          <= '0;
             nx_w_q          <= '0;
           end
         end
         L_SIZE: begin
-          // Grow a full chunk one block at a time while all its steps fit: half the buffer when
-          // double-buffered, else the whole buffer.
-          if ((ld_cb_q + 1) * ld_steps_q <= (ld_halves_q ? 32'(HALF) : 32'(WBUF_DEPTH)) && ld_cb_q < ld_blocks_q) begin
+          // Grow a full chunk one block at a time while all its steps fit: a quarter of the buffer
+          // when the matrix is split (see ld_split_q), else the whole buffer.
+          if ((ld_cb_q + 1) * ld_steps_q <= (ld_split_q ? 32'(QUARTER) : 32'(WBUF_DEPTH)) && ld_cb_q < ld_blocks_q) begin
             ld_cb_q <= ld_cb_q + 1;
           end else begin
             l_state_q <= L_IDLE;
@@ -623,11 +653,44 @@ module op_linear #(
           flush_q <= 1'b1;
         end
       end
-      // The next matrix's full chunk (as L_SIZE, for half a buffer), so the switch is at once.
+      // The next matrix's full chunk (as L_SIZE, for a quarter of the buffer), so the switch is at once.
       if (nx_sizing_q) begin
-        if ((nx_cb_q + 1) * nx_steps <= 32'(HALF) && nx_cb_q < nx_blocks) nx_cb_q <= nx_cb_q + 1;
+        if ((nx_cb_q + 1) * nx_steps <= 32'(QUARTER) && nx_cb_q < nx_blocks) nx_cb_q <= nx_cb_q + 1;
         else nx_sizing_q <= 1'b0;
       end
+
+      // ---- write-back: each run chunk's part of every row (or, see CHUNK_WB, whole rows at the end).
+      if (wq_push) begin
+        wq_b0_q[wq_head_q ^ wq_cnt_q[0]] <= CHUNK_WB ? b0_q : '0;
+        wq_nb_q[wq_head_q ^ wq_cnt_q[0]] <= CHUNK_WB ? nb_q : blocks_q;
+      end
+      wq_cnt_q <= wq_cnt_q + 2'(wq_push) - 2'(wq_pop);
+      if (wq_pop) wq_head_q <= !wq_head_q;
+      unique case (wb_state_q)
+        WB_IDLE: if (wq_pop) begin
+          wb_b0_q    <= wq_b0_q[wq_head_q];
+          wb_nb_q    <= wq_nb_q[wq_head_q];
+          wb_tok_q   <= '0;
+          wb_state_q <= WB_CMD;
+        end
+        WB_CMD: if (wr_cmd_ready_i) begin
+          ob_read_q  <= '0;
+          wb_state_q <= WB_DATA;
+        end
+        WB_DATA: begin
+          if (or_in_valid && or_in_ready) ob_read_q <= ob_read_q + 1;
+          if (!or_busy && !or_start) wb_state_q <= WB_WAIT;
+        end
+        WB_WAIT: if (wr_done_i) begin
+          if (wb_tok_q + 1 == 32'(tokens_q)) begin
+            wb_state_q <= WB_IDLE;
+          end else begin
+            wb_tok_q   <= wb_tok_q + 1;
+            wb_state_q <= WB_CMD;
+          end
+        end
+        default: wb_state_q <= WB_IDLE;
+      endcase
 
       // ---- the job.
       unique case (state_q)
@@ -676,7 +739,7 @@ module op_linear #(
           ld_n_q          <= n_q;
           ld_steps_q      <= steps_q;
           ld_blocks_q     <= blocks_q;
-          ld_halves_q     <= 2 * steps_q <= 32'(WBUF_DEPTH);
+          ld_split_q     <= 4 * steps_q <= 32'(WBUF_DEPTH);
           ld_cb_q         <= 32'd1;
           l_b0_q          <= '0;
           l_state_q       <= L_SIZE;
@@ -742,7 +805,7 @@ module op_linear #(
         MATMUL: begin
           // ---- runner: the TLMM unit over the next loaded chunk.
           ustart_q <= 1'b0;
-          if (!r_running_q && cq_cnt_q != '0) begin
+          if (!r_running_q && cq_cnt_q != '0 && !runs_done_q && wq_cnt_q != 2'd2) begin
             r_running_q <= 1'b1;
             b0_q        <= cq_b0_q[cq_head_q];
             nb_q        <= cq_nb_q[cq_head_q];
@@ -774,28 +837,13 @@ module op_linear #(
           end
           if (u_done) begin
             r_running_q <= 1'b0;
-            if (b0_q + nb_q >= blocks_q) begin
-              state_q   <= O_CMD;
-              tok_q     <= '0;
-              ob_read_q <= '0;
-            end
+            if (b0_q + nb_q >= blocks_q) runs_done_q <= 1'b1;
           end
-        end
-        O_CMD: if (wr_cmd_ready_i) begin
-          state_q   <= O_DATA;
-          ob_read_q <= '0;
-        end
-        O_DATA: begin
-          if (or_in_valid && or_in_ready) ob_read_q <= ob_read_q + 1;
-          if (!or_busy && !or_start) state_q <= O_WAIT;
-        end
-        O_WAIT: if (wr_done_i) begin
-          if (tok_q + 1 == 32'(tokens_q)) begin
-            state_q <= IDLE;
-            done_o  <= 1'b1;
-          end else begin
-            tok_q   <= tok_q + 1;
-            state_q <= O_CMD;
+          // Done when every chunk has run and every part is written.
+          if (runs_done_q && wq_cnt_q == '0 && wb_state_q == WB_IDLE && !wq_push) begin
+            runs_done_q <= 1'b0;
+            state_q     <= IDLE;
+            done_o      <= 1'b1;
           end
         end
         default: state_q <= IDLE;

@@ -58,7 +58,7 @@ fn manifest_carries_the_config_and_derived_numbers() {
     assert_eq!(m["tlmm"]["wgt_beat_bits"], 16 * 28 * 5);
     assert_eq!(m["tlmm"]["lookups_per_cycle"], 448);
     let top = &d.files.iter().find(|(n, _)| n == "trit_tlmm_top.sv").unwrap().1;
-    assert!(top.contains(".WBUF_DEPTH (2048)") && top.contains("[2239:0] wbuf_data_i"), "{top}");
+    assert!(top.contains(".WBUF_DEPTH (4096)") && top.contains("[2239:0] wbuf_data_i"), "{top}");
     let files: Vec<&str> = m["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
     assert_eq!(files.last(), Some(&"rtl/trit_kernel.sv"), "the kernel top comes last (dependency order)");
     let kernel = &d.files.last().unwrap().1;
@@ -67,7 +67,7 @@ fn manifest_carries_the_config_and_derived_numbers() {
     let wbuf = d.files.iter().find(|(n, _)| n == "tlmm_weight_buffer.sv").unwrap();
     assert!(wbuf.1.contains("(* ram_style = \"ultra\" *)"));
     // Four HP ports; gate (K 1536 -> 19 steps, N 4096 -> 256 blocks) needs 4864 beats, more than
-    // the 2048-beat buffer: half a buffer (1024 beats) holds 53 blocks, so double-buffered
+    // the 4096-beat buffer: a quarter (1024 beats) holds 53 blocks, so
     // chunks of 53 blocks between two edge chunks of ceil(53 / 8) = 7: 7 + 4 x 53 + 30 + 7 = 256.
     assert_eq!(m["kernel"]["memory_ports"], 4);
     let ws = &m["weight_schedule"];
@@ -80,7 +80,7 @@ fn manifest_carries_the_config_and_derived_numbers() {
     assert_eq!(gate["double_buffered"], true);
     assert_eq!(gate["load_cycles"][1], (53 * 19 * 18u64).div_ceil(4));
     assert_eq!(gate["run_cycles_per_token"][0], 7 * 19);
-    // q (96 blocks x 19 steps = 1824 beats) is more than half the buffer: 7 + 53 + 29 + 7.
+    // q (96 blocks x 19 steps = 1824 beats) is more than a quarter of the buffer: 7 + 53 + 29 + 7.
     let q = row("q");
     assert_eq!(
         (q["chunk_blocks"].clone(), q["double_buffered"].as_bool()),

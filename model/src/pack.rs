@@ -213,22 +213,24 @@ impl Tlmm {
         self.wgt_beat_bits().div_ceil(8).div_ceil(bus_bytes) * bus_bytes
     }
 
-    /// Row blocks per chunk when an `n x k` matrix is streamed through a weight buffer of
+    /// Row blocks per full chunk when an `n x k` matrix is streamed through a weight buffer of
     /// `buffer_beats` beats: as many blocks as fit with all their steps (at least one). A matrix
-    /// larger than half the buffer is cut for half the buffer, because the engine loads the next
-    /// chunk into one half while it runs the other (double buffering) -- unless one block's
-    /// steps do not fit half a buffer. `op_linear.sv` (state CHUNK) applies the same rule.
+    /// larger than a quarter of the buffer is cut into chunks of at most a quarter: the buffer is
+    /// a ring where chunks load while earlier ones wait and run, and the next matrix's first
+    /// chunks are prefetched -- unless one block's steps do not fit a quarter, then chunks of the
+    /// whole buffer load and run in turn. `op_linear.sv` (the loader's L_SIZE) applies the same
+    /// rule.
     pub fn chunk_blocks(&self, n: usize, k: usize, buffer_beats: usize) -> usize {
         let (steps, blocks) = (self.steps(k), self.blocks(n).max(1));
-        let cap = if self.double_buffered(n, k, buffer_beats) { buffer_beats / 2 } else { buffer_beats };
+        let cap = if self.double_buffered(n, k, buffer_beats) { buffer_beats / 4 } else { buffer_beats };
         (cap / steps).clamp(1, blocks)
     }
 
-    /// Whether an `n x k` matrix uses the weight buffer as two halves (one loads while the other
-    /// runs): it does not fit half the buffer, and one block's steps do.
+    /// Whether an `n x k` matrix streams through the weight buffer in chunks that load while
+    /// others run: it does not fit a quarter of the buffer, and one block's steps do.
     pub fn double_buffered(&self, n: usize, k: usize, buffer_beats: usize) -> bool {
         let (steps, blocks) = (self.steps(k), self.blocks(n).max(1));
-        blocks * steps > buffer_beats / 2 && 2 * steps <= buffer_beats
+        blocks * steps > buffer_beats / 4 && 4 * steps <= buffer_beats
     }
 
     /// The chunks an `n x k` matrix streams through the weight buffer in, as (first block,
@@ -378,11 +380,12 @@ mod tests {
             assert_eq!(img.len() % bus, 0);
             assert_eq!(g.unpack_image(&img, n, k, buffer, bus), codes, "buffer {buffer}, bus {bus}");
         }
-        assert_eq!(g.chunk_blocks(n, k, 32), 4); // fits half the buffer: one chunk
-        assert_eq!(g.chunk_blocks(n, k, 16), 2); // more than half: chunks of half the buffer
-        assert_eq!(g.chunk_blocks(n, k, 8), 1);
-        assert_eq!(g.chunk_blocks(n, k, 20), 2);
-        assert_eq!(g.chunk_blocks(n, k, 7), 1); // a block does not fit half: the whole buffer
+        // 4 blocks of 4 steps = 16 beats
+        assert_eq!(g.chunk_blocks(n, k, 64), 4); // fits a quarter of the buffer: one chunk
+        assert_eq!(g.chunk_blocks(n, k, 32), 2); // more than a quarter: chunks of a quarter (8 beats)
+        assert_eq!(g.chunk_blocks(n, k, 16), 1);
+        assert_eq!(g.chunk_blocks(n, k, 20), 1);
+        assert_eq!(g.chunk_blocks(n, k, 8), 2); // a block does not fit a quarter: the whole buffer
         assert_eq!(g.chunk_blocks(n, k, 3), 1); // never zero
                                                 // 4 rows x 2 tables x 5 bits = 40 bits = 5 bytes: one 16-byte bus word, two 4-byte words
         assert_eq!((g.beat_stride(16), g.beat_stride(4)), (16, 8));
@@ -391,20 +394,21 @@ mod tests {
     #[test]
     fn double_buffered_matrices_start_and_end_with_edge_chunks() {
         // tellme-kv260's q projection: k = n = 1536, G = 3, 28 tables, 16 columns: 19 steps, 96
-        // blocks; a 2048-beat buffer holds 53 blocks per half, so the edge chunk is 7 blocks and
-        // the middle 96 - 14 = 82 blocks are one full chunk and 29 more.
+        // blocks; a quarter of a 4096-beat buffer holds 53 blocks, so the edge chunk is 7 blocks
+        // and the middle 96 - 14 = 82 blocks are one full chunk and 29 more.
         let g = Tlmm { g: 3, tables: 28, cols: 16, acc_bits: 24 };
         assert_eq!((g.steps(1536), g.blocks(1536)), (19, 96));
-        assert_eq!(g.chunks(1536, 1536, 2048), vec![(0, 7), (7, 53), (60, 29), (89, 7)]);
-        // fits half the buffer: one chunk, no edges
-        assert_eq!(g.chunks(1536, 1536, 4096), vec![(0, 96)]);
-        // a block too tall for half a buffer: whole-buffer chunks, no edges (6 steps, 8 beats)
+        assert_eq!(g.chunks(1536, 1536, 4096), vec![(0, 7), (7, 53), (60, 29), (89, 7)]);
+        // fits a quarter of the buffer: one chunk, no edges
+        assert_eq!(g.chunks(1536, 1536, 8192), vec![(0, 96)]);
+        // a block too tall for a quarter of the buffer: whole-buffer chunks, no edges (6 steps)
         let h = Tlmm { g: 3, tables: 2, cols: 4, acc_bits: 24 };
         assert_eq!(h.chunks(16, 36, 8), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
+        assert_eq!(h.chunks(16, 36, 12), vec![(0, 2), (2, 2)]);
         // a full chunk of one block: edges of one block, then ones
-        assert_eq!(h.chunks(16, 36, 12), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
-        // 4 blocks of 4 steps in a 16-beat buffer: full chunk 2, edge 1 -> 1, 2, 1
-        assert_eq!(h.chunks(13, 20, 16), vec![(0, 1), (1, 2), (3, 1)]);
+        assert_eq!(h.chunks(16, 36, 24), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
+        // 4 blocks of 4 steps in a 32-beat buffer: full chunk 2, edge 1 -> 1, 2, 1
+        assert_eq!(h.chunks(13, 20, 32), vec![(0, 1), (1, 2), (3, 1)]);
     }
 
     #[test]
