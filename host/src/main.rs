@@ -83,6 +83,10 @@ enum Cmd {
     /// Import a checkpoint (Hugging Face directory or .safetensors, BitNet packed or float;
     /// GGUF with TQ1_0/TQ2_0 or float tensors) into the device weight image file.
     Import(ImportArgs),
+    /// Resources (yosys synth_xilinx per engine, against the board), memory-inference checks,
+    /// logic depth, and projected clock / decode tok/s / TTFT from the calibrated performance
+    /// model, beside TeLLMe v2 and AccLLM (docs/report.md).
+    Report(ReportArgs),
     /// Measure an engine in simulation.
     Bench {
         #[command(subcommand)]
@@ -104,6 +108,27 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Preset name or TOML file.
+    #[arg(long, default_value = "tellme-kv260")]
+    config: String,
+    /// Build directory (the design, reports/resources.json, the synthesis cache); default
+    /// build/<config>.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Skip synthesis: only the performance model's projection at the board clock.
+    #[arg(long)]
+    no_synth: bool,
+    /// Refit the performance model: simulate the calibration configs, print the fitted
+    /// coefficient table (for host/src/perfmodel.rs) and each config's error.
+    #[arg(long)]
+    calibrate: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -339,6 +364,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Report(a) => report_cmd(a),
         Cmd::Bench { what: BenchCmd::Tlmm { config, shapes, json } } => {
             let cfg = Config::load(&config)?;
             let shapes = shapes.iter().map(|s| parse_shape(s)).collect::<Result<Vec<_>>>()?;
@@ -351,6 +377,57 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn report_cmd(a: ReportArgs) -> Result<()> {
+    use host::{perfmodel, report};
+    if a.calibrate {
+        let pb = spinner("simulating the calibration configs");
+        let fit = perfmodel::calibrate(|what| pb.set_message(format!("simulating {what}")));
+        pb.finish_and_clear();
+        let (fit, samples) = fit?;
+        print!("{}", perfmodel::calib_source(&fit));
+        for (label, s) in &samples {
+            let (dm, dr, pm, pr) = perfmodel::errors(&fit, s);
+            println!(
+                "  {label:<36} decode {dm:>9.0} model vs {dr:>9.0} sim ({:+.1}%), prefill {pm:>10.0} vs {pr:>10.0} ({:+.1}%)",
+                100.0 * (dm - dr) / dr,
+                100.0 * (pm - pr) / pr
+            );
+        }
+        return Ok(());
+    }
+    let cfg = Config::load(&a.config)?;
+    if a.no_synth {
+        let p = perfmodel::project(&cfg, cfg.board.clock_mhz);
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"projected": p.json(), "budget": report::budget(&cfg)})
+                )?
+            );
+        } else {
+            print!("{}\n{}", perfmodel::text(&p), report::comparison(&p, None));
+        }
+        return Ok(());
+    }
+    let dir = a.out.unwrap_or_else(|| report::default_dir(&cfg));
+    let pb = indicatif::ProgressBar::new(0).with_message("synthesizing");
+    let r = report::report(&cfg, &dir, |unit, done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        pb.set_message(format!("yosys synth_xilinx: {unit}"));
+    });
+    pb.finish_and_clear();
+    let r = r?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report::json(&r))?);
+    } else {
+        print!("{}", report::text(&r));
+        println!("\nwrote {}", dir.join("reports").join("resources.json").display());
+    }
+    Ok(())
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
