@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod device;
 pub mod eval;
+pub mod fit;
 pub mod import;
 pub mod perfmodel;
 pub mod refdev;

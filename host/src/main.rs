@@ -87,6 +87,22 @@ enum Cmd {
     /// logic depth, and projected clock / decode tok/s / TTFT from the calibrated performance
     /// model, beside TeLLMe v2 and AccLLM (docs/report.md).
     Report(ReportArgs),
+    /// Search the engine parameters for the best projected decode and prefill within 90% of
+    /// every board resource (needs `trit report` on the config first); write the chosen config.
+    Fit {
+        /// Board the design must fit (must be the config's board).
+        #[arg(long)]
+        board: String,
+        /// Preset name or TOML file to start from.
+        #[arg(long)]
+        config: String,
+        /// Where to write the chosen config (TOML).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Build directory of the config's `trit report` (default build/<config>).
+        #[arg(long)]
+        build: Option<std::path::PathBuf>,
+    },
     /// Measure an engine in simulation.
     Bench {
         #[command(subcommand)]
@@ -365,6 +381,45 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Report(a) => report_cmd(a),
+        Cmd::Fit { board, config, out, build } => {
+            let cfg = Config::load(&config)?;
+            if cfg.board.name != board {
+                bail!(
+                    "--board {board}: config {} is for board {} (give a config for {board})",
+                    cfg.name,
+                    cfg.board.name
+                );
+            }
+            let dir = build.unwrap_or_else(|| host::report::default_dir(&cfg));
+            let units = host::report::load_units(&dir)?;
+            let clock = units.iter().map(|u| u.depth.fmax_mhz).filter(|f| *f > 0.0).fold(cfg.board.clock_mhz, f64::min);
+            let points = host::report::sweep(&cfg, &units, clock);
+            let r = host::fit::fit(&cfg, points)?;
+            std::fs::write(&out, host::fit::config_toml(&cfg, &r)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            let b = &r.best;
+            println!(
+                "trit fit: {} variants, {} within 90% of every {} resource; chosen: {} tables x {} columns, {} tokens per fetch, {} buffer beats",
+                r.evaluated, r.feasible, board, b.tables, b.cols, b.tokens, b.wbuf
+            );
+            println!(
+                "  projected at {:.0} MHz: decode {:.1} tok/s (context {}), TTFT {:.3} s / {:.3} s (64 / 128 tokens)",
+                b.projected.clock_mhz,
+                b.projected.decode_tok_s,
+                b.projected.context,
+                b.projected.ttft_s.0,
+                b.projected.ttft_s.1
+            );
+            for (k, s) in host::fit::shares(&b.resources, &host::report::budget(&cfg)) {
+                print!("  {k} {:.0}%", 100.0 * s);
+            }
+            println!(" (estimated)");
+            for line in &r.binds {
+                println!("  binds: {line}");
+            }
+            println!("wrote {}", out.display());
+            Ok(())
+        }
         Cmd::Bench { what: BenchCmd::Tlmm { config, shapes, json } } => {
             let cfg = Config::load(&config)?;
             let shapes = shapes.iter().map(|s| parse_shape(s)).collect::<Result<Vec<_>>>()?;
@@ -409,6 +464,11 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
             );
         } else {
             print!("{}\n{}", perfmodel::text(&p), report::comparison(&p, None));
+            if let Some(out) = &a.out {
+                for f in report::plots(&cfg, &p, &[], out)? {
+                    println!("wrote {}", f.display());
+                }
+            }
         }
         return Ok(());
     }

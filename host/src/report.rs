@@ -205,6 +205,8 @@ pub fn report(cfg: &Config, dir: &Path, progress: impl FnMut(&str, usize, usize)
     let rep = dir.join("reports");
     std::fs::create_dir_all(&rep)?;
     std::fs::write(rep.join("resources.json"), serde_json::to_string_pretty(&json(&r))? + "\n")?;
+    let points = sweep(cfg, &r.units, clock);
+    plots(cfg, &r.projected, &points, &rep)?;
     Ok(r)
 }
 
@@ -386,4 +388,272 @@ pub fn comparison(p: &Projection, res: Option<&Resources>) -> String {
 /// Default build directory of a config: `build/<name>`.
 pub fn default_dir(cfg: &Config) -> PathBuf {
     PathBuf::from("build").join(&cfg.name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweeps, plots and the fitter's resource estimate
+// ---------------------------------------------------------------------------------------------
+
+/// Resources of `cfg` estimated from a synthesized report of a related config (`base`, same
+/// model and board): every unit as synthesized, except the linear engine (`op_linear`), whose
+/// LUT, FF and DSP scale with the lookups per cycle (TABLES x COLS) and whose block RAM scales
+/// with its accumulator memory (tokens x blocks); URAM is the weight buffer's exact primitive
+/// count. A coarse rule (the engine's fixed parts scale too, so it errs high), stated in
+/// docs/report.md; `trit report` on the chosen config gives the real counts.
+pub fn estimate_resources(base_cfg: &Config, base: &[UnitSynth], cfg: &Config) -> Resources {
+    let (pb, pc) = (hdl::TlmmParams::from_config(base_cfg), hdl::TlmmParams::from_config(cfg));
+    let lk = (pc.TABLES * pc.COLS) as f64 / (pb.TABLES * pb.COLS) as f64;
+    let acc = (pc.MAX_TOKENS * pc.MAX_BLOCKS) as f64 / (pb.MAX_TOKENS * pb.MAX_BLOCKS) as f64;
+    let uram = |c: &Config| {
+        hdl::generate(c).memories.iter().filter(|m| m.kind == "uram").map(|m| m.primitives as f64).sum::<f64>()
+    };
+    let mut total = Resources::default();
+    for u in base {
+        let mut r = u.resources;
+        if u.name == "op_linear" {
+            r.lut *= lk;
+            r.ff *= lk;
+            r.dsp *= lk;
+            r.bram36 *= acc.max(1.0);
+            r.uram += uram(cfg) - uram(base_cfg);
+        }
+        total = total.add(&r.scaled(u.instances as f64));
+    }
+    total
+}
+
+/// The synthesized units of `dir/reports/resources.json`'s run, from the synthesis cache (as
+/// `trit report` left them).
+pub fn load_units(dir: &Path) -> Result<Vec<UnitSynth>> {
+    let p = dir.join("reports").join("resources.json");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&p)
+            .with_context(|| format!("reading {} (run `trit report` for this config first)", p.display()))?,
+    )?;
+    let units = v["units"].as_array().with_context(|| format!("{}: no units", p.display()))?;
+    units
+        .iter()
+        .map(|u| {
+            let r = &u["resources"];
+            let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+            Ok(UnitSynth {
+                name: u["name"].as_str().unwrap_or("?").to_string(),
+                instances: u["instances"].as_u64().unwrap_or(1),
+                cells: Default::default(),
+                resources: Resources {
+                    lut: f("lut"),
+                    ff: f("ff"),
+                    bram36: f("bram36"),
+                    uram: f("uram"),
+                    dsp: f("dsp"),
+                },
+                lutram: u["lutram"].as_f64().unwrap_or(0.0),
+                depth: Depth {
+                    lut_levels: u["lut_levels"].as_u64().unwrap_or(0) as u32,
+                    path_ns: u["path_ns"].as_f64().unwrap_or(0.0),
+                    fmax_mhz: u["fmax_mhz"].as_f64().unwrap_or(0.0),
+                    ..Default::default()
+                },
+                memories_as_registers: Vec::new(),
+                seconds: 0.0,
+            })
+        })
+        .collect()
+}
+
+/// One point of an engine sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepPoint {
+    /// Tables per step.
+    pub tables: usize,
+    /// Output columns per cycle.
+    pub cols: usize,
+    /// Tokens per weight fetch.
+    pub tokens: usize,
+    /// Weight buffer beats.
+    pub wbuf: usize,
+    /// Estimated resources.
+    pub resources: Resources,
+    /// Projection.
+    pub projected: Projection,
+}
+
+/// Engine variants of `cfg` (TLMM tables, columns, tokens per fetch, buffer depth) that
+/// validate.
+pub fn variants(cfg: &Config) -> Vec<Config> {
+    let mut out = Vec::new();
+    for tables in [7, 14, 21, 28, 42, 56] {
+        for cols in [8, 16, 24, 32] {
+            for tokens in [4, 8, 16] {
+                for wbuf in [1024, 2048, 4096] {
+                    let mut c = cfg.clone();
+                    c.engine.tables_per_step = tables;
+                    c.engine.columns_per_cycle = cols;
+                    c.engine.prefill_tokens = tokens;
+                    c.engine.weight_buffer_beats = wbuf;
+                    if c.validate().is_ok() {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sweep the engine of `cfg` against synthesized `base` units at clock `mhz`.
+pub fn sweep(cfg: &Config, base: &[UnitSynth], mhz: f64) -> Vec<SweepPoint> {
+    variants(cfg)
+        .into_iter()
+        .map(|c| SweepPoint {
+            tables: c.engine.tables_per_step,
+            cols: c.engine.columns_per_cycle,
+            tokens: c.engine.prefill_tokens,
+            wbuf: c.engine.weight_buffer_beats,
+            resources: estimate_resources(cfg, base, &c),
+            projected: perfmodel::project(&c, mhz),
+        })
+        .collect()
+}
+
+fn font_ok() -> bool {
+    use std::sync::OnceLock;
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        for p in [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        ] {
+            if let Ok(bytes) = std::fs::read(p) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// Write `roofline.{svg,png}` and `sweep.{svg,png}` into `out`; the files written. PNG needs a
+/// TrueType font (DejaVu Sans, Debian `fonts-dejavu-core`); without one only SVG is written.
+pub fn plots(cfg: &Config, p: &Projection, sweep: &[SweepPoint], out: &Path) -> Result<Vec<PathBuf>> {
+    use plotters::prelude::*;
+    std::fs::create_dir_all(out)?;
+    let mut written = Vec::new();
+    let png = font_ok();
+    // Roofline: lookups/s against lookups per DRAM byte.
+    let tl = hdl::TlmmParams::from_config(cfg).tlmm();
+    let hz = p.clock_mhz * 1e6;
+    let peak = tl.lookups_per_cycle() as f64 * hz;
+    let bw = cfg.board.bandwidth_gbs * 1e9;
+    let lookups_tok: f64 = cfg.model.layers as f64
+        * hdl::linear_shapes(cfg).iter().map(|&(_, k, n)| (n * k.div_ceil(tl.g)) as f64).sum::<f64>();
+    let dec_i = lookups_tok / p.bytes.total() as f64;
+    let dec_y = lookups_tok * p.decode_tok_s;
+    let pre_bytes = (p.bytes.weights + p.bytes.lm_head) as f64 * (128.0 / cfg.engine.prefill_tokens as f64).ceil();
+    let pre_i = 128.0 * lookups_tok / pre_bytes;
+    let pre_y = 128.0 * lookups_tok / p.ttft_s.1;
+    macro_rules! draw_roof {
+        ($root:expr) => {{
+            let root = $root;
+            root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut ch = ChartBuilder::on(&root)
+                .caption(
+                    format!("{} roofline ({} MHz, {:.1} GB/s)", cfg.name, p.clock_mhz, cfg.board.bandwidth_gbs),
+                    ("sans-serif", 20),
+                )
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d((0.5f64..1000.0).log_scale(), (1e9f64..peak * 2.0).log_scale())
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            ch.configure_mesh()
+                .x_desc("lookups per DRAM byte")
+                .y_desc("lookups / s")
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .draw()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let roof: Vec<(f64, f64)> =
+                (0..200).map(|i| 0.5 * 2000f64.powf(i as f64 / 199.0)).map(|x| (x, (bw * x).min(peak))).collect();
+            ch.draw_series(LineSeries::new(roof, &BLUE))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .label("roof: min(bandwidth x intensity, lookups/cycle x clock)");
+            for (x, y, name, color) in [(dec_i, dec_y, "decode (ctx 128)", RED), (pre_i, pre_y, "prefill 128", GREEN)] {
+                ch.draw_series(std::iter::once(Circle::new((x, y), 6, color.filled())))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .label(name)
+                    .legend(move |(a, b)| Circle::new((a, b), 5, color.filled()));
+            }
+            ch.configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }};
+    }
+    let f = out.join("roofline.svg");
+    draw_roof!(SVGBackend::new(&f, (900, 600)).into_drawing_area());
+    written.push(f);
+    if png {
+        let f = out.join("roofline.png");
+        draw_roof!(BitMapBackend::new(&f, (900, 600)).into_drawing_area());
+        written.push(f);
+    }
+    // Sweep: decode tok/s and prefill tok/s (128 / TTFT) against the LUT share.
+    if !sweep.is_empty() {
+        let lut_max = sweep.iter().map(|s| s.resources.lut / cfg.board.lut as f64).fold(0.0, f64::max) * 1.1;
+        let y_max =
+            sweep.iter().map(|s| s.projected.decode_tok_s.max(128.0 / s.projected.ttft_s.1)).fold(0.0, f64::max) * 1.1;
+        macro_rules! draw_sweep {
+            ($root:expr) => {{
+                let root = $root;
+                root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let mut ch = ChartBuilder::on(&root)
+                    .caption(
+                        format!("{}: engine sweep (tables x columns x tokens x buffer)", cfg.name),
+                        ("sans-serif", 20),
+                    )
+                    .margin(15)
+                    .x_label_area_size(40)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(0f64..lut_max.max(0.1) * 100.0, 0f64..y_max)
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                ch.configure_mesh()
+                    .x_desc("LUT % of the board (estimate)")
+                    .y_desc("tokens / s")
+                    .draw()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let lut = |s: &SweepPoint| 100.0 * s.resources.lut / cfg.board.lut as f64;
+                ch.draw_series(sweep.iter().map(|s| Circle::new((lut(s), s.projected.decode_tok_s), 3, RED.filled())))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .label("decode tok/s (ctx 128)")
+                    .legend(|(a, b)| Circle::new((a, b), 3, RED.filled()));
+                ch.draw_series(sweep.iter().map(|s| Cross::new((lut(s), 128.0 / s.projected.ttft_s.1), 3, BLUE)))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .label("prefill tok/s (128-token prompt)")
+                    .legend(|(a, b)| Cross::new((a, b), 3, BLUE));
+                ch.draw_series(std::iter::once(PathElement::new(vec![(90.0, 0.0), (90.0, y_max)], BLACK)))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .label("90% of the board");
+                ch.configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }};
+        }
+        let f = out.join("sweep.svg");
+        draw_sweep!(SVGBackend::new(&f, (900, 600)).into_drawing_area());
+        written.push(f);
+        if png {
+            let f = out.join("sweep.png");
+            draw_sweep!(BitMapBackend::new(&f, (900, 600)).into_drawing_area());
+            written.push(f);
+        }
+    }
+    Ok(written)
 }
