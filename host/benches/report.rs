@@ -69,7 +69,7 @@ fn model_vs_sim(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(10);
+    config = Criterion::default().sample_size(10).without_plots();
     targets = reference_decode, tlmm_sim, model_vs_sim
 }
 criterion_main!(benches);

@@ -223,3 +223,49 @@ fn report_errors_name_the_cause() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("yosys") && err.contains("apt-get install yosys"), "{err}");
 }
+
+/// `trit fit` on synthesized units (written here as `trit report` would leave them): the chosen
+/// config loads, stays within 90 % of every resource by the same estimate, projects at least the
+/// starting config's decode, and the output says what binds.
+#[test]
+fn fit_chooses_a_config_within_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let rep = dir.path().join("reports");
+    std::fs::create_dir_all(&rep).unwrap();
+    let unit = |name: &str, lut: f64, ff: f64, bram: f64, uram: f64, dsp: f64| {
+        serde_json::json!({"name": name, "instances": 1, "lutram": 0.0, "lut_levels": 6, "path_ns": 3.0,
+            "fmax_mhz": 333.0, "resources": {"lut": lut, "ff": ff, "bram36": bram, "uram": uram, "dsp": dsp}})
+    };
+    let units = serde_json::json!({"units": [
+        unit("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
+        unit("op_attention", 15000.0, 9000.0, 10.0, 0.0, 20.0),
+        unit("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
+    ]});
+    std::fs::write(rep.join("resources.json"), units.to_string()).unwrap();
+    let out = dir.path().join("fit.toml");
+    let o = trit()
+        .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{}", stdout, String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("binds:"), "{stdout}");
+    let chosen = Config::load(out.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    let base = Config::preset("tellme-kv260").unwrap();
+    let units = host::report::load_units(dir.path()).unwrap();
+    let est = host::report::estimate_resources(&base, &units, &chosen);
+    for ((k, v), (_, b)) in est.pairs().iter().zip(host::report::budget(&chosen).pairs()) {
+        assert!(*v <= 0.9 * b, "{k}: {v} of {b}");
+    }
+    let pc = perfmodel::project(&chosen, 250.0);
+    let pb = perfmodel::project(&base, 250.0);
+    assert!(pc.decode_tok_s >= 0.995 * pb.decode_tok_s, "{} < {}", pc.decode_tok_s, pb.decode_tok_s);
+
+    // A board the config is not for is an error naming both.
+    let o = trit().args(["fit", "--board", "u280", "--config", "tellme-kv260", "--out"]).arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("u280") && err.contains("kv260"), "{err}");
+}
