@@ -83,6 +83,26 @@ enum Cmd {
     /// Import a checkpoint (Hugging Face directory or .safetensors, BitNet packed or float;
     /// GGUF with TQ1_0/TQ2_0 or float tensors) into the device weight image file.
     Import(ImportArgs),
+    /// Resources (yosys synth_xilinx per engine, against the board), memory-inference checks,
+    /// logic depth, and projected clock / decode tok/s / TTFT from the calibrated performance
+    /// model, beside TeLLMe v2 and AccLLM (docs/report.md).
+    Report(ReportArgs),
+    /// Search the engine parameters for the best projected decode and prefill within 90% of
+    /// every board resource (needs `trit report` on the config first); write the chosen config.
+    Fit {
+        /// Board the design must fit (must be the config's board).
+        #[arg(long)]
+        board: String,
+        /// Preset name or TOML file to start from.
+        #[arg(long)]
+        config: String,
+        /// Where to write the chosen config (TOML).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Build directory of the config's `trit report` (default build/<config>).
+        #[arg(long)]
+        build: Option<std::path::PathBuf>,
+    },
     /// Measure an engine in simulation.
     Bench {
         #[command(subcommand)]
@@ -104,6 +124,27 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Preset name or TOML file.
+    #[arg(long, default_value = "tellme-kv260")]
+    config: String,
+    /// Build directory (the design, reports/resources.json, the synthesis cache); default
+    /// build/<config>.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Skip synthesis: only the performance model's projection at the board clock.
+    #[arg(long)]
+    no_synth: bool,
+    /// Refit the performance model: simulate the calibration configs, print the fitted
+    /// coefficient table (for host/src/perfmodel.rs) and each config's error.
+    #[arg(long)]
+    calibrate: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -339,6 +380,46 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Report(a) => report_cmd(a),
+        Cmd::Fit { board, config, out, build } => {
+            let cfg = Config::load(&config)?;
+            if cfg.board.name != board {
+                bail!(
+                    "--board {board}: config {} is for board {} (give a config for {board})",
+                    cfg.name,
+                    cfg.board.name
+                );
+            }
+            let dir = build.unwrap_or_else(|| host::report::default_dir(&cfg));
+            let units = host::report::load_units(&dir)?;
+            let clock = units.iter().map(|u| u.depth.fmax_mhz).filter(|f| *f > 0.0).fold(cfg.board.clock_mhz, f64::min);
+            let points = host::report::sweep(&cfg, &units, clock);
+            let r = host::fit::fit(&cfg, points)?;
+            std::fs::write(&out, host::fit::config_toml(&cfg, &r)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            let b = &r.best;
+            println!(
+                "trit fit: {} variants, {} within 90% of every {} resource; chosen: {} tables x {} columns, {} tokens per fetch, {} buffer beats",
+                r.evaluated, r.feasible, board, b.tables, b.cols, b.tokens, b.wbuf
+            );
+            println!(
+                "  projected at {:.0} MHz: decode {:.1} tok/s (context {}), TTFT {:.3} s / {:.3} s (64 / 128 tokens)",
+                b.projected.clock_mhz,
+                b.projected.decode_tok_s,
+                b.projected.context,
+                b.projected.ttft_s.0,
+                b.projected.ttft_s.1
+            );
+            for (k, s) in host::fit::shares(&b.resources, &host::report::budget(&cfg)) {
+                print!("  {k} {:.0}%", 100.0 * s);
+            }
+            println!(" (estimated)");
+            for line in &r.binds {
+                println!("  binds: {line}");
+            }
+            println!("wrote {}", out.display());
+            Ok(())
+        }
         Cmd::Bench { what: BenchCmd::Tlmm { config, shapes, json } } => {
             let cfg = Config::load(&config)?;
             let shapes = shapes.iter().map(|s| parse_shape(s)).collect::<Result<Vec<_>>>()?;
@@ -351,6 +432,62 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn report_cmd(a: ReportArgs) -> Result<()> {
+    use host::{perfmodel, report};
+    if a.calibrate {
+        let pb = spinner("simulating the calibration configs");
+        let fit = perfmodel::calibrate(|what| pb.set_message(format!("simulating {what}")));
+        pb.finish_and_clear();
+        let (fit, samples) = fit?;
+        print!("{}", perfmodel::calib_source(&fit));
+        for (label, s) in &samples {
+            let (dm, dr, pm, pr) = perfmodel::errors(&fit, s);
+            println!(
+                "  {label:<36} decode {dm:>9.0} model vs {dr:>9.0} sim ({:+.1}%), prefill {pm:>10.0} vs {pr:>10.0} ({:+.1}%)",
+                100.0 * (dm - dr) / dr,
+                100.0 * (pm - pr) / pr
+            );
+        }
+        return Ok(());
+    }
+    let cfg = Config::load(&a.config)?;
+    if a.no_synth {
+        let p = perfmodel::project(&cfg, cfg.board.clock_mhz);
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"projected": p.json(), "budget": report::budget(&cfg)})
+                )?
+            );
+        } else {
+            print!("{}\n{}", perfmodel::text(&p), report::comparison(&p, None));
+            if let Some(out) = &a.out {
+                for f in report::plots(&cfg, &p, &[], out)? {
+                    println!("wrote {}", f.display());
+                }
+            }
+        }
+        return Ok(());
+    }
+    let dir = a.out.unwrap_or_else(|| report::default_dir(&cfg));
+    let pb = indicatif::ProgressBar::new(0).with_message("synthesizing");
+    let r = report::report(&cfg, &dir, |unit, done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        pb.set_message(format!("yosys synth_xilinx: {unit}"));
+    });
+    pb.finish_and_clear();
+    let r = r?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report::json(&r))?);
+    } else {
+        print!("{}", report::text(&r));
+        println!("\nwrote {}", dir.join("reports").join("resources.json").display());
+    }
+    Ok(())
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {

@@ -112,3 +112,576 @@ pub fn verilator_lint(dir: &Path, top: &str) -> Result<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-module synthesis of the kernel (`trit report`): resources, memory inference, logic depth.
+// ---------------------------------------------------------------------------------------------
+
+/// FPGA resources in the units a Vivado utilization report uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// LUTs, including those used as distributed RAM and shift registers.
+    pub lut: f64,
+    /// Flip-flops.
+    pub ff: f64,
+    /// RAMB36 equivalents (a RAMB18 counts one half).
+    pub bram36: f64,
+    /// URAM288 blocks.
+    pub uram: f64,
+    /// DSP48E2 slices.
+    pub dsp: f64,
+}
+
+impl Resources {
+    /// `self * k` (instances of a module).
+    pub fn scaled(&self, k: f64) -> Resources {
+        Resources {
+            lut: self.lut * k,
+            ff: self.ff * k,
+            bram36: self.bram36 * k,
+            uram: self.uram * k,
+            dsp: self.dsp * k,
+        }
+    }
+
+    /// Field-wise sum.
+    pub fn add(&self, o: &Resources) -> Resources {
+        Resources {
+            lut: self.lut + o.lut,
+            ff: self.ff + o.ff,
+            bram36: self.bram36 + o.bram36,
+            uram: self.uram + o.uram,
+            dsp: self.dsp + o.dsp,
+        }
+    }
+
+    /// `(name, value)` in table order.
+    pub fn pairs(&self) -> [(&'static str, f64); 5] {
+        [("lut", self.lut), ("ff", self.ff), ("bram36", self.bram36), ("uram", self.uram), ("dsp", self.dsp)]
+    }
+}
+
+/// LUTs a distributed-RAM or shift-register primitive occupies.
+fn lutram_luts(cell: &str) -> Option<f64> {
+    Some(match cell {
+        "RAM32M16" | "RAM64M8" | "RAM512X1S" => 8.0,
+        "RAM32M" | "RAM64M" | "RAM128X1D" | "RAM256X1S" | "RAM256X1D" => 4.0,
+        "RAM32X1D" | "RAM64X1D" | "RAM128X1S" => 2.0,
+        "RAM32X1S" | "RAM64X1S" | "SRL16E" | "SRLC32E" | "SRLC16E" => 1.0,
+        _ => return None,
+    })
+}
+
+impl SynthStats {
+    /// The resources of these cells.
+    pub fn resources(&self) -> Resources {
+        let mut r = Resources::default();
+        for (cell, &n) in &self.cells {
+            let n = n as f64;
+            if cell.starts_with("LUT") && cell.len() == 4 {
+                r.lut += n;
+            } else if let Some(l) = lutram_luts(cell) {
+                r.lut += l * n;
+            } else if matches!(cell.as_str(), "FDRE" | "FDSE" | "FDCE" | "FDPE" | "LDCE" | "LDPE") {
+                r.ff += n;
+            } else if cell == "RAMB36E2" {
+                r.bram36 += n;
+            } else if cell == "RAMB18E2" {
+                r.bram36 += 0.5 * n;
+            } else if cell == "URAM288" {
+                r.uram += n;
+            } else if cell == "DSP48E2" {
+                r.dsp += n;
+            }
+        }
+        r
+    }
+
+    /// LUTs used as distributed RAM or shift registers (part of [`Resources::lut`]).
+    pub fn lutram(&self) -> f64 {
+        self.cells.iter().filter_map(|(c, &n)| lutram_luts(c).map(|l| l * n as f64)).sum()
+    }
+}
+
+/// Parse the statistics `stat` printed last in a yosys log.
+fn parse_stat(log: &str) -> BTreeMap<String, u64> {
+    let stat = log.rsplit_once("Printing statistics.").map(|(_, s)| s).unwrap_or(log);
+    let mut cells = BTreeMap::new();
+    let mut in_cells = false;
+    for line in stat.lines() {
+        let t = line.trim();
+        if t.starts_with("Number of cells:") {
+            in_cells = true;
+            continue;
+        }
+        if in_cells {
+            let parts: Vec<&str> = t.split_whitespace().collect();
+            match parts.as_slice() {
+                [name, n] if n.parse::<u64>().is_ok() => {
+                    *cells.entry(name.to_string()).or_insert(0) += n.parse::<u64>().unwrap();
+                }
+                _ => in_cells = false,
+            }
+        }
+    }
+    cells
+}
+
+/// The module a yosys derived name stands for: `$paramod$<hash>\op_linear` and
+/// `$paramod\op_linear\P=...` are both `op_linear`.
+pub fn base_module(name: &str) -> &str {
+    let parts: Vec<&str> = name.split('\\').collect();
+    match parts.as_slice() {
+        [p, base, ..] if p.starts_with("$paramod") => base,
+        _ => name.trim_start_matches('\\'),
+    }
+}
+
+/// One module instantiated by a kernel: yosys's name for the parameterized module, the plain
+/// module name, how many instances, and its depth below the top (1 = the top's children).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HierEntry {
+    /// Derived name (`$paramod$...\op_linear`).
+    pub derived: String,
+    /// Plain name (`op_linear`).
+    pub base: String,
+    /// Instances under its parent.
+    pub count: u64,
+    /// Depth under the top (the top is 0).
+    pub level: usize,
+}
+
+/// Parse yosys's `stat -top` "design hierarchy" section.
+pub fn parse_hierarchy(stat: &str) -> Vec<HierEntry> {
+    let Some((_, rest)) = stat.rsplit_once("=== design hierarchy ===") else { return Vec::new() };
+    let mut out = Vec::new();
+    for line in rest.lines().skip(1) {
+        if line.trim().is_empty() {
+            if out.is_empty() {
+                continue;
+            }
+            break;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let Some((name, n)) = line.trim().rsplit_once(char::is_whitespace) else { break };
+        let Ok(count) = n.parse::<u64>() else { break };
+        let name = name.trim();
+        out.push(HierEntry {
+            derived: name.to_string(),
+            base: base_module(name).to_string(),
+            count,
+            level: indent.saturating_sub(3) / 2,
+        });
+    }
+    out
+}
+
+fn fnv1a(state: &mut u64, bytes: &[u8]) {
+    for &b in bytes {
+        *state ^= b as u64;
+        *state = state.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // Field separator, so ("ab","c") and ("a","bc") differ.
+    *state ^= 0xff;
+    *state = state.wrapping_mul(0x0000_0100_0000_01b3);
+}
+
+/// Content hash of a design directory's sources (filelist order) plus `extra` strings.
+pub fn design_hash(dir: &Path, extra: &[&str]) -> Result<String> {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for f in filelist(dir)? {
+        fnv1a(&mut h, f.as_bytes());
+        fnv1a(&mut h, &std::fs::read(dir.join(&f)).with_context(|| format!("reading {}/{f}", dir.display()))?);
+    }
+    for e in extra {
+        fnv1a(&mut h, e.as_bytes());
+    }
+    Ok(format!("{h:016x}"))
+}
+
+/// The hierarchy of `top` as yosys elaborates it (seconds, no synthesis).
+pub fn hierarchy(dir: &Path, top: &str) -> Result<Vec<HierEntry>> {
+    let log = yosys(dir, top, &format!("hierarchy -check -top {top}; stat -top {top}"))?;
+    let h = parse_hierarchy(&log);
+    if h.is_empty() {
+        bail!("no design hierarchy in the yosys log {}/yosys.log", dir.display());
+    }
+    Ok(h)
+}
+
+/// The logic depth of a synthesized netlist: the longest register-to-register path under a
+/// simple delay model (see [`DelayModel`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Depth {
+    /// LUTs on the longest path.
+    pub lut_levels: u32,
+    /// All cells on the longest path (LUTs, muxes, carry blocks, RAM reads, DSPs).
+    pub cells: u32,
+    /// Estimated delay of the longest path, ns (routing included, see [`DelayModel`]).
+    pub path_ns: f64,
+    /// `1000 / path_ns`.
+    pub fmax_mhz: f64,
+    /// Cell types on the longest path, start to end (for the report: what is deep).
+    pub path: Vec<String>,
+}
+
+/// Delays (ns) of UltraScale+ (-2 speed grade) cells with typical routing: a coarse stand-in
+/// for a timing analysis, good for telling a 4-level design from a 40-level one. LUT = logic +
+/// one net (about 0.12 + 0.3), carry chains fast along CI, sequential cells as start and end
+/// points. Not Vivado's numbers: the report labels the clock it derives as a projection.
+#[derive(Debug, Clone, Copy)]
+pub struct DelayModel {
+    /// A LUT and the net after it.
+    pub lut: f64,
+    /// MUXF7/8/9.
+    pub muxf: f64,
+    /// Entering a carry block (not along its carry input).
+    pub carry_in: f64,
+    /// Carry input to output along a chain.
+    pub carry_chain: f64,
+    /// Distributed RAM / SRL: address to data.
+    pub lutram_read: f64,
+    /// Combinational DSP48E2 (no A/B/M/P register).
+    pub dsp_comb: f64,
+    /// Clock to output of a DSP48E2 whose P register is off (M or A/B registered).
+    pub dsp_partial: f64,
+    /// Clock to output of a block RAM / URAM.
+    pub ram_clk_out: f64,
+    /// Clock to Q, setup and clock uncertainty, once per path.
+    pub fixed: f64,
+}
+
+/// The delay model [`logic_depth`] uses.
+pub const DELAYS: DelayModel = DelayModel {
+    lut: 0.42,
+    muxf: 0.12,
+    carry_in: 0.35,
+    carry_chain: 0.06,
+    lutram_read: 0.7,
+    dsp_comb: 3.0,
+    dsp_partial: 1.8,
+    ram_clk_out: 1.2,
+    fixed: 0.45,
+};
+
+#[derive(serde::Deserialize)]
+struct JsonNetlist {
+    modules: BTreeMap<String, JsonModule>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonModule {
+    #[serde(default)]
+    cells: BTreeMap<String, JsonCell>,
+    #[serde(default)]
+    attributes: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonCell {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    parameters: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    port_directions: BTreeMap<String, String>,
+    #[serde(default)]
+    connections: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+fn param_on(c: &JsonCell, name: &str) -> bool {
+    match c.parameters.get(name) {
+        Some(serde_json::Value::String(s)) => s.chars().any(|ch| ch == '1'),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0) != 0,
+        _ => false,
+    }
+}
+
+/// How a cell takes part in timing paths.
+enum Timing {
+    /// Inputs end paths (with `setup`), outputs start them at `clk_out`.
+    Seq { clk_out: f64 },
+    /// Outputs depend on inputs whose port passes `from` after `delay` (ns); `chain` applies
+    /// instead along the carry input.
+    Comb { delay: f64, from: fn(&str) -> bool, chain: Option<f64> },
+    /// No delay (inverters are absorbed into LUTs; buffers).
+    Wire,
+}
+
+fn timing_of(c: &JsonCell, d: &DelayModel) -> Timing {
+    let t = c.kind.as_str();
+    let any = |_: &str| true;
+    if t.starts_with("LUT") {
+        Timing::Comb { delay: d.lut, from: any, chain: None }
+    } else if t.starts_with("MUXF") {
+        Timing::Comb { delay: d.muxf, from: any, chain: None }
+    } else if t.starts_with("CARRY") {
+        Timing::Comb { delay: d.carry_in, from: |p| p != "CI" && p != "CI_TOP", chain: Some(d.carry_chain) }
+    } else if t == "INV" || t == "BUFG" || t == "IBUF" || t == "OBUF" {
+        Timing::Wire
+    } else if lutram_luts(t).is_some() {
+        Timing::Comb { delay: d.lutram_read, from: |p| p.starts_with('A') && !p.starts_with("AX"), chain: None }
+    } else if t == "DSP48E2" {
+        let regs = ["AREG", "BREG", "MREG", "PREG"].iter().any(|r| param_on(c, r));
+        if !regs {
+            Timing::Comb { delay: d.dsp_comb, from: any, chain: None }
+        } else if param_on(c, "PREG") {
+            Timing::Seq { clk_out: 0.4 }
+        } else {
+            Timing::Seq { clk_out: d.dsp_partial }
+        }
+    } else if t.starts_with("RAMB") || t == "URAM288" {
+        Timing::Seq { clk_out: d.ram_clk_out }
+    } else {
+        // Flip-flops and anything unknown start and end paths.
+        Timing::Seq { clk_out: 0.0 }
+    }
+}
+
+/// Longest path of the module `top` in a yosys JSON netlist (after `synth_xilinx -flatten`),
+/// under the delay model `d`. Module inputs count as registered (each unit is synthesized out of
+/// context; the kernel registers between engines).
+pub fn logic_depth(json: &Path, top: &str, d: &DelayModel) -> Result<Depth> {
+    let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let net: JsonNetlist = serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+    drop(text);
+    let module = net
+        .modules
+        .get(top)
+        .or_else(|| net.modules.iter().find(|(_, m)| m.attributes.contains_key("top")).map(|(_, m)| m))
+        .with_context(|| format!("module {top} not in {}", json.display()))?;
+    Ok(longest_path(module, d))
+}
+
+fn bits(v: &[serde_json::Value]) -> impl Iterator<Item = u64> + '_ {
+    v.iter().filter_map(|b| b.as_u64())
+}
+
+fn longest_path(m: &JsonModule, d: &DelayModel) -> Depth {
+    let cells: Vec<&JsonCell> = m.cells.values().collect();
+    let timings: Vec<Timing> = cells.iter().map(|c| timing_of(c, d)).collect();
+    // Driver of each net bit: (cell, output port).
+    let mut driver: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        for (port, conn) in &c.connections {
+            if c.port_directions.get(port).map(String::as_str) == Some("output") {
+                for b in bits(conn) {
+                    driver.insert(b, i);
+                }
+            }
+        }
+    }
+    // Arrival time at each combinational cell's output (memoized DFS over drivers).
+    #[derive(Clone, Copy)]
+    struct Arr {
+        ns: f64,
+        luts: u32,
+        cells: u32,
+        prev: usize,
+    }
+    const NONE: usize = usize::MAX;
+    let mut arr: Vec<Option<Arr>> = vec![None; cells.len()];
+    let source = |i: usize| -> Arr {
+        match timings[i] {
+            Timing::Seq { clk_out } => Arr { ns: clk_out, luts: 0, cells: 0, prev: NONE },
+            _ => unreachable!(),
+        }
+    };
+    // Iterative DFS: arrival(i) = delay(i) + max over inputs of arrival(driver).
+    let input_arrival = |arr: &Vec<Option<Arr>>, j: Option<&usize>| -> Option<Arr> {
+        match j {
+            None => Some(Arr { ns: 0.0, luts: 0, cells: 0, prev: NONE }),
+            Some(&j) => match timings[j] {
+                Timing::Seq { .. } => Some(source(j)),
+                _ => arr[j].map(|a| Arr { prev: j, ..a }),
+            },
+        }
+    };
+    let mut state = vec![0u8; cells.len()]; // 0 new, 1 on stack, 2 done
+    for start in 0..cells.len() {
+        if matches!(timings[start], Timing::Seq { .. }) || state[start] == 2 {
+            continue;
+        }
+        let mut stack = vec![start];
+        while let Some(&i) = stack.last() {
+            if state[i] == 0 {
+                state[i] = 1;
+                for (port, conn) in &cells[i].connections {
+                    if cells[i].port_directions.get(port).map(String::as_str) != Some("input") {
+                        continue;
+                    }
+                    for b in bits(conn) {
+                        if let Some(&j) = driver.get(&b) {
+                            if state[j] == 0 && !matches!(timings[j], Timing::Seq { .. }) {
+                                stack.push(j);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            stack.pop();
+            if state[i] == 2 {
+                continue;
+            }
+            let mut best = Arr { ns: 0.0, luts: 0, cells: 0, prev: NONE };
+            let (delay, from, chain, is_lut) = match timings[i] {
+                Timing::Comb { delay, from, chain } => (delay, Some(from), chain, cells[i].kind.starts_with("LUT")),
+                Timing::Wire => (0.0, None, None, false),
+                Timing::Seq { .. } => unreachable!(),
+            };
+            for (port, conn) in &cells[i].connections {
+                if cells[i].port_directions.get(port).map(String::as_str) != Some("input") {
+                    continue;
+                }
+                let along_chain = chain.is_some() && from.is_some_and(|f| !f(port));
+                if !along_chain && from.is_some_and(|f| !f(port)) {
+                    continue;
+                }
+                let step = if along_chain { chain.unwrap_or(0.0) } else { delay };
+                for b in bits(conn) {
+                    // A combinational loop (state 1) is cut there.
+                    let j = driver.get(&b);
+                    if j.is_some_and(|&j| state[j] == 1 && !matches!(timings[j], Timing::Seq { .. })) {
+                        continue;
+                    }
+                    if let Some(a) = input_arrival(&arr, j) {
+                        if a.ns + step > best.ns {
+                            best =
+                                Arr { ns: a.ns + step, luts: a.luts + is_lut as u32, cells: a.cells + 1, prev: a.prev };
+                            best.prev = j.copied().unwrap_or(NONE);
+                        }
+                    }
+                }
+            }
+            if best.cells == 0 {
+                best = Arr { ns: delay, luts: is_lut as u32, cells: 1, prev: NONE };
+            }
+            arr[i] = Some(best);
+            state[i] = 2;
+        }
+    }
+    // Endpoints: inputs of sequential cells (and module outputs, which the driver's arrival
+    // already covers).
+    let mut worst = Arr { ns: 0.0, luts: 0, cells: 0, prev: NONE };
+    for a in arr.iter().flatten() {
+        if a.ns > worst.ns {
+            worst = *a;
+        }
+    }
+    // The cell whose arrival is the worst: find it to walk the path back.
+    let mut end = arr.iter().position(|a| a.is_some_and(|a| a.ns == worst.ns && a.cells == worst.cells));
+    let mut path = Vec::new();
+    let mut guard = 0;
+    while let Some(i) = end {
+        path.push(cells[i].kind.clone());
+        let p = arr[i].map(|a| a.prev).unwrap_or(NONE);
+        end = if p == NONE || guard > 10_000 { None } else { Some(p) };
+        if let Some(p) = end {
+            if matches!(timings[p], Timing::Seq { .. }) {
+                path.push(cells[p].kind.clone());
+                end = None;
+            }
+        }
+        guard += 1;
+    }
+    path.reverse();
+    let ns = worst.ns + d.fixed;
+    Depth { lut_levels: worst.luts, cells: worst.cells, path_ns: ns, fmax_mhz: 1000.0 / ns, path }
+}
+
+/// One synthesized module of the kernel.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UnitSynth {
+    /// Plain module name (`op_linear`), or `kernel glue` for the top levels without engines.
+    pub name: String,
+    /// Instances in the kernel.
+    pub instances: u64,
+    /// Cell counts of one instance.
+    pub cells: BTreeMap<String, u64>,
+    /// Resources of one instance.
+    pub resources: Resources,
+    /// LUTs of one instance used as distributed RAM / SRL.
+    pub lutram: f64,
+    /// Logic depth.
+    pub depth: Depth,
+    /// Memories yosys turned into registers (from its warnings): names.
+    pub memories_as_registers: Vec<String>,
+    /// Synthesis wall time, seconds (of the run that filled the cache).
+    pub seconds: f64,
+}
+
+/// Synthesize one module of an elaborated design out of context: `hierarchy -top elab_top`
+/// (which fixes every parameter), re-rooted at `module` with `blackboxes` removed, then
+/// `synth_xilinx -family xcup -flatten -noiopad -noclkbuf`, `stat` and a JSON netlist for the
+/// depth. Results are cached in `cache` by a hash of the sources and the script.
+pub fn synth_unit(
+    dir: &Path,
+    cache: &Path,
+    elab_top: &str,
+    module: &str,
+    name: &str,
+    instances: u64,
+    blackboxes: &[String],
+) -> Result<UnitSynth> {
+    let bb: Vec<String> = blackboxes.iter().map(|b| b.to_string()).collect();
+    let mut script = format!("hierarchy -top {elab_top}; ");
+    if !bb.is_empty() {
+        script.push_str(&format!("blackbox {}; hierarchy -top {elab_top}; ", bb.join(" ")));
+    }
+    if module != elab_top {
+        script.push_str(&format!("hierarchy -top {module}; "));
+    }
+    script.push_str(&format!(
+        "synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {module}; stat; write_json unit.json"
+    ));
+    let yosys_version = tools::find(Tool::Yosys).map(|t| t.version).unwrap_or_default();
+    let key = design_hash(dir, &[&script, &yosys_version, "unit-v1"])?;
+    std::fs::create_dir_all(cache)?;
+    let cached = cache.join(format!("{}-{key}.json", name.replace(' ', "_")));
+    if let Ok(text) = std::fs::read_to_string(&cached) {
+        if let Ok(mut u) = serde_json::from_str::<UnitSynth>(&text) {
+            u.instances = instances;
+            return Ok(u);
+        }
+    }
+    // Each unit in its own directory (yosys writes its log and the netlist there).
+    let work = cache.join(format!("work-{}-{key}", name.replace(' ', "_")));
+    std::fs::create_dir_all(&work)?;
+    for f in filelist(dir)? {
+        let dst = work.join(&f);
+        std::fs::create_dir_all(dst.parent().unwrap_or(&work))?;
+        std::fs::copy(dir.join(&f), &dst)?;
+    }
+    std::fs::copy(dir.join("filelist.f"), work.join("filelist.f"))?;
+    let t0 = std::time::Instant::now();
+    let log = yosys(&work, module, &script)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let cells = parse_stat(&log);
+    if cells.is_empty() {
+        bail!("no cell statistics for {name} in the yosys log {}/yosys.log", work.display());
+    }
+    let stats = SynthStats { cells: cells.clone(), log: String::new() };
+    let depth = logic_depth(&work.join("unit.json"), module, &DELAYS)?;
+    let memories_as_registers = log
+        .lines()
+        .filter_map(|l| l.split_once("Replacing memory \\").map(|(_, r)| r))
+        .filter_map(|r| r.split_whitespace().next())
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let u = UnitSynth {
+        name: name.to_string(),
+        instances,
+        resources: stats.resources(),
+        lutram: stats.lutram(),
+        cells,
+        depth,
+        memories_as_registers,
+        seconds,
+    };
+    std::fs::write(&cached, serde_json::to_string_pretty(&u)?)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(u)
+}

@@ -1,0 +1,98 @@
+//! `trit fit`: search the engine parameters (TLMM tables per step, output columns, tokens per
+//! weight fetch, weight-buffer depth; the AXI ports stay at the board's, more never hurts) for
+//! the best projected decode, then prefill, with every resource within 90 % of the board, and
+//! say what binds. Resources come from the config's synthesized units (`trit report`) scaled by
+//! [`crate::report::estimate_resources`]; performance from [`crate::perfmodel`].
+
+use crate::report::{self, SweepPoint};
+use crate::synth::Resources;
+use anyhow::{bail, Result};
+use model::Config;
+
+/// The fitter's answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FitResult {
+    /// The chosen point.
+    pub best: SweepPoint,
+    /// Candidates evaluated / within budget.
+    pub evaluated: usize,
+    /// Within 90 % of every resource.
+    pub feasible: usize,
+    /// What binds, in words.
+    pub binds: Vec<String>,
+}
+
+/// Share of the board each resource takes.
+pub fn shares(r: &Resources, b: &Resources) -> [(&'static str, f64); 5] {
+    let (rp, bp) = (r.pairs(), b.pairs());
+    std::array::from_fn(|i| (rp[i].0, rp[i].1 / bp[i].1.max(1e-9)))
+}
+
+/// Search.
+pub fn fit(cfg: &Config, points: Vec<SweepPoint>) -> Result<FitResult> {
+    let budget = report::budget(cfg);
+    let evaluated = points.len();
+    let ok: Vec<SweepPoint> =
+        points.into_iter().filter(|p| shares(&p.resources, &budget).iter().all(|(_, s)| *s <= 0.9)).collect();
+    let feasible = ok.len();
+    let key = |p: &SweepPoint| (p.projected.decode_tok_s, -p.projected.ttft_s.1);
+    let Some(best) = ok.into_iter().max_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        // Decode within 0.5 % counts as equal: then the faster prefill, then the smaller design.
+        if (ka.0 - kb.0).abs() > 0.005 * ka.0.max(kb.0) {
+            ka.0.total_cmp(&kb.0)
+        } else if (ka.1 - kb.1).abs() > 1e-4 {
+            ka.1.total_cmp(&kb.1)
+        } else {
+            b.resources.lut.total_cmp(&a.resources.lut)
+        }
+    }) else {
+        bail!("no engine variant of {} fits within 90% of every {} resource", cfg.name, cfg.board.name);
+    };
+    let mut binds = Vec::new();
+    let s = shares(&best.resources, &budget);
+    let (rname, rmax) = s.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or(("lut", 0.0));
+    binds.push(format!("largest resource share: {rname} at {:.0}% (limit 90%)", 100.0 * rmax));
+    binds.push(format!(
+        "decode: {:.1} tok/s = {:.0}% of the DRAM roofline ({:.1} tok/s); {}",
+        best.projected.decode_tok_s,
+        100.0 * best.projected.roofline_fraction,
+        best.projected.roofline_tok_s,
+        best.projected.binds
+    ));
+    let tl = hdl::TlmmParams::from_config(&with(cfg, &best)).tlmm();
+    binds.push(format!(
+        "prefill: {} lookups/cycle; TTFT(128) {:.3} s -- more tables x columns would need more {rname}",
+        tl.lookups_per_cycle(),
+        best.projected.ttft_s.1
+    ));
+    Ok(FitResult { best, evaluated, feasible, binds })
+}
+
+/// `cfg` with a sweep point's engine parameters.
+pub fn with(cfg: &Config, p: &SweepPoint) -> Config {
+    let mut c = cfg.clone();
+    c.engine.tables_per_step = p.tables;
+    c.engine.columns_per_cycle = p.cols;
+    c.engine.prefill_tokens = p.tokens;
+    c.engine.weight_buffer_beats = p.wbuf;
+    c
+}
+
+/// The chosen config as TOML (the board by name).
+pub fn config_toml(cfg: &Config, r: &FitResult) -> Result<String> {
+    let c = with(cfg, &r.best);
+    let toml::Value::Table(mut v) = toml::Value::try_from(&c)? else { bail!("config is not a table") };
+    v.insert("name".into(), toml::Value::String(format!("{}-fit", cfg.name)));
+    v.insert("board".into(), toml::Value::String(cfg.board.name.clone()));
+    let head = format!(
+        "# Written by `trit fit` from {}: projected {:.1} tok/s decode (context {}), TTFT(128) {:.3} s at {:.0} MHz.\n# {}\n",
+        cfg.name,
+        r.best.projected.decode_tok_s,
+        r.best.projected.context,
+        r.best.projected.ttft_s.1,
+        r.best.projected.clock_mhz,
+        r.binds.join("\n# ")
+    );
+    Ok(head + &toml::to_string(&v)?)
+}

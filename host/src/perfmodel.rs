@@ -1,0 +1,624 @@
+//! The performance model: kernel cycles of every op of the program the runtime issues, as a
+//! function of the config (model shape, engine parameters, bus width, ports, DRAM bandwidth),
+//! calibrated against Verilator cycle counts of the real RTL (`trit sim`, [`crate::simperf`]).
+//!
+//! Each op's cycles (run alone) are a linear form in a few features the config determines --
+//! tokens, rows in bus words, heads x keys read, TLMM cycles `max(run, load)` -- with one
+//! coefficient per feature. All coefficients live in one table, [`CALIB`]; [`fit`] refits them
+//! by least squares (relative error) from simulations ([`calibrate`], `trit report
+//! --calibrate`), because the RTL changes underneath. A decoder layer is the sum of its ops
+//! minus what the weight prefetch hides: LINEAR loads the next matrix over the weight-only ports
+//! while the ops in between run.
+//!
+//! From it: bytes per decoded token (weights, LM head, KV cache, activations), projected decode
+//! tokens/s and TTFT for the whole model, the DRAM roofline and the fraction of it reached.
+
+use crate::simperf::{self, SimReport, SimRequest};
+use anyhow::Result;
+use hdl::isa::row_bytes;
+use model::Config;
+use serde::Serialize;
+
+/// Op kinds the model knows, in [`CALIB`] order.
+pub const KINDS: [&str; 6] = ["EMBED", "NORM_QUANT", "LINEAR", "ROPE_KV", "ATTENTION", "FFN_ACT"];
+
+/// Features per kind (the names, for the table and `--calibrate`).
+pub const FEATURES: [&[&str]; 6] = [
+    &["op", "token", "token x hidden words"],
+    &["op", "token", "token x row words"],
+    &["op", "token", "token x (k+n) words", "max(TLMM run, weight load)", "weight chunks"],
+    &["op", "token", "token x head", "token x (q+k+v) words"],
+    &["op", "token x head", "key x head", "key x head x 16-lane beat"],
+    &["op", "token", "token x ffn words", "token x ffn words (sub-norm)"],
+];
+
+/// The calibration table: per op kind, one coefficient (cycles) per feature of [`FEATURES`];
+/// then the fraction of a LINEAR's weight load the prefetch hides behind the ops before it, and
+/// the LM head's fraction of the DRAM/port roofline. Fitted by `trit report --calibrate` against
+/// `trit sim` on the calibration configs ([`calibration_configs`]).
+pub const CALIB: Calib = Calib {
+    ops: [
+        &[60.9418, 41.0627, 0.9993],                   // EMBED
+        &[106.0088, 204.5346, 3.0269],                 // NORM_QUANT
+        &[-46.7221, 29.7490, 2.6682, 0.7795, 90.3197], // LINEAR
+        &[38.7643, 563.4764, 3.7084, 6.1831],          // ROPE_KV
+        &[44.1457, 211.5500, -0.0390, 2.0286],         // ATTENTION
+        &[98.0090, 257.7781, 0.5644, 3.9843],          // FFN_ACT
+    ],
+    prefetch_hidden: 0.0,
+    lm_head_efficiency: 0.92,
+};
+
+/// Coefficients of the model (see [`CALIB`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Calib {
+    /// Per kind of [`KINDS`], coefficients for its [`FEATURES`].
+    pub ops: [&'static [f64]; 6],
+    /// Fraction of the ops between two LINEARs during which the next matrix's load proceeds.
+    pub prefetch_hidden: f64,
+    /// LM head cycles = its bytes / min(DRAM, ports) bytes per cycle / this.
+    pub lm_head_efficiency: f64,
+}
+
+/// Coefficients owned (a fit's result).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fitted {
+    /// Per kind.
+    pub ops: Vec<Vec<f64>>,
+    /// See [`Calib::prefetch_hidden`].
+    pub prefetch_hidden: f64,
+    /// See [`Calib::lm_head_efficiency`].
+    pub lm_head_efficiency: f64,
+}
+
+impl Calib {
+    /// As an owned table.
+    pub fn fitted(&self) -> Fitted {
+        Fitted {
+            ops: self.ops.iter().map(|c| c.to_vec()).collect(),
+            prefetch_hidden: self.prefetch_hidden,
+            lm_head_efficiency: self.lm_head_efficiency,
+        }
+    }
+}
+
+/// One op instance of a program, with its features.
+#[derive(Debug, Clone)]
+pub struct OpInst {
+    /// Index into [`KINDS`].
+    pub kind: usize,
+    /// Feature values.
+    pub x: Vec<f64>,
+    /// Weight-load cycles of a LINEAR (0 otherwise): what prefetch can hide.
+    pub load: f64,
+}
+
+/// Machine facts the model needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    /// Bus bytes per word.
+    pub bus: f64,
+    /// AXI master ports (weights stream over all of them).
+    pub ports: f64,
+    /// DRAM bytes per kernel cycle at the board's clock.
+    pub dram_bpc: f64,
+}
+
+impl Machine {
+    /// From a config (its board's clock).
+    pub fn of(cfg: &Config) -> Machine {
+        let shape = hdl::KernelShape::from_config(cfg);
+        Machine {
+            bus: cfg.board.axi_data_bits as f64 / 8.0,
+            ports: shape.MEM_PORTS as f64,
+            dram_bpc: cfg.board.bandwidth_gbs * 1e3 / cfg.board.clock_mhz,
+        }
+    }
+    /// Bytes per cycle weights stream at: the ports or the DRAM, whichever is less.
+    pub fn stream_bpc(&self) -> f64 {
+        (self.ports * self.bus).min(self.dram_bpc)
+    }
+}
+
+/// Bytes of one linear's weight image on the device.
+pub fn image_bytes(cfg: &Config, k: usize, n: usize) -> u64 {
+    let tl = hdl::TlmmParams::from_config(cfg).tlmm();
+    (tl.steps(k) * tl.blocks(n) * tl.beat_stride(cfg.board.axi_data_bits as usize / 8)) as u64
+}
+
+/// The ops of one decoder layer for `t` tokens at positions `pos0..pos0+t`, in program order.
+pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
+    let m = &cfg.model;
+    let mc = Machine::of(cfg);
+    let p = hdl::TlmmParams::from_config(cfg);
+    let tl = p.tlmm();
+    let tf = t as f64;
+    let words = |n: usize| (n as f64 * 4.0 / mc.bus).ceil();
+    let norm = |n: usize| OpInst { kind: 1, x: vec![1.0, tf, tf * words(n)], load: 0.0 };
+    let linear = |k: usize, n: usize| {
+        let run = (t * tl.blocks(n) * tl.steps(k)) as f64;
+        let load = image_bytes(cfg, k, n) as f64 / mc.stream_bpc();
+        let chunks = tl.chunks(n, k, p.WBUF_DEPTH).len() as f64;
+        OpInst { kind: 2, x: vec![1.0, tf, tf * (words(k) + words(n)), run.max(load), chunks], load }
+    };
+    let [q, kk, v, o, gate, up, down] = hdl::linear_shapes(cfg);
+    let qkv_words = words((m.heads + 2 * m.kv_heads) * m.head_dim);
+    let keys: f64 = (0..t).map(|i| (pos0 + i + 1) as f64).sum();
+    let beats = m.head_dim.div_ceil(16) as f64;
+    let h = m.heads as f64;
+    let sub = if m.sub_norms { 1.0 } else { 0.0 };
+    vec![
+        norm(m.hidden),
+        linear(q.1, q.2),
+        linear(kk.1, kk.2),
+        linear(v.1, v.2),
+        OpInst { kind: 3, x: vec![1.0, tf, tf * h, tf * qkv_words], load: 0.0 },
+        OpInst { kind: 4, x: vec![1.0, tf * h, keys * h, keys * h * beats], load: 0.0 },
+        norm(m.hidden),
+        linear(o.1, o.2),
+        norm(m.hidden),
+        linear(gate.1, gate.2),
+        linear(up.1, up.2),
+        OpInst { kind: 5, x: vec![1.0, tf, tf * words(m.ffn), sub * tf * words(m.ffn)], load: 0.0 },
+        linear(down.1, down.2),
+    ]
+}
+
+/// The embedding op for `t` tokens.
+pub fn embed_op(cfg: &Config, t: usize) -> OpInst {
+    let mc = Machine::of(cfg);
+    OpInst { kind: 0, x: vec![1.0, t as f64, t as f64 * (cfg.model.hidden as f64 * 4.0 / mc.bus).ceil()], load: 0.0 }
+}
+
+fn op_cycles(c: &Fitted, op: &OpInst) -> f64 {
+    c.ops[op.kind].iter().zip(&op.x).map(|(a, x)| a * x).sum()
+}
+
+/// Cycles of one decoder layer's program: the ops' sum, less the share of each LINEAR's weight
+/// load that ran while the ops since the previous LINEAR did.
+pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst]) -> f64 {
+    let mc = Machine::of(cfg);
+    // Prefetch runs over the weight-only ports 1..P-1.
+    let share = if mc.ports > 1.0 { (mc.ports - 1.0) / mc.ports } else { 0.0 };
+    let mut total = 0.0;
+    let mut since = 0.0;
+    for op in ops {
+        let cy = op_cycles(c, op);
+        if op.kind == 2 {
+            let hidden = (c.prefetch_hidden * since * share).min(op.load).min(cy);
+            total += cy - hidden;
+            since = 0.0;
+        } else {
+            total += cy;
+            since += cy;
+        }
+    }
+    total
+}
+
+/// Decode cycles of one layer for the token at `context - 1`.
+pub fn decode_layer(c: &Fitted, cfg: &Config, context: usize) -> f64 {
+    layer_cycles(c, cfg, &layer_ops(cfg, 1, context - 1))
+}
+
+/// Prefill cycles of one layer for a prompt of `p` tokens (chunks of the engine's tokens).
+pub fn prefill_layer(c: &Fitted, cfg: &Config, p: usize) -> f64 {
+    let chunk = cfg.engine.prefill_tokens.max(1);
+    (0..p).step_by(chunk).map(|s| layer_cycles(c, cfg, &layer_ops(cfg, chunk.min(p - s), s))).sum()
+}
+
+/// LM head bytes per token (int8 rows and a scale per vocab entry).
+pub fn lm_head_bytes(cfg: &Config) -> u64 {
+    cfg.model.vocab as u64 * (row_bytes(cfg.model.hidden as u64) + 4)
+}
+
+/// LM head cycles per token.
+pub fn lm_head_cycles(c: &Fitted, cfg: &Config) -> f64 {
+    lm_head_bytes(cfg) as f64 / Machine::of(cfg).stream_bpc() / c.lm_head_efficiency
+}
+
+/// Bytes a decoded token moves, by kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenBytes {
+    /// Ternary weight images and norm weights of every layer.
+    pub weights: u64,
+    /// LM head.
+    pub lm_head: u64,
+    /// KV cache read (and the new entry written) at the context.
+    pub kv_cache: u64,
+    /// Activation rows read and written between ops (estimate: fp32 rows, int8 codes).
+    pub activations: u64,
+}
+
+impl TokenBytes {
+    /// Sum.
+    pub fn total(&self) -> u64 {
+        self.weights + self.lm_head + self.kv_cache + self.activations
+    }
+}
+
+/// Bytes per decoded token at `context`.
+pub fn token_bytes(cfg: &Config, context: usize) -> TokenBytes {
+    let m = &cfg.model;
+    let l = m.layers as u64;
+    let (h, f) = (m.hidden as u64, m.ffn as u64);
+    let lin: u64 = hdl::linear_shapes(cfg).iter().map(|&(_, k, n)| image_bytes(cfg, k, n)).sum();
+    let norm = |n: u64| hdl::isa::NORM_GAINS + row_bytes(2 * n);
+    let norms = 2 * norm(h) + if m.sub_norms { norm(h) + norm(f) } else { 0 };
+    let kvh = m.kv_heads as u64;
+    let kv = 2 * context as u64 * (kvh * m.head_dim as u64 + 4 * kvh);
+    let qd = (m.heads * m.head_dim) as u64;
+    let kvd = kvh * m.head_dim as u64;
+    // Per layer: each LINEAR reads int8 codes + a scale and writes fp32 rows (o and down
+    // accumulate: read too); norms read fp32 and write codes; rope/attention/ffn likewise.
+    let lin_act: u64 = hdl::linear_shapes(cfg)
+        .iter()
+        .map(|&(name, k, n)| k as u64 + 4 + 4 * n as u64 * if name == "o" || name == "down" { 2 } else { 1 })
+        .sum();
+    let act = lin_act + 3 * (4 * h + h + 4) + 4 * (qd + 2 * kvd) + 2 * 4 * qd + 8 * f + f + 4;
+    TokenBytes { weights: l * (lin + norms), lm_head: lm_head_bytes(cfg), kv_cache: l * kv, activations: l * act }
+}
+
+/// Projected whole-model figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Projection {
+    /// Config.
+    pub config: String,
+    /// Board.
+    pub board: String,
+    /// Clock the cycles are converted at (the board's, or less when logic depth says so).
+    pub clock_mhz: f64,
+    /// Context of the decode figures.
+    pub context: usize,
+    /// Decode cycles per layer at `context`.
+    pub decode_layer_cycles: f64,
+    /// LM head cycles per token.
+    pub lm_head_cycles: f64,
+    /// Decode tokens/s at `context`.
+    pub decode_tok_s: f64,
+    /// TTFT for 64 and 128 prompt tokens, seconds.
+    pub ttft_s: (f64, f64),
+    /// Prefill cycles per layer for 128 tokens.
+    pub prefill_layer_cycles_128: f64,
+    /// Bytes per decoded token.
+    pub bytes: TokenBytes,
+    /// DRAM roofline for decode: bandwidth / bytes per token, tokens/s.
+    pub roofline_tok_s: f64,
+    /// `decode_tok_s / roofline_tok_s`.
+    pub roofline_fraction: f64,
+    /// What bounds decode: `DRAM bandwidth`, `weight ports`, or `compute/overheads`.
+    pub binds: String,
+}
+
+/// Decode context the projections use.
+pub const CONTEXT: usize = 128;
+
+/// Project `cfg` at `clock_mhz` with the table [`CALIB`].
+pub fn project(cfg: &Config, clock_mhz: f64) -> Projection {
+    project_with(&CALIB.fitted(), cfg, clock_mhz)
+}
+
+/// Project with explicit coefficients.
+pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
+    // Cycle counts scale with the clock only through the DRAM bytes per cycle.
+    let mut at = cfg.clone();
+    at.board.clock_mhz = clock_mhz;
+    let cfg = &at;
+    let m = &cfg.model;
+    let ctx = CONTEXT.min(m.max_seq);
+    let l = m.layers as f64;
+    let embed1 = op_cycles(c, &embed_op(cfg, 1));
+    let dec = decode_layer(c, cfg, ctx);
+    let head = lm_head_cycles(c, cfg);
+    let hz = clock_mhz * 1e6;
+    let tok_cycles = embed1 + l * dec + head;
+    let ttft = |p: usize| {
+        let p = p.min(m.max_seq);
+        let chunk = cfg.engine.prefill_tokens.max(1);
+        let emb: f64 = (0..p).step_by(chunk).map(|s| op_cycles(c, &embed_op(cfg, chunk.min(p - s)))).sum();
+        (emb + l * prefill_layer(c, cfg, p) + head) / hz
+    };
+    let bytes = token_bytes(cfg, ctx);
+    let roof = cfg.board.bandwidth_gbs * 1e9 / bytes.total() as f64;
+    let tok_s = hz / tok_cycles;
+    let mc = Machine::of(cfg);
+    let binds = if tok_s / roof > 0.7 {
+        if mc.ports * mc.bus < mc.dram_bpc {
+            format!("weight ports ({} x {} B/cycle < DRAM {:.1} B/cycle)", mc.ports, mc.bus, mc.dram_bpc)
+        } else {
+            "DRAM bandwidth".to_string()
+        }
+    } else {
+        "engine cycles (op overheads and compute), not bandwidth".to_string()
+    };
+    Projection {
+        config: cfg.name.clone(),
+        board: cfg.board.name.clone(),
+        clock_mhz,
+        context: ctx,
+        decode_layer_cycles: dec,
+        lm_head_cycles: head,
+        decode_tok_s: tok_s,
+        ttft_s: (ttft(64), ttft(128)),
+        prefill_layer_cycles_128: prefill_layer(c, cfg, 128.min(m.max_seq)),
+        roofline_tok_s: roof,
+        roofline_fraction: tok_s / roof,
+        bytes,
+        binds,
+    }
+}
+
+impl Projection {
+    /// The `projected` object of `trit report --json`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "clock_mhz": self.clock_mhz,
+            "decode_tok_s": self.decode_tok_s,
+            "ttft_s": { "64": self.ttft_s.0, "128": self.ttft_s.1 },
+            "context": self.context,
+            "decode_layer_cycles": self.decode_layer_cycles,
+            "prefill_layer_cycles_128": self.prefill_layer_cycles_128,
+            "lm_head_cycles": self.lm_head_cycles,
+            "bytes_per_token": {
+                "weights": self.bytes.weights,
+                "lm_head": self.bytes.lm_head,
+                "kv_cache": self.bytes.kv_cache,
+                "activations": self.bytes.activations,
+                "total": self.bytes.total(),
+            },
+            "roofline_tok_s": self.roofline_tok_s,
+            "roofline_fraction": self.roofline_fraction,
+            "binds": self.binds,
+        })
+    }
+}
+
+/// The projection as text.
+pub fn text(p: &Projection) -> String {
+    let b = &p.bytes;
+    let mb = |x: u64| x as f64 / 1e6;
+    format!(
+        "  projected at {:.0} MHz (performance model calibrated on Verilator; estimates):\n\
+         \x20   decode at context {}: {:.0} cycles/layer, LM head {:.0} cycles -> {:.1} tok/s\n\
+         \x20   TTFT: {:.3} s (64 tokens), {:.3} s (128 tokens); prefill {:.0} cycles/layer for 128 tokens\n\
+         \x20   bytes per decoded token: weights {:.2} MB, LM head {:.2} MB, KV cache {:.2} MB, activations {:.2} MB = {:.2} MB\n\
+         \x20   DRAM roofline {:.1} tok/s -> {:.0}% reached; binds: {}\n",
+        p.clock_mhz,
+        p.context,
+        p.decode_layer_cycles,
+        p.lm_head_cycles,
+        p.decode_tok_s,
+        p.ttft_s.0,
+        p.ttft_s.1,
+        p.prefill_layer_cycles_128,
+        mb(b.weights),
+        mb(b.lm_head),
+        mb(b.kv_cache),
+        mb(b.activations),
+        mb(b.total()),
+        p.roofline_tok_s,
+        100.0 * p.roofline_fraction,
+        p.binds
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration
+// ---------------------------------------------------------------------------------------------
+
+/// One simulation the model is fitted to / checked against.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The config simulated.
+    pub cfg: Config,
+    /// Prompt tokens of the prefill.
+    pub prompt_len: usize,
+    /// Decode context.
+    pub context: usize,
+    /// Measured decode cycles per layer (one program).
+    pub decode_layer: f64,
+    /// Measured prefill cycles per layer (all chunks).
+    pub prefill_layer: f64,
+    /// Per kind: (ops, cycles) of the decode step's ops run alone.
+    pub decode_ops: Vec<(String, u64, u64)>,
+    /// Per kind: (ops, cycles) of the last prefill chunk's ops run alone.
+    pub prefill_ops: Vec<(String, u64, u64)>,
+}
+
+impl Sample {
+    /// From a `trit sim` report.
+    pub fn from_report(cfg: &Config, r: &SimReport) -> Sample {
+        let rows = |m: &std::collections::BTreeMap<String, simperf::OpRow>| {
+            m.iter().map(|(k, v)| (k.clone(), v.count, v.cycles)).collect()
+        };
+        Sample {
+            cfg: cfg.clone(),
+            prompt_len: r.prefill.prompt_len,
+            context: r.decode.context,
+            decode_layer: r.decode.cycles_per_layer as f64,
+            prefill_layer: r.prefill.cycles_per_layer as f64,
+            decode_ops: rows(&r.decode.ops),
+            prefill_ops: rows(&r.prefill.ops),
+        }
+    }
+
+    /// From `trit sim --json` output.
+    pub fn from_json(cfg: &Config, v: &serde_json::Value) -> Option<Sample> {
+        let rows = |ph: &str| -> Vec<(String, u64, u64)> {
+            v[ph]["ops"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, r)| (k.clone(), r["count"].as_u64().unwrap_or(0), r["cycles"].as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Some(Sample {
+            cfg: cfg.clone(),
+            prompt_len: v["prefill"]["prompt_len"].as_u64()? as usize,
+            context: v["decode"]["context"].as_u64()? as usize,
+            decode_layer: v["decode"]["cycles_per_layer"].as_f64()?,
+            prefill_layer: v["prefill"]["cycles_per_layer"].as_f64()?,
+            decode_ops: rows("decode"),
+            prefill_ops: rows("prefill"),
+        })
+    }
+
+    /// The (kind, summed features, measured cycles) rows of the ops run alone.
+    fn op_rows(&self) -> Vec<(usize, Vec<f64>, f64)> {
+        let cfg = &self.cfg;
+        let chunk = cfg.engine.prefill_tokens.max(1);
+        let last0 = (self.prompt_len - 1) / chunk * chunk;
+        let phases = [
+            (layer_ops(cfg, 1, self.context - 1), embed_op(cfg, 1), &self.decode_ops),
+            (layer_ops(cfg, self.prompt_len - last0, last0), embed_op(cfg, self.prompt_len - last0), &self.prefill_ops),
+        ];
+        let mut out = Vec::new();
+        for (ops, embed, measured) in phases {
+            for (kind, name) in KINDS.iter().enumerate() {
+                let Some(&(_, _, cycles)) = measured.iter().find(|(k, _, _)| k == name) else { continue };
+                let mut x = vec![0.0; FEATURES[kind].len()];
+                for op in ops.iter().chain(std::iter::once(&embed)).filter(|o| o.kind == kind) {
+                    for (a, b) in x.iter_mut().zip(&op.x) {
+                        *a += b;
+                    }
+                }
+                out.push((kind, x, cycles as f64));
+            }
+        }
+        out
+    }
+}
+
+/// Model error of one sample: (decode model, decode measured, prefill model, prefill measured).
+pub fn errors(c: &Fitted, s: &Sample) -> (f64, f64, f64, f64) {
+    (decode_layer(c, &s.cfg, s.context), s.decode_layer, prefill_layer(c, &s.cfg, s.prompt_len), s.prefill_layer)
+}
+
+/// Solve the least-squares problem `min |A x - b|` by the normal equations (small systems).
+fn least_squares(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
+    let n = a.first().map(|r| r.len()).unwrap_or(0);
+    let mut m = vec![vec![0.0; n + 1]; n];
+    for (row, &y) in a.iter().zip(b) {
+        for i in 0..n {
+            for j in 0..n {
+                m[i][j] += row[i] * row[j];
+            }
+            m[i][n] += row[i] * y;
+        }
+    }
+    // Tikhonov regularization keeps unidentifiable coefficients (a feature constant over the
+    // samples) at zero instead of blowing up.
+    for (i, r) in m.iter_mut().enumerate() {
+        r[i] += 1e-9 * (1.0 + r[i].abs());
+    }
+    for col in 0..n {
+        let piv = (col..n).max_by(|&x, &y| m[x][col].abs().total_cmp(&m[y][col].abs())).unwrap_or(col);
+        m.swap(col, piv);
+        let p = m[col][col];
+        if p.abs() < 1e-300 {
+            continue;
+        }
+        for r in 0..n {
+            if r != col {
+                let f = m[r][col] / p;
+                for k in col..=n {
+                    m[r][k] -= f * m[col][k];
+                }
+            }
+        }
+    }
+    (0..n).map(|i| if m[i][i].abs() < 1e-300 { 0.0 } else { m[i][n] / m[i][i] }).collect()
+}
+
+/// Fit the coefficients to samples: per op kind, least squares on relative error over the ops
+/// run alone; then the prefetch share by a scan minimizing the layers' largest relative error.
+pub fn fit(samples: &[Sample]) -> Fitted {
+    let mut c = CALIB.fitted();
+    let rows: Vec<(usize, Vec<f64>, f64)> = samples.iter().flat_map(|s| s.op_rows()).collect();
+    for kind in 0..KINDS.len() {
+        let (a, b): (Vec<Vec<f64>>, Vec<f64>) = rows
+            .iter()
+            .filter(|r| r.0 == kind && r.2 > 0.0)
+            .map(|(_, x, y)| (x.iter().map(|v| v / y).collect(), 1.0))
+            .unzip();
+        if !a.is_empty() {
+            c.ops[kind] = least_squares(&a, &b);
+        }
+    }
+    let worst = |c: &Fitted| {
+        samples
+            .iter()
+            .map(|s| {
+                let (dm, dr, pm, pr) = errors(c, s);
+                ((dm - dr) / dr).abs().max(((pm - pr) / pr).abs())
+            })
+            .fold(0.0, f64::max)
+    };
+    let mut best = (f64::INFINITY, 0.0);
+    for i in 0..=40 {
+        c.prefetch_hidden = i as f64 / 40.0;
+        let w = worst(&c);
+        if w < best.0 {
+            best = (w, c.prefetch_hidden);
+        }
+    }
+    c.prefetch_hidden = best.1;
+    c
+}
+
+/// The configs the model is calibrated and checked on: `tiny` and variants (head_dim, GQA,
+/// activation and sub-norms, tokens per weight fetch, AXI ports, engine width), as
+/// (label, config). Each simulates in seconds.
+pub fn calibration_configs() -> Vec<(String, Config)> {
+    let v = |label: &str, patch: &str| {
+        let cfg = Config::preset_with("tiny", patch).unwrap_or_else(|e| panic!("calibration config {label}: {e}"));
+        (label.to_string(), cfg)
+    };
+    vec![
+        v("tiny", ""),
+        v("head_dim 32", "[model]\nheads = 2\nhead_dim = 32\n"),
+        v("MHA, SiLU, no sub-norms", "[model]\nkv_heads = 4\nffn_activation = \"silu\"\nsub_norms = false\n"),
+        v("8 tokens per fetch", "[engine]\nprefill_tokens = 8\n"),
+        v("8 tables x 8 columns", "[engine]\ntables_per_step = 8\ncolumns_per_cycle = 8\n"),
+        v(
+            "wider model",
+            "[model]\nhidden = 192\nffn = 512\nheads = 6\nhead_dim = 32\n[engine]\nweight_buffer_beats = 512\n",
+        ),
+    ]
+}
+
+/// Simulate `cfg` for calibration: one layer, a `prompt_len`-token prefill and one decode step.
+pub fn simulate(cfg: &Config, prompt_len: usize) -> Result<Sample> {
+    let req = SimRequest { cfg: cfg.clone(), layers: 1, prompt_len, decode_steps: 1, lm_head: false };
+    let r = simperf::run(&req, |_, _| {})?;
+    Ok(Sample::from_report(cfg, &r))
+}
+
+/// Simulate every calibration config at two prompt lengths (8 and 24 tokens) and fit.
+pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<(Fitted, Vec<(String, Sample)>)> {
+    let mut samples = Vec::new();
+    for (label, cfg) in calibration_configs() {
+        for p in [8, 24] {
+            progress(&format!("{label}, {p}-token prompt"));
+            samples.push((format!("{label}, prompt {p}"), simulate(&cfg, p)?));
+        }
+    }
+    let s: Vec<Sample> = samples.iter().map(|x| x.1.clone()).collect();
+    Ok((fit(&s), samples))
+}
+
+/// The coefficient table as Rust source (for pasting into [`CALIB`]).
+pub fn calib_source(c: &Fitted) -> String {
+    let mut s = String::from("pub const CALIB: Calib = Calib {\n    ops: [\n");
+    for (k, row) in c.ops.iter().enumerate() {
+        let vals: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
+        s.push_str(&format!("        &[{}], // {}: {}\n", vals.join(", "), KINDS[k], FEATURES[k].join(", ")));
+    }
+    s.push_str(&format!(
+        "    ],\n    prefetch_hidden: {:.3},\n    lm_head_efficiency: {:.3},\n}};\n",
+        c.prefetch_hidden, c.lm_head_efficiency
+    ));
+    s
+}
