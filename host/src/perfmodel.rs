@@ -46,6 +46,7 @@ pub const CALIB: Calib = Calib {
         &[98.0090, 257.7781, 0.5644, 3.9843],          // FFN_ACT
     ],
     prefetch_hidden: 0.0,
+    vector_factor: 1.0,
     lm_head_efficiency: 0.92,
 };
 
@@ -56,6 +57,9 @@ pub struct Calib {
     pub ops: [&'static [f64]; 6],
     /// Fraction of the ops between two LINEARs during which the next matrix's load proceeds.
     pub prefetch_hidden: f64,
+    /// What the ops between LINEARs cost inside a program, relative to alone (they share the
+    /// DRAM with the prefetch, and ATTENTION waits for the load in flight).
+    pub vector_factor: f64,
     /// LM head cycles = its bytes / min(DRAM, ports) bytes per cycle / this.
     pub lm_head_efficiency: f64,
 }
@@ -67,6 +71,8 @@ pub struct Fitted {
     pub ops: Vec<Vec<f64>>,
     /// See [`Calib::prefetch_hidden`].
     pub prefetch_hidden: f64,
+    /// See [`Calib::vector_factor`].
+    pub vector_factor: f64,
     /// See [`Calib::lm_head_efficiency`].
     pub lm_head_efficiency: f64,
 }
@@ -77,6 +83,7 @@ impl Calib {
         Fitted {
             ops: self.ops.iter().map(|c| c.to_vec()).collect(),
             prefetch_hidden: self.prefetch_hidden,
+            vector_factor: self.vector_factor,
             lm_head_efficiency: self.lm_head_efficiency,
         }
     }
@@ -189,7 +196,7 @@ pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst]) -> f64 {
             total += cy - hidden;
             since = 0.0;
         } else {
-            total += cy;
+            total += c.vector_factor * cy;
             since += cy;
         }
     }
@@ -533,7 +540,8 @@ fn least_squares(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
 }
 
 /// Fit the coefficients to samples: per op kind, least squares on relative error over the ops
-/// run alone; then the prefetch share by a scan minimizing the layers' largest relative error.
+/// run alone; then the prefetch share and the in-program factor of the other ops by a scan
+/// minimizing the layers' largest relative error.
 pub fn fit(samples: &[Sample]) -> Fitted {
     let mut c = CALIB.fitted();
     let rows: Vec<(usize, Vec<f64>, f64)> = samples.iter().flat_map(|s| s.op_rows()).collect();
@@ -556,15 +564,18 @@ pub fn fit(samples: &[Sample]) -> Fitted {
             })
             .fold(0.0, f64::max)
     };
-    let mut best = (f64::INFINITY, 0.0);
+    let mut best = (f64::INFINITY, 0.0, 1.0);
     for i in 0..=40 {
-        c.prefetch_hidden = i as f64 / 40.0;
-        let w = worst(&c);
-        if w < best.0 {
-            best = (w, c.prefetch_hidden);
+        for j in 0..=60 {
+            c.prefetch_hidden = i as f64 / 40.0;
+            c.vector_factor = 0.5 + j as f64 / 40.0;
+            let w = worst(&c);
+            if w < best.0 {
+                best = (w, c.prefetch_hidden, c.vector_factor);
+            }
         }
     }
-    c.prefetch_hidden = best.1;
+    (c.prefetch_hidden, c.vector_factor) = (best.1, best.2);
     c
 }
 
@@ -617,8 +628,8 @@ pub fn calib_source(c: &Fitted) -> String {
         s.push_str(&format!("        &[{}], // {}: {}\n", vals.join(", "), KINDS[k], FEATURES[k].join(", ")));
     }
     s.push_str(&format!(
-        "    ],\n    prefetch_hidden: {:.3},\n    lm_head_efficiency: {:.3},\n}};\n",
-        c.prefetch_hidden, c.lm_head_efficiency
+        "    ],\n    prefetch_hidden: {:.3},\n    vector_factor: {:.3},\n    lm_head_efficiency: {:.3},\n}};\n",
+        c.prefetch_hidden, c.vector_factor, c.lm_head_efficiency
     ));
     s
 }
