@@ -33,21 +33,24 @@ pub const FEATURES: [&[&str]; 6] = [
 ];
 
 /// The calibration table: per op kind, one coefficient (cycles) per feature of [`FEATURES`];
-/// then the fraction of a LINEAR's weight load the prefetch hides behind the ops before it, and
-/// the LM head's fraction of the DRAM/port roofline. Fitted by `trit report --calibrate` against
+/// then, for a whole program, the fraction of a prefill LINEAR's weight load the prefetch hides
+/// behind the time before it, the in-program factor of the ops between LINEARs, the cost per
+/// prefetchable load cycle of a decode LINEAR (see [`Calib`]), and the LM head's fraction of the
+/// DRAM/port roofline. Fitted by `trit report --calibrate` against
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9418, 41.0627, 0.9993],                   // EMBED
-        &[106.0088, 204.5346, 3.0269],                 // NORM_QUANT
-        &[-46.7221, 29.7490, 2.6682, 0.7795, 90.3197], // LINEAR
-        &[38.7643, 563.4764, 3.7084, 6.1831],          // ROPE_KV
-        &[44.1457, 211.5500, -0.0390, 2.0286],         // ATTENTION
-        &[98.0090, 257.7781, 0.5644, 3.9843],          // FFN_ACT
+        &[60.9502, 41.0522, 0.9994],                  // EMBED
+        &[107.2147, 208.2003, 2.9370],                // NORM_QUANT
+        &[54.1819, -6.6447, 3.1714, 0.8404, 26.2801], // LINEAR
+        &[51.3261, 561.4408, -12.4242, 4.9017],       // ROPE_KV
+        &[54.8980, 182.2339, 0.8356, 1.4026],         // ATTENTION
+        &[101.6154, 256.1654, 0.5520, 3.9931],        // FFN_ACT
     ],
-    prefetch_hidden: 0.0,
-    vector_factor: 1.0,
-    lm_head_efficiency: 0.92,
+    prefetch_hidden: 0.050,
+    vector_factor: 1.050,
+    decode_prefetch_hidden: 0.000,
+    lm_head_efficiency: 0.920,
 };
 
 /// Coefficients of the model (see [`CALIB`]).
@@ -60,6 +63,8 @@ pub struct Calib {
     /// What the ops between LINEARs cost inside a program, relative to alone (they share the
     /// DRAM with the prefetch, and ATTENTION waits for the load in flight).
     pub vector_factor: f64,
+    /// As `prefetch_hidden`, for decode (bound by the weight stream rather than by compute).
+    pub decode_prefetch_hidden: f64,
     /// LM head cycles = its bytes / min(DRAM, ports) bytes per cycle / this.
     pub lm_head_efficiency: f64,
 }
@@ -73,6 +78,8 @@ pub struct Fitted {
     pub prefetch_hidden: f64,
     /// See [`Calib::vector_factor`].
     pub vector_factor: f64,
+    /// See [`Calib::decode_prefetch_hidden`].
+    pub decode_prefetch_hidden: f64,
     /// See [`Calib::lm_head_efficiency`].
     pub lm_head_efficiency: f64,
 }
@@ -84,6 +91,7 @@ impl Calib {
             ops: self.ops.iter().map(|c| c.to_vec()).collect(),
             prefetch_hidden: self.prefetch_hidden,
             vector_factor: self.vector_factor,
+            decode_prefetch_hidden: self.decode_prefetch_hidden,
             lm_head_efficiency: self.lm_head_efficiency,
         }
     }
@@ -182,19 +190,28 @@ fn op_cycles(c: &Fitted, op: &OpInst) -> f64 {
 }
 
 /// Cycles of one decoder layer's program: the ops' sum, less the share of each LINEAR's weight
-/// load that ran while the ops since the previous LINEAR did.
-pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst]) -> f64 {
+/// load that ran while the ops since the previous LINEAR did (prefill: loads hide behind
+/// compute), with the in-program factors of the ops between LINEARs and, in decode (bound by
+/// the weight stream), of the LINEARs.
+pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst], decode: bool) -> f64 {
     let mc = Machine::of(cfg);
     // Prefetch runs over the weight-only ports 1..P-1.
     let share = if mc.ports > 1.0 { (mc.ports - 1.0) / mc.ports } else { 0.0 };
+    let p = hdl::TlmmParams::from_config(cfg);
+    let ring = (p.WBUF_DEPTH * p.tlmm().beat_stride(mc.bus as usize)) as f64 / mc.stream_bpc();
     let mut total = 0.0;
     let mut since = 0.0;
     for op in ops {
         let cy = op_cycles(c, op);
         if op.kind == 2 {
-            let hidden = (c.prefetch_hidden * since * share).min(op.load).min(cy);
+            // The load the prefetch ran while the time before this op went on (over the
+            // weight-only ports; at most a buffer's worth), a fitted share of it per phase.
+            let f = if decode { c.decode_prefetch_hidden } else { c.prefetch_hidden };
+            let hidden = (f * since * share).min(op.load).min(ring).min(cy);
             total += cy - hidden;
-            since = 0.0;
+            // The loader goes on with the next matrix once this one is loaded: the rest of this
+            // op's time counts toward hiding the next load.
+            since = (cy - op.load).max(0.0);
         } else {
             total += c.vector_factor * cy;
             since += cy;
@@ -205,13 +222,13 @@ pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst]) -> f64 {
 
 /// Decode cycles of one layer for the token at `context - 1`.
 pub fn decode_layer(c: &Fitted, cfg: &Config, context: usize) -> f64 {
-    layer_cycles(c, cfg, &layer_ops(cfg, 1, context - 1))
+    layer_cycles(c, cfg, &layer_ops(cfg, 1, context - 1), true)
 }
 
 /// Prefill cycles of one layer for a prompt of `p` tokens (chunks of the engine's tokens).
 pub fn prefill_layer(c: &Fitted, cfg: &Config, p: usize) -> f64 {
     let chunk = cfg.engine.prefill_tokens.max(1);
-    (0..p).step_by(chunk).map(|s| layer_cycles(c, cfg, &layer_ops(cfg, chunk.min(p - s), s))).sum()
+    (0..p).step_by(chunk).map(|s| layer_cycles(c, cfg, &layer_ops(cfg, chunk.min(p - s), s), false)).sum()
 }
 
 /// LM head bytes per token (int8 rows and a scale per vocab entry).
@@ -564,18 +581,21 @@ pub fn fit(samples: &[Sample]) -> Fitted {
             })
             .fold(0.0, f64::max)
     };
-    let mut best = (f64::INFINITY, 0.0, 1.0);
+    let mut best = (f64::INFINITY, 0.0, 1.0, 1.0);
     for i in 0..=40 {
         for j in 0..=60 {
-            c.prefetch_hidden = i as f64 / 40.0;
-            c.vector_factor = 0.5 + j as f64 / 40.0;
-            let w = worst(&c);
-            if w < best.0 {
-                best = (w, c.prefetch_hidden, c.vector_factor);
+            for l in 0..=50 {
+                c.prefetch_hidden = i as f64 / 40.0;
+                c.vector_factor = 0.5 + j as f64 / 40.0;
+                c.decode_prefetch_hidden = l as f64 / 50.0;
+                let w = worst(&c);
+                if w < best.0 {
+                    best = (w, c.prefetch_hidden, c.vector_factor, c.decode_prefetch_hidden);
+                }
             }
         }
     }
-    (c.prefetch_hidden, c.vector_factor) = (best.1, best.2);
+    (c.prefetch_hidden, c.vector_factor, c.decode_prefetch_hidden) = (best.1, best.2, best.3);
     c
 }
 
@@ -595,7 +615,7 @@ pub fn calibration_configs() -> Vec<(String, Config)> {
         v("8 tables x 8 columns", "[engine]\ntables_per_step = 8\ncolumns_per_cycle = 8\n"),
         v(
             "wider model",
-            "[model]\nhidden = 192\nffn = 512\nheads = 6\nhead_dim = 32\n[engine]\nweight_buffer_beats = 512\n",
+            "[model]\nhidden = 192\nffn = 512\nheads = 6\nhead_dim = 32\n[engine]\nweight_buffer_beats = 1024\n",
         ),
     ]
 }
@@ -628,8 +648,8 @@ pub fn calib_source(c: &Fitted) -> String {
         s.push_str(&format!("        &[{}], // {}: {}\n", vals.join(", "), KINDS[k], FEATURES[k].join(", ")));
     }
     s.push_str(&format!(
-        "    ],\n    prefetch_hidden: {:.3},\n    vector_factor: {:.3},\n    lm_head_efficiency: {:.3},\n}};\n",
-        c.prefetch_hidden, c.vector_factor, c.lm_head_efficiency
+        "    ],\n    prefetch_hidden: {:.3},\n    vector_factor: {:.3},\n    decode_prefetch_hidden: {:.3},\n    lm_head_efficiency: {:.3},\n}};\n",
+        c.prefetch_hidden, c.vector_factor, c.decode_prefetch_hidden, c.lm_head_efficiency
     ));
     s
 }
