@@ -28,14 +28,20 @@ pub struct AccuracyReport {
     pub w158a8_vs_plain: Agreement,
 }
 
-/// Token sequence of `positions` ids: the prompt's tokens (BOS first) repeated.
+/// Token sequence of `positions` ids: BOS when the tokenizer adds one, then the prompt's own
+/// tokens repeated.
 pub fn eval_tokens(s: &Session, prompt: Option<&str>, positions: usize) -> Result<Vec<u32>> {
-    let ids = s.tok.encode(prompt.unwrap_or(DEFAULT_TEXT)).map_err(anyhow::Error::msg)?;
-    let body = if ids.len() > 1 { &ids[1..] } else { &ids[..] };
-    let mut out = vec![ids[0]];
+    let text = prompt.unwrap_or(DEFAULT_TEXT);
+    let body = s.tok.encode_plain(text).map_err(anyhow::Error::msg)?;
+    if body.is_empty() {
+        anyhow::bail!("the prompt {text:?} has no tokens to evaluate");
+    }
+    // The tokenizer's own rule decides about BOS: the empty text is BOS alone or nothing.
+    let mut out = s.tok.encode("").map_err(anyhow::Error::msg)?;
     while out.len() < positions {
         out.extend(body.iter().take(positions - out.len()));
     }
+    out.truncate(positions.max(1));
     Ok(out)
 }
 
