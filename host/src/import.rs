@@ -11,9 +11,8 @@
 //! JSON (config, device shape, and per segment its name, file offset and bytes; linears add
 //! `k`, `n` and their f32 `scale`), then each segment at a multiple of [`ALIGN`] bytes.
 
-use crate::runtime::{norm_bytes, DeviceShape};
+use crate::runtime::{norm_bytes, padded_rows, DeviceShape};
 use anyhow::{bail, Context, Result};
-use hdl::isa::row_bytes;
 use model::config::{Config, WeightFormat};
 use model::import::Checkpoint;
 use serde::Serialize;
@@ -64,19 +63,6 @@ pub struct Report {
     pub mb_per_s: f64,
     /// The segments.
     pub segments: Vec<Segment>,
-}
-
-/// `rows` rows of `row` bytes each, every row padded to [`row_bytes`] (as the runtime lays out
-/// the embedding, LM head and RoPE table).
-fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
-    let stride = row_bytes(row as u64) as usize;
-    let mut out = Vec::with_capacity(data.len() / row.max(1) * stride);
-    for r in data.chunks(row) {
-        let start = out.len();
-        out.extend_from_slice(r);
-        out.resize(start + stride, 0);
-    }
-    out
 }
 
 /// A linear's `(k, n, scale)`.

@@ -126,8 +126,9 @@ pub fn norm_bytes(w: &NormWeight) -> Vec<u8> {
     b
 }
 
-/// `rows` rows of `row` bytes each, every row padded to [`row_bytes`].
-fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
+/// `rows` rows of `row` bytes each, every row padded to [`row_bytes`]: how the runtime lays out
+/// the embedding, LM head and RoPE table (and `trit import` writes them).
+pub fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
     let stride = row_bytes(row as u64) as usize;
     let mut out = Vec::with_capacity(data.len() / row.max(1) * stride);
     for r in data.chunks(row) {
