@@ -61,26 +61,7 @@ pub fn yosys_elaborate(dir: &Path, top: &str) -> Result<()> {
 /// `yosys read_verilog -sv ...; synth_xilinx -family xcup -flatten -top TOP; stat` in `dir`.
 pub fn yosys_xilinx(dir: &Path, top: &str) -> Result<SynthStats> {
     let log = yosys(dir, top, &format!("synth_xilinx -family xcup -flatten -top {top}; stat"))?;
-    // The final `stat`: "Number of cells: N" followed by "  CELLTYPE  count" lines.
-    let stat = log.rsplit_once("Printing statistics.").map(|(_, s)| s).unwrap_or(&log);
-    let mut cells = BTreeMap::new();
-    let mut in_cells = false;
-    for line in stat.lines() {
-        let t = line.trim();
-        if t.starts_with("Number of cells:") {
-            in_cells = true;
-            continue;
-        }
-        if in_cells {
-            let parts: Vec<&str> = t.split_whitespace().collect();
-            match parts.as_slice() {
-                [name, n] if n.parse::<u64>().is_ok() => {
-                    *cells.entry(name.to_string()).or_insert(0) += n.parse::<u64>().unwrap();
-                }
-                _ => in_cells = false,
-            }
-        }
-    }
+    let cells = parse_stat(&log);
     if cells.is_empty() {
         bail!("no cell statistics in the yosys log {}/yosys.log", dir.display());
     }
@@ -203,7 +184,8 @@ impl SynthStats {
     }
 }
 
-/// Parse the statistics `stat` printed last in a yosys log.
+/// Parse the statistics `stat` printed last in a yosys log: "Number of cells: N" followed by
+/// "  CELLTYPE  count" lines.
 fn parse_stat(log: &str) -> BTreeMap<String, u64> {
     let stat = log.rsplit_once("Printing statistics.").map(|(_, s)| s).unwrap_or(log);
     let mut cells = BTreeMap::new();

@@ -2,24 +2,11 @@
 
 use model::reference::{argmax, QuantModel, Reference};
 use model::Config;
-use std::process::{Command, Output};
+mod common;
+
+use common::{fails, ok, trit};
+use std::process::Command;
 use std::sync::Arc;
-
-fn trit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trit")).args(args).output().expect("run trit")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = trit(args);
-    assert!(o.status.success(), "trit {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = trit(args);
-    assert_eq!(o.status.code(), Some(2), "trit {args:?} should fail with exit code 2");
-    String::from_utf8(o.stderr).unwrap()
-}
 
 /// Greedy ids computed straight from the model crate (not through host::session).
 fn greedy_from_model(prompt: &[u32], n: usize) -> Vec<u32> {

@@ -2,7 +2,10 @@
 //! what the runtime writes to the device, identical for every format of the same weights, and
 //! generation from the packed, BF16 and GGUF forms gives the same tokens.
 
+mod common;
+
 use anyhow::Result;
+use common::{fails, ok};
 use host::device::Device;
 use host::refdev::RefDevice;
 use host::runtime::{DeviceShape, Runtime};
@@ -11,7 +14,6 @@ use model::import::ternary::Tq;
 use model::import::{Checkpoint, ScaleUse};
 use model::Config;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 const TINY: &str = include_str!("../../configs/tiny.toml");
@@ -36,22 +38,6 @@ fn config_file(dir: &Path) -> (PathBuf, Config) {
     std::fs::write(&path, text).unwrap();
     let cfg = Config::load(path.to_str().unwrap()).unwrap();
     (path, cfg)
-}
-
-fn trit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trit")).args(args).output().expect("run trit")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = trit(args);
-    assert!(o.status.success(), "trit {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = trit(args);
-    assert_eq!(o.status.code(), Some(2), "trit {args:?} should fail with exit code 2");
-    String::from_utf8(o.stderr).unwrap()
 }
 
 /// A device that records every write and otherwise is the reference device.
