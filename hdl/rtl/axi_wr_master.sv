@@ -3,8 +3,11 @@
 // axi_wr_master: writes `beats` bus words (with byte strobes) starting at a bus-aligned
 // address. Bursts as axi_rd_master (<= MAX_BURST beats, never across 4 KiB, up to
 // MAX_OUTSTANDING in flight). Write data for a burst is sent only after its address, in order,
-// with WLAST on each burst's last beat; `done_o` pulses once every burst's response has arrived,
-// so a following read of the same memory sees the data.
+// with WLAST on each burst's last beat. Commands are posted: the next one is accepted as soon as
+// every address of the current one has been issued, so a run of short writes (one KV head's codes,
+// one scale) does not pay a response latency each. `done_o` pulses once every response of every
+// accepted command has arrived (nothing is issuing or in flight), so a following read of the same
+// memory sees the data.
 
 `default_nettype none
 
@@ -27,7 +30,7 @@ module axi_wr_master #(
   output      logic                data_ready_o,
   input  wire logic [DATA_W-1:0]   data_i,
   input  wire logic [DATA_W/8-1:0] strb_i,
-  output      logic                done_o,       // all responses received
+  output      logic                done_o,       // pulse: all responses received
   output      logic                err_o,        // sticky: an error response
   // AXI4 write channels.
   output      logic [ADDR_W-1:0]   m_axi_awaddr,
@@ -61,13 +64,12 @@ module axi_wr_master #(
 `endif
   end
 
-  logic              busy_q;
+  logic              busy_q;         // last cycle: a command issuing or a burst in flight
   logic [ADDR_W-1:0] addr_q;
   logic [LEN_W-1:0]  to_issue_q;     // beats without an address yet
   logic [OUT_W-1:0]  inflight_q;     // bursts addressed but not yet responded
   logic              aw_pending_q;
   logic [7:0]        awlen_q;
-  logic [LEN_W-1:0]  bursts_left_q;  // responses still expected for this command
 
   // Lengths of addressed bursts whose data is not fully sent, in order.
   logic [7:0]        lenq_q [MAX_OUTSTANDING];
@@ -88,7 +90,11 @@ module axi_wr_master #(
   wire logic b_fire  = m_axi_bvalid && m_axi_bready;
   wire logic w_head_last = w_fire && wbeat_q == lenq_q[lenq_head_q];
 
-  assign cmd_ready_o   = !busy_q;
+  wire logic issuing  = to_issue_q != '0 || aw_pending_q;
+  wire logic busy     = issuing || inflight_q != '0;
+  assign cmd_ready_o   = !issuing;
+  wire logic cmd_fire = cmd_valid_i && cmd_ready_o;
+  assign done_o        = busy_q && !busy;
   assign m_axi_awaddr  = addr_q;
   assign m_axi_awlen   = awlen_q;
   assign m_axi_awsize  = 3'($clog2(BYTES));
@@ -107,52 +113,43 @@ module axi_wr_master #(
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      busy_q        <= 1'b0;
-      addr_q        <= '0;
-      to_issue_q    <= '0;
-      inflight_q    <= '0;
-      aw_pending_q  <= 1'b0;
-      awlen_q       <= '0;
-      bursts_left_q <= '0;
-      lenq_head_q   <= '0;
-      lenq_tail_q   <= '0;
-      lenq_cnt_q    <= '0;
-      wbeat_q       <= '0;
-      done_o        <= 1'b0;
-      err_o         <= 1'b0;
+      busy_q       <= 1'b0;
+      addr_q       <= '0;
+      to_issue_q   <= '0;
+      inflight_q   <= '0;
+      aw_pending_q <= 1'b0;
+      awlen_q      <= '0;
+      lenq_head_q  <= '0;
+      lenq_tail_q  <= '0;
+      lenq_cnt_q   <= '0;
+      wbeat_q      <= '0;
+      err_o        <= 1'b0;
     end else begin
-      done_o <= 1'b0;
-      if (cmd_valid_i && cmd_ready_o) begin
-        busy_q        <= cmd_beats_i != '0;
-        addr_q        <= cmd_addr_i;
-        to_issue_q    <= cmd_beats_i;
-        bursts_left_q <= '0;
-      end else begin
-        if (aw_fire) begin
-          aw_pending_q <= 1'b0;
-          addr_q       <= addr_q + (ADDR_W'(awlen_q) + ADDR_W'(1)) * ADDR_W'(BYTES);
-          lenq_tail_q  <= lenq_tail_q == QW'(MAX_OUTSTANDING - 1) ? '0 : lenq_tail_q + 1;
-        end else if (!aw_pending_q && busy_q && to_issue_q != '0 && 32'(inflight_q) < MAX_OUTSTANDING) begin
-          aw_pending_q  <= 1'b1;
-          awlen_q       <= 8'(burst - 1);
-          to_issue_q    <= to_issue_q - burst;
-        end
-        if (w_fire) begin
-          if (w_head_last) begin
-            wbeat_q     <= '0;
-            lenq_head_q <= lenq_head_q == QW'(MAX_OUTSTANDING - 1) ? '0 : lenq_head_q + 1;
-          end else begin
-            wbeat_q <= wbeat_q + 1;
-          end
-        end
-        if (b_fire && m_axi_bresp != 2'b00) err_o <= 1'b1;
-        // Count responses still owed: +1 per address issued, -1 per response.
-        bursts_left_q <= bursts_left_q + LEN_W'(aw_fire) - LEN_W'(b_fire);
-        if (busy_q && to_issue_q == '0 && !aw_pending_q && bursts_left_q + LEN_W'(aw_fire) - LEN_W'(b_fire) == '0) begin
-          busy_q <= 1'b0;
-          done_o <= 1'b1;
+      busy_q <= busy;
+      // Addresses: a new command only once the previous one's are all issued (cmd_ready_o), so
+      // cmd_fire never meets aw_fire or an address being prepared.
+      if (cmd_fire) begin
+        addr_q     <= cmd_addr_i;
+        to_issue_q <= cmd_beats_i;
+      end else if (aw_fire) begin
+        aw_pending_q <= 1'b0;
+        addr_q       <= addr_q + (ADDR_W'(awlen_q) + ADDR_W'(1)) * ADDR_W'(BYTES);
+        lenq_tail_q  <= lenq_tail_q == QW'(MAX_OUTSTANDING - 1) ? '0 : lenq_tail_q + 1;
+      end else if (!aw_pending_q && to_issue_q != '0 && 32'(inflight_q) < MAX_OUTSTANDING) begin
+        aw_pending_q <= 1'b1;
+        awlen_q      <= 8'(burst - 1);
+        to_issue_q   <= to_issue_q - burst;
+      end
+      // Data and responses flow across command boundaries.
+      if (w_fire) begin
+        if (w_head_last) begin
+          wbeat_q     <= '0;
+          lenq_head_q <= lenq_head_q == QW'(MAX_OUTSTANDING - 1) ? '0 : lenq_head_q + 1;
+        end else begin
+          wbeat_q <= wbeat_q + 1;
         end
       end
+      if (b_fire && m_axi_bresp != 2'b00) err_o <= 1'b1;
       inflight_q <= inflight_q + OUT_W'(aw_fire) - OUT_W'(b_fire);
       lenq_cnt_q <= lenq_cnt_q + OUT_W'(aw_fire) - OUT_W'(w_head_last);
     end

@@ -4,8 +4,9 @@
 // input) to any element-aligned byte address, one element per cycle, with byte strobes so the
 // bytes around the run are left untouched (per-token scales, one KV head's codes in a cache row).
 // 16-byte elements (four int32 of a row per cycle) need a bus of at least 128 bits.
-// One command at a time; `idle_o` rises once the memory has acknowledged every write, so data
-// an engine wrote is visible to whatever reads next.
+// One command at a time, but a command is done once its data has gone to the write master (which
+// posts it), so the next one starts without waiting for the responses; `idle_o` rises once the
+// memory has acknowledged every write, so data an engine wrote is visible to whatever reads next.
 
 `default_nettype none
 
@@ -39,7 +40,7 @@ module elem_writer #(
   localparam int BYTES = DATA_W / 8;
   localparam int OFF_W = $clog2(BYTES);
 
-  typedef enum logic [1:0] {IDLE, DATA, WAIT} state_e;
+  typedef enum logic {IDLE, DATA} state_e;
   state_e state_q;
   logic [OFF_W-1:0]  ptr_q;
   logic [31:0]       left_q;
@@ -47,14 +48,14 @@ module elem_writer #(
   logic [DATA_W-1:0] word_q;
   logic [BYTES-1:0]  strb_q;
   logic              full_q;  // word_q complete, waiting for the master
-  logic              done_q;  // the master's completion pulse arrived early
+  logic              pending_q;  // written data not yet acknowledged (cleared by wr_done_i)
 
   assign cmd_ready_o    = state_q == IDLE && wr_cmd_ready_i;
   assign wr_cmd_valid_o = state_q == IDLE && cmd_valid_i;
   assign wr_cmd_addr_o  = {cmd_addr_i[63:OFF_W], {OFF_W{1'b0}}};
   assign wr_cmd_beats_o =
     32'((64'(cmd_addr_i[OFF_W-1:0]) + (64'(cmd_count_i) << cmd_size_i) + 64'(BYTES) - 64'd1) >> OFF_W);
-  assign idle_o     = state_q == IDLE;
+  assign idle_o     = state_q == IDLE && !pending_q;
   assign el_ready_o = state_q == DATA && !full_q && left_q != '0;
   assign wr_valid_o = full_q;
   assign wr_data_o  = word_q;
@@ -86,15 +87,18 @@ module elem_writer #(
       word_q  <= '0;
       strb_q  <= '0;
       full_q  <= 1'b0;
-      done_q  <= 1'b0;
+      pending_q <= 1'b0;
     end else begin
+      // wr_done_i acknowledges everything issued before it; a command issued in the same cycle
+      // is still owed a pulse.
+      if (cmd_valid_i && cmd_ready_o) pending_q <= 1'b1;
+      else if (wr_done_i) pending_q <= 1'b0;
       unique case (state_q)
         IDLE: if (cmd_valid_i && cmd_ready_o) begin
           ptr_q   <= cmd_addr_i[OFF_W-1:0];
           left_q  <= cmd_count_i;
           size_q  <= cmd_size_i;
           strb_q  <= '0;
-          done_q  <= 1'b0;
           state_q <= DATA;
         end
         DATA: begin
@@ -105,14 +109,12 @@ module elem_writer #(
             left_q <= left_q - 1;
             if (next_ptr[OFF_W] || left_q == 32'd1) full_q <= 1'b1;
           end
-          if (wr_done_i) done_q <= 1'b1;
           if (wr_valid_o && wr_ready_i) begin
             full_q <= 1'b0;
             strb_q <= '0;
-            if (left_q == '0) state_q <= WAIT;
+            if (left_q == '0) state_q <= IDLE;
           end
         end
-        WAIT: if (wr_done_i || done_q) state_q <= IDLE;
         default: state_q <= IDLE;
       endcase
     end

@@ -329,7 +329,7 @@ module op_attention #(
   end
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
-    .cmd_valid_i (state_q == OUT && !cmd_sent_q && w_idle), .cmd_ready_o (wcmd_ready),
+    .cmd_valid_i (state_q == OUT && !cmd_sent_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (dst_q + 64'(tok_q) * q_row + head_off), .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
     .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d), .el_len_i (5'd16),
     .idle_o (w_idle),
@@ -463,9 +463,9 @@ module op_attention #(
           end
         end
         OUT: begin
-          if (!cmd_sent_q && w_idle && wcmd_ready) cmd_sent_q <= 1'b1;
+          if (!cmd_sent_q && wcmd_ready) cmd_sent_q <= 1'b1;
           if (cmd_sent_q && el_q < 32'(hd_q) && wel_ready) el_q <= el_q + QL;
-          // Every value handed to the writer: next head (its output write waits for this one's).
+          // Every value handed to the writer: next head (the writer posts the write).
           if (cmd_sent_q && el_q == 32'(hd_q)) begin
             // Next head (its KV head advances every `group` heads), then next token.
             if (head_q + 1 == 32'(heads_q)) begin

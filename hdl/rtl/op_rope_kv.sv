@@ -6,6 +6,8 @@
 // one row of codes [kv_heads][head_dim] and one row of scales [kv_heads] per position
 // (hdl::isa::KvLayout). Rows are read, rotated, quantized and written as codes four values per
 // cycle (head_dim is a multiple of 16, so four consecutive values share a head and a half).
+// k and v heads go through four quantizers in turn, and a drain writes each head's codes and
+// scale while later heads are fed and the next row is read.
 
 `default_nettype none
 
@@ -51,36 +53,28 @@ module op_rope_kv #(
 );
 
   localparam int VL = 4;  // values per cycle (a 16-byte element of int32)
+  // Quantizers working on consecutive KV heads in turn: one head takes ~head_dim/4 cycles to load
+  // and as many to drain, but ~70 in the scalar unit (two divisions), so four keep the row moving.
+  localparam int NQ = 4;
   localparam int AW = VEC_DEPTH > 1 ? $clog2(VEC_DEPTH) : 1;
   localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
-  localparam int NW = MAX_HEADS > 1 ? $clog2(MAX_HEADS) : 1;
 
   typedef enum logic [3:0] {
-    IDLE, COS_CMD, COS_DATA, SIN_CMD, SIN_DATA, ROW_CMD, ROW_DATA, Q_WRITE, HEAD, CODES_WRITE, SCALES_WRITE,
-    FINISH
+    IDLE, COS_CMD, COS_DATA, SIN_CMD, SIN_DATA, ROW_CMD, ROW_DATA, Q_WRITE, FEED, FINISH
   } state_e;
   state_e state_q;
   logic [1:0] part_q;  // 0 q, 1 k, 2 v
 
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q, kv_qmax_q;
-  logic [31:0] pos0_q, max_seq_q, idx_q, cidx_q, head_q, j_q;
+  logic [31:0] pos0_q, max_seq_q, idx_q, head_q, j_q;
   logic [63:0] q_q, k_q, v_q, rope_q, kv_q;
-  logic        cmd_sent_q, quant_started_q;
+  logic        cmd_sent_q, fed_start_q;
 
   wire logic [31:0] pos    = pos0_q + 32'(tok_q);
   wire logic [31:0] half   = 32'(hd_q) >> 1;
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
   wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
-  // KV cache layout (hdl::isa::KvLayout).
-  // Head-major: head h's codes at h * head_stride, position pos at pos * head_dim within them.
-  wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
-  wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
-  wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
-  wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
-  wire logic [63:0] part_base    = kv_q + (part_q == 2'd2 ? codes_sz + scales_sz : 64'd0);
-  wire logic [63:0] cache_codes  = part_base + 64'(head_q) * head_stride + 64'(pos) * 64'(hd_q);
-  wire logic [63:0] cache_scales = part_base + codes_sz + 64'(head_q) * scale_stride + 64'(pos) * 4;
   wire logic [63:0] src_row = (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) +
                               64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
   wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
@@ -89,33 +83,32 @@ module op_rope_kv #(
   logic signed [31:0] xbuf  [VEC_DEPTH];
   logic signed [15:0] cosb  [MAX_HEAD_DIM / 2];
   logic signed [15:0] sinb  [MAX_HEAD_DIM / 2];
-  logic signed [7:0]  codeb [VEC_DEPTH];
-  logic [31:0]        scaleb [MAX_HEADS];
 
   // ---------------------------------------------------------------- memory streams
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [127:0] el_wide;  // 16-byte elements: four int32 of a row
-  logic [2:0]  rcmd_size;
+  logic [127:0] el_wide;  // 16-byte elements: four int32 of a row, eight int16 of a table row
   elem_reader #(.DATA_W (DATA_W)) u_rd (
     .clk_i, .rst_ni,
     .cmd_valid_i (rcmd_valid), .cmd_ready_o (rcmd_ready), .cmd_addr_i (rcmd_addr), .cmd_count_i (rcmd_count),
-    .cmd_size_i (rcmd_size), .el_valid_o (el_valid), .el_ready_i (el_ready),
+    .cmd_size_i (3'd4), .el_valid_o (el_valid), .el_ready_i (el_ready),
     .el_data_o (el_data), .el_wide_o (el_wide),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
   assign rcmd_valid = state_q == COS_CMD || state_q == SIN_CMD || state_q == ROW_CMD;
   assign rcmd_addr  = state_q == ROW_CMD ? src_row :
                       rope_q + (64'(pos) + (state_q == SIN_CMD ? 64'(max_seq_q) : 64'd0)) * rope_row;
-  assign rcmd_count = state_q == ROW_CMD ? n_row / VL : half;
-  assign rcmd_size  = state_q == ROW_CMD ? 3'd4 : 3'd1;
+  // Table rows: head_dim/2 i16, eight per element (head_dim is a multiple of 16).
+  assign rcmd_count = state_q == ROW_CMD ? n_row / VL : half >> 3;
   assign el_ready   = state_q == COS_DATA || state_q == SIN_DATA || state_q == ROW_DATA;
   wire logic el_fire = el_valid && el_ready;
 
   always_ff @(posedge clk_i) begin
-    if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q)] <= el_data[15:0];
-    if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q)] <= el_data[15:0];
+    for (int b = 0; b < 8; b++) begin
+      if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
+      if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
+    end
     if (el_fire && state_q == ROW_DATA) begin
       for (int l = 0; l < VL; l++) xbuf[AW'(idx_q + 32'(l))] <= $signed(el_wide[32*l +: 32]);
     end
@@ -141,95 +134,169 @@ module op_rope_kv #(
     assign unused_lane = ^{pair, tab};
   end
 
-  // ---------------------------------------------------------------- quantizer (k, v per head)
-  logic q_in_ready, q_code_valid, q_done;
-  logic [VL*16-1:0] q_code;
-  logic [31:0] q_scale;
-  wire logic q_start = state_q == HEAD && !quant_started_q;
-  wire logic q_in_valid = state_q == HEAD && quant_started_q && j_q < 32'(hd_q);
-  vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL)) u_quant (
-    .clk_i, .rst_ni,
-    .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
-    .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
-    .qmax_i (kv_qmax_q), .eps_i ('0),
-    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (rotated),
-    .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
-    .done_o (q_done), .scale_o (q_scale)
-  );
-  wire logic q_in_fire = q_in_valid && q_in_ready;
-  always_ff @(posedge clk_i) begin
-    if (q_code_valid) for (int l = 0; l < VL; l++) codeb[AW'(cidx_q + 32'(l))] <= q_code[16*l +: 8];
-    if (q_done) scaleb[NW'(head_q)] <= q_scale;
+  // ---------------------------------------------------------------- quantizers (k, v per head)
+  // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below
+  // writes the heads' codes and scales in the same order, freeing each quantizer after its scale.
+  localparam int QW = $clog2(NQ);
+  logic [NQ-1:0]      q_busy_q;   // started, scale not yet written
+  logic [NQ-1:0]      q_start, q_in_valid, q_in_ready, q_code_valid, q_code_ready;
+  logic [NQ*VL*16-1:0] q_code;
+  logic [NQ*32-1:0]   q_scale;
+  wire logic [QW-1:0] fq = QW'(head_q);
+  for (genvar i = 0; i < NQ; i++) begin : g_quant
+    assign q_start[i]    = state_q == FEED && !fed_start_q && fq == QW'(i) && !q_busy_q[i];
+    assign q_in_valid[i] = state_q == FEED && fed_start_q && fq == QW'(i) && j_q < 32'(hd_q);
+    logic q_done;
+    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL)) u_quant (
+      .clk_i, .rst_ni,
+      .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
+      .start_i (q_start[i]), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+      .qmax_i (kv_qmax_q), .eps_i ('0),
+      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (rotated),
+      .code_valid_o (q_code_valid[i]), .code_ready_i (q_code_ready[i]), .code_o (q_code[VL*16*i +: VL*16]),
+      .done_o (q_done), .scale_o (q_scale[32*i +: 32])
+    );
+    logic unused_q;
+    assign unused_q = q_done;
   end
+  wire logic q_in_fire = |(q_in_valid & q_in_ready);
+
+  // ---------------------------------------------------------------- drain: codes, then scale, per head
+  // Its own position in the (token, part, head) order, so the main machine goes on reading and
+  // feeding while earlier heads are written.
+  logic [15:0] d_tok_q;
+  logic        d_v_q;       // part: 0 k, 1 v
+  logic [31:0] d_head_q, d_el_q;
+  logic [1:0]  d_step_q;    // 0 codes command, 1 codes, 2 scale command, 3 scale
+  wire logic [QW-1:0] dq = QW'(d_head_q);
+  wire logic          d_work = q_busy_q[dq];  // set exactly while head d_head_q is in its quantizer
+  // KV cache layout (hdl::isa::KvLayout). Head-major: head h's codes at h * head_stride, position
+  // pos at pos * head_dim within them; scales likewise after the codes; v after k.
+  wire logic [31:0] d_pos        = pos0_q + 32'(d_tok_q);
+  wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
+  wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
+  wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
+  wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
+  wire logic [63:0] part_base    = kv_q + (d_v_q ? codes_sz + scales_sz : 64'd0);
+  wire logic [63:0] cache_codes  = part_base + 64'(d_head_q) * head_stride + 64'(d_pos) * 64'(hd_q);
+  wire logic [63:0] cache_scales = part_base + codes_sz + 64'(d_head_q) * scale_stride + 64'(d_pos) * 4;
+  wire logic [VL*16-1:0] d_codes = q_code[VL*16*dq +: VL*16];
 
   // ---------------------------------------------------------------- writes
+  // q rows (main machine, Q_WRITE, only while no head is being drained) and the drain's codes
+  // and scales share one writer.
   logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
   logic [63:0] wcmd_addr;
   logic [31:0]  wcmd_count;
   logic [127:0] wel_data;
+  logic [4:0]   wel_len;
   logic [2:0]   wcmd_size;
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
-    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data), .el_len_i (state_q == Q_WRITE ? 5'd16 : 5'd4),
+    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i (wel_data), .el_len_i (wel_len),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
   );
-  wire logic writing = state_q == Q_WRITE || state_q == CODES_WRITE || state_q == SCALES_WRITE;
-  assign wcmd_valid = writing && !cmd_sent_q && w_idle;
+  wire logic q_writing = state_q == Q_WRITE && q_busy_q == '0;
   always_comb begin
-    // q: four rotated values per 16-byte element.
-    wcmd_addr  = src_row;
-    wcmd_count = qd / VL;
-    wcmd_size  = 3'd4;
-    wel_data   = rotated;
-    // Per KV head (head_q): its head_dim codes, four per element, then its scale.
-    if (state_q == CODES_WRITE) begin
-      wcmd_addr  = cache_codes;
-      wcmd_count = 32'(hd_q) / VL;
+    q_code_ready = '0;
+    if (q_writing) begin
+      // q: four rotated values per 16-byte element, written back in place.
+      wcmd_valid = !cmd_sent_q;
+      wcmd_addr  = src_row;
+      wcmd_count = qd / VL;
+      wcmd_size  = 3'd4;
+      wel_valid  = cmd_sent_q && idx_q < qd;
+      wel_data   = rotated;
+      wel_len    = 5'd16;
+    end else begin
+      // Drain: head d_head_q's head_dim codes, four per 4-byte element, then its scale.
+      wcmd_valid = d_work && (d_step_q == 2'd0 || d_step_q == 2'd2);
+      wcmd_addr  = d_step_q[1] ? cache_scales : cache_codes;
+      wcmd_count = d_step_q[1] ? 32'd1 : 32'(hd_q) / VL;
       wcmd_size  = 3'd2;
+      wel_valid  = d_work && (d_step_q == 2'd1 ? q_code_valid[dq] : d_step_q == 2'd3);
       wel_data   = '0;
-      for (int b = 0; b < VL; b++) wel_data[8*b +: 8] = codeb[AW'(head_q * 32'(hd_q) + idx_q * VL + 32'(b))];
-    end else if (state_q == SCALES_WRITE) begin
-      wcmd_addr  = cache_scales;
-      wcmd_count = 32'd1;
-      wcmd_size  = 3'd2;
-      wel_data   = {96'd0, scaleb[NW'(head_q)]};
+      wel_len    = 5'd4;
+      if (d_step_q == 2'd3) begin
+        wel_data[31:0] = q_scale[32*dq +: 32];
+      end else begin
+        for (int b = 0; b < VL; b++) wel_data[8*b +: 8] = d_codes[16*b +: 8];
+      end
+      q_code_ready[dq] = d_work && d_step_q == 2'd1 && wel_ready;
     end
   end
-  wire logic [31:0] w_len = state_q == Q_WRITE ? qd : state_q == CODES_WRITE ? 32'(hd_q) / VL : 32'd1;
-  assign wel_valid = writing && cmd_sent_q && idx_q < w_len;
-  wire logic wel_fire = wel_valid && wel_ready;
-
-  // Next element of a row walked head by head, VL values at a time: j_q wraps at head_dim.
-  wire logic [31:0] j_next = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
+  wire logic wcmd_fire = wcmd_valid && wcmd_ready;
+  wire logic wel_fire  = wel_valid && wel_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      state_q         <= IDLE;
-      part_q          <= '0;
-      tokens_q        <= '0;
-      tok_q           <= '0;
-      heads_q         <= '0;
-      kv_heads_q      <= '0;
-      hd_q            <= '0;
-      kv_qmax_q       <= '0;
-      pos0_q          <= '0;
-      max_seq_q       <= '0;
-      idx_q           <= '0;
-      cidx_q          <= '0;
-      head_q          <= '0;
-      j_q             <= '0;
-      q_q             <= '0;
-      k_q             <= '0;
-      v_q             <= '0;
-      rope_q          <= '0;
-      kv_q            <= '0;
-      cmd_sent_q      <= 1'b0;
-      quant_started_q <= 1'b0;
-      done_o          <= 1'b0;
-      err_o           <= 1'b0;
+      d_tok_q  <= '0;
+      d_v_q    <= 1'b0;
+      d_head_q <= '0;
+      d_el_q   <= '0;
+      d_step_q <= '0;
+      q_busy_q <= '0;
+    end else begin
+      if (state_q == IDLE) begin
+        d_tok_q  <= '0;
+        d_v_q    <= 1'b0;
+        d_head_q <= '0;
+        d_step_q <= '0;
+      end else if (!q_writing) begin
+        if (wcmd_fire) begin
+          d_el_q   <= '0;
+          d_step_q <= d_step_q + 2'd1;
+        end
+        if (wel_fire && d_step_q == 2'd1) begin
+          d_el_q <= d_el_q + 1;
+          if (d_el_q + 1 == 32'(hd_q) / VL) d_step_q <= 2'd2;
+        end
+        if (wel_fire && d_step_q == 2'd3) begin
+          d_step_q <= 2'd0;
+          if (d_head_q + 1 == 32'(kv_heads_q)) begin
+            d_head_q <= '0;
+            d_v_q    <= !d_v_q;
+            if (d_v_q) d_tok_q <= d_tok_q + 1;
+          end else begin
+            d_head_q <= d_head_q + 1;
+          end
+        end
+      end
+      // A quantizer is busy from its start until the drain has taken its scale.
+      for (int i = 0; i < NQ; i++) begin
+        if (q_start[i]) q_busy_q[i] <= 1'b1;
+        else if (!q_writing && wel_fire && d_step_q == 2'd3 && dq == QW'(i)) q_busy_q[i] <= 1'b0;
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q     <= IDLE;
+      part_q      <= '0;
+      tokens_q    <= '0;
+      tok_q       <= '0;
+      heads_q     <= '0;
+      kv_heads_q  <= '0;
+      hd_q        <= '0;
+      kv_qmax_q   <= '0;
+      pos0_q      <= '0;
+      max_seq_q   <= '0;
+      idx_q       <= '0;
+      head_q      <= '0;
+      j_q         <= '0;
+      q_q         <= '0;
+      k_q         <= '0;
+      v_q         <= '0;
+      rope_q      <= '0;
+      kv_q        <= '0;
+      cmd_sent_q  <= 1'b0;
+      fed_start_q <= 1'b0;
+      done_o      <= 1'b0;
+      err_o       <= 1'b0;
     end else begin
       done_o <= 1'b0;
       unique case (state_q)
@@ -248,9 +315,9 @@ module op_rope_kv #(
           max_seq_q  <= max_seq_i;
           tok_q      <= '0;
           err_o      <= 1'b0;
-          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[0] || head_dim_i == '0 || 32'(heads_i) > MAX_HEADS ||
-              kv_heads_i == '0 || kv_heads_i > heads_i || 32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH ||
-              64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i)) begin
+          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
+              32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
+              32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i)) begin
             err_o   <= 1'b1;
             state_q <= FINISH;
           end else begin
@@ -259,13 +326,13 @@ module op_rope_kv #(
         end
         COS_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= COS_DATA; end
         COS_DATA: if (el_fire) begin
-          idx_q <= idx_q + 1;
-          if (idx_q + 1 == half) state_q <= SIN_CMD;
+          idx_q <= idx_q + 8;
+          if (idx_q + 8 == half) state_q <= SIN_CMD;
         end
         SIN_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= SIN_DATA; end
         SIN_DATA: if (el_fire) begin
-          idx_q <= idx_q + 1;
-          if (idx_q + 1 == half) begin
+          idx_q <= idx_q + 8;
+          if (idx_q + 8 == half) begin
             part_q  <= 2'd0;
             state_q <= ROW_CMD;
           end
@@ -274,61 +341,50 @@ module op_rope_kv #(
         ROW_DATA: if (el_fire) begin
           idx_q <= idx_q + VL;
           if (idx_q + VL == n_row) begin
-            idx_q           <= '0;
-            cidx_q          <= '0;
-            j_q             <= '0;
-            head_q          <= '0;
-            cmd_sent_q      <= 1'b0;
-            quant_started_q <= 1'b0;
-            state_q         <= part_q == 2'd0 ? Q_WRITE : HEAD;
+            idx_q       <= '0;
+            j_q         <= '0;
+            head_q      <= '0;
+            cmd_sent_q  <= 1'b0;
+            fed_start_q <= 1'b0;
+            state_q     <= part_q == 2'd0 ? Q_WRITE : FEED;
           end
         end
-        Q_WRITE, CODES_WRITE, SCALES_WRITE: begin
-          if (wcmd_valid && wcmd_ready) cmd_sent_q <= 1'b1;
-          if (wel_fire) begin
-            idx_q <= idx_q + (state_q == Q_WRITE ? VL : 32'd1);
-            j_q   <= j_next;
+        Q_WRITE: begin
+          if (q_writing && wcmd_fire) cmd_sent_q <= 1'b1;
+          if (q_writing && wel_fire) begin
+            idx_q <= idx_q + VL;
+            j_q   <= j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
           end
-          // Every element handed to the writer: go on (the next write waits for this one's
-          // response; nothing here reads what was written).
-          if (cmd_sent_q && idx_q == w_len && !wel_fire) begin
-            idx_q      <= '0;
-            cmd_sent_q <= 1'b0;
-            if (state_q == CODES_WRITE) begin
-              state_q <= SCALES_WRITE;
-            end else if (state_q == SCALES_WRITE && head_q + 1 < 32'(kv_heads_q)) begin
-              head_q  <= head_q + 1;
-              state_q <= CODES_WRITE;
-            end else if (state_q == Q_WRITE || part_q == 2'd1) begin
-              part_q  <= part_q + 2'd1;
-              state_q <= ROW_CMD;
-            end else if (tok_q + 1 == tokens_q) begin
-              state_q <= FINISH;
-            end else begin
-              tok_q   <= tok_q + 1;
-              state_q <= COS_CMD;
-            end
+          if (cmd_sent_q && idx_q == qd) begin
+            idx_q   <= '0;
+            part_q  <= 2'd1;
+            state_q <= ROW_CMD;
           end
         end
-        HEAD: begin
-          if (q_start) quant_started_q <= 1'b1;
+        FEED: begin
+          if (|q_start) fed_start_q <= 1'b1;
           if (q_in_fire) begin
             idx_q <= idx_q + VL;
             j_q   <= j_q + VL;
-          end
-          if (q_code_valid) cidx_q <= cidx_q + VL;
-          if (q_done) begin
-            j_q             <= '0;
-            quant_started_q <= 1'b0;
-            head_q          <= head_q + 1;
-            if (head_q + 1 == 32'(kv_heads_q)) begin
-              idx_q   <= '0;
-              head_q  <= '0;
-              state_q <= CODES_WRITE;
+            if (j_q + VL == 32'(hd_q)) begin
+              j_q         <= '0;
+              fed_start_q <= 1'b0;
+              head_q      <= head_q + 1;
+              if (head_q + 1 == 32'(kv_heads_q)) begin
+                if (part_q == 2'd1) begin
+                  part_q  <= 2'd2;
+                  state_q <= ROW_CMD;
+                end else if (tok_q + 1 == tokens_q) begin
+                  state_q <= FINISH;
+                end else begin
+                  tok_q   <= tok_q + 1;
+                  state_q <= COS_CMD;
+                end
+              end
             end
           end
         end
-        FINISH: if (w_idle) begin
+        FINISH: if (w_idle && q_busy_q == '0) begin
           done_o  <= 1'b1;
           state_q <= IDLE;
         end
@@ -338,7 +394,7 @@ module op_rope_kv #(
   end
 
   logic unused;
-  assign unused = ^{q_code, el_data};
+  assign unused = ^{el_data, q_code};
 
 endmodule
 

@@ -301,7 +301,7 @@ fn linears_that_prefetch_the_next_matrix_match_the_reference_and_save_cycles() {
         .collect();
     let w_scale = 0.37f32;
     // Runs the program on `dev`; returns every output row and the cycles.
-    let mut go = |dev: &mut dyn Device, prefetch: bool| -> (Vec<Vec<u8>>, u64) {
+    let go = |dev: &mut dyn Device, prefetch: bool| -> (Vec<Vec<u8>>, u64) {
         let put = |dev: &mut dyn Device, b: &[u8]| {
             let a = dev.alloc(b.len().max(64) as u64).unwrap();
             dev.write(a, b).unwrap();
