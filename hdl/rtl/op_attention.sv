@@ -164,14 +164,14 @@ module op_attention #(
   wire logic el_fire = el_valid && el_ready;
 
   // ---------------------------------------------------------------- query
-  logic q_in_ready, q_code_valid, q_done;
+  logic q_in_ready, q_code_valid, q_done, q_ready;  // q_ready: started only after done_o
   logic [QL*16-1:0] q_code;
   logic [31:0] q_scale;
   wire logic q_start = state_q == Q_QUANT && !quant_started_q;
   vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL)) u_quant (
     .clk_i, .rst_ni,
     .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
-    .start_i (q_start), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+    .start_i (q_start), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
     .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
     .in_valid_i (state_q == Q_QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
     .in_data_i (el_wide),
@@ -500,7 +500,7 @@ module op_attention #(
   end
 
   logic unused;
-  assign unused = ^{q_code, w_key[95:48]};
+  assign unused = ^{q_code, w_key[95:48], q_ready};
 
 endmodule
 

@@ -125,7 +125,7 @@ module op_lm_head #(
 
   // ---------------------------------------------------------------- final norm + int16 codes
   // Before the rows, reader 0 fetches the norm shift, the gains and the hidden row.
-  logic q_in_ready, q_code_valid, q_done;
+  logic q_in_ready, q_code_valid, q_done, q_ready;  // q_ready: started only after done_o
   logic signed [15:0] q_code;
   logic [31:0] q_scale;
   wire logic q_start = state_q == QUANT && !quant_started_q;
@@ -133,7 +133,7 @@ module op_lm_head #(
   vec_quant #(.DEPTH (VEC_DEPTH)) u_quant (
     .clk_i, .rst_ni,
     .g_we_i (state_q == GAIN_DATA && fe_fire), .g_addr_i (idx_q), .g_data_i (el_wide[0]),
-    .start_i (q_start), .n_i (hidden_q), .ex_i (-32'sd16), .shift_i (shift_q), .norm_i (1'b1),
+    .start_i (q_start), .ready_o (q_ready), .n_i (hidden_q), .ex_i (-32'sd16), .shift_i (shift_q), .norm_i (1'b1),
     .qmax_i (16'(HEAD_QMAX)), .eps_i (eps_q),
     .in_valid_i (state_q == QUANT && quant_started_q && el_valid[0]), .in_ready_o (q_in_ready),
     .in_data_i (el_data[0]),
@@ -346,7 +346,7 @@ module op_lm_head #(
   end
 
   logic unused;
-  assign unused = ^{q_code};
+  assign unused = ^{q_code, q_ready};
 
 endmodule
 

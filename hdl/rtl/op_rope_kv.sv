@@ -139,6 +139,8 @@ module op_rope_kv #(
   // writes the heads' codes and scales in the same order, freeing each quantizer after its scale.
   localparam int QW = $clog2(NQ);
   logic [NQ-1:0]      q_busy_q;   // started, scale not yet written
+  logic [NQ-1:0]      q_done_q;   // done_o seen: scale_o holds the head's scale
+  logic [NQ-1:0]      q_done;
   logic [NQ-1:0]      q_start, q_in_valid, q_in_ready, q_code_valid, q_code_ready;
   logic [NQ*VL*16-1:0] q_code;
   logic [NQ*32-1:0]   q_scale;
@@ -146,18 +148,18 @@ module op_rope_kv #(
   for (genvar i = 0; i < NQ; i++) begin : g_quant
     assign q_start[i]    = state_q == FEED && !fed_start_q && fq == QW'(i) && !q_busy_q[i];
     assign q_in_valid[i] = state_q == FEED && fed_start_q && fq == QW'(i) && j_q < 32'(hd_q);
-    logic q_done;
+    logic q_ready;  // q_busy_q covers it: a quantizer restarts only after its scale is written
     vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL)) u_quant (
       .clk_i, .rst_ni,
       .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
-      .start_i (q_start[i]), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+      .start_i (q_start[i]), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
       .qmax_i (kv_qmax_q), .eps_i ('0),
       .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (rotated),
       .code_valid_o (q_code_valid[i]), .code_ready_i (q_code_ready[i]), .code_o (q_code[VL*16*i +: VL*16]),
-      .done_o (q_done), .scale_o (q_scale[32*i +: 32])
+      .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
     );
     logic unused_q;
-    assign unused_q = q_done;
+    assign unused_q = q_ready;
   end
   wire logic q_in_fire = |(q_in_valid & q_in_ready);
 
@@ -217,7 +219,7 @@ module op_rope_kv #(
       wcmd_addr  = d_step_q[1] ? cache_scales : cache_codes;
       wcmd_count = d_step_q[1] ? 32'd1 : 32'(hd_q) / VL;
       wcmd_size  = 3'd2;
-      wel_valid  = d_work && (d_step_q == 2'd1 ? q_code_valid[dq] : d_step_q == 2'd3);
+      wel_valid  = d_work && (d_step_q == 2'd1 ? q_code_valid[dq] : d_step_q == 2'd3 && q_done_q[dq]);
       wel_data   = '0;
       wel_len    = 5'd4;
       if (d_step_q == 2'd3) begin
@@ -239,6 +241,7 @@ module op_rope_kv #(
       d_el_q   <= '0;
       d_step_q <= '0;
       q_busy_q <= '0;
+      q_done_q <= '0;
     end else begin
       if (state_q == IDLE) begin
         d_tok_q  <= '0;
@@ -265,8 +268,11 @@ module op_rope_kv #(
           end
         end
       end
-      // A quantizer is busy from its start until the drain has taken its scale.
+      // A quantizer is busy from its start until the drain has taken its scale, which is final
+      // from its done_o (the scalar steps may outlast the codes).
       for (int i = 0; i < NQ; i++) begin
+        if (q_start[i]) q_done_q[i] <= 1'b0;
+        else if (q_done[i]) q_done_q[i] <= 1'b1;
         if (q_start[i]) q_busy_q[i] <= 1'b1;
         else if (!q_writing && wel_fire && d_step_q == 2'd3 && dq == QW'(i)) q_busy_q[i] <= 1'b0;
       end

@@ -5,9 +5,13 @@
 //               (docs/numerics.md §3);
 //   FFN_ACT     act(gate) * up exactly (ReLU^2 or SiLU), block-normalized to int32 with a
 //               per-token exponent, then quantized with the sub-norm when given (§7).
-// Rows stream from device memory through elem_reader four values per cycle (16-byte
-// elements), codes go back four per cycle through elem_writer, then the scale; the norm gains
-// are read once per op and serve every token.
+// Three machines overlap the tokens: the reader streams each row from device memory through
+// elem_reader four values per cycle (16-byte elements) -- NORM_QUANT straight into the
+// quantizer, FFN_ACT gate then up into the product buffer; for FFN_ACT a feeder hands the
+// products of one token to the quantizer while the reader fetches the next token's gate; the
+// writer sends each token's codes (four per cycle) and then its scale through elem_writer while
+// the quantizer already loads the next token. The norm gains are read once per op and serve
+// every token.
 
 `default_nettype none
 
@@ -53,8 +57,10 @@ module op_vector #(
   localparam int PD = (DEPTH + VL - 1) / VL * VL;
   localparam int AW = PD > 1 ? $clog2(PD) : 1;
 
+  // Reader: the op's setup reads, then per token the row (NORM_QUANT) or gate and up (FFN_ACT).
   typedef enum logic [3:0] {
-    IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, GATE_DATA, UP_CMD, UP_DATA, QUANT, SCALE, FINISH
+    IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, ROW_DATA, GATE_DATA, UP_CMD, UP_DATA, READ_DONE,
+    FINISH
   } state_e;
   state_e state_q;
 
@@ -64,14 +70,13 @@ module op_vector #(
   logic [63:0]       src_q, up_q, norm_q, codes_q, scales_q;
   logic [31:0]       eps_q;
   logic signed [31:0] shift_q;
-  logic [95:0]       pmax_q;      // max |act(gate) * up|
-  logic              quant_started_q, codes_cmd_q, scale_sent_q;
+  logic [95:0]       pmax_q;      // max |act(gate) * up| of the token being read
 
   // ---------------------------------------------------------------- memory streams
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
-  logic [127:0] el_wide;  // 16-byte elements: the norm gains, eight at a time
+  logic [127:0] el_wide;  // 16-byte elements: four int32 of a row, eight int16 gains
   logic [2:0]  rcmd_size;
   elem_reader #(.DATA_W (DATA_W)) u_rd (
     .clk_i, .rst_ni,
@@ -85,12 +90,10 @@ module op_vector #(
   logic [63:0] wcmd_addr;
   logic [31:0] wcmd_count, wel_data;
   logic [4:0]  wel_len;
-  logic [31:0] wr_group_q;  // code groups written for the token
-  logic [2:0]  wcmd_size;
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (wcmd_valid), .cmd_ready_o (wcmd_ready), .cmd_addr_i (wcmd_addr), .cmd_count_i (wcmd_count),
-    .cmd_size_i (wcmd_size), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i ({96'd0, wel_data}), .el_len_i (wel_len),
+    .cmd_size_i (3'd2), .el_valid_i (wel_valid), .el_ready_o (wel_ready), .el_data_i ({96'd0, wel_data}), .el_len_i (wel_len),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
@@ -100,6 +103,27 @@ module op_vector #(
   wire logic [31:0] gain_words = (n_q + 32'd7) >> 3;
   wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
   wire logic [31:0] groups   = (n_q + 32'(VL) - 1) / 32'(VL);
+
+  // ---------------------------------------------------------------- quantizer
+  logic q_start, q_ready, q_in_valid, q_in_ready, q_code_valid, q_code_ready, q_done;
+  logic [VL*32-1:0] q_in;
+  logic [VL*16-1:0] q_code;
+  logic [31:0] q_scale;
+  logic signed [31:0] bn_ex;
+  vec_quant #(.DEPTH (DEPTH), .LANES (VL)) u_quant (
+    .clk_i, .rst_ni,
+    .g_we_i (state_q == GAIN_DATA && el_valid), .g_addr_i (idx_q), .g_data_i (el_wide),
+    .start_i (q_start), .ready_o (q_ready), .n_i (n_q), .ex_i (ffn_q ? bn_ex : -32'sd16), .shift_i (shift_q),
+    .norm_i (norm_q != '0), .qmax_i (16'(ACT_QMAX)), .eps_i (eps_q),
+    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (q_in),
+    .code_valid_o (q_code_valid), .code_ready_i (q_code_ready), .code_o (q_code),
+    .done_o (q_done), .scale_o (q_scale)
+  );
+
+  // ---------------------------------------------------------------- reader
+  // NORM_QUANT starts the quantizer with the row's read command (both wait for it to be ready);
+  // UP_CMD waits until the feeder has taken the previous token's products.
+  logic feed_busy_q;
   always_comb begin
     rcmd_valid = 1'b0;
     rcmd_addr  = '0;
@@ -110,22 +134,39 @@ module op_vector #(
       // Eight int16 gains per 16-byte element.
       GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_count = gain_words; rcmd_size = 3'd4; end
       // Rows: four int32 per 16-byte element (rows start 64-byte aligned; lanes past n ignored).
-      ROW_CMD:   begin rcmd_valid = 1'b1; rcmd_addr = src_q + 64'(tok_q) * in_row; rcmd_count = groups; rcmd_size = 3'd4; end
-      UP_CMD:    begin rcmd_valid = 1'b1; rcmd_addr = up_q + 64'(tok_q) * in_row; rcmd_count = groups; rcmd_size = 3'd4; end
+      ROW_CMD:   begin
+        rcmd_valid = ffn_q || q_ready;
+        rcmd_addr  = src_q + 64'(tok_q) * in_row;
+        rcmd_count = groups;
+        rcmd_size  = 3'd4;
+      end
+      UP_CMD:    begin
+        rcmd_valid = !feed_busy_q;
+        rcmd_addr  = up_q + 64'(tok_q) * in_row;
+        rcmd_count = groups;
+        rcmd_size  = 3'd4;
+      end
       default: ;
     endcase
   end
+  wire logic rcmd_fire = rcmd_valid && rcmd_ready;
   wire logic el_fire = el_valid && el_ready;
+  assign el_ready = state_q == SHIFT_DATA || state_q == GAIN_DATA || state_q == GATE_DATA || state_q == UP_DATA ||
+                    (state_q == ROW_DATA && q_in_ready);
 
   // ---------------------------------------------------------------- FFN products
   // Four lanes: lane l of group idx_q is element idx_q * 4 + l; lanes past n give product 0.
+  logic [31:0]        fidx_q;          // feeder: next group of the product buffer
+  logic [95:0]        feed_pmax_q;     // max |product| of the token being fed
   logic signed [31:0] gate_buf [PD];
   logic signed [95:0] prod_buf [PD];
   logic signed [95:0] prod     [VL];
   logic [95:0]        prod_max;       // max |product| over the group
-  logic [VL*32-1:0]   bn_vals;        // the group's block-normalized values
+  logic [VL*32-1:0]   bn_vals;        // the fed group's block-normalized values
+  logic [7:0]         bn_shift;
   for (genvar l = 0; l < VL; l++) begin : g_lane
     wire logic [31:0]        e      = idx_q * 32'(VL) + 32'(l);
+    wire logic [31:0]        fe     = fidx_q * 32'(VL) + 32'(l);
     wire logic               live   = e < n_q;
     wire logic signed [31:0] g      = gate_buf[AW'(e)];
     wire logic signed [31:0] up     = $signed(el_wide[32*l +: 32]);
@@ -138,14 +179,14 @@ module op_vector #(
     wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);  // Q.16
     wire logic signed [95:0] relu = g < 0 ? 96'sd0 : 96'(g);
     assign prod[l] = !live ? 96'sd0 : silu_q ? silu * 96'(up) : relu * relu * 96'(up);
-    wire logic signed [95:0] bn_full = trit_num::rne_shift(prod_buf[AW'(e)], bn_shift);  // |.| <= 2^30
+    wire logic signed [95:0] bn_full = trit_num::rne_shift(prod_buf[AW'(fe)], bn_shift);  // |.| <= 2^30
     assign bn_vals[32*l +: 32] = bn_full[31:0];
     always_ff @(posedge clk_i) begin
       if (state_q == GATE_DATA && el_fire) gate_buf[AW'(e)] <= $signed(el_wide[32*l +: 32]);
       if (state_q == UP_DATA && el_fire) prod_buf[AW'(e)] <= prod[l];
     end
     logic unused_lane;
-    assign unused_lane = ^{g_log2e[95:48], bn_full[95:32]};
+    assign unused_lane = ^{g_log2e[95:48], bn_full[95:32], fe};
   end
   always_comb begin
     prod_max = '0;
@@ -160,67 +201,108 @@ module op_vector #(
   logic [7:0] pbits;
   always_comb begin
     pbits = '0;
-    for (int b = 0; b < 96; b++) if (pmax_q[b]) pbits = 8'(b + 1);
+    for (int b = 0; b < 96; b++) if (feed_pmax_q[b]) pbits = 8'(b + 1);
   end
-  wire logic [7:0] bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
-  wire logic signed [31:0] bn_ex = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
+  assign bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
+  assign bn_ex    = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
 
-  // ---------------------------------------------------------------- quantizer
-  logic q_start, q_in_valid, q_in_ready, q_code_valid, q_code_ready, q_done;
-  logic [VL*32-1:0] q_in;
-  logic [VL*16-1:0] q_code;
-  logic [31:0] q_scale;
-  vec_quant #(.DEPTH (DEPTH), .LANES (VL)) u_quant (
-    .clk_i, .rst_ni,
-    .g_we_i (state_q == GAIN_DATA && el_fire), .g_addr_i (idx_q), .g_data_i (el_wide),
-    .start_i (q_start), .n_i (n_q), .ex_i (ffn_q ? bn_ex : -32'sd16), .shift_i (shift_q), .norm_i (norm_q != '0),
-    .qmax_i (16'(ACT_QMAX)), .eps_i (eps_q),
-    .in_valid_i (q_in_valid), .in_ready_o (q_in_ready), .in_data_i (q_in),
-    .code_valid_o (q_code_valid), .code_ready_i (q_code_ready), .code_o (q_code),
-    .done_o (q_done), .scale_o (q_scale)
-  );
-  assign q_start    = state_q == QUANT && !quant_started_q;
-  // NORM_QUANT feeds the quantizer straight from memory, FFN_ACT from the product buffer.
-  assign q_in_valid = state_q == QUANT && quant_started_q && (ffn_q ? idx_q < groups : el_valid);
+  // ---------------------------------------------------------------- feeder (FFN_ACT)
+  logic feed_started_q;
+  assign q_start    = ffn_q ? feed_busy_q && !feed_started_q && q_ready : state_q == ROW_CMD && rcmd_fire;
+  assign q_in_valid = ffn_q ? feed_busy_q && feed_started_q && fidx_q < groups : state_q == ROW_DATA && el_valid;
   assign q_in       = ffn_q ? bn_vals : el_wide;
-  assign el_ready   = state_q == SHIFT_DATA || state_q == GAIN_DATA || state_q == GATE_DATA || state_q == UP_DATA ||
-                      (state_q == QUANT && !ffn_q && quant_started_q && q_in_ready);
 
-  // Codes go straight to the writer; the scale follows once the token is done.
-  assign wcmd_valid   = (state_q == QUANT && !codes_cmd_q) || (state_q == SCALE && !scale_sent_q && w_idle);
-  assign wcmd_addr    = state_q == SCALE ? scales_q + 64'(tok_q) * 4 : codes_q + 64'(tok_q) * code_row;
+  // ---------------------------------------------------------------- writer
+  // Per token: the codes command, its codes straight from the quantizer, then the scale once
+  // the quantizer's done_o has given it.
+  logic [15:0] w_tok_q;
+  logic [31:0] w_group_q;
+  logic [1:0]  w_step_q;     // 0 codes command, 1 codes, 2 scale command, 3 scale
+  logic        w_all_q;      // every token's codes and scale handed to the writer
+  logic        scale_ready_q;
+  assign wcmd_valid   = !w_all_q && state_q != IDLE && state_q != FINISH && (w_step_q == 2'd0 || w_step_q == 2'd2);
+  assign wcmd_addr    = w_step_q[1] ? scales_q + 64'(w_tok_q) * 4 : codes_q + 64'(w_tok_q) * code_row;
   // Codes: four per 4-byte element, the last one cut to the row's length.
-  assign wcmd_count   = state_q == SCALE ? 32'd1 : groups;
-  assign wcmd_size    = 3'd2;
-  assign wel_valid    = state_q == SCALE ? scale_sent_q : q_code_valid && codes_cmd_q;
-  assign wel_data     = state_q == SCALE ? q_scale : {q_code[55:48], q_code[39:32], q_code[23:16], q_code[7:0]};
-  wire logic [31:0] codes_left = n_q - wr_group_q * 32'(VL);
-  assign wel_len      = state_q == SCALE || codes_left >= 32'(VL) ? 5'd4 : 5'(codes_left);
-  assign q_code_ready = state_q == QUANT && codes_cmd_q && wel_ready;
+  assign wcmd_count   = w_step_q[1] ? 32'd1 : groups;
+  assign wel_valid    = !w_all_q && (w_step_q == 2'd3 ? scale_ready_q : w_step_q == 2'd1 && q_code_valid);
+  assign wel_data     = w_step_q == 2'd3 ? q_scale : {q_code[55:48], q_code[39:32], q_code[23:16], q_code[7:0]};
+  wire logic [31:0] codes_left = n_q - w_group_q * 32'(VL);
+  assign wel_len      = w_step_q == 2'd3 || codes_left >= 32'(VL) ? 5'd4 : 5'(codes_left);
+  assign q_code_ready = !w_all_q && w_step_q == 2'd1 && wel_ready;
+  wire logic wel_fire = wel_valid && wel_ready;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      state_q         <= IDLE;
-      ffn_q           <= 1'b0;
-      silu_q          <= 1'b0;
-      tokens_q        <= '0;
-      tok_q           <= '0;
-      n_q             <= '0;
-      idx_q           <= '0;
-      src_q           <= '0;
-      up_q            <= '0;
-      norm_q          <= '0;
-      codes_q         <= '0;
-      scales_q        <= '0;
-      eps_q           <= '0;
-      shift_q         <= '0;
-      pmax_q          <= '0;
-      wr_group_q      <= '0;
-      quant_started_q <= 1'b0;
-      codes_cmd_q     <= 1'b0;
-      scale_sent_q    <= 1'b0;
-      done_o          <= 1'b0;
-      err_o           <= 1'b0;
+      w_tok_q        <= '0;
+      w_group_q      <= '0;
+      w_step_q       <= '0;
+      w_all_q        <= 1'b0;
+      scale_ready_q  <= 1'b0;
+      fidx_q         <= '0;
+      feed_busy_q    <= 1'b0;
+      feed_started_q <= 1'b0;
+      feed_pmax_q    <= '0;
+    end else if (state_q == IDLE) begin
+      w_tok_q        <= '0;
+      w_group_q      <= '0;
+      w_step_q       <= '0;
+      w_all_q        <= 1'b0;
+      scale_ready_q  <= 1'b0;
+      feed_busy_q    <= 1'b0;
+      feed_started_q <= 1'b0;
+    end else begin
+      // Writer.
+      if (q_done) scale_ready_q <= 1'b1;
+      if (wcmd_valid && wcmd_ready) begin
+        w_group_q <= '0;
+        w_step_q  <= w_step_q + 2'd1;
+      end
+      if (wel_fire && w_step_q == 2'd1) begin
+        w_group_q <= w_group_q + 1;
+        if (w_group_q + 1 == groups) w_step_q <= 2'd2;
+      end
+      if (wel_fire && w_step_q == 2'd3) begin
+        scale_ready_q <= 1'b0;
+        w_step_q      <= 2'd0;
+        w_tok_q       <= w_tok_q + 1;
+        if (w_tok_q + 1 == tokens_q) w_all_q <= 1'b1;
+      end
+      // Feeder: the reader's last up element hands the token over.
+      if (state_q == UP_DATA && el_fire && idx_q + 1 == groups) begin
+        feed_busy_q <= 1'b1;
+        feed_pmax_q <= prod_max > pmax_q ? prod_max : pmax_q;
+        fidx_q      <= '0;
+      end
+      if (q_start && ffn_q) feed_started_q <= 1'b1;
+      if (q_in_valid && q_in_ready && ffn_q) begin
+        fidx_q <= fidx_q + 1;
+        if (fidx_q + 1 == groups) begin
+          feed_busy_q    <= 1'b0;
+          feed_started_q <= 1'b0;
+        end
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q  <= IDLE;
+      ffn_q    <= 1'b0;
+      silu_q   <= 1'b0;
+      tokens_q <= '0;
+      tok_q    <= '0;
+      n_q      <= '0;
+      idx_q    <= '0;
+      src_q    <= '0;
+      up_q     <= '0;
+      norm_q   <= '0;
+      codes_q  <= '0;
+      scales_q <= '0;
+      eps_q    <= '0;
+      shift_q  <= '0;
+      pmax_q   <= '0;
+      done_o   <= 1'b0;
+      err_o    <= 1'b0;
     end else begin
       done_o <= 1'b0;
       unique case (state_q)
@@ -248,7 +330,16 @@ module op_vector #(
           state_q <= GAIN_CMD;
         end
         GAIN_CMD: if (rcmd_ready) state_q <= GAIN_DATA;
-        GAIN_DATA, GATE_DATA, UP_DATA: if (el_fire) begin
+        ROW_CMD: if (rcmd_fire) begin
+          pmax_q  <= '0;
+          idx_q   <= '0;
+          state_q <= ffn_q ? GATE_DATA : ROW_DATA;
+        end
+        UP_CMD: if (rcmd_fire) begin
+          idx_q   <= '0;
+          state_q <= UP_DATA;
+        end
+        GAIN_DATA, ROW_DATA, GATE_DATA, UP_DATA: if (el_fire) begin
           idx_q <= idx_q + 1;
           if (state_q == UP_DATA && prod_max > pmax_q) pmax_q <= prod_max;
           if (idx_q + 1 == (state_q == GAIN_DATA ? gain_words : groups)) begin
@@ -256,40 +347,15 @@ module op_vector #(
             unique case (state_q)
               GAIN_DATA: state_q <= ROW_CMD;
               GATE_DATA: state_q <= UP_CMD;
-              default:   state_q <= QUANT;
+              default: begin
+                // The row is read (NORM_QUANT: into the quantizer; FFN_ACT: into the products).
+                tok_q   <= tok_q + 1;
+                state_q <= tok_q + 1 == tokens_q ? READ_DONE : ROW_CMD;
+              end
             endcase
           end
         end
-        ROW_CMD: if (rcmd_ready) begin
-          pmax_q          <= '0;
-          quant_started_q <= 1'b0;
-          codes_cmd_q     <= 1'b0;
-          wr_group_q      <= '0;
-          state_q         <= ffn_q ? GATE_DATA : QUANT;
-        end
-        UP_CMD: if (rcmd_ready) state_q <= UP_DATA;
-        QUANT: begin
-          if (q_start) quant_started_q <= 1'b1;
-          if (wcmd_valid && wcmd_ready) codes_cmd_q <= 1'b1;
-          if (q_in_valid && q_in_ready && ffn_q) idx_q <= idx_q + 1;
-          if (q_code_valid && q_code_ready) wr_group_q <= wr_group_q + 1;
-          if (q_done) begin
-            idx_q        <= '0;
-            scale_sent_q <= 1'b0;
-            state_q      <= SCALE;
-          end
-        end
-        SCALE: begin
-          if (wcmd_valid && wcmd_ready) scale_sent_q <= 1'b1;
-          if (wel_valid && wel_ready) begin
-            if (tok_q + 1 == tokens_q) begin
-              state_q <= FINISH;
-            end else begin
-              tok_q   <= tok_q + 1;
-              state_q <= ROW_CMD;
-            end
-          end
-        end
+        READ_DONE: if (w_all_q) state_q <= FINISH;
         FINISH: if (w_idle) begin
           done_o  <= 1'b1;
           state_q <= IDLE;

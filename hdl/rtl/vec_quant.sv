@@ -7,11 +7,15 @@
 //
 //   load   x_i streams in: p_i = x_i * gain_i (or x_i) kept on chip, max |p_i| and sum x_i^2
 //          accumulated exactly;
-//   scalar the few binary32 operations of the token (table below): integer conversions in one
-//          cycle (trit_num::i2f), divides, square root and adds on the sequential fp32_scalar
-//          unit: inv = qmax / f32(max) and the scale, with 1/rms only in the scale;
-//   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out, then `done_o` with
-//          the scale.
+//   inv    inv = qmax / f32(max) on the sequential fp32_scalar unit (integer conversions in one
+//          cycle, trit_num::i2f);
+//   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out while the rest of the
+//          token's binary32 steps (the scale, with 1/rms only in the scale) run on the scalar
+//          unit; then `done_o` with the scale.
+// Pipelined over tokens: the next vector may be started as soon as `ready_o` is high and loads
+// while this one's codes stream out, writing each slot of the buffer only after the codes have
+// read it (the load never overtakes the codes). `scale_o` holds the scale of the vector whose
+// `done_o` pulsed last, until the next `done_o`.
 // Gains are written through the g_* port before `start_i`, eight per write (one 16-byte read
 // element); they stay for every token. LANES values go in and LANES codes come out per cycle
 // (lane l of group j is element j * LANES + l; lanes past n are ignored on input and give code
@@ -28,7 +32,8 @@ module vec_quant #(
   input  wire logic              g_we_i,
   input  wire logic [31:0]       g_addr_i,  // gains 8*addr .. 8*addr+7
   input  wire logic [127:0]      g_data_i,  // eight int16 gains, the first in the low bits
-  input  wire logic              start_i,
+  input  wire logic              start_i,   // taken only while ready_o
+  output      logic              ready_o,   // a new vector may start
   input  wire logic [31:0]       n_i,       // 1..DEPTH
   input  wire logic signed [31:0] ex_i,     // value of x_i is x_i * 2^ex
   input  wire logic signed [31:0] shift_i,  // norm gains are gain_i * 2^-shift
@@ -55,9 +60,23 @@ module vec_quant #(
   logic signed [47:0] pbuf [PD];
   always_ff @(posedge clk_i) if (g_we_i) gain[GAW'(g_addr_i)] <= g_data_i;
 
-  typedef enum logic [1:0] {IDLE, LOAD, SCALAR, CODES} state_e;
-  state_e state_q;
-  logic [31:0]        n_q, idx_q;      // idx_q: group (LANES elements)
+  // Front: loads a vector. Back: its inverse, codes and scale. The front hands a loaded vector
+  // to the back as soon as the back is free.
+  typedef enum logic [1:0] {F_IDLE, F_LOAD, F_HAND} front_e;
+  typedef enum logic [1:0] {B_IDLE, B_INV, B_CODES} back_e;
+  front_e f_state_q;
+  back_e  b_state_q;
+  // Front registers: the vector being loaded.
+  logic [31:0]        f_n_q, f_idx_q;  // f_idx_q: group (LANES elements)
+  logic signed [31:0] f_ex_q, f_shift_q;
+  logic               f_norm_q;
+  logic [15:0]        f_qmax_q;
+  logic [31:0]        f_eps_q;
+  logic [47:0]        f_mx_q;
+  logic [79:0]        f_ss_q;
+  wire logic [31:0]   f_groups = (f_n_q + 32'(LANES) - 1) / 32'(LANES);
+  // Back registers: the vector whose codes are produced.
+  logic [31:0]        n_q, idx_q;
   wire logic [31:0]   groups = (n_q + 32'(LANES) - 1) / 32'(LANES);
   logic signed [31:0] ex_q, shift_q;
   logic               norm_q;
@@ -66,12 +85,18 @@ module vec_quant #(
   logic [47:0]        mx_q;
   logic [79:0]        ss_q;
   logic [3:0]         step_q;
+  logic               steps_done_q;  // every scalar step of the back's vector done
   logic               req_sent_q;
-  // Scalar registers: f32(max), f32(qmax), inv, the scale's numerator, f32(n), a temporary.
-  logic [31:0]        r_mx_q, r_q_q, r_inv_q, r_top_q, r_n_q, r_t_q;
+  // Scalar registers: f32(max), f32(qmax), inv, the scale's numerator, f32(n), a temporary, the
+  // scale.
+  logic [31:0]        r_mx_q, r_q_q, r_inv_q, r_top_q, r_n_q, r_t_q, r_scale_q;
 
   // ---------------------------------------------------------------- load
-  assign in_ready_o = state_q == LOAD;
+  assign ready_o = f_state_q == F_IDLE;
+  // The codes read group idx_q of the buffer; the load may write group f_idx_q only once that
+  // has been read (or while no codes are pending).
+  wire logic codes_pending = b_state_q != B_IDLE && !(b_state_q == B_CODES && idx_q >= groups);
+  assign in_ready_o = f_state_q == F_LOAD && (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
   // Per lane: the product with its gain, |product|, the square; then the group's max and sum.
   logic signed [47:0] p_in  [LANES];
@@ -86,22 +111,23 @@ module vec_quant #(
       logic [127:0]       w;
       logic signed [15:0] g;
       logic [47:0]        a;
-      e = idx_q * 32'(LANES) + 32'(l);
-      x = e < n_q ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
+      e = f_idx_q * 32'(LANES) + 32'(l);
+      x = e < f_n_q ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
       w = gain[GAW'(e >> 3)];
       g = w[16 * e[2:0] +: 16];
-      p_in[l] = norm_q ? 48'(x) * 48'(g) : 48'(x);
+      p_in[l] = f_norm_q ? 48'(x) * 48'(g) : 48'(x);
       a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
       if (a > g_max) g_max = a;
       g_ss = g_ss + 80'(64'(x * x));
     end
   end
   always_ff @(posedge clk_i) begin
-    if (in_fire) for (int l = 0; l < LANES; l++) pbuf[PAW'(idx_q * 32'(LANES) + 32'(l))] <= p_in[l];
+    if (in_fire) for (int l = 0; l < LANES; l++) pbuf[PAW'(f_idx_q * 32'(LANES) + 32'(l))] <= p_in[l];
   end
 
   // ---------------------------------------------------------------- scalar steps
-  // step: 0 mx = f32(max)   1 q = f32(qmax)   2 inv = q / mx   3 top = ldexp(mx, ex - shift)
+  // step: 0 mx = f32(max)   1 q = f32(qmax)   2 inv = q / mx          (before the codes)
+  //       3 top = ldexp(mx, ex - shift)                               (while the codes stream)
   // with a norm: 4 t = f32(ss)  5 t = ldexp(t, 2 ex)  6 n = f32(n)  7 t = t / n  8 t = t + eps
   //              9 t = sqrt(t)  10 top = top / t
   // 11 scale = top / q
@@ -130,20 +156,21 @@ module vec_quant #(
   end
 
   // Integer conversions need no trip through fp32_scalar.
+  wire logic stepping = (b_state_q == B_INV || b_state_q == B_CODES) && !steps_done_q;
   wire logic local_step = s_op == I2F;
   logic s_ready, s_valid, s_fp_valid;
   logic [31:0] s_res, s_fp_res;
-  assign s_valid = local_step ? state_q == SCALAR : s_fp_valid;
+  assign s_valid = local_step ? stepping : s_fp_valid;
   assign s_res   = local_step ? trit_num::i2f(s_int) : s_fp_res;
   fp32_scalar #(.INT_W (96)) u_fp (
     .clk_i, .rst_ni,
-    .req_valid_i (state_q == SCALAR && !req_sent_q && !local_step), .req_ready_o (s_ready),
+    .req_valid_i (stepping && !req_sent_q && !local_step), .req_ready_o (s_ready),
     .op_i (s_op), .a_i (s_a), .b_i (s_b), .int_i (s_int),
     .rsp_valid_o (s_fp_valid), .rsp_ready_i (1'b1), .res_o (s_fp_res)
   );
 
   // ---------------------------------------------------------------- codes
-  assign code_valid_o = state_q == CODES;
+  assign code_valid_o = b_state_q == B_CODES && idx_q < groups;
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
       code_o[16*l +: 16] = trit_num::clamp_code(
@@ -151,86 +178,118 @@ module vec_quant #(
     end
   end
 
+  // The front's vector goes to the back when the back is free (its codes and steps all done).
+  wire logic hand = f_state_q == F_HAND && b_state_q == B_IDLE;
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      state_q    <= IDLE;
-      n_q        <= '0;
-      idx_q      <= '0;
-      ex_q       <= '0;
-      shift_q    <= '0;
-      norm_q     <= 1'b0;
-      qmax_q     <= '0;
-      eps_q      <= '0;
-      mx_q       <= '0;
-      ss_q       <= '0;
-      step_q     <= '0;
-      req_sent_q <= 1'b0;
-      r_mx_q     <= '0;
-      r_q_q      <= '0;
-      r_inv_q    <= '0;
-      r_top_q    <= '0;
-      r_n_q      <= '0;
-      r_t_q      <= '0;
-      scale_o    <= '0;
-      done_o     <= 1'b0;
+      f_state_q    <= F_IDLE;
+      f_n_q        <= '0;
+      f_idx_q      <= '0;
+      f_ex_q       <= '0;
+      f_shift_q    <= '0;
+      f_norm_q     <= 1'b0;
+      f_qmax_q     <= '0;
+      f_eps_q      <= '0;
+      f_mx_q       <= '0;
+      f_ss_q       <= '0;
+      b_state_q    <= B_IDLE;
+      n_q          <= '0;
+      idx_q        <= '0;
+      ex_q         <= '0;
+      shift_q      <= '0;
+      norm_q       <= 1'b0;
+      qmax_q       <= '0;
+      eps_q        <= '0;
+      mx_q         <= '0;
+      ss_q         <= '0;
+      step_q       <= '0;
+      steps_done_q <= 1'b0;
+      req_sent_q   <= 1'b0;
+      r_mx_q       <= '0;
+      r_q_q        <= '0;
+      r_inv_q      <= '0;
+      r_top_q      <= '0;
+      r_n_q        <= '0;
+      r_t_q        <= '0;
+      r_scale_q    <= '0;
+      scale_o      <= '0;
+      done_o       <= 1'b0;
     end else begin
       done_o <= 1'b0;
-      unique case (state_q)
-        IDLE: if (start_i) begin
-          n_q     <= n_i;
-          ex_q    <= ex_i;
-          shift_q <= shift_i;
-          norm_q  <= norm_i;
-          qmax_q  <= qmax_i;
-          eps_q   <= eps_i;
-          mx_q    <= '0;
-          ss_q    <= '0;
-          idx_q   <= '0;
-          state_q <= LOAD;
+      // ---- front
+      unique case (f_state_q)
+        F_IDLE: if (start_i) begin
+          f_n_q     <= n_i;
+          f_ex_q    <= ex_i;
+          f_shift_q <= shift_i;
+          f_norm_q  <= norm_i;
+          f_qmax_q  <= qmax_i;
+          f_eps_q   <= eps_i;
+          f_mx_q    <= '0;
+          f_ss_q    <= '0;
+          f_idx_q   <= '0;
+          f_state_q <= F_LOAD;
         end
-        LOAD: if (in_fire) begin
-          if (g_max > mx_q) mx_q <= g_max;
-          ss_q  <= ss_q + g_ss;
-          idx_q <= idx_q + 1;
-          if (idx_q + 1 == groups) begin
-            idx_q      <= '0;
-            step_q     <= '0;
-            req_sent_q <= 1'b0;
-            // An all-zero vector has codes 0 and scale 0 (no division by zero).
-            if (mx_q == '0 && g_max == '0) begin
-              r_inv_q <= '0;
-              scale_o <= '0;
-              state_q <= CODES;
-            end else begin
-              state_q <= SCALAR;
-            end
+        F_LOAD: if (in_fire) begin
+          if (g_max > f_mx_q) f_mx_q <= g_max;
+          f_ss_q  <= f_ss_q + g_ss;
+          f_idx_q <= f_idx_q + 1;
+          if (f_idx_q + 1 == f_groups) f_state_q <= F_HAND;
+        end
+        F_HAND: if (hand) f_state_q <= F_IDLE;
+        default: f_state_q <= F_IDLE;
+      endcase
+      // ---- back
+      unique case (b_state_q)
+        B_IDLE: if (hand) begin
+          n_q          <= f_n_q;
+          ex_q         <= f_ex_q;
+          shift_q      <= f_shift_q;
+          norm_q       <= f_norm_q;
+          qmax_q       <= f_qmax_q;
+          eps_q        <= f_eps_q;
+          mx_q         <= f_mx_q;
+          ss_q         <= f_ss_q;
+          idx_q        <= '0;
+          step_q       <= '0;
+          req_sent_q   <= 1'b0;
+          steps_done_q <= 1'b0;
+          // An all-zero vector has codes 0 and scale 0 (no division by zero).
+          if (f_mx_q == '0) begin
+            r_inv_q      <= '0;
+            r_scale_q    <= '0;
+            steps_done_q <= 1'b1;
+            b_state_q    <= B_CODES;
+          end else begin
+            b_state_q <= B_INV;
           end
         end
-        SCALAR: begin
-          if (!req_sent_q && s_ready) req_sent_q <= 1'b1;
-          if (s_valid) begin
+        B_INV, B_CODES: begin
+          if (stepping && !req_sent_q && s_ready && !local_step) req_sent_q <= 1'b1;
+          if (stepping && s_valid) begin
             req_sent_q <= 1'b0;
             step_q     <= step_q + 1;
             unique case (step_q)
               4'd0:  r_mx_q  <= s_res;
               4'd1:  r_q_q   <= s_res;
-              4'd2:  r_inv_q <= s_res;
+              4'd2:  begin r_inv_q <= s_res; b_state_q <= B_CODES; end
               4'd3:  begin r_top_q <= s_res; if (!norm_q) step_q <= 4'd11; end
               4'd6:  r_n_q   <= s_res;
               4'd10: r_top_q <= s_res;
-              4'd11: begin scale_o <= s_res; state_q <= CODES; end
+              4'd11: begin r_scale_q <= s_res; steps_done_q <= 1'b1; end
               default: r_t_q <= s_res;
             endcase
           end
-        end
-        CODES: if (code_ready_i) begin
-          idx_q <= idx_q + 1;
-          if (idx_q + 1 == groups) begin
-            done_o  <= 1'b1;
-            state_q <= IDLE;
+          if (code_valid_o && code_ready_i) idx_q <= idx_q + 1;
+          // Codes and scale both done (the scale register is final once steps_done_q is set).
+          if (b_state_q == B_CODES && idx_q >= groups && steps_done_q) begin
+            scale_o   <= r_scale_q;
+            done_o    <= 1'b1;
+            b_state_q <= B_IDLE;
           end
         end
-        default: state_q <= IDLE;
+        default: b_state_q <= B_IDLE;
       endcase
     end
   end
