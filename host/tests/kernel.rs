@@ -484,3 +484,47 @@ fn vector_ops_match_the_reference_device() {
         }
     }
 }
+
+/// ROPE_KV (RoPE on q in place and on k, k and v quantized per KV head into the cache, its codes
+/// and scales) on the kernel equals the reference device, bit for bit: GQA (4 query heads, 2 KV
+/// heads), several tokens at a position past zero, extreme values, an all-zero v row (scale 0),
+/// and int8 and int4 caches.
+#[test]
+fn rope_kv_matches_the_reference_device() {
+    use rand::{Rng, SeedableRng};
+    let (mut sim, mut refd, _) = devices();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let (heads, kv_heads, head_dim, max_seq) = (4u16, 2u16, 16u16, 16u32);
+    let (qd, kvd) = (heads as usize * head_dim as usize, kv_heads as usize * head_dim as usize);
+    for (case, &(tokens, pos0, kv_qmax)) in [(3u16, 5u32, 127u16), (1, 15, 7), (4, 0, 127)].iter().enumerate() {
+        let Op::Setup(mut s) = setup(qd as u32, 16) else { unreachable!() };
+        s.max_seq = max_seq;
+        s.heads = heads;
+        s.kv_heads = kv_heads;
+        s.head_dim = head_dim;
+        s.kv_qmax = kv_qmax;
+        // cos rows then sin rows, head_dim/2 i16 each (Q1.14, any i16 is legal input).
+        let table: Vec<u8> = (0..2 * max_seq as usize * head_dim as usize / 2)
+            .flat_map(|i| {
+                let v: i16 = if i % 7 == 0 { i16::MIN } else { rng.random_range(-16384..=16384) };
+                v.to_le_bytes()
+            })
+            .collect();
+        let rope = host::runtime::padded_rows(&table, head_dim as usize);
+        let q = fx_rows(&mut rng, tokens as usize, qd, false);
+        let k = fx_rows(&mut rng, tokens as usize, kvd, false);
+        let v = fx_rows(&mut rng, tokens as usize, kvd, case == 0);
+        let kv_len = hdl::isa::KvLayout::new(&s).bytes as usize;
+        let got = both(
+            &mut sim,
+            &mut refd,
+            Op::Setup(s),
+            &[q.clone(), k, v, rope, vec![0x55; kv_len]],
+            |a| Op::RopeKv { tokens, pos0, q: a[0], k: a[1], v: a[2], rope: a[3], kv: a[4] },
+            &[(0, q.len()), (4, kv_len)],
+        );
+        assert_eq!(got[0][0], got[1][0], "ROPE_KV case {case}: q after RoPE");
+        assert_eq!(got[0][1], got[1][1], "ROPE_KV case {case}: the KV cache");
+        assert_ne!(got[0][0], q, "ROPE_KV case {case}: q was rotated in place");
+    }
+}
