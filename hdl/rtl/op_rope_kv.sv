@@ -60,13 +60,14 @@ module op_rope_kv #(
   localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
 
   typedef enum logic [3:0] {
-    IDLE, COS_CMD, COS_DATA, SIN_CMD, SIN_DATA, ROW_CMD, ROW_DATA, Q_WRITE, FEED, FINISH
+    IDLE, COS_CMD, COS_DATA, SIN_CMD, SIN_DATA, ROW_CMD, Q_WRITE, FEED, FINISH
   } state_e;
   state_e state_q;
   logic [1:0] part_q;  // 0 q, 1 k, 2 v
 
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q, kv_qmax_q;
   logic [31:0] pos0_q, max_seq_q, idx_q, head_q, j_q;
+  logic [31:0] ridx_q, hend_q;  // row elements read; end of the head being processed
   logic [63:0] q_q, k_q, v_q, rope_q, kv_q;
   logic        cmd_sent_q, fed_start_q;
 
@@ -101,7 +102,11 @@ module op_rope_kv #(
                       rope_q + (64'(pos) + (state_q == SIN_CMD ? 64'(max_seq_q) : 64'd0)) * rope_row;
   // Table rows: head_dim/2 i16, eight per element (head_dim is a multiple of 16).
   assign rcmd_count = state_q == ROW_CMD ? n_row / VL : half >> 3;
-  assign el_ready   = state_q == COS_DATA || state_q == SIN_DATA || state_q == ROW_DATA;
+  // A row streams in while its complete heads are already processed (written back for q, fed
+  // to the quantizers for k and v): a head needs only its own elements.
+  wire logic row_reading = (state_q == Q_WRITE || state_q == FEED) && ridx_q < n_row;
+  wire logic loaded      = ridx_q >= hend_q;
+  assign el_ready   = state_q == COS_DATA || state_q == SIN_DATA || row_reading;
   wire logic el_fire = el_valid && el_ready;
 
   always_ff @(posedge clk_i) begin
@@ -109,8 +114,8 @@ module op_rope_kv #(
       if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
       if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
     end
-    if (el_fire && state_q == ROW_DATA) begin
-      for (int l = 0; l < VL; l++) xbuf[AW'(idx_q + 32'(l))] <= $signed(el_wide[32*l +: 32]);
+    if (el_fire && row_reading) begin
+      for (int l = 0; l < VL; l++) xbuf[AW'(ridx_q + 32'(l))] <= $signed(el_wide[32*l +: 32]);
     end
   end
 
@@ -147,7 +152,7 @@ module op_rope_kv #(
   wire logic [QW-1:0] fq = QW'(head_q);
   for (genvar i = 0; i < NQ; i++) begin : g_quant
     assign q_start[i]    = state_q == FEED && !fed_start_q && fq == QW'(i) && !q_busy_q[i];
-    assign q_in_valid[i] = state_q == FEED && fed_start_q && fq == QW'(i) && j_q < 32'(hd_q);
+    assign q_in_valid[i] = state_q == FEED && fed_start_q && fq == QW'(i) && j_q < 32'(hd_q) && loaded;
     logic q_ready;  // q_busy_q covers it: a quantizer restarts only after its scale is written
     vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL)) u_quant (
       .clk_i, .rst_ni,
@@ -210,7 +215,7 @@ module op_rope_kv #(
       wcmd_addr  = src_row;
       wcmd_count = qd / VL;
       wcmd_size  = 3'd4;
-      wel_valid  = cmd_sent_q && idx_q < qd;
+      wel_valid  = cmd_sent_q && idx_q < qd && loaded;
       wel_data   = rotated;
       wel_len    = 5'd16;
     end else begin
@@ -292,6 +297,8 @@ module op_rope_kv #(
       pos0_q      <= '0;
       max_seq_q   <= '0;
       idx_q       <= '0;
+      ridx_q      <= '0;
+      hend_q      <= '0;
       head_q      <= '0;
       j_q         <= '0;
       q_q         <= '0;
@@ -343,23 +350,23 @@ module op_rope_kv #(
             state_q <= ROW_CMD;
           end
         end
-        ROW_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= ROW_DATA; end
-        ROW_DATA: if (el_fire) begin
-          idx_q <= idx_q + VL;
-          if (idx_q + VL == n_row) begin
-            idx_q       <= '0;
-            j_q         <= '0;
-            head_q      <= '0;
-            cmd_sent_q  <= 1'b0;
-            fed_start_q <= 1'b0;
-            state_q     <= part_q == 2'd0 ? Q_WRITE : FEED;
-          end
+        ROW_CMD: if (rcmd_ready) begin
+          idx_q       <= '0;
+          ridx_q      <= '0;
+          hend_q      <= 32'(hd_q);
+          j_q         <= '0;
+          head_q      <= '0;
+          cmd_sent_q  <= 1'b0;
+          fed_start_q <= 1'b0;
+          state_q     <= part_q == 2'd0 ? Q_WRITE : FEED;
         end
         Q_WRITE: begin
+          if (el_fire && row_reading) ridx_q <= ridx_q + VL;
           if (q_writing && wcmd_fire) cmd_sent_q <= 1'b1;
           if (q_writing && wel_fire) begin
             idx_q <= idx_q + VL;
             j_q   <= j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
+            if (j_q + VL == 32'(hd_q)) hend_q <= hend_q + 32'(hd_q);
           end
           if (cmd_sent_q && idx_q == qd) begin
             idx_q   <= '0;
@@ -368,6 +375,7 @@ module op_rope_kv #(
           end
         end
         FEED: begin
+          if (el_fire && row_reading) ridx_q <= ridx_q + VL;
           if (|q_start) fed_start_q <= 1'b1;
           if (q_in_fire) begin
             idx_q <= idx_q + VL;
@@ -376,6 +384,7 @@ module op_rope_kv #(
               j_q         <= '0;
               fed_start_q <= 1'b0;
               head_q      <= head_q + 1;
+              hend_q      <= hend_q + 32'(hd_q);
               if (head_q + 1 == 32'(kv_heads_q)) begin
                 if (part_q == 2'd1) begin
                   part_q  <= 2'd2;
