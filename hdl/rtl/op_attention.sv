@@ -74,6 +74,7 @@ module op_attention #(
 
   localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
   localparam int QL = 4;  // query values per cycle (a 16-byte element of int32)
+  localparam int SL = 4;  // key or value scales per cycle (a 16-byte element of binary32)
 
   if (LANES != 16) begin : g_bad_lanes
 `ifdef __ICARUS__
@@ -137,8 +138,7 @@ module op_attention #(
     rcmd_count = 32'(hd_q) / QL;  // the head's q: four int32 per 16-byte element
     rcmd_size  = 3'd4;
     if (streaming) begin
-      rcmd_count = keys;    // scales: one binary32 per key
-      rcmd_size  = 3'd2;
+      rcmd_count = (keys + SL - 1) / SL;  // scales: SL binary32 per element (rows 64-byte aligned)
       unique case (issue_q[1:0])
         2'd0: begin
           rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
@@ -285,19 +285,42 @@ module op_attention #(
   end
 
   // ---------------------------------------------------------------- scales (port 0)
-  wire logic last_key = key_q + 1 == keys;
-  // K_SCALES: the score of the key whose scale is arriving.
-  wire logic signed [31:0] z_key = zb[SW'(key_q)];
-  wire logic [31:0] c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, el_data), score_q);
-  wire logic signed [31:0] z = trit_num::sat32(trit_num::requant(64'(z_key), c_score, 8'd16));
-  // V_SCALES: the softmax weight of the key whose value scale is arriving.
-  logic [15:0] e_key;
-  exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_key));
-  wire logic signed [95:0] w_key = trit_num::requant(64'(e_key), el_data, 8'd16);  // < 2^40
+  // SL keys per element: key_q + i for lane i; lanes past the last key are ignored.
+  wire logic last_key = key_q + SL >= keys;
+  logic signed [31:0] z_s [SL];   // K_SCALES: the keys' scores
+  logic [15:0]        e_s [SL];   // V_SCALES: the keys' softmax numerators
+  logic signed [47:0] w_s [SL];   // V_SCALES: the keys' value weights
+  logic [SL-1:0]      s_live;
+  for (genvar i = 0; i < SL; i++) begin : g_scale
+    wire logic [31:0]        key   = key_q + 32'(i);
+    wire logic signed [31:0] z_key = zb[SW'(key)];
+    wire logic [31:0]        sc    = el_wide[32*i +: 32];
+    wire logic [31:0]        c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, sc), score_q);
+    assign s_live[i] = key < keys;
+    assign z_s[i] = trit_num::sat32(trit_num::requant(64'(z_key), c_score, 8'd16));
+    exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_s[i]));
+    wire logic signed [95:0] w_key = trit_num::requant(64'(e_s[i]), sc, 8'd16);  // < 2^40
+    assign w_s[i] = w_key[47:0];
+    logic unused_s;
+    assign unused_s = ^w_key[95:48];
+  end
+  // The element's largest score (with the running maximum) and its numerators' sum.
+  logic signed [31:0] z_max_el;
+  logic [47:0]        e_sum_el;
+  always_comb begin
+    z_max_el = key_q == '0 ? z_s[0] : zmax_q;
+    e_sum_el = '0;
+    for (int i = 0; i < SL; i++) begin
+      if (s_live[i] && z_s[i] > z_max_el) z_max_el = z_s[i];
+      if (s_live[i]) e_sum_el = e_sum_el + 48'(e_s[i]);
+    end
+  end
   always_ff @(posedge clk_i) begin
     for (int p = 0; p < PORTS; p++) if (zb_we[p]) zb[zb_wa[p]] <= zb_wd[p];
-    if (el_fire && state_q == K_SCALES) zb[SW'(key_q)] <= z;
-    if (el_fire && state_q == V_SCALES) wb[SW'(key_q)] <= w_key[47:0];
+    for (int i = 0; i < SL; i++) begin
+      if (el_fire && state_q == K_SCALES && s_live[i]) zb[SW'(key_q + 32'(i))] <= z_s[i];
+      if (el_fire && state_q == V_SCALES && s_live[i]) wb[SW'(key_q + 32'(i))] <= w_s[i];
+    end
   end
   assign el_ready = (codes_phase && lane_ready[0]) || state_q == K_SCALES || state_q == V_SCALES ||
                     (state_q == Q_QUANT && quant_started_q && q_in_ready);
@@ -436,16 +459,16 @@ module op_attention #(
           state_q <= RCP;
         end
         K_SCALES: if (el_fire) begin
-          if (key_q == '0 || z > zmax_q) zmax_q <= z;
-          key_q <= last_key ? 32'd0 : key_q + 1;
+          zmax_q <= z_max_el;
+          key_q  <= last_key ? 32'd0 : key_q + SL;
           if (last_key) begin
             sum_q   <= '0;
             state_q <= V_SCALES;
           end
         end
         V_SCALES: if (el_fire) begin
-          sum_q <= sum_q + 48'(e_key);
-          key_q <= last_key ? 32'd0 : key_q + 1;
+          sum_q <= sum_q + e_sum_el;
+          key_q <= last_key ? 32'd0 : key_q + SL;
           if (last_key) state_q <= V_CODES;
         end
         // rcp = 1 / f32(S): the conversion in one cycle, the divide on fp32_scalar.
@@ -500,7 +523,7 @@ module op_attention #(
   end
 
   logic unused;
-  assign unused = ^{q_code, w_key[95:48], q_ready};
+  assign unused = ^{q_code, q_ready, el_data};
 
 endmodule
 
