@@ -87,19 +87,21 @@ module op_attention #(
   localparam logic [2:0] DIV = 3'd1;
 
   typedef enum logic [3:0] {
-    IDLE, GROUP, Q_CMD, Q_QUANT, K_CODES, K_SCALES, V_SCALES, V_CODES, RCP, OUT, FINISH
+    IDLE, GROUP, Q_CMD, Q_QUANT, K_CODES, K_SCALES, V_SCALES, V_WAIT, V_CODES, FINISH
   } state_e;
   state_e state_q;
 
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q;
   logic [31:0] pos0_q, max_seq_q, score_q, head_q, kvh_q, gcount_q, group_q, sub_q;
   logic [63:0] q_q, kv_q, dst_q;
-  logic [31:0] issue_q, key_q, el_q;  // reads issued for the head, consumed keys, group within a key
+  logic [31:0] issue_q, key_q;  // reads issued for the head, consumed keys
   logic signed [31:0] zmax_q;
   logic [31:0] sq_q;
   logic [47:0] sum_q;
-  logic [31:0] rcp_q;
-  logic        step_q, sent_q, quant_started_q, cmd_sent_q;
+  logic        quant_started_q;
+  logic [31:0] qidx_q;         // q code groups written into qc
+  logic        q_have_q;       // the current (or next) head's q codes and scale are in qc / sq_q
+  logic [31:0] qn_left_q;      // V_CODES: next head's q elements still ahead of lane 0's codes
 
   wire logic [31:0] pos    = pos0_q + 32'(tok_q);
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
@@ -107,6 +109,11 @@ module op_attention #(
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [63:0] q_row  = trit_num::row_bytes(64'(qd) * 4);
   wire logic [63:0] head_off  = 64'(head_q) * 64'(hd_q) * 4;
+  // The (token, head) after this one: its q is read and quantized during this head's values.
+  wire logic        last_head = head_q + 1 == 32'(heads_q);
+  wire logic        has_next  = !(last_head && tok_q + 1 == tokens_q);
+  wire logic [31:0] next_head = last_head ? 32'd0 : head_q + 1;
+  wire logic [15:0] next_tok  = last_head ? tok_q + 1 : tok_q;
   // Head-major cache regions (hdl::isa::KvLayout).
   wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
   wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
@@ -124,29 +131,39 @@ module op_attention #(
   end
 
   // ---------------------------------------------------------------- reads
-  // Q_CMD: the head's q. Then, queued together: the KV head's key codes (all keys), key scales,
-  // value scales, value codes.
-  wire logic streaming = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_CODES;
+  // Q_CMD: the first head's q. Then per head, queued together: the KV head's key codes (all
+  // keys), key scales, value scales, the next head's q (when there is one), value codes.
+  wire logic streaming = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_WAIT ||
+                        state_q == V_CODES;
+  wire logic [31:0] stream_cmds = has_next ? 32'd5 : 32'd4;
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
   logic [127:0] el_wide;
   logic [2:0]  rcmd_size;
   always_comb begin
-    rcmd_valid = state_q == Q_CMD || (streaming && issue_q < 4);
+    rcmd_valid = state_q == Q_CMD || (streaming && issue_q < stream_cmds);
     rcmd_addr  = q_q + 64'(tok_q) * q_row + head_off;
-    rcmd_count = 32'(hd_q) / QL;  // the head's q: four int32 per 16-byte element
+    rcmd_count = 32'(hd_q) / QL;  // a head's q: four int32 per 16-byte element
     rcmd_size  = 3'd4;
     if (streaming) begin
       rcmd_count = (keys + SL - 1) / SL;  // scales: SL binary32 per element (rows 64-byte aligned)
-      unique case (issue_q[1:0])
-        2'd0: begin
+      unique case (issue_q[2:0])
+        3'd0: begin
           rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
           rcmd_count = range_len[0] * groups;
           rcmd_size  = 3'($clog2(LANES));
         end
-        2'd1: rcmd_addr = kv_q + codes_sz + 64'(kvh_q) * scale_stride;
-        2'd2: rcmd_addr = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;
+        3'd1: rcmd_addr = kv_q + codes_sz + 64'(kvh_q) * scale_stride;
+        3'd2: rcmd_addr = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;
+        3'd3: if (has_next) begin
+          rcmd_addr  = q_q + 64'(next_tok) * q_row + 64'(next_head) * 64'(hd_q) * 4;
+          rcmd_count = 32'(hd_q) / QL;
+        end else begin
+          rcmd_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;
+          rcmd_count = range_len[0] * groups;
+          rcmd_size  = 3'($clog2(LANES));
+        end
         default: begin
           rcmd_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;
           rcmd_count = range_len[0] * groups;
@@ -167,13 +184,15 @@ module op_attention #(
   logic q_in_ready, q_code_valid, q_done, q_ready;  // q_ready: started only after done_o
   logic [QL*16-1:0] q_code;
   logic [31:0] q_scale;
-  wire logic q_start = state_q == Q_QUANT && !quant_started_q;
+  // The first head's q in Q_QUANT; every later head's during the previous head's V_CODES.
+  wire logic q_feeding = (state_q == Q_QUANT || (state_q == V_CODES && qn_left_q != '0)) && quant_started_q;
+  wire logic q_start   = (state_q == Q_QUANT || (state_q == V_CODES && qn_left_q != '0)) && !quant_started_q;
   vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL)) u_quant (
     .clk_i, .rst_ni,
     .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
     .start_i (q_start), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
     .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
-    .in_valid_i (state_q == Q_QUANT && quant_started_q && el_valid), .in_ready_o (q_in_ready),
+    .in_valid_i (q_feeding && el_valid), .in_ready_o (q_in_ready),
     .in_data_i (el_wide),
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
@@ -183,7 +202,7 @@ module op_attention #(
   logic signed [31:0] zb  [MAX_SEQ];       // raw scores, then scores z
   logic signed [47:0] wb  [MAX_SEQ];       // value weights w
   always_ff @(posedge clk_i) begin
-    if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(el_q * QL + 32'(l))] <= q_code[16*l +: 8];
+    if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(qidx_q * QL + 32'(l))] <= q_code[16*l +: 8];
   end
 
   // ---------------------------------------------------------------- code lanes
@@ -197,7 +216,9 @@ module op_attention #(
   logic [PORTS-1:0]    lane_used;    // the lane had keys (its sums are valid)
   logic [PORTS-1:0]    x_valid;
   logic [127:0]        x_wide [PORTS];
-  assign x_valid[0] = el_valid;
+  // In V_CODES the next head's q comes first on port 0: lane 0 waits until the quantizer has it.
+  wire logic q_pending = state_q == V_CODES && qn_left_q != '0;
+  assign x_valid[0] = el_valid && !q_pending;
   assign x_wide[0]  = el_wide;
   for (genvar p = 0; p < PORTS; p++) begin : g_lane
     logic [31:0]        g_q, k_q;     // group within the key, key within the range
@@ -322,29 +343,39 @@ module op_attention #(
       if (el_fire && state_q == V_SCALES && s_live[i]) wb[SW'(key_q + 32'(i))] <= w_s[i];
     end
   end
-  assign el_ready = (codes_phase && lane_ready[0]) || state_q == K_SCALES || state_q == V_SCALES ||
-                    (state_q == Q_QUANT && quant_started_q && q_in_ready);
+  assign el_ready = q_feeding ? q_in_ready :
+                    !q_pending && ((codes_phase && lane_ready[0]) || state_q == K_SCALES || state_q == V_SCALES);
 
   // The head's output, QL values per cycle: the lanes' exact sums added up.
   logic signed [63:0] acc_sum [QL];
   always_comb begin
     for (int i = 0; i < QL; i++) begin
       acc_sum[i] = '0;
-      for (int p = 0; p < PORTS; p++) if (lane_used[p]) acc_sum[i] = acc_sum[i] + lane_acc[p][DW'(el_q + 32'(i))];
+      for (int p = 0; p < PORTS; p++) if (f_used_q[p]) acc_sum[i] = acc_sum[i] + lane_acc[p][DW'(f_el_q + 32'(i))];
     end
   end
 
-  // ---------------------------------------------------------------- 1 / S
+  // ---------------------------------------------------------------- finisher: 1 / S, output
+  // Takes a head when its value codes are in (its sum, token and head) and writes its output
+  // while the main machine goes on with the next head; that head's V_CODES waits for it (the
+  // lanes' sums are read here).
+  typedef enum logic [1:0] {F_IDLE, F_I2F, F_DIV, F_OUT} fin_e;
+  fin_e        f_state_q;
+  logic [47:0] f_sum_q;
+  logic [15:0] f_tok_q;
+  logic [31:0] f_head_q, f_el_q;
+  logic [31:0] rcp_q;
+  logic        f_sent_q, f_cmd_q;
+  logic [PORTS-1:0] f_used_q;  // the lanes that had keys
   logic s_ready, s_valid;
   logic [31:0] s_res;
   fp32_scalar #(.INT_W (48)) u_fp (
     .clk_i, .rst_ni,
-    .req_valid_i (state_q == RCP && step_q && !sent_q), .req_ready_o (s_ready),
-    .op_i (DIV), .a_i (32'h3f80_0000), .b_i (rcp_q), .int_i (sum_q),
+    .req_valid_i (f_state_q == F_DIV && !f_sent_q), .req_ready_o (s_ready),
+    .op_i (DIV), .a_i (32'h3f80_0000), .b_i (rcp_q), .int_i (f_sum_q),
     .rsp_valid_o (s_valid), .rsp_ready_i (1'b1), .res_o (s_res)
   );
 
-  // ---------------------------------------------------------------- output
   logic        wcmd_ready, wel_ready, w_idle;
   logic [QL*32-1:0] o_d;
   for (genvar i = 0; i < QL; i++) begin : g_out
@@ -352,13 +383,61 @@ module op_attention #(
   end
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
-    .cmd_valid_i (state_q == OUT && !cmd_sent_q), .cmd_ready_o (wcmd_ready),
-    .cmd_addr_i (dst_q + 64'(tok_q) * q_row + head_off), .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
-    .el_valid_i (state_q == OUT && cmd_sent_q && el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d), .el_len_i (5'd16),
+    .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
+    .cmd_addr_i (dst_q + 64'(f_tok_q) * q_row + 64'(f_head_q) * 64'(hd_q) * 4), .cmd_count_i (32'(hd_q) / QL),
+    .cmd_size_i (3'd4),
+    .el_valid_i (f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d),
+    .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
   );
+  wire logic v_done = state_q == V_CODES && &lane_done;  // hands the head to the finisher
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      f_state_q <= F_IDLE;
+      f_sum_q   <= '0;
+      f_tok_q   <= '0;
+      f_head_q  <= '0;
+      f_el_q    <= '0;
+      rcp_q     <= '0;
+      f_sent_q  <= 1'b0;
+      f_cmd_q   <= 1'b0;
+      f_used_q  <= '0;
+    end else begin
+      unique case (f_state_q)
+        F_IDLE: if (v_done) begin
+          f_sum_q   <= sum_q;
+          f_tok_q   <= tok_q;
+          f_head_q  <= head_q;
+          f_used_q  <= lane_used;
+          f_state_q <= F_I2F;
+        end
+        // rcp = 1 / f32(S): the conversion in one cycle, the divide on fp32_scalar.
+        F_I2F: begin
+          rcp_q     <= trit_num::i2f(96'(f_sum_q));
+          f_sent_q  <= 1'b0;
+          f_state_q <= F_DIV;
+        end
+        F_DIV: begin
+          if (!f_sent_q && s_ready) f_sent_q <= 1'b1;
+          if (s_valid) begin
+            rcp_q     <= s_res;
+            f_el_q    <= '0;
+            f_cmd_q   <= 1'b0;
+            f_state_q <= F_OUT;
+          end
+        end
+        F_OUT: begin
+          if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
+          if (f_cmd_q && f_el_q < 32'(hd_q) && wel_ready) f_el_q <= f_el_q + QL;
+          // Every value handed to the writer (which posts the write).
+          if (f_cmd_q && f_el_q == 32'(hd_q)) f_state_q <= F_IDLE;
+        end
+        default: f_state_q <= F_IDLE;
+      endcase
+    end
+  end
 
   assign busy_o = state_q != IDLE;
 
@@ -383,20 +462,30 @@ module op_attention #(
       dst_q           <= '0;
       issue_q         <= '0;
       key_q           <= '0;
-      el_q            <= '0;
       zmax_q          <= '0;
       sq_q            <= '0;
       sum_q           <= '0;
-      rcp_q           <= '0;
-      step_q          <= 1'b0;
-      sent_q          <= 1'b0;
       quant_started_q <= 1'b0;
-      cmd_sent_q      <= 1'b0;
+      qidx_q          <= '0;
+      q_have_q        <= 1'b0;
+      qn_left_q       <= '0;
       done_o          <= 1'b0;
       err_o           <= 1'b0;
     end else begin
       done_o <= 1'b0;
       if (rcmd_valid && rcmd_ready && streaming) issue_q <= issue_q + 1;
+      // The query quantizer: codes into qc, the scale into sq_q.
+      if (q_start) begin
+        quant_started_q <= 1'b1;
+        qidx_q          <= '0;
+        q_have_q        <= 1'b0;
+      end
+      if (q_code_valid) qidx_q <= qidx_q + 1;
+      if (q_done) begin
+        sq_q     <= q_scale;
+        q_have_q <= 1'b1;
+      end
+      if (q_feeding && el_fire && state_q == V_CODES) qn_left_q <= qn_left_q - 1;
       unique case (state_q)
         IDLE: if (start_i) begin
           tokens_q   <= tokens_i;
@@ -433,30 +522,20 @@ module op_attention #(
           state_q <= Q_CMD;
         end
         Q_CMD: if (rcmd_ready) begin
-          el_q            <= '0;
           quant_started_q <= 1'b0;
           state_q         <= Q_QUANT;
         end
-        Q_QUANT: begin
-          if (q_start) quant_started_q <= 1'b1;
-          if (q_code_valid) el_q <= el_q + 1;
-          if (q_done) begin
-            sq_q    <= q_scale;
-            issue_q <= '0;
-            key_q   <= '0;
-            el_q    <= '0;
-            state_q <= K_CODES;
-          end
+        // Until the head's q codes and scale are in (the first head's streamed here, every later
+        // one's during the previous head's V_CODES).
+        Q_QUANT: if (q_have_q && !q_start) begin
+          issue_q <= '0;
+          key_q   <= '0;
+          state_q <= K_CODES;
         end
         // The code lanes run on their own; the phase ends when every lane has its range.
         K_CODES: if (&lane_done) begin
           key_q   <= '0;
           state_q <= K_SCALES;
-        end
-        V_CODES: if (&lane_done) begin
-          step_q  <= 1'b0;
-          sent_q  <= 1'b0;
-          state_q <= RCP;
         end
         K_SCALES: if (el_fire) begin
           zmax_q <= z_max_el;
@@ -466,54 +545,38 @@ module op_attention #(
             state_q <= V_SCALES;
           end
         end
+        // The lanes' sums are free once the finisher has written the previous head.
         V_SCALES: if (el_fire) begin
           sum_q <= sum_q + e_sum_el;
           key_q <= last_key ? 32'd0 : key_q + SL;
-          if (last_key) state_q <= V_CODES;
-        end
-        // rcp = 1 / f32(S): the conversion in one cycle, the divide on fp32_scalar.
-        RCP: if (!step_q) begin
-          rcp_q  <= trit_num::i2f(96'(sum_q));
-          step_q <= 1'b1;
-        end else begin
-          if (!sent_q && s_ready) sent_q <= 1'b1;
-          if (s_valid) begin
-            rcp_q      <= s_res;
-            sent_q     <= 1'b0;
-            el_q       <= '0;
-            cmd_sent_q <= 1'b0;
-            state_q    <= OUT;
+          if (last_key) begin
+            quant_started_q <= 1'b0;
+            qn_left_q       <= has_next ? 32'(hd_q) / QL : 32'd0;
+            state_q         <= V_WAIT;
           end
         end
-        OUT: begin
-          if (!cmd_sent_q && wcmd_ready) cmd_sent_q <= 1'b1;
-          if (cmd_sent_q && el_q < 32'(hd_q) && wel_ready) el_q <= el_q + QL;
-          // Every value handed to the writer: next head (the writer posts the write).
-          if (cmd_sent_q && el_q == 32'(hd_q)) begin
-            // Next head (its KV head advances every `group` heads), then next token.
-            if (head_q + 1 == 32'(heads_q)) begin
-              head_q   <= '0;
+        V_WAIT: if (f_state_q == F_IDLE) state_q <= V_CODES;
+        // The finisher takes the head (v_done); then the next head, or the end.
+        V_CODES: if (v_done) begin
+          if (!has_next) begin
+            state_q <= FINISH;
+          end else begin
+            head_q <= next_head;
+            tok_q  <= next_tok;
+            if (last_head) begin
               kvh_q    <= '0;
               gcount_q <= '0;
-              if (tok_q + 1 == tokens_q) begin
-                state_q <= FINISH;
-              end else begin
-                tok_q   <= tok_q + 1;
-                state_q <= Q_CMD;
-              end
+            end else if (gcount_q + 1 == group_q) begin
+              // The KV head advances every `group` query heads.
+              gcount_q <= '0;
+              kvh_q    <= kvh_q + 1;
             end else begin
-              head_q <= head_q + 1;
-              if (gcount_q + 1 == group_q) begin
-                gcount_q <= '0;
-                kvh_q    <= kvh_q + 1;
-              end else begin
-                gcount_q <= gcount_q + 1;
-              end
-              state_q <= Q_CMD;
+              gcount_q <= gcount_q + 1;
             end
+            state_q <= Q_QUANT;
           end
         end
-        FINISH: if (w_idle) begin
+        FINISH: if (w_idle && f_state_q == F_IDLE) begin
           done_o  <= 1'b1;
           state_q <= IDLE;
         end
