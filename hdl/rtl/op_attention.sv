@@ -12,9 +12,10 @@
 // share this engine and any later reordering (TeLLMe's reversed prefill) stays bit-exact.
 // The KV cache is head-major (hdl::isa::KvLayout), so each head's keys, key scales, value scales
 // and values are long runs, queued at once. The keys are split into PORTS ranges, one per memory
-// port: code lane p computes the raw scores of its range and, later, its own exact value sums
-// (added up at the end; integer sums do not depend on order). Port 0 also carries the query and
-// the scales.
+// port: lane p reads its range's key codes, key scales, value scales and value codes, keeps its
+// keys' scores and weights in its own memory (one write and one read per cycle: RAM, not
+// registers), and computes its own maximum, numerator sum and exact value sums (combined at the
+// end; the maximum and integer sums do not depend on order). Port 0 also carries the queries.
 // Codes arrive LANES at a time: a key's dot product and a value's accumulation take
 // head_dim / LANES cycles (head_dim must be a multiple of LANES; model::config checks it).
 
@@ -74,7 +75,8 @@ module op_attention #(
 
   localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
   localparam int QL = 4;  // query values per cycle (a 16-byte element of int32)
-  localparam int SL = 4;  // key or value scales per cycle (a 16-byte element of binary32)
+  localparam int SHARE = (MAX_SEQ + PORTS - 1) / PORTS;  // most keys of one lane
+  localparam int KW = SHARE > 1 ? $clog2(SHARE) : 1;
 
   if (LANES != 16) begin : g_bad_lanes
 `ifdef __ICARUS__
@@ -83,7 +85,6 @@ module op_attention #(
     $error("op_attention: LANES = %0d; elem_reader's wide elements are 16 bytes", LANES);
 `endif
   end
-  localparam int SW = MAX_SEQ > 1 ? $clog2(MAX_SEQ) : 1;
   localparam logic [2:0] DIV = 3'd1;
 
   typedef enum logic [3:0] {
@@ -94,7 +95,7 @@ module op_attention #(
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q;
   logic [31:0] pos0_q, max_seq_q, score_q, head_q, kvh_q, gcount_q, group_q, sub_q;
   logic [63:0] q_q, kv_q, dst_q;
-  logic [31:0] issue_q, key_q;  // reads issued for the head, consumed keys
+  logic [31:0] issue_q;  // reads issued for the head on port 0
   logic signed [31:0] zmax_q;
   logic [31:0] sq_q;
   logic [47:0] sum_q;
@@ -147,7 +148,8 @@ module op_attention #(
     rcmd_count = 32'(hd_q) / QL;  // a head's q: four int32 per 16-byte element
     rcmd_size  = 3'd4;
     if (streaming) begin
-      rcmd_count = (keys + SL - 1) / SL;  // scales: SL binary32 per element (rows 64-byte aligned)
+      rcmd_count = range_len[0];  // scales: one binary32 per key of lane 0's range
+      rcmd_size  = 3'd2;
       unique case (issue_q[2:0])
         3'd0: begin
           rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
@@ -159,6 +161,7 @@ module op_attention #(
         3'd3: if (has_next) begin
           rcmd_addr  = q_q + 64'(next_tok) * q_row + 64'(next_head) * 64'(hd_q) * 4;
           rcmd_count = 32'(hd_q) / QL;
+          rcmd_size  = 3'd4;
         end else begin
           rcmd_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;
           rcmd_count = range_len[0] * groups;
@@ -199,38 +202,39 @@ module op_attention #(
   );
 
   logic signed [7:0]  qc  [MAX_HEAD_DIM];
-  logic signed [31:0] zb  [MAX_SEQ];       // raw scores, then scores z
-  logic signed [47:0] wb  [MAX_SEQ];       // value weights w
   always_ff @(posedge clk_i) begin
     if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(qidx_q * QL + 32'(l))] <= q_code[16*l +: 8];
   end
 
-  // ---------------------------------------------------------------- code lanes
-  wire logic codes_phase = state_q == K_CODES || state_q == V_CODES;
+  // ---------------------------------------------------------------- lanes
+  // Every lane walks its own range once per phase: K_CODES (raw scores), K_SCALES (scores and
+  // their maximum), V_SCALES (softmax numerators, their sum, value weights), V_CODES (value sums).
+  wire logic lane_phase = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_CODES;
   logic [PORTS-1:0]    lane_done;    // the lane has consumed its range in this phase
-  logic [PORTS-1:0]    zb_we;        // K_CODES: a lane finishes a key's raw score
-  logic [SW-1:0]       zb_wa [PORTS];
-  logic signed [31:0]  zb_wd [PORTS];
   logic [PORTS-1:0]    lane_ready;   // lane p takes its stream's element this cycle
   logic signed [63:0]  lane_acc [PORTS][MAX_HEAD_DIM];
-  logic [PORTS-1:0]    lane_used;    // the lane had keys (its sums are valid)
+  logic [PORTS-1:0]    lane_used;    // the lane had keys (its max, sums are valid)
+  logic signed [31:0]  lane_max [PORTS];
+  logic [47:0]         lane_sum [PORTS];
   logic [PORTS-1:0]    x_valid;
   logic [127:0]        x_wide [PORTS];
   // In V_CODES the next head's q comes first on port 0: lane 0 waits until the quantizer has it.
   wire logic q_pending = state_q == V_CODES && qn_left_q != '0;
   assign x_valid[0] = el_valid && !q_pending;
   assign x_wide[0]  = el_wide;
+  // The phase ends when every lane has its range; the lanes restart their walk with the next.
+  wire logic phase_end = lane_phase && &lane_done;
   for (genvar p = 0; p < PORTS; p++) begin : g_lane
     logic [31:0]        g_q, k_q;     // group within the key, key within the range
     logic signed [31:0] raw_q;
-    wire logic [31:0]   key = 32'(p) * share + k_q;  // absolute key index
-    logic unused_key;
-    assign unused_key = ^key;
+    logic signed [31:0] zb [SHARE];   // raw scores, then scores z
+    logic signed [47:0] wb [SHARE];   // value weights w
     wire logic          last_group = g_q + 1 == groups;
     assign lane_done[p] = k_q == range_len[p];
     assign lane_used[p] = range_len[p] != '0;
-    assign lane_ready[p] = codes_phase && !lane_done[p];
+    assign lane_ready[p] = lane_phase && !lane_done[p];
     wire logic fire = lane_ready[p] && x_valid[p];
+    wire logic [KW-1:0] ka = KW'(k_q);
     logic signed [31:0] dot;  // one code group's LANES products, exact
     always_comb begin
       dot = '0;
@@ -238,23 +242,47 @@ module op_attention #(
         dot = dot + 32'(qc[DW'(g_q * LANES + 32'(j))]) * 32'($signed(x_wide[p][8*j +: 8]));
       end
     end
-    assign zb_we[p] = fire && state_q == K_CODES && last_group;
-    assign zb_wa[p] = SW'(key);
-    assign zb_wd[p] = raw_q + dot;
-    wire logic signed [47:0] w = wb[SW'(key)];
+    // Scales: one binary32 per key.
+    wire logic [31:0]        sc      = x_wide[p][31:0];
+    wire logic signed [31:0] z_key   = zb[ka];
+    wire logic [31:0]        c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, sc), score_q);
+    wire logic signed [31:0] z       = trit_num::sat32(trit_num::requant(64'(z_key), c_score, 8'd16));
+    logic [15:0] e;
+    exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e));
+    wire logic signed [95:0] w_key   = trit_num::requant(64'(e), sc, 8'd16);  // < 2^40
+    wire logic signed [47:0] w       = wb[ka];
+    always_ff @(posedge clk_i) begin
+      if (fire && state_q == K_CODES && last_group) zb[ka] <= raw_q + dot;
+      if (fire && state_q == K_SCALES) zb[ka] <= z;
+      if (fire && state_q == V_SCALES) wb[ka] <= w_key[47:0];
+    end
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
-        g_q   <= '0;
-        k_q   <= '0;
-        raw_q <= '0;
-      end else if (!codes_phase) begin
+        g_q         <= '0;
+        k_q         <= '0;
+        raw_q       <= '0;
+        lane_max[p] <= '0;
+        lane_sum[p] <= '0;
+      end else if (phase_end || !lane_phase) begin
         g_q   <= '0;
         k_q   <= '0;
         raw_q <= '0;
       end else if (fire) begin
-        raw_q <= last_group ? 32'sd0 : raw_q + dot;
-        g_q   <= last_group ? 32'd0 : g_q + 1;
-        if (last_group) k_q <= k_q + 1;
+        unique case (state_q)
+          K_SCALES: begin
+            if (k_q == '0 || z > lane_max[p]) lane_max[p] <= z;
+            k_q <= k_q + 1;
+          end
+          V_SCALES: begin
+            lane_sum[p] <= (k_q == '0 ? 48'd0 : lane_sum[p]) + 48'(e);
+            k_q <= k_q + 1;
+          end
+          default: begin  // K_CODES, V_CODES: LANES codes per element, `groups` per key
+            raw_q <= last_group ? 32'sd0 : raw_q + dot;
+            g_q   <= last_group ? 32'd0 : g_q + 1;
+            if (last_group) k_q <= k_q + 1;
+          end
+        endcase
       end
     end
     // The first key of the range starts the lane's sums (no clearing pass).
@@ -266,23 +294,44 @@ module op_attention #(
         end
       end
     end
+    logic unused_lane_w;
+    assign unused_lane_w = ^w_key[95:48];
     if (p > 0) begin : g_port
-      // This lane's own reader: its key codes, then its value codes.
-      logic [31:0] pissue_q;  // commands issued: key codes, then value codes
+      // This lane's own reader: its key codes, key scales, value scales and value codes.
+      logic [31:0] pissue_q;  // commands issued
       logic        c_valid, c_ready, rd_valid, rd_ready;
       logic [31:0] unused_data;
+      logic [63:0] c_addr;
+      logic [31:0] c_count;
+      logic [2:0]  c_size;
+      always_comb begin
+        c_size  = 3'($clog2(LANES));
+        c_count = range_len[p] * groups;
+        unique case (pissue_q[1:0])
+          2'd0: c_addr = kv_q + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
+          2'd1: begin
+            c_addr  = kv_q + codes_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
+            c_count = range_len[p];
+            c_size  = 3'd2;
+          end
+          2'd2: begin
+            c_addr  = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
+            c_count = range_len[p];
+            c_size  = 3'd2;
+          end
+          default: c_addr = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
+        endcase
+      end
       elem_reader #(.DATA_W (DATA_W), .QUEUE (4)) u_rd (
         .clk_i, .rst_ni,
         .cmd_valid_i (c_valid), .cmd_ready_o (c_ready),
-        .cmd_addr_i (kv_q + (pissue_q[0] ? codes_sz + scales_sz : 64'd0) + 64'(kvh_q) * head_stride +
-                     64'(32'(p) * share) * 64'(hd_q)),
-        .cmd_count_i (range_len[p] * groups), .cmd_size_i (3'($clog2(LANES))),
+        .cmd_addr_i (c_addr), .cmd_count_i (c_count), .cmd_size_i (c_size),
         .el_valid_o (x_valid[p]), .el_ready_i (lane_ready[p]), .el_data_o (unused_data), .el_wide_o (x_wide[p]),
         .rd_cmd_valid_o (wrd_cmd_valid_o[p-1]), .rd_cmd_ready_i (wrd_cmd_ready_i[p-1]),
         .rd_cmd_addr_o (wrd_cmd_addr_o[64*(p-1) +: 64]), .rd_cmd_beats_o (wrd_cmd_beats_o[32*(p-1) +: 32]),
         .rd_valid_i (wrd_valid_i[p-1]), .rd_ready_o (wrd_ready_o[p-1]), .rd_data_i (wrd_data_i[DATA_W*(p-1) +: DATA_W])
       );
-      assign c_valid = streaming && pissue_q < 2 && range_len[p] != '0;
+      assign c_valid = streaming && pissue_q < 4 && range_len[p] != '0;
       always_ff @(posedge clk_i or negedge rst_ni) begin
         if (!rst_ni) pissue_q <= '0;
         else if (!streaming) pissue_q <= '0;
@@ -305,46 +354,18 @@ module op_attention #(
     end
   end
 
-  // ---------------------------------------------------------------- scales (port 0)
-  // SL keys per element: key_q + i for lane i; lanes past the last key are ignored.
-  wire logic last_key = key_q + SL >= keys;
-  logic signed [31:0] z_s [SL];   // K_SCALES: the keys' scores
-  logic [15:0]        e_s [SL];   // V_SCALES: the keys' softmax numerators
-  logic signed [47:0] w_s [SL];   // V_SCALES: the keys' value weights
-  logic [SL-1:0]      s_live;
-  for (genvar i = 0; i < SL; i++) begin : g_scale
-    wire logic [31:0]        key   = key_q + 32'(i);
-    wire logic signed [31:0] z_key = zb[SW'(key)];
-    wire logic [31:0]        sc    = el_wide[32*i +: 32];
-    wire logic [31:0]        c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q, sc), score_q);
-    assign s_live[i] = key < keys;
-    assign z_s[i] = trit_num::sat32(trit_num::requant(64'(z_key), c_score, 8'd16));
-    exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e_s[i]));
-    wire logic signed [95:0] w_key = trit_num::requant(64'(e_s[i]), sc, 8'd16);  // < 2^40
-    assign w_s[i] = w_key[47:0];
-    logic unused_s;
-    assign unused_s = ^w_key[95:48];
-  end
-  // The element's largest score (with the running maximum) and its numerators' sum.
-  logic signed [31:0] z_max_el;
-  logic [47:0]        e_sum_el;
+  // The lanes' maximum score (K_SCALES) and numerator sum (V_SCALES), over the lanes with keys.
+  logic signed [31:0] max_all;
+  logic [47:0]        sum_all;
   always_comb begin
-    z_max_el = key_q == '0 ? z_s[0] : zmax_q;
-    e_sum_el = '0;
-    for (int i = 0; i < SL; i++) begin
-      if (s_live[i] && z_s[i] > z_max_el) z_max_el = z_s[i];
-      if (s_live[i]) e_sum_el = e_sum_el + 48'(e_s[i]);
+    max_all = lane_max[0];  // lane 0 always has keys
+    sum_all = '0;
+    for (int p = 0; p < PORTS; p++) begin
+      if (lane_used[p] && lane_max[p] > max_all) max_all = lane_max[p];
+      if (lane_used[p]) sum_all = sum_all + lane_sum[p];
     end
   end
-  always_ff @(posedge clk_i) begin
-    for (int p = 0; p < PORTS; p++) if (zb_we[p]) zb[zb_wa[p]] <= zb_wd[p];
-    for (int i = 0; i < SL; i++) begin
-      if (el_fire && state_q == K_SCALES && s_live[i]) zb[SW'(key_q + 32'(i))] <= z_s[i];
-      if (el_fire && state_q == V_SCALES && s_live[i]) wb[SW'(key_q + 32'(i))] <= w_s[i];
-    end
-  end
-  assign el_ready = q_feeding ? q_in_ready :
-                    !q_pending && ((codes_phase && lane_ready[0]) || state_q == K_SCALES || state_q == V_SCALES);
+  assign el_ready = q_feeding ? q_in_ready : !q_pending && lane_ready[0];
 
   // The head's output, QL values per cycle: the lanes' exact sums added up.
   logic signed [63:0] acc_sum [QL];
@@ -392,7 +413,7 @@ module op_attention #(
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
   );
-  wire logic v_done = state_q == V_CODES && &lane_done;  // hands the head to the finisher
+  wire logic v_done = state_q == V_CODES && phase_end;  // hands the head to the finisher
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       f_state_q <= F_IDLE;
@@ -461,7 +482,6 @@ module op_attention #(
       kv_q            <= '0;
       dst_q           <= '0;
       issue_q         <= '0;
-      key_q           <= '0;
       zmax_q          <= '0;
       sq_q            <= '0;
       sum_q           <= '0;
@@ -529,31 +549,20 @@ module op_attention #(
         // one's during the previous head's V_CODES).
         Q_QUANT: if (q_have_q && !q_start) begin
           issue_q <= '0;
-          key_q   <= '0;
           state_q <= K_CODES;
         end
         // The code lanes run on their own; the phase ends when every lane has its range.
-        K_CODES: if (&lane_done) begin
-          key_q   <= '0;
-          state_q <= K_SCALES;
-        end
-        K_SCALES: if (el_fire) begin
-          zmax_q <= z_max_el;
-          key_q  <= last_key ? 32'd0 : key_q + SL;
-          if (last_key) begin
-            sum_q   <= '0;
-            state_q <= V_SCALES;
-          end
+        K_CODES: if (phase_end) state_q <= K_SCALES;
+        K_SCALES: if (phase_end) begin
+          zmax_q  <= max_all;
+          state_q <= V_SCALES;
         end
         // The lanes' sums are free once the finisher has written the previous head.
-        V_SCALES: if (el_fire) begin
-          sum_q <= sum_q + e_sum_el;
-          key_q <= last_key ? 32'd0 : key_q + SL;
-          if (last_key) begin
-            quant_started_q <= 1'b0;
-            qn_left_q       <= has_next ? 32'(hd_q) / QL : 32'd0;
-            state_q         <= V_WAIT;
-          end
+        V_SCALES: if (phase_end) begin
+          sum_q           <= sum_all;
+          quant_started_q <= 1'b0;
+          qn_left_q       <= has_next ? 32'(hd_q) / QL : 32'd0;
+          state_q         <= V_WAIT;
         end
         V_WAIT: if (f_state_q == F_IDLE) state_q <= V_CODES;
         // The finisher takes the head (v_done); then the next head, or the end.
