@@ -251,9 +251,11 @@ module op_attention #(
     exp2_neg u_exp2 (.d_i (48'(64'(zmax_q) - 64'(z_key))), .y_o (e));
     wire logic signed [95:0] w_key   = trit_num::requant(64'(e), sc, 8'd16);  // < 2^40
     wire logic signed [47:0] w       = wb[ka];
+    // One write port each (a raw score in K_CODES, then its score in K_SCALES).
     always_ff @(posedge clk_i) begin
-      if (fire && state_q == K_CODES && last_group) zb[ka] <= raw_q + dot;
-      if (fire && state_q == K_SCALES) zb[ka] <= z;
+      if (fire && ((state_q == K_CODES && last_group) || state_q == K_SCALES)) begin
+        zb[ka] <= state_q == K_SCALES ? z : raw_q + dot;
+      end
       if (fire && state_q == V_SCALES) wb[ka] <= w_key[47:0];
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
