@@ -66,24 +66,22 @@ module vec_quant #(
   typedef enum logic [1:0] {B_IDLE, B_INV, B_CODES} back_e;
   front_e f_state_q;
   back_e  b_state_q;
-  // Front registers: the vector being loaded.
-  logic [31:0]        f_n_q, f_idx_q;  // f_idx_q: group (LANES elements)
-  logic signed [31:0] f_ex_q, f_shift_q;
-  logic               f_norm_q;
-  logic [15:0]        f_qmax_q;
-  logic [31:0]        f_eps_q;
-  logic [47:0]        f_mx_q;
-  logic [79:0]        f_ss_q;
-  wire logic [31:0]   f_groups = (f_n_q + 32'(LANES) - 1) / 32'(LANES);
-  // Back registers: the vector whose codes are produced.
-  logic [31:0]        n_q, idx_q;
-  wire logic [31:0]   groups = (n_q + 32'(LANES) - 1) / 32'(LANES);
-  logic signed [31:0] ex_q, shift_q;
-  logic               norm_q;
-  logic [15:0]        qmax_q;
-  logic [31:0]        eps_q;
-  logic [47:0]        mx_q;
-  logic [79:0]        ss_q;
+  // A vector's parameters and load results: the front fills one, hands it to the back.
+  typedef struct packed {
+    logic [31:0]        n;
+    logic signed [31:0] ex, shift;
+    logic               norm;
+    logic [15:0]        qmax;
+    logic [31:0]        eps;
+    logic [47:0]        mx;   // max |p_i|
+    logic [79:0]        ss;   // sum x_i^2
+  } vec_t;
+  vec_t               f_q;      // front: the vector being loaded
+  vec_t               b_q;      // back: the vector whose codes are produced
+  logic [31:0]        f_idx_q;  // group (LANES elements) being loaded
+  logic [31:0]        idx_q;    // group whose codes go out
+  wire logic [31:0]   f_groups = (f_q.n + 32'(LANES) - 1) / 32'(LANES);
+  wire logic [31:0]   groups   = (b_q.n + 32'(LANES) - 1) / 32'(LANES);
   logic [3:0]         step_q;
   logic               steps_done_q;  // every scalar step of the back's vector done
   logic               req_sent_q;
@@ -112,10 +110,10 @@ module vec_quant #(
       logic signed [15:0] g;
       logic [47:0]        a;
       e = f_idx_q * 32'(LANES) + 32'(l);
-      x = e < f_n_q ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
+      x = e < f_q.n ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
       w = gain[GAW'(e >> 3)];
       g = w[16 * e[2:0] +: 16];
-      p_in[l] = f_norm_q ? 48'(x) * 48'(g) : 48'(x);
+      p_in[l] = f_q.norm ? 48'(x) * 48'(g) : 48'(x);
       a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
       if (a > g_max) g_max = a;
       g_ss = g_ss + 80'(64'(x * x));
@@ -140,15 +138,15 @@ module vec_quant #(
     s_b = '0;
     s_int = '0;
     unique case (step_q)
-      4'd0:  s_int = 96'(mx_q);
-      4'd1:  s_int = 96'(qmax_q);
+      4'd0:  s_int = 96'(b_q.mx);
+      4'd1:  s_int = 96'(b_q.qmax);
       4'd2:  begin s_op = DIV;   s_a = r_q_q;   s_b = r_mx_q; end
-      4'd3:  begin s_op = LDEXP; s_a = r_mx_q;  s_b = ex_q - (norm_q ? shift_q : 32'sd0); end
-      4'd4:  s_int = 96'(ss_q);
-      4'd5:  begin s_op = LDEXP; s_b = 32'(ex_q <<< 1); end
-      4'd6:  s_int = 96'(n_q);
+      4'd3:  begin s_op = LDEXP; s_a = r_mx_q;  s_b = b_q.ex - (b_q.norm ? b_q.shift : 32'sd0); end
+      4'd4:  s_int = 96'(b_q.ss);
+      4'd5:  begin s_op = LDEXP; s_b = 32'(b_q.ex <<< 1); end
+      4'd6:  s_int = 96'(b_q.n);
       4'd7:  begin s_op = DIV;   s_b = r_n_q; end
-      4'd8:  begin s_op = ADD;   s_b = eps_q; end
+      4'd8:  begin s_op = ADD;   s_b = b_q.eps; end
       4'd9:  s_op = SQRT;
       4'd10: begin s_op = DIV;   s_a = r_top_q; s_b = r_t_q; end
       default: begin s_op = DIV; s_a = r_top_q; s_b = r_q_q; end
@@ -174,7 +172,7 @@ module vec_quant #(
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
       code_o[16*l +: 16] = trit_num::clamp_code(
-        trit_num::requant(64'(pbuf[PAW'(idx_q * 32'(LANES) + 32'(l))]), r_inv_q, 8'd0), qmax_q);
+        trit_num::requant(64'(pbuf[PAW'(idx_q * 32'(LANES) + 32'(l))]), r_inv_q, 8'd0), b_q.qmax);
     end
   end
 
@@ -184,25 +182,11 @@ module vec_quant #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       f_state_q    <= F_IDLE;
-      f_n_q        <= '0;
+      f_q          <= '0;
       f_idx_q      <= '0;
-      f_ex_q       <= '0;
-      f_shift_q    <= '0;
-      f_norm_q     <= 1'b0;
-      f_qmax_q     <= '0;
-      f_eps_q      <= '0;
-      f_mx_q       <= '0;
-      f_ss_q       <= '0;
       b_state_q    <= B_IDLE;
-      n_q          <= '0;
+      b_q          <= '0;
       idx_q        <= '0;
-      ex_q         <= '0;
-      shift_q      <= '0;
-      norm_q       <= 1'b0;
-      qmax_q       <= '0;
-      eps_q        <= '0;
-      mx_q         <= '0;
-      ss_q         <= '0;
       step_q       <= '0;
       steps_done_q <= 1'b0;
       req_sent_q   <= 1'b0;
@@ -220,20 +204,20 @@ module vec_quant #(
       // ---- front
       unique case (f_state_q)
         F_IDLE: if (start_i) begin
-          f_n_q     <= n_i;
-          f_ex_q    <= ex_i;
-          f_shift_q <= shift_i;
-          f_norm_q  <= norm_i;
-          f_qmax_q  <= qmax_i;
-          f_eps_q   <= eps_i;
-          f_mx_q    <= '0;
-          f_ss_q    <= '0;
+          f_q.n     <= n_i;
+          f_q.ex    <= ex_i;
+          f_q.shift <= shift_i;
+          f_q.norm  <= norm_i;
+          f_q.qmax  <= qmax_i;
+          f_q.eps   <= eps_i;
+          f_q.mx    <= '0;
+          f_q.ss    <= '0;
           f_idx_q   <= '0;
           f_state_q <= F_LOAD;
         end
         F_LOAD: if (in_fire) begin
-          if (g_max > f_mx_q) f_mx_q <= g_max;
-          f_ss_q  <= f_ss_q + g_ss;
+          if (g_max > f_q.mx) f_q.mx <= g_max;
+          f_q.ss  <= f_q.ss + g_ss;
           f_idx_q <= f_idx_q + 1;
           if (f_idx_q + 1 == f_groups) f_state_q <= F_HAND;
         end
@@ -243,20 +227,13 @@ module vec_quant #(
       // ---- back
       unique case (b_state_q)
         B_IDLE: if (hand) begin
-          n_q          <= f_n_q;
-          ex_q         <= f_ex_q;
-          shift_q      <= f_shift_q;
-          norm_q       <= f_norm_q;
-          qmax_q       <= f_qmax_q;
-          eps_q        <= f_eps_q;
-          mx_q         <= f_mx_q;
-          ss_q         <= f_ss_q;
+          b_q          <= f_q;
           idx_q        <= '0;
           step_q       <= '0;
           req_sent_q   <= 1'b0;
           steps_done_q <= 1'b0;
           // An all-zero vector has codes 0 and scale 0 (no division by zero).
-          if (f_mx_q == '0) begin
+          if (f_q.mx == '0) begin
             r_inv_q      <= '0;
             r_scale_q    <= '0;
             steps_done_q <= 1'b1;
@@ -274,7 +251,7 @@ module vec_quant #(
               4'd0:  r_mx_q  <= s_res;
               4'd1:  r_q_q   <= s_res;
               4'd2:  begin r_inv_q <= s_res; b_state_q <= B_CODES; end
-              4'd3:  begin r_top_q <= s_res; if (!norm_q) step_q <= 4'd11; end
+              4'd3:  begin r_top_q <= s_res; if (!b_q.norm) step_q <= 4'd11; end
               4'd6:  r_n_q   <= s_res;
               4'd10: r_top_q <= s_res;
               4'd11: begin r_scale_q <= s_res; steps_done_q <= 1'b1; end
