@@ -2,7 +2,8 @@
 //
 // op_linear: the LINEAR op (docs/isa.md): dst[t] (+)= requant(W x[t], scale[t] * w_scale) for
 // up to MAX_TOKENS tokens, W an n x k ternary matrix in the TLMM weight image. Phases:
-//   1. scales row -> s[t];  c[t] = s[t] * w_scale on the scalar float unit (fp32_scalar)
+//   1. scales row -> s[t];  c[t] = s[t] * w_scale on the scalar float unit (fp32_scalar) while
+//      phases 2 and 3 read the rows
 //   2. each token's int8 code row, re-cut into TLMM activation beats (stream_repack), into xmem
 //   3. (accumulate) each dst row, re-cut into COLS-lane words, into ymem
 //   4. MATMUL: per chunk of row blocks, the TLMM unit runs over xmem; each result lane is
@@ -125,7 +126,7 @@ module op_linear #(
 
   // ---------------------------------------------------------------- job registers
   typedef enum logic [3:0] {
-    IDLE, WAIT_LD, S_CMD, S_DATA, C_MUL, X_CMD, X_DATA, Y_CMD, Y_DATA, MATMUL
+    IDLE, WAIT_LD, S_CMD, S_DATA, X_CMD, X_DATA, Y_CMD, Y_DATA, C_WAIT, MATMUL
   } state_e;
   state_e state_q;
 
@@ -209,11 +210,14 @@ module op_linear #(
   fp32_scalar #(.INT_W(32)) u_fp (
     .clk_i, .rst_ni,
     .req_valid_i (fp_req_valid), .req_ready_o (fp_req_ready), .op_i (3'd0),
-    .a_i (s_q[TW'(tok_q)]), .b_i (w_scale_q), .int_i (32'd0),
+    .a_i (s_q[TW'(cm_tok_q)]), .b_i (w_scale_q), .int_i (32'd0),
     .rsp_valid_o (fp_rsp_valid), .rsp_ready_i (1'b1), .res_o (fp_res)
   );
-  logic fp_sent_q;
-  assign fp_req_valid = state_q == C_MUL && !fp_sent_q;
+  // c[t] = s[t] * w_scale, one token after the other, while the activation (and residual) rows
+  // are read: MATMUL waits for it (its results are requantized with c).
+  logic        fp_sent_q, cm_busy_q;
+  logic [31:0] cm_tok_q;
+  assign fp_req_valid = cm_busy_q && !fp_sent_q;
 
   // ---------------------------------------------------------------- re-cutters
   // Codes rows -> activation beats.
@@ -535,6 +539,8 @@ module op_linear #(
       dst_q     <= '0;
       acc_q     <= 1'b0;
       fp_sent_q <= 1'b0;
+      cm_busy_q <= 1'b0;
+      cm_tok_q  <= '0;
       x_wa_q    <= '0;
       y_wa_q    <= '0;
       p_sent_q  <= '0;
@@ -692,6 +698,17 @@ module op_linear #(
         default: wb_state_q <= WB_IDLE;
       endcase
 
+      // ---- c[t] = s[t] * w_scale on the scalar unit, beside the row reads.
+      if (cm_busy_q) begin
+        if (fp_req_valid && fp_req_ready) fp_sent_q <= 1'b1;
+        if (fp_rsp_valid) begin
+          c_q[TW'(cm_tok_q)] <= fp_res;
+          fp_sent_q <= 1'b0;
+          cm_tok_q  <= cm_tok_q + 1;
+          if (cm_tok_q + 1 == 32'(tokens_q)) cm_busy_q <= 1'b0;
+        end
+      end
+
       // ---- the job.
       unique case (state_q)
         IDLE: if (start_i) begin
@@ -752,22 +769,11 @@ module op_linear #(
           end
           sidx_q <= sidx_q + BYTES / 4;
           if (sidx_q + BYTES / 4 >= 32'(tokens_q)) begin
-            state_q   <= C_MUL;
+            state_q   <= X_CMD;
             tok_q     <= '0;
+            cm_busy_q <= 1'b1;
+            cm_tok_q  <= '0;
             fp_sent_q <= 1'b0;
-          end
-        end
-        C_MUL: begin
-          if (fp_req_valid && fp_req_ready) fp_sent_q <= 1'b1;
-          if (fp_rsp_valid) begin
-            c_q[TW'(tok_q)] <= fp_res;
-            fp_sent_q <= 1'b0;
-            if (tok_q + 1 == 32'(tokens_q)) begin
-              tok_q   <= '0;
-              state_q <= X_CMD;
-            end else begin
-              tok_q <= tok_q + 1;
-            end
           end
         end
         X_CMD: if (rd_cmd_ready_i) begin
@@ -779,7 +785,7 @@ module op_linear #(
           if (!xr_busy && !xr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
-              state_q <= acc_q ? Y_CMD : MATMUL;
+              state_q <= acc_q ? Y_CMD : C_WAIT;
             end else begin
               tok_q   <= tok_q + 1;
               state_q <= X_CMD;
@@ -795,13 +801,14 @@ module op_linear #(
           if (!yr_busy && !yr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
-              state_q <= MATMUL;
+              state_q <= C_WAIT;
             end else begin
               tok_q   <= tok_q + 1;
               state_q <= Y_CMD;
             end
           end
         end
+        C_WAIT: if (!cm_busy_q) state_q <= MATMUL;
         MATMUL: begin
           // ---- runner: the TLMM unit over the next loaded chunk.
           ustart_q <= 1'b0;
