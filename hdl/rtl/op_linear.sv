@@ -126,13 +126,14 @@ module op_linear #(
 
   // ---------------------------------------------------------------- job registers
   typedef enum logic [3:0] {
-    IDLE, WAIT_LD, S_CMD, S_DATA, X_CMD, X_DATA, Y_CMD, Y_DATA, C_WAIT, MATMUL
+    IDLE, WAIT_LD, S_CMD, S_DATA, X_CMD, X_DATA, X_GO, Y_CMD, Y_DATA, Y_GO, C_WAIT, MATMUL
   } state_e;
   state_e state_q;
 
   localparam int QUARTER = WBUF_DEPTH / 4;  // largest chunk of a matrix that needs several
   logic [15:0] tokens_q;
   logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, tok_q;
+  logic        next_sent_q;  // X/Y: the next token's row is already requested (its latency hidden)
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
   logic        acc_q;
   logic [31:0] s_q [MAX_TOKENS];
@@ -454,9 +455,20 @@ module op_linear #(
         rd_cmd_addr_o  = codes_q + 64'(tok_q) * 64'(row_bytes(k_q));
         rd_cmd_beats_o = row_bytes(k_q) / BYTES;
       end
+      // While a row streams in, the next token's row is requested.
+      X_DATA: begin
+        rd_cmd_valid_o = !next_sent_q && tok_q + 1 < 32'(tokens_q);
+        rd_cmd_addr_o  = codes_q + (64'(tok_q) + 64'd1) * 64'(row_bytes(k_q));
+        rd_cmd_beats_o = row_bytes(k_q) / BYTES;
+      end
       Y_CMD: begin
         rd_cmd_valid_o = 1'b1;
         rd_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
+        rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
+      end
+      Y_DATA: begin
+        rd_cmd_valid_o = !next_sent_q && tok_q + 1 < 32'(tokens_q);
+        rd_cmd_addr_o  = dst_q + (64'(tok_q) + 64'd1) * 64'(row_bytes(n_q * 4));
         rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
       end
       MATMUL: begin
@@ -473,8 +485,8 @@ module op_linear #(
   assign wr_cmd_addr_o  = dst_q + 64'(wb_tok_q) * 64'(row_bytes(n_q * 4)) + 64'(seg_off);
   assign wr_cmd_beats_o = seg_words;
 
-  assign xr_start = state_q == X_CMD && rd_cmd_ready_i;
-  assign yr_start = state_q == Y_CMD && rd_cmd_ready_i;
+  assign xr_start = (state_q == X_CMD && rd_cmd_ready_i) || state_q == X_GO;
+  assign yr_start = (state_q == Y_CMD && rd_cmd_ready_i) || state_q == Y_GO;
   assign or_start = wb_state_q == WB_CMD && wr_cmd_ready_i;
   logic ustart_q;
   assign u_start  = ustart_q;  // one cycle after the chunk's weights are in the buffer
@@ -538,6 +550,7 @@ module op_linear #(
       weights_q <= '0;
       dst_q     <= '0;
       acc_q     <= 1'b0;
+      next_sent_q <= 1'b0;
       fp_sent_q <= 1'b0;
       cm_busy_q <= 1'b0;
       cm_tok_q  <= '0;
@@ -777,36 +790,51 @@ module op_linear #(
           end
         end
         X_CMD: if (rd_cmd_ready_i) begin
-          state_q <= X_DATA;
-          x_wa_q  <= XA_W'(tok_q * 32'(MAX_STEPS));
+          state_q     <= X_DATA;
+          next_sent_q <= 1'b0;
+          x_wa_q      <= XA_W'(tok_q * 32'(MAX_STEPS));
         end
         X_DATA: begin
           if (xr_out_valid) x_wa_q <= x_wa_q + 1;
+          if (rd_cmd_valid_o && rd_cmd_ready_i) next_sent_q <= 1'b1;
           if (!xr_busy && !xr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
               state_q <= acc_q ? Y_CMD : C_WAIT;
             end else begin
               tok_q   <= tok_q + 1;
-              state_q <= X_CMD;
+              // The next row's command is out (or goes out now): start its re-cut at once.
+              state_q <= next_sent_q || (rd_cmd_valid_o && rd_cmd_ready_i) ? X_GO : X_CMD;
             end
           end
         end
+        X_GO: begin
+          state_q     <= X_DATA;
+          next_sent_q <= 1'b0;
+          x_wa_q      <= XA_W'(tok_q * 32'(MAX_STEPS));
+        end
         Y_CMD: if (rd_cmd_ready_i) begin
-          state_q <= Y_DATA;
-          y_wa_q  <= YA_W'(tok_q * 32'(MAX_BLOCKS));
+          state_q     <= Y_DATA;
+          next_sent_q <= 1'b0;
+          y_wa_q      <= YA_W'(tok_q * 32'(MAX_BLOCKS));
         end
         Y_DATA: begin
           if (yr_out_valid) y_wa_q <= y_wa_q + 1;
+          if (rd_cmd_valid_o && rd_cmd_ready_i) next_sent_q <= 1'b1;
           if (!yr_busy && !yr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
               state_q <= C_WAIT;
             end else begin
               tok_q   <= tok_q + 1;
-              state_q <= Y_CMD;
+              state_q <= next_sent_q || (rd_cmd_valid_o && rd_cmd_ready_i) ? Y_GO : Y_CMD;
             end
           end
+        end
+        Y_GO: begin
+          state_q     <= Y_DATA;
+          next_sent_q <= 1'b0;
+          y_wa_q      <= YA_W'(tok_q * 32'(MAX_BLOCKS));
         end
         C_WAIT: if (!cm_busy_q) state_q <= MATMUL;
         MATMUL: begin
