@@ -536,6 +536,25 @@ fn font_ok() -> bool {
     })
 }
 
+/// The end of every plot: the legend box, then the file written.
+fn finish_plot<'a, DB, CT>(
+    ch: &mut plotters::prelude::ChartContext<'a, DB, CT>,
+    root: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<()>
+where
+    DB: plotters::prelude::DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    use plotters::prelude::*;
+    ch.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
 /// Write `roofline.{svg,png}` and `sweep.{svg,png}` into `out`; the files written. PNG needs a
 /// TrueType font (DejaVu Sans, Debian `fonts-dejavu-core`); without one only SVG is written.
 pub fn plots(cfg: &Config, p: &Projection, sweep: &[SweepPoint], out: &Path) -> Result<Vec<PathBuf>> {
@@ -586,12 +605,7 @@ pub fn plots(cfg: &Config, p: &Projection, sweep: &[SweepPoint], out: &Path) -> 
                     .label(name)
                     .legend(move |(a, b)| Circle::new((a, b), 5, color.filled()));
             }
-            ch.configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            finish_plot(&mut ch, &root)?;
         }};
     }
     let f = out.join("roofline.svg");
@@ -638,12 +652,7 @@ pub fn plots(cfg: &Config, p: &Projection, sweep: &[SweepPoint], out: &Path) -> 
                 ch.draw_series(std::iter::once(PathElement::new(vec![(90.0, 0.0), (90.0, y_max)], BLACK)))
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
                     .label("90% of the board");
-                ch.configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                finish_plot(&mut ch, &root)?;
             }};
         }
         let f = out.join("sweep.svg");

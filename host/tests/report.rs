@@ -269,3 +269,36 @@ fn fit_chooses_a_config_within_budget() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("u280") && err.contains("kv260"), "{err}");
 }
+
+/// `report::plots` writes the roofline and the sweep as SVG (and PNG when a TrueType font is
+/// installed), each with its legend: the two design points and the sweep's series.
+#[test]
+fn plots_are_written_with_their_legends() {
+    let cfg = Config::preset("tellme-kv260").unwrap();
+    let projected = perfmodel::project(&cfg, cfg.board.clock_mhz);
+    let point = |lut: f64| host::report::SweepPoint {
+        tables: 28,
+        cols: 16,
+        tokens: 8,
+        wbuf: 4096,
+        resources: synth::Resources { lut, ..Default::default() },
+        projected: projected.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let written = host::report::plots(&cfg, &projected, &[point(40_000.0), point(80_000.0)], dir.path()).unwrap();
+    for (name, labels) in [
+        ("roofline", &["roof: min(bandwidth", "decode (ctx 128)", "prefill 128"][..]),
+        ("sweep", &["decode tok/s (ctx 128)", "prefill tok/s (128-token prompt)", "90% of the board"][..]),
+    ] {
+        let svg = dir.path().join(format!("{name}.svg"));
+        assert!(written.contains(&svg), "{name}.svg not in {written:?}");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        for l in labels {
+            assert!(text.contains(l), "{name}.svg lacks the legend entry {l:?}");
+        }
+        let png = dir.path().join(format!("{name}.png"));
+        if written.contains(&png) {
+            assert!(std::fs::metadata(&png).unwrap().len() > 1000, "{name}.png is (nearly) empty");
+        }
+    }
+}
