@@ -98,7 +98,6 @@ module op_attention #(
   logic [31:0] issue_q;  // reads issued for the head on port 0
   logic signed [31:0] zmax_q;
   logic [31:0] sq_q;
-  logic [47:0] sum_q;
   logic        quant_started_q;
   logic [31:0] qidx_q;         // q code groups written into qc
   logic        q_have_q;       // the current (or next) head's q codes and scale are in qc / sq_q
@@ -430,7 +429,7 @@ module op_attention #(
     end else begin
       unique case (f_state_q)
         F_IDLE: if (v_done) begin
-          f_sum_q   <= sum_q;
+          f_sum_q   <= sum_all;  // the lanes' sums hold from V_SCALES until the next head's
           f_tok_q   <= tok_q;
           f_head_q  <= head_q;
           f_used_q  <= lane_used;
@@ -486,7 +485,6 @@ module op_attention #(
       issue_q         <= '0;
       zmax_q          <= '0;
       sq_q            <= '0;
-      sum_q           <= '0;
       quant_started_q <= 1'b0;
       qidx_q          <= '0;
       q_have_q        <= 1'b0;
@@ -561,7 +559,6 @@ module op_attention #(
         end
         // The lanes' sums are free once the finisher has written the previous head.
         V_SCALES: if (phase_end) begin
-          sum_q           <= sum_all;
           quant_started_q <= 1'b0;
           qn_left_q       <= has_next ? 32'(hd_q) / QL : 32'd0;
           state_q         <= V_WAIT;
