@@ -40,10 +40,10 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9502, 41.0522, 0.9994], // EMBED: op, token, token x hidden words
-        &[155.3220, 159.1965, 1.1010], // NORM_QUANT: op, token, token x row words
+        &[60.9502, 41.0522, 0.9994],                   // EMBED: op, token, token x hidden words
+        &[155.3220, 159.1965, 1.1010],                 // NORM_QUANT: op, token, token x row words
         &[79.4642, -71.8221, 3.5827, 0.8037, 30.1446], // LINEAR: op, token, token x (k+n) words, max(TLMM run, weight load), weight chunks
-        &[121.8794, 176.8471, 2.3380, 1.6870], // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[121.8794, 176.8471, 2.3380, 1.6870],         // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[134.9948, 110.4843, 0.0942, 0.5927], // ATTENTION: op, token x head, key x head, key x head x 16-lane beat
         &[268.8733, 107.1348, -0.3406, 2.6594], // FFN_ACT: op, token, token x ffn words, token x ffn words (sub-norm)
     ],
