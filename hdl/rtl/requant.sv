@@ -46,40 +46,40 @@ module requant #(
     end
   end
 
-  // Stage 2: round half to even on right shifts, saturate to int32.
-  localparam logic signed [P_W+1:0] MAX = (P_W+2)'(32'sh7fff_ffff);
-  localparam logic signed [P_W+1:0] MIN = ~MAX;  // -2^31
+  // Stage 2: round half to even on right shifts (as trit_num::rne_shift: the round bit and
+  // whether any bit below it is set), saturate to int32. A left shift of up to 31 is exact in
+  // R_W bits; anything larger saturates every non-zero product.
+  localparam int R_W = P_W + 32;
+  localparam logic signed [R_W-1:0] MAX = R_W'(32'sh7fff_ffff);
+  localparam logic signed [R_W-1:0] MIN = ~MAX;  // -2^31
 
-  logic signed [P_W+1:0] r;
-  logic signed [P_W+1:0] q;
-  logic [P_W+1:0]        rem;
-  logic [P_W+1:0]        half;
+  logic signed [R_W-1:0] r;
+  logic signed [P_W-1:0] t;  // prod >>> (sh - 1): the quotient and the round bit
+  logic signed [P_W-1:0] q;
+  logic                  round_bit;
+  logic                  sticky;
   int                    sh;
   always_comb begin
     r = '0;
+    t = '0;
     q = '0;
-    rem = '0;
-    half = '0;
-    sh = 0;
+    round_bit = 1'b0;
+    sticky = 1'b0;
+    sh = 0 - 32'(shl_q);
     if (prod_q == '0) begin
       r = '0;
+    end else if (shl_q > 11'sd31) begin
+      r = prod_q < 0 ? MIN : MAX;
     end else if (shl_q >= 0) begin
-      // Left shifts only happen for scales >= 2^(134-FRAC); any non-zero product saturates
-      // once it passes 31 bits, so clamp the shift to keep the arithmetic in range.
-      sh = 32'(shl_q) > 32 ? 32 : 32'(shl_q);
-      r = (P_W+2)'(prod_q) <<< sh;
-      if (32'(shl_q) > 32) r = prod_q < 0 ? MIN : MAX;
+      r = R_W'(prod_q) <<< shl_q;
+    end else if (sh > P_W) begin
+      r = '0;  // |prod| < 2^(P_W-1) < half an output step: rounds to 0
     end else begin
-      sh = 0 - 32'(shl_q);
-      if (sh >= P_W + 1) begin
-        r = '0;  // |prod| < 2^(P_W-1) <= half an output step: rounds to 0
-      end else begin
-        q = (P_W+2)'(prod_q) >>> sh;                     // floor
-        rem = (P_W+2)'(prod_q) - (q <<< sh);             // 0 <= rem < 2^sh
-        half = (P_W+2)'(1) << (sh - 1);
-        r = q;
-        if (rem > half || (rem == half && q[0])) r = q + 1;
-      end
+      t = prod_q >>> (sh - 1);
+      q = t >>> 1;
+      round_bit = t[0];
+      sticky = |(prod_q & ~({P_W{1'b1}} << (sh - 1)));
+      r = R_W'(q) + R_W'(round_bit && (sticky || q[0]));
     end
     if (r > MAX) r = MAX;
     if (r < MIN) r = MIN;
