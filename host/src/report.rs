@@ -94,19 +94,24 @@ pub fn write_design(cfg: &Config, dir: &Path) -> Result<hdl::Design> {
     Ok(d)
 }
 
+/// (derived module, name, instances, index into the hierarchy) of one engine.
+pub type KernelUnit = (String, String, u64, usize);
+
 /// The units of a kernel: the engines (children of the kernel core) and the glue (the kernel
-/// and its core with the engines as black boxes), as (derived module, name, instances).
-pub fn kernel_units(dir: &Path, kernel: &str) -> Result<(Vec<(String, String, u64)>, Vec<synth::HierEntry>)> {
+/// and its core with the engines as black boxes), as (derived module, name, instances, index
+/// into the hierarchy).
+/// Each engine's position in the hierarchy comes along (its sources are found from there).
+pub fn kernel_units(dir: &Path, kernel: &str) -> Result<(Vec<KernelUnit>, Vec<synth::HierEntry>)> {
     let h = synth::hierarchy(dir, kernel)?;
     let core = h
         .iter()
         .position(|e| e.base == "trit_kernel_core")
         .with_context(|| format!("no trit_kernel_core under {kernel} in the yosys hierarchy"))?;
     let level = h[core].level;
-    let mut units: Vec<(String, String, u64)> = Vec::new();
-    for e in h[core + 1..].iter().take_while(|e| e.level > level) {
+    let mut units: Vec<KernelUnit> = Vec::new();
+    for (i, e) in h.iter().enumerate().skip(core + 1).take_while(|(_, e)| e.level > level) {
         if e.level == level + 1 {
-            units.push((e.derived.clone(), e.base.clone(), e.count));
+            units.push((e.derived.clone(), e.base.clone(), e.count, i));
         }
     }
     Ok((units, h))
@@ -123,11 +128,13 @@ pub fn check_uram(
 ) -> Result<Vec<String>> {
     let mut checks = Vec::new();
     for m in design.memories.iter().filter(|m| m.kind == "uram") {
-        let wbuf = hier
+        let at = hier
             .iter()
-            .find(|e| e.base == "tlmm_weight_buffer")
+            .position(|e| e.base == "tlmm_weight_buffer")
             .with_context(|| format!("memory {} is meant for URAM but no tlmm_weight_buffer was elaborated", m.name))?;
-        let u = synth::synth_unit(dir, cache, elab_top, &wbuf.derived, "tlmm_weight_buffer", 1, &[])?;
+        let sources = synth::unit_sources(dir, hier, at)?;
+        let u =
+            synth::synth_unit(dir, cache, elab_top, &hier[at].derived, "tlmm_weight_buffer", 1, &[], Some(&sources))?;
         let uram = u.resources.uram;
         let bram = u.resources.bram36;
         let bits = (m.width * m.depth) as f64;
@@ -171,12 +178,14 @@ pub fn synthesize(
     let checks = check_uram(dir, &cache, design, &hier, &design.kernel)?;
     let mut out = Vec::new();
     let engines: Vec<String> = units.iter().map(|u| u.0.clone()).collect();
-    for (i, (derived, name, count)) in units.iter().enumerate() {
+    for (i, (derived, name, count, at)) in units.iter().enumerate() {
         progress(name, i + 1, total);
-        out.push(synth::synth_unit(dir, &cache, &design.kernel, derived, name, *count, &[])?);
+        let sources = synth::unit_sources(dir, &hier, *at)?;
+        out.push(synth::synth_unit(dir, &cache, &design.kernel, derived, name, *count, &[], Some(&sources))?);
     }
     progress("kernel glue", total - 1, total);
-    out.push(synth::synth_unit(dir, &cache, &design.kernel, &design.kernel, "kernel glue", 1, &engines)?);
+    // The glue's key covers every file: the top levels carry every engine's parameters.
+    out.push(synth::synth_unit(dir, &cache, &design.kernel, &design.kernel, "kernel glue", 1, &engines, None)?);
     Ok((out, checks))
 }
 

@@ -270,15 +270,49 @@ fn fnv1a(state: &mut u64, bytes: &[u8]) {
 
 /// Content hash of a design directory's sources (filelist order) plus `extra` strings.
 pub fn design_hash(dir: &Path, extra: &[&str]) -> Result<String> {
+    files_hash(dir, &filelist(dir)?, extra)
+}
+
+/// Content hash of some of a design directory's files (in the given order) plus `extra`.
+pub fn files_hash(dir: &Path, files: &[String], extra: &[&str]) -> Result<String> {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for f in filelist(dir)? {
+    for f in files {
         fnv1a(&mut h, f.as_bytes());
-        fnv1a(&mut h, &std::fs::read(dir.join(&f)).with_context(|| format!("reading {}/{f}", dir.display()))?);
+        fnv1a(&mut h, &std::fs::read(dir.join(f)).with_context(|| format!("reading {}/{f}", dir.display()))?);
     }
     for e in extra {
         fnv1a(&mut h, e.as_bytes());
     }
     Ok(format!("{h:016x}"))
+}
+
+/// The files a synthesized unit depends on: those declaring the module at `hier[at]` or any
+/// module below it in the elaborated hierarchy, and every package (packages are shared by
+/// all). Parameters need no file: they are part of the derived module name, which goes into
+/// the cache key beside these files. So editing one engine re-synthesizes only that engine.
+pub fn unit_sources(dir: &Path, hier: &[HierEntry], at: usize) -> Result<Vec<String>> {
+    let level = hier[at].level;
+    let mut wanted: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    wanted.insert(&hier[at].base);
+    for e in hier[at + 1..].iter().take_while(|e| e.level > level) {
+        wanted.insert(&e.base);
+    }
+    let mut out = Vec::new();
+    for f in filelist(dir)? {
+        let text = std::fs::read_to_string(dir.join(&f)).with_context(|| format!("reading {}/{f}", dir.display()))?;
+        let declares = text.lines().any(|l| {
+            let mut words = l.split(|c: char| c.is_whitespace() || c == '(' || c == ';' || c == '#');
+            match words.next() {
+                Some("package") => true,
+                Some("module") => words.find(|w| !w.is_empty()).is_some_and(|name| wanted.contains(name)),
+                _ => false,
+            }
+        });
+        if declares {
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 /// The hierarchy of `top` as yosys elaborates it (seconds, no synthesis).
@@ -596,7 +630,9 @@ pub struct UnitSynth {
 /// Synthesize one module of an elaborated design out of context: `hierarchy -top elab_top`
 /// (which fixes every parameter), re-rooted at `module` with `blackboxes` removed, then
 /// `synth_xilinx -family xcup -flatten -noiopad -noclkbuf`, `stat` and a JSON netlist for the
-/// depth. Results are cached in `cache` by a hash of the sources and the script.
+/// depth. Results are cached in `cache` by a hash of the script and of `sources` (the files
+/// the result depends on, see [`unit_sources`]; `None`: every file of the design).
+#[allow(clippy::too_many_arguments)]
 pub fn synth_unit(
     dir: &Path,
     cache: &Path,
@@ -605,6 +641,7 @@ pub fn synth_unit(
     name: &str,
     instances: u64,
     blackboxes: &[String],
+    sources: Option<&[String]>,
 ) -> Result<UnitSynth> {
     let bb: Vec<String> = blackboxes.iter().map(|b| b.to_string()).collect();
     let mut script = format!("hierarchy -top {elab_top}; ");
@@ -618,7 +655,11 @@ pub fn synth_unit(
         "synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {module}; stat; write_json unit.json"
     ));
     let yosys_version = tools::find(Tool::Yosys).map(|t| t.version).unwrap_or_default();
-    let key = design_hash(dir, &[&script, &yosys_version, "unit-v1"])?;
+    let extra = [script.as_str(), yosys_version.as_str(), "unit-v1"];
+    let key = match sources {
+        Some(files) => files_hash(dir, files, &extra)?,
+        None => design_hash(dir, &extra)?,
+    };
     std::fs::create_dir_all(cache)?;
     let cached = cache.join(format!("{}-{key}.json", name.replace(' ', "_")));
     if let Ok(text) = std::fs::read_to_string(&cached) {

@@ -121,6 +121,27 @@ fn kernel_units_and_uram_check() {
     assert!(checks[0].contains(&format!("{} URAM288", uram.primitives)), "{checks:?}");
 }
 
+/// An engine's synthesis cache key covers its own module tree and the packages, not its
+/// siblings: editing one engine re-synthesizes only that engine.
+#[test]
+fn unit_sources_are_the_engine_tree_and_the_packages() {
+    if !yosys_available() {
+        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = tiny_design(dir.path());
+    let (units, hier) = host::report::kernel_units(dir.path(), &d.kernel).unwrap();
+    let linear = units.iter().find(|u| u.1 == "op_linear").unwrap();
+    let files = synth::unit_sources(dir.path(), &hier, linear.3).unwrap();
+    for f in ["rtl/op_linear.sv", "rtl/tlmm_core.sv", "rtl/requant.sv", "rtl/trit_num.sv"] {
+        assert!(files.iter().any(|x| x == f), "{f} missing from {files:?}");
+    }
+    for f in ["rtl/op_attention.sv", "rtl/axil_ctrl.sv"] {
+        assert!(!files.iter().any(|x| x == f), "{f} in {files:?}");
+    }
+}
+
 /// A weight buffer without the URAM attribute maps to block RAM: the check fails and says so.
 #[test]
 fn uram_check_fails_loudly_on_block_ram() {
@@ -171,14 +192,14 @@ fn logic_depth_orders_designs() {
     std::fs::write(dir.path().join("rtl/depth.sv"), DEPTH_RTL).unwrap();
     std::fs::write(dir.path().join("filelist.f"), "rtl/depth.sv\n").unwrap();
     let cache = dir.path().join("cache");
-    let s = synth::synth_unit(dir.path(), &cache, "shallow", "shallow", "shallow", 1, &[]).unwrap();
-    let d = synth::synth_unit(dir.path(), &cache, "deep", "deep", "deep", 1, &[]).unwrap();
+    let s = synth::synth_unit(dir.path(), &cache, "shallow", "shallow", "shallow", 1, &[], None).unwrap();
+    let d = synth::synth_unit(dir.path(), &cache, "deep", "deep", "deep", 1, &[], None).unwrap();
     assert_eq!(s.resources.ff, 24.0, "{:?}", s.cells);
     assert!(s.depth.lut_levels <= 1, "{:?}", s.depth);
     assert!(d.depth.lut_levels > 4 * s.depth.lut_levels.max(1), "{:?}", d.depth);
     assert!(d.depth.fmax_mhz < s.depth.fmax_mhz / 2.0, "{:?} vs {:?}", d.depth, s.depth);
     // Cached: the second call reads the result back, identical.
-    let again = synth::synth_unit(dir.path(), &cache, "deep", "deep", "deep", 1, &[]).unwrap();
+    let again = synth::synth_unit(dir.path(), &cache, "deep", "deep", "deep", 1, &[], None).unwrap();
     assert_eq!(again.cells, d.cells);
 }
 
