@@ -16,7 +16,7 @@ fn main() {
     let config = std::env::var("TRIT_BENCH_CONFIG").unwrap_or_else(|_| "tellme-kv260".into());
     let prompt_len = std::env::var("TRIT_BENCH_PROMPT").ok().and_then(|p| p.parse().ok()).unwrap_or(128);
     let cfg = Config::load(&config).unwrap_or_else(|e| panic!("{e}"));
-    let req = SimRequest { cfg, layers: 1, prompt_len, decode_steps: 1, lm_head: false };
+    let req = SimRequest { cfg, layers: 1, prompt_len, decode_steps: 1, lm_head: false, timeline: false };
     let t0 = Instant::now();
     let mut last = 0;
     let r = run(&req, |done, total| {

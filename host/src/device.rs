@@ -35,6 +35,13 @@ pub trait Device {
         self.write_reg(regmap::CTRL, regmap::ctrl::START)
     }
 
+    /// When each descriptor of the last program was decoded, as (descriptors decoded so far,
+    /// cycles since start), where the backend observes it while it waits (the simulation, when
+    /// asked with `SimDevice::trace_descriptors`); empty otherwise.
+    fn descriptor_times(&mut self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+
     /// The performance counters as (name, value).
     fn counters(&mut self) -> Result<Vec<(&'static str, u64)>> {
         let mut out = Vec::new();

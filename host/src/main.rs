@@ -76,6 +76,10 @@ enum Cmd {
         /// Simulate the LM head as well (else its cycles are estimated at the DRAM roofline).
         #[arg(long)]
         lm_head: bool,
+        /// Also print each op's cycles inside the last prefill chunk's and decode step's
+        /// programs beside the op alone (where overlap and waiting show).
+        #[arg(long)]
+        timeline: bool,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -363,9 +367,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Import(a) => import_cmd(a),
         Cmd::Doctor => doctor(),
-        Cmd::Sim { config, layers, prompt_len, decode_steps, lm_head, json } => {
-            let req =
-                host::simperf::SimRequest { cfg: Config::load(&config)?, layers, prompt_len, decode_steps, lm_head };
+        Cmd::Sim { config, layers, prompt_len, decode_steps, lm_head, timeline, json } => {
+            let req = host::simperf::SimRequest {
+                cfg: Config::load(&config)?,
+                layers,
+                prompt_len,
+                decode_steps,
+                lm_head,
+                timeline,
+            };
             let pb = indicatif::ProgressBar::new(0).with_message("simulating");
             let r = host::simperf::run(&req, |done, total| {
                 pb.set_length(total);

@@ -622,7 +622,7 @@ pub fn calibration_configs() -> Vec<(String, Config)> {
 
 /// Simulate `cfg` for calibration: one layer, a `prompt_len`-token prefill and one decode step.
 pub fn simulate(cfg: &Config, prompt_len: usize) -> Result<Sample> {
-    let req = SimRequest { cfg: cfg.clone(), layers: 1, prompt_len, decode_steps: 1, lm_head: false };
+    let req = SimRequest { cfg: cfg.clone(), layers: 1, prompt_len, decode_steps: 1, lm_head: false, timeline: false };
     let r = simperf::run(&req, |_, _| {})?;
     Ok(Sample::from_report(cfg, &r))
 }

@@ -115,6 +115,27 @@ pub struct ChunkMeasure {
     pub lm_head: Option<Counters>,
     /// Every op alone, in program order (when asked for).
     pub ops: Vec<(Op, Counters)>,
+    /// Every op of the layers program with the cycles from its decode to the next
+    /// descriptor's, inside the program (overlaps included), where the device traces
+    /// descriptor times ([`Device::descriptor_times`]); empty otherwise.
+    pub timeline: Vec<(Op, u64)>,
+}
+
+/// Per-op cycles of `program` from descriptor decode times (descriptors decoded, cycle): op
+/// `i` lasts from the first time `i + 1` descriptors were seen decoded to the first time
+/// `i + 2` were (the last op to the last observation). Ops the trace skipped over (shorter
+/// than its poll interval) get the time to the next one seen.
+pub fn op_timeline(program: &[Op], times: &[(u64, u64)]) -> Vec<(Op, u64)> {
+    let Some(&(_, end)) = times.last() else { return Vec::new() };
+    let first_seen = |n: u64| times.iter().find(|&&(m, _)| m >= n).map_or(end, |&(_, t)| t);
+    program
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let (from, to) = (first_seen(i as u64 + 1), first_seen(i as u64 + 2));
+            (*op, to.saturating_sub(from))
+        })
+        .collect()
 }
 
 /// A norm weight in its device layout (docs/isa.md): the i32 shift, then at [`NORM_GAINS`] the
@@ -357,10 +378,12 @@ impl<D: Device> Runtime<D> {
                 ops.push((program[program.len() - 2], h.clone()));
             }
         }
-        self.run_program(&self.program(tokens.len() as u16, self.pos as u32, false))?;
+        let program = self.program(tokens.len() as u16, self.pos as u32, false);
+        self.run_program(&program)?;
+        let timeline = op_timeline(&program, &self.dev.descriptor_times());
         let layers = self.dev.counters()?.into_iter().map(|(k, v)| (k, v.saturating_sub(embed[k]))).collect();
         self.pos += tokens.len();
-        Ok(ChunkMeasure { layers, embed, lm_head: head, ops })
+        Ok(ChunkMeasure { layers, embed, lm_head: head, ops, timeline })
     }
 
     /// Device-memory bytes of one decoder layer's weights: the seven TLMM weight images and the
@@ -451,5 +474,22 @@ impl<D: Device> Runtime<D> {
         }
         p.push(Op::End);
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each op lasts from its decode to the next one's; an op the trace skipped (shorter than a
+    /// poll) gets no cycles of its own, and the last op runs to the last observation.
+    #[test]
+    fn op_timeline_spans_decodes() {
+        let program = [Op::End; 4];
+        // Descriptor 1 decoded by cycle 10, 2 by 50, 3 and 4 both first seen at 90, done at 130.
+        let times = [(0, 0), (1, 10), (2, 50), (4, 90), (4, 130)];
+        let cycles: Vec<u64> = op_timeline(&program, &times).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(cycles, [40, 40, 0, 40]);
+        assert!(op_timeline(&program, &[]).is_empty());
     }
 }

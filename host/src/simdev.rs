@@ -38,6 +38,8 @@ pub struct SimDevice {
     next: u64,
     limit: u64,
     clock_mhz: f64,
+    /// `Some` while descriptor times are traced: (descriptors decoded, cycles since start).
+    times: Option<Vec<(u64, u64)>>,
 }
 
 /// Build spec of a design's kernel (its sources and port table).
@@ -126,7 +128,7 @@ impl SimDevice {
             rready: g("rready")?,
         };
         let rst = model.port("ap_rst_n")?;
-        let mut dev = SimDevice { model, mem, c, next: MEM_BASE, limit: mem_bytes, clock_mhz };
+        let mut dev = SimDevice { model, mem, c, next: MEM_BASE, limit: mem_bytes, clock_mhz, times: None };
         dev.model.set_u64(rst, 0);
         dev.cycle()?;
         dev.cycle()?;
@@ -147,6 +149,13 @@ impl SimDevice {
     /// Cycles simulated so far.
     pub fn cycles(&self) -> u64 {
         self.model.cycles()
+    }
+
+    /// Trace when each descriptor is decoded (see [`Device::descriptor_times`]): `wait` then
+    /// polls the descriptor counter every 16 cycles instead of CTRL every 64 (the kernel's own
+    /// cycle counts do not change; the simulation runs a little slower).
+    pub fn trace_descriptors(&mut self, on: bool) {
+        self.times = on.then(Vec::new);
     }
 
     /// Bytes read and written by the kernel.
@@ -245,11 +254,28 @@ impl Device for SimDevice {
         Ok(())
     }
 
+    fn descriptor_times(&mut self) -> Vec<(u64, u64)> {
+        self.times.clone().unwrap_or_default()
+    }
+
     fn wait(&mut self, timeout: Duration) -> Result<()> {
         let budget = (timeout.as_secs_f64() * self.clock_mhz * 1e6).ceil() as u64;
         let start = self.cycles();
+        let descriptors = regmap::counter(regmap::COUNTER_NAMES.iter().position(|&n| n == "descriptors").unwrap_or(0));
+        if let Some(t) = &mut self.times {
+            t.clear();
+        }
+        let poll = if self.times.is_some() { 16 } else { 64 };
         loop {
             let ctrl = self.read_reg(regmap::CTRL)?;
+            if self.times.is_some() {
+                let n = self.read_reg(descriptors)? as u64;
+                let at = self.cycles() - start;
+                let t = self.times.get_or_insert_with(Vec::new);
+                if t.last().is_none_or(|&(m, _)| m != n) {
+                    t.push((n, at));
+                }
+            }
             if ctrl & regmap::ctrl::DONE != 0 {
                 break;
             }
@@ -261,7 +287,7 @@ impl Device for SimDevice {
                     self.clock_mhz
                 );
             }
-            for _ in 0..64 {
+            for _ in 0..poll {
                 self.cycle()?;
             }
         }

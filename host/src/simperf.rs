@@ -7,7 +7,7 @@
 //! and tokens/s are estimates (layers x per-layer + embedding + LM head) at the configured
 //! clock, and say so.
 
-use crate::runtime::{Counters, DeviceShape, Runtime};
+use crate::runtime::{ChunkMeasure, Counters, DeviceShape, Runtime};
 use crate::simdev::SimDevice;
 use anyhow::{bail, Result};
 use hdl::isa::{row_bytes, Op};
@@ -29,6 +29,9 @@ pub struct SimRequest {
     pub decode_steps: usize,
     /// Simulate the LM head too (else its cost is estimated at the DRAM roofline).
     pub lm_head: bool,
+    /// Trace each op's cycles inside the last prefill chunk's and the last decode step's
+    /// programs ([`SimReport::timeline`]).
+    pub timeline: bool,
 }
 
 /// Cycles and DRAM traffic of one kind of op in one phase, over the simulated layers.
@@ -78,6 +81,28 @@ pub struct PrefillFigures {
     pub ops: BTreeMap<String, OpRow>,
 }
 
+/// One op of a traced program: its cycles inside the program (from its decode to the next
+/// descriptor's, so loads it leaves running and waits on earlier ones count where they fall)
+/// beside the same op run alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRow {
+    /// Op name.
+    pub op: &'static str,
+    /// Cycles inside the program (to the trace's 16-cycle poll interval).
+    pub in_program: u64,
+    /// Cycles alone (SETUP, op, END, minus an empty program).
+    pub alone: u64,
+}
+
+/// Traced programs (`--timeline`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    /// The last prefill chunk's layers program.
+    pub prefill: Vec<TimelineRow>,
+    /// The last decode step's layers program.
+    pub decode: Vec<TimelineRow>,
+}
+
 /// Whole-model estimates from the per-layer figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Estimates {
@@ -114,6 +139,22 @@ pub struct SimReport {
     pub prefill: PrefillFigures,
     /// Estimates for the whole model.
     pub estimates: Estimates,
+    /// Per-op cycles inside the programs, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+}
+
+/// The decoder-layer ops of a traced program beside the same ops alone (both in program
+/// order; the program's SETUP, EMBED and END are not layer ops).
+fn timeline_rows(m: &ChunkMeasure) -> Vec<TimelineRow> {
+    let layer_op = |op: &Op| !matches!(op, Op::Setup(_) | Op::End | Op::Embed { .. } | Op::LmHead { .. });
+    let alone = m.ops.iter().filter(|(op, _)| layer_op(op));
+    m.timeline
+        .iter()
+        .filter(|(op, _)| layer_op(op))
+        .zip(alone)
+        .map(|((op, cycles), (_, c))| TimelineRow { op: op_name(op), in_program: *cycles, alone: c["cycles"] })
+        .collect()
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -161,6 +202,7 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
     let shape = DeviceShape::of(&cfg, &hdl::TlmmParams::from_config(&cfg));
     let mem = 1u64 << 34;
     let mut rt = Runtime::new(SimDevice::for_config(&cfg, mem, None)?, &quant, shape)?;
+    rt.device().trace_descriptors(req.timeline);
     let prompt: Vec<u32> = (0..req.prompt_len as u32).map(|i| (i * 7919 + 13) % cfg.model.vocab as u32).collect();
     let chunks: Vec<&[u32]> = prompt.chunks(shape.chunk_tokens).collect();
     let steps = req.decode_steps.max(1);
@@ -168,9 +210,13 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
     let mut done = 0;
     // Prefill: every chunk's layers as one program, the last chunk's ops alone too.
     let (mut prefill_rows, mut pre_layers, mut pre_embed) = (BTreeMap::new(), 0, 0);
+    let mut prefill_timeline = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let last = i + 1 == chunks.len();
         let m = rt.measure_chunk(chunk, last, req.lm_head && last)?;
+        if last && req.timeline {
+            prefill_timeline = timeline_rows(&m);
+        }
         pre_layers += m.layers["cycles"];
         pre_embed += m.embed["cycles"];
         for (op, c) in &m.ops {
@@ -251,6 +297,7 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
             ttft_s: ttft_cycles as f64 / clock,
             decode_tok_s: clock / tok_cycles.max(1) as f64,
         },
+        timeline: req.timeline.then(|| Timeline { prefill: prefill_timeline, decode: timeline_rows(&last_step) }),
     })
 }
 
@@ -304,6 +351,17 @@ pub fn text(r: &SimReport) -> String {
         d.layer_bytes,
         100.0 * d.roofline_fraction
     ));
+    if let Some(t) = &r.timeline {
+        for (title, rows) in [("last prefill chunk", &t.prefill), ("last decode step", &t.decode)] {
+            s.push_str(&format!(
+                "  timeline of the {title}'s program (cycles from each op's decode to the next one's):\n    {:<11} {:>12} {:>12}\n",
+                "op", "in program", "alone"
+            ));
+            for row in rows {
+                s.push_str(&format!("    {:<11} {:>12} {:>12}\n", row.op, row.in_program, row.alone));
+            }
+        }
+    }
     let e = &r.estimates;
     s.push_str(&format!(
         "  estimates for all {} layers at {} MHz (LM head: {} cycles, {}): TTFT {:.3} s, decode {:.1} tok/s\n",

@@ -177,6 +177,26 @@ fn sim_backend_generates_the_reference_tokens_and_reports_cycles() {
     assert!(refv.get("cycles").is_none(), "the reference backend has no cycles to report: {refv}");
 }
 
+/// `trit sim --timeline` traces every layer op of the programs in order, and their cycles add
+/// up to the program's (to the trace's poll interval).
+#[test]
+fn sim_timeline_accounts_for_every_op_of_the_program() {
+    // A prompt within one chunk (tiny's is 4 tokens): the prefill figure is that one program.
+    let out = ok(&["sim", "--config", "tiny", "--layers", "2", "--prompt-len", "3", "--timeline", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for phase in ["prefill", "decode"] {
+        let rows = v["timeline"][phase].as_array().unwrap();
+        let ops: Vec<&str> = rows.iter().map(|r| r["op"].as_str().unwrap()).collect();
+        assert_eq!(ops.len(), 26, "13 ops per layer, 2 layers: {ops:?}");
+        assert_eq!(&ops[..2], ["NORM_QUANT", "LINEAR"], "{ops:?}");
+        assert_eq!(ops[12], "LINEAR", "down_proj ends a layer: {ops:?}");
+        let sum: u64 = rows.iter().map(|r| r["in_program"].as_u64().unwrap()).sum();
+        let program = 2 * v[phase]["cycles_per_layer"].as_u64().unwrap();
+        assert!(sum.abs_diff(program) <= program / 20 + 200, "{phase}: ops {sum} vs program {program}: {v}");
+        assert!(rows.iter().all(|r| r["alone"].as_u64().unwrap() > 0), "{v}");
+    }
+}
+
 /// `trit sim --json` has the documented fields, with per-layer cycles and fractions that are
 /// consistent with the per-op table.
 #[test]
