@@ -31,6 +31,10 @@
 //   loaded; any other LINEAR waits for a load in flight and drops them. The kernel holds the
 //   loader (`hold_i`) while ATTENTION or LM_HEAD own the weight ports, and waits for `ports_busy_o`
 //   to fall before giving them the ports; `flush_i` (kernel start) forgets any prefetch.
+// - Each port reads its share in commands of at most SUB_WORDS bus words, and a hold stops the
+//   weight ports between two commands (the chunk resumes when the hold ends): the engine that
+//   takes the ports over waits for at most SUB_WORDS words in flight, not for a whole chunk
+//   (up to a quarter of the buffer, thousands of cycles).
 
 `default_nettype none
 
@@ -64,9 +68,9 @@ module op_linear #(
   input  wire logic [63:0]       pf_weights_i,  // next matrix to prefetch (0: none), its k and n
   input  wire logic [31:0]       pf_k_i,
   input  wire logic [31:0]       pf_n_i,
-  input  wire logic              hold_i,        // start no weight load (another engine needs the ports)
+  input  wire logic              hold_i,        // request no weights on ports 1.. (another engine needs them)
   input  wire logic              flush_i,       // forget prefetched weights (loader idle)
-  output      logic              ports_busy_o,  // a weight load is in flight on ports 1..PORTS-1
+  output      logic              ports_busy_o,  // weight words requested on ports 1.. are still to come
   output      logic              done_o,
   output      logic              err_o,       // sizes beyond the engine's maxima (op skipped)
   output      logic              busy_o,      // the TLMM unit computes (performance counter)
@@ -203,7 +207,6 @@ module op_linear #(
                       fits(nx_steps, nx_blocks) && 4 * nx_steps <= 32'(WBUF_DEPTH);
   wire logic tag_hit = ld_valid_q && !ld_claimed_q && !flush_q && ld_w_q == weights_i && ld_k_q == k_i &&
                        ld_n_q == n_i;
-  assign ports_busy_o = PORTS > 1 && (l_state_q == L_CMD || l_state_q == L_DATA);
 
   // ---------------------------------------------------------------- scalar unit: c = s * w_scale
   logic fp_req_valid, fp_req_ready, fp_rsp_valid;
@@ -312,9 +315,13 @@ module op_linear #(
   // [i * share, i * share + len) of the chunk and assembles them in its own register; the
   // lowest port holding a complete beat writes it into the buffer.
   localparam int WPORTS = PORTS > 1 ? PORTS - 1 : 1;  // weight-only ports
+  localparam int SUB_WORDS = 256;     // bus words per command (4 KiB at 128 bits)
   logic [31:0]           share;       // beats per port (the last port may get fewer)
   logic [31:0]           p_slot  [PORTS];
-  logic [PORTS-1:0]      p_sent_q;    // command issued
+  logic [31:0]           p_req_q   [PORTS];  // words still to request
+  logic [63:0]           p_raddr_q [PORTS];  // address of the next request
+  logic [31:0]           p_sub     [PORTS];  // words of the next request
+  logic [PORTS-1:0]      p_flight;           // requested words still to come
   logic [PORTS-1:0]      p_full_q;    // a complete beat waits for the buffer's write port
   logic [31:0]           p_len   [PORTS];
   logic [31:0]           p_words_q [PORTS];  // words still to receive
@@ -326,7 +333,6 @@ module op_linear #(
   logic [31:0]           written_q;   // beats written into the buffer
   wire logic [31:0] chunk_beats = l_nb * ld_steps_q;
   wire logic loading = l_state_q == L_DATA;
-  wire logic l_cmd   = l_state_q == L_CMD;
   assign share = l_p0_q ? (chunk_beats + 32'(PORTS) - 1) / 32'(PORTS) : (chunk_beats + 32'(WPORTS) - 1) / 32'(WPORTS);
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
@@ -350,14 +356,20 @@ module op_linear #(
     for (int p = PORTS - 1; p >= 0; p--) if (p_full_q[p]) p_grant = PORTS'(1) << p;
   end
   for (genvar p = 0; p < PORTS; p++) begin : g_wready
-    assign p_ready[p] = loading && p_words_q[p] != '0 && (!p_full_q[p] || p_grant[p]);
+    assign p_sub[p]    = p_req_q[p] < SUB_WORDS ? p_req_q[p] : SUB_WORDS;
+    assign p_flight[p] = p_words_q[p] != p_req_q[p];
+    // Only words this loader requested: after a hold, the port carries another engine's data.
+    assign p_ready[p]  = loading && p_flight[p] && (!p_full_q[p] || p_grant[p]);
+  end
+  always_comb begin
+    ports_busy_o = 1'b0;
+    for (int p = 1; p < PORTS; p++) ports_busy_o = ports_busy_o || (loading && p_flight[p]);
   end
   for (genvar p = 1; p < XP + 1; p++) begin : g_wcmd
     if (p < PORTS) begin : g_on
-      assign wrd_cmd_valid_o[p-1]              = l_cmd && !p_sent_q[p] && p_len[p] != '0;
-      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = ld_w_q + (64'(l_b0_q) * 64'(ld_steps_q) + 64'(p_slot[p]) * 64'(share)) *
-                                                 64'(WPB * BYTES);
-      assign wrd_cmd_beats_o[32*(p-1) +: 32]   = p_len[p] * 32'(WPB);
+      assign wrd_cmd_valid_o[p-1]              = loading && p_req_q[p] != '0 && !hold_i;
+      assign wrd_cmd_addr_o[64*(p-1) +: 64]    = p_raddr_q[p];
+      assign wrd_cmd_beats_o[32*(p-1) +: 32]   = p_sub[p];
       assign wrd_ready_o[p-1]                  = p_ready[p];
     end else begin : g_off
       assign wrd_cmd_valid_o[p-1]            = 1'b0;
@@ -367,7 +379,7 @@ module op_linear #(
     end
   end
   wire logic [PORTS-1:0] p_cmd_fire;
-  assign p_cmd_fire[0] = l_cmd && !p_sent_q[0] && p_len[0] != '0 && rd_cmd_ready_i;
+  assign p_cmd_fire[0] = state_q == MATMUL && loading && p_req_q[0] != '0 && rd_cmd_ready_i;
   for (genvar p = 1; p < PORTS; p++) begin : g_cmd_fire
     assign p_cmd_fire[p] = wrd_cmd_valid_o[p-1] && wrd_cmd_ready_i[p-1];
   end
@@ -378,10 +390,8 @@ module op_linear #(
     for (int p = PORTS - 1; p >= 0; p--) if (p_full_q[p]) g_idx = PW'(p);
   end
   wire logic [PORTS-1:0] p_completes;  // a beat's last word arrives
-  wire logic [PORTS-1:0] nonempty;
   for (genvar p = 0; p < PORTS; p++) begin : g_beat
     assign p_completes[p] = p_valid[p] && p_ready[p] && p_word_q[p] == 32'(WPB - 1);
-    assign nonempty[p]    = p_len[p] != '0;
     always_ff @(posedge clk_i) begin
       if (p_valid[p] && p_ready[p]) p_beat_q[p][DATA_W * p_word_q[p][$clog2(WPB + 1)-1:0] +: DATA_W] <= p_data[p];
     end
@@ -472,9 +482,9 @@ module op_linear #(
         rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
       end
       MATMUL: begin
-        rd_cmd_valid_o = l_state_q == L_CMD && !p_sent_q[0] && p_len[0] != '0;
-        rd_cmd_addr_o  = ld_w_q + 64'(l_b0_q) * 64'(ld_steps_q) * 64'(WPB * BYTES);
-        rd_cmd_beats_o = p_len[0] * 32'(WPB);
+        rd_cmd_valid_o = loading && p_req_q[0] != '0;
+        rd_cmd_addr_o  = p_raddr_q[0];
+        rd_cmd_beats_o = p_sub[0];
       end
       default: ;
     endcase
@@ -556,13 +566,14 @@ module op_linear #(
       cm_tok_q  <= '0;
       x_wa_q    <= '0;
       y_wa_q    <= '0;
-      p_sent_q  <= '0;
       p_full_q  <= '0;
       written_q <= '0;
       for (int p = 0; p < PORTS; p++) begin
         p_words_q[p] <= '0;
         p_word_q[p]  <= '0;
         p_addr_q[p]  <= '0;
+        p_req_q[p]   <= '0;
+        p_raddr_q[p] <= '0;
       end
       fs_q      <= '0;
       ft_q      <= '0;
@@ -592,7 +603,6 @@ module op_linear #(
           if (l_start_chunk) begin
             l_state_q <= L_CMD;
             l_p0_q    <= p0_free;
-            p_sent_q  <= '0;
             l_base_q  <= wp_q;
             wp_q      <= wrap(32'(wp_q) + l_nb * ld_steps_q);
           end else if (l_next) begin
@@ -619,19 +629,23 @@ module op_linear #(
           end
         end
         L_CMD: begin
-          p_sent_q <= p_sent_q | p_cmd_fire;
-          if (&(p_sent_q | p_cmd_fire | ~nonempty)) begin
-            l_state_q <= L_DATA;
-            written_q <= '0;
-            for (int p = 0; p < PORTS; p++) begin
-              p_words_q[p] <= p_len[p] * 32'(WPB);
-              p_word_q[p]  <= '0;
-              p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share);
-            end
+          // Each port's share of the chunk: its words and where they start (requested in L_DATA).
+          l_state_q <= L_DATA;
+          written_q <= '0;
+          for (int p = 0; p < PORTS; p++) begin
+            p_words_q[p] <= p_len[p] * 32'(WPB);
+            p_req_q[p]   <= p_len[p] * 32'(WPB);
+            p_raddr_q[p] <= ld_w_q + (64'(l_b0_q) * 64'(ld_steps_q) + 64'(p_slot[p]) * 64'(share)) * 64'(WPB * BYTES);
+            p_word_q[p]  <= '0;
+            p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share);
           end
         end
         L_DATA: begin
           for (int p = 0; p < PORTS; p++) begin
+            if (p_cmd_fire[p]) begin
+              p_req_q[p]   <= p_req_q[p] - p_sub[p];
+              p_raddr_q[p] <= p_raddr_q[p] + 64'(p_sub[p]) * 64'(BYTES);
+            end
             if (p_grant[p]) p_addr_q[p] <= wrap(32'(p_addr_q[p]) + 1);
             if (p_valid[p] && p_ready[p]) begin
               p_words_q[p] <= p_words_q[p] - 1;
