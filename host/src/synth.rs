@@ -58,9 +58,58 @@ pub fn yosys_elaborate(dir: &Path, top: &str) -> Result<()> {
     yosys(dir, top, &format!("hierarchy -check -top {top}; proc; opt_clean; check -assert")).map(|_| ())
 }
 
+/// The single-port LUT-RAM option yosys 0.23's `lutrams_xcu.txt` offers for deep memories: 16
+/// address bits, which its map file (`lutrams_xc5v_map.v`) has no case for, so any
+/// asynchronous-read memory of 512 or more entries stops synthesis with "invalid
+/// OPTION_ABITS/WIDTH combination". The map file builds 9 address bits (RAM512X1S).
+const BROKEN_LUTRAM_OPTION: &str = "\toption \"ABITS\" 16 {\n\t\tabits 16;\n\t\twidths 1 global;\n\t}";
+const FIXED_LUTRAM_OPTION: &str = "\toption \"ABITS\" 9 {\n\t\tabits 9;\n\t\twidths 1 global;\n\t}";
+
+/// `synth_xilinx -family xcup FLAGS -top TOP` as yosys commands, and the LUT-RAM library they
+/// need in the directory yosys runs in. Where the installed yosys has the broken LUT-RAM option,
+/// its memory mapping step runs separately with a corrected copy of the library (the same
+/// `memory_libmap` arguments synth_xilinx uses for xcup); everything else is synth_xilinx itself.
+pub struct SynthScript {
+    /// The yosys commands.
+    pub commands: String,
+    /// Contents of `lutrams_xcu_fixed.txt`, when the commands use it.
+    pub lutram_lib: Option<String>,
+}
+
+impl SynthScript {
+    /// The commands for `flags` and `top` with the installed yosys.
+    pub fn new(flags: &str, top: &str) -> Result<SynthScript> {
+        let synth = format!("synth_xilinx -family xcup {flags} -top {top}");
+        let yosys = tools::find(Tool::Yosys)?;
+        let share = yosys.path.parent().and_then(Path::parent).map(|p| p.join("share/yosys/xilinx/lutrams_xcu.txt"));
+        let lib = share.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        if !lib.contains(BROKEN_LUTRAM_OPTION) {
+            return Ok(SynthScript { commands: synth, lutram_lib: None });
+        }
+        let commands = format!(
+            "{synth} -run :map_memory; \
+             memory_libmap -logic-cost-rom 0.015625 -lib lutrams_xcu_fixed.txt -lib +/xilinx/brams_xc4v.txt \
+             -D HAS_SIZE_36 -D HAS_MIXWIDTH_SDP -D HAS_ADDRCE -lib +/xilinx/urams.txt -no-auto-huge; \
+             techmap -map +/xilinx/lutrams_xc5v_map.v; techmap -map +/xilinx/brams_xcu_map.v; \
+             techmap -map +/xilinx/urams_map.v; {synth} -run map_ffram:"
+        );
+        Ok(SynthScript { commands, lutram_lib: Some(lib.replace(BROKEN_LUTRAM_OPTION, FIXED_LUTRAM_OPTION)) })
+    }
+
+    /// Write the library the commands need (if any) into `dir`.
+    pub fn write_lib(&self, dir: &Path) -> Result<()> {
+        if let Some(lib) = &self.lutram_lib {
+            std::fs::write(dir.join("lutrams_xcu_fixed.txt"), lib)?;
+        }
+        Ok(())
+    }
+}
+
 /// `yosys read_verilog -sv ...; synth_xilinx -family xcup -flatten -top TOP; stat` in `dir`.
 pub fn yosys_xilinx(dir: &Path, top: &str) -> Result<SynthStats> {
-    let log = yosys(dir, top, &format!("synth_xilinx -family xcup -flatten -top {top}; stat"))?;
+    let synth = SynthScript::new("-flatten", top)?;
+    synth.write_lib(dir)?;
+    let log = yosys(dir, top, &format!("{}; stat", synth.commands))?;
     let cells = parse_stat(&log);
     if cells.is_empty() {
         bail!("no cell statistics in the yosys log {}/yosys.log", dir.display());
@@ -651,9 +700,9 @@ pub fn synth_unit(
     if module != elab_top {
         script.push_str(&format!("hierarchy -top {module}; "));
     }
-    script.push_str(&format!(
-        "synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {module}; stat; write_json unit.json"
-    ));
+    // The script text (with the LUT-RAM library fix where yosys needs it) is part of the key.
+    let synth = SynthScript::new("-flatten -noiopad -noclkbuf", module)?;
+    script.push_str(&format!("{}; stat; write_json unit.json", synth.commands));
     let yosys_version = tools::find(Tool::Yosys).map(|t| t.version).unwrap_or_default();
     let extra = [script.as_str(), yosys_version.as_str(), "unit-v1"];
     let key = match sources {
@@ -677,6 +726,7 @@ pub fn synth_unit(
         std::fs::copy(dir.join(&f), &dst)?;
     }
     std::fs::copy(dir.join("filelist.f"), work.join("filelist.f"))?;
+    synth.write_lib(&work)?;
     let t0 = std::time::Instant::now();
     let log = yosys(&work, module, &script)?;
     let seconds = t0.elapsed().as_secs_f64();

@@ -203,6 +203,33 @@ fn logic_depth_orders_designs() {
     assert_eq!(again.cells, d.cells);
 }
 
+/// A 512-entry memory with an asynchronous read (attention's per-lane score memories at a long
+/// context) maps to LUT-RAM: yosys 0.23's own xcup library stops on it ("invalid
+/// OPTION_ABITS/WIDTH combination") unless the report's corrected copy is used.
+#[test]
+fn deep_lutram_memories_synthesize() {
+    if !yosys_available() {
+        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rtl")).unwrap();
+    std::fs::write(
+        dir.path().join("rtl/deep.sv"),
+        "module deep (input wire logic clk_i, input wire logic we_i, input wire logic [8:0] a_i,\n\
+         input wire logic [31:0] d_i, output logic [31:0] q_o);\n\
+         logic [31:0] mem [512];\n\
+         always_ff @(posedge clk_i) if (we_i) mem[a_i] <= d_i;\n\
+         assign q_o = mem[a_i];\n\
+         endmodule\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("filelist.f"), "rtl/deep.sv\n").unwrap();
+    let u = synth::synth_unit(dir.path(), &dir.path().join("cache"), "deep", "deep", "deep", 1, &[], None).unwrap();
+    assert_eq!(u.cells.get("RAM512X1S"), Some(&32), "{:?}", u.cells);
+    assert_eq!(u.lutram, 256.0, "{:?}", u.cells);
+}
+
 fn trit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_trit"))
 }
