@@ -28,13 +28,15 @@
 //   this matrix is loaded, the loader goes on with the next one into the room this op frees,
 //   over the weight-only ports 1..PORTS-1 (port 0 belongs to whichever engine runs next), also
 //   after this op is done. The next LINEAR with the same (weights, k, n) finds its first chunks
-//   loaded; any other LINEAR waits for a load in flight and drops them. The kernel holds the
-//   loader (`hold_i`) while ATTENTION or LM_HEAD own the weight ports, and waits for `ports_busy_o`
-//   to fall before giving them the ports; `flush_i` (kernel start) forgets any prefetch.
-// - Each port reads its share in commands of at most SUB_WORDS bus words, and a hold stops the
-//   weight ports between two commands (the chunk resumes when the hold ends): the engine that
-//   takes the ports over waits for at most SUB_WORDS words in flight, not for a whole chunk
-//   (up to a quarter of the buffer, thousands of cycles).
+//   loaded; any other LINEAR waits for a load in flight and drops them. The kernel holds weight
+//   ports (`hold_i`, one bit each) while another engine owns them (ATTENTION and LM_HEAD all, a
+//   prefill FFN_ACT port 1), and waits for their `ports_busy_o` to fall before handing them over;
+//   `flush_i` (kernel start) forgets any prefetch.
+// - Each port reads its share of a chunk in commands of at most SUB_WORDS bus words, and a hold
+//   stops the port between two commands (its share resumes when the hold ends): the engine that
+//   takes a port over waits for at most SUB_WORDS words in flight, not for a whole chunk (up to a
+//   quarter of the buffer, thousands of cycles). Chunks that start while a port is held leave
+//   it out.
 
 `default_nettype none
 
@@ -68,9 +70,9 @@ module op_linear #(
   input  wire logic [63:0]       pf_weights_i,  // next matrix to prefetch (0: none), its k and n
   input  wire logic [31:0]       pf_k_i,
   input  wire logic [31:0]       pf_n_i,
-  input  wire logic              hold_i,        // request no weights on ports 1.. (another engine needs them)
+  input  wire logic [XP-1:0]     hold_i,        // per port 1..: request nothing (another engine needs it)
   input  wire logic              flush_i,       // forget prefetched weights (loader idle)
-  output      logic              ports_busy_o,  // weight words requested on ports 1.. are still to come
+  output      logic [XP-1:0]     ports_busy_o,  // per port 1..: words requested are still to come
   output      logic              done_o,
   output      logic              err_o,       // sizes beyond the engine's maxima (op skipped)
   output      logic              busy_o,      // the TLMM unit computes (performance counter)
@@ -162,7 +164,7 @@ module op_linear #(
   logic        ld_split_q;      // one block's steps fit a quarter of the buffer (the chunk rule)
   logic        flush_q;          // forget the context once the load in flight is done
   logic [31:0] l_b0_q;           // next block to load
-  logic        l_p0_q;           // port 0 takes part in the chunk being loaded
+  logic [PORTS-1:0] l_use_q;     // ports taking part in the chunk being loaded
   logic [WA_W-1:0] l_base_q;     // ring address of the chunk being loaded
   // The ring: the next chunk goes at wp_q; free_q beats are neither loaded, loading nor running.
   logic [WA_W-1:0] wp_q;
@@ -197,10 +199,16 @@ module op_linear #(
   // rows; a prefetch leaves it to the engine that runs next).
   wire logic p0_free = ld_claimed_q && state_q == MATMUL;
   // The loader's moves from L_IDLE wait while the job context is being replaced.
-  wire logic l_go = state_q != WAIT_LD && !(state_q == IDLE && start_i) && !flush_i && !hold_i;
+  wire logic l_go = state_q != WAIT_LD && !(state_q == IDLE && start_i) && !flush_i;
+  // The ports a chunk starting now would use: port 0 when free, every weight port not held.
+  logic [PORTS-1:0] l_use;
+  always_comb begin
+    l_use = '0;
+    l_use[0] = p0_free;
+    for (int p = 1; p < PORTS; p++) l_use[p] = !hold_i[p-1];
+  end
   wire logic l_start_chunk = l_go && ld_valid_q && !flush_q && l_b0_q < ld_blocks_q && 32'(cq_cnt_q) < CHUNK_Q &&
-                             l_nb * ld_steps_q <= free_q &&
-                             (p0_free || PORTS > 1) && (ld_claimed_q || PORTS > 1);
+                             l_nb * ld_steps_q <= free_q && l_use != '0;
   wire logic [31:0] nx_steps  = steps_of(nx_k_q);
   wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
   wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
@@ -314,7 +322,6 @@ module op_linear #(
   // 0, 1, ... (port 0 only when it takes part); the port in slot i reads beats
   // [i * share, i * share + len) of the chunk and assembles them in its own register; the
   // lowest port holding a complete beat writes it into the buffer.
-  localparam int WPORTS = PORTS > 1 ? PORTS - 1 : 1;  // weight-only ports
   localparam int SUB_WORDS = 256;     // bus words per command (4 KiB at 128 bits)
   logic [31:0]           share;       // beats per port (the last port may get fewer)
   logic [31:0]           p_slot  [PORTS];
@@ -333,13 +340,22 @@ module op_linear #(
   logic [31:0]           written_q;   // beats written into the buffer
   wire logic [31:0] chunk_beats = l_nb * ld_steps_q;
   wire logic loading = l_state_q == L_DATA;
-  assign share = l_p0_q ? (chunk_beats + 32'(PORTS) - 1) / 32'(PORTS) : (chunk_beats + 32'(WPORTS) - 1) / 32'(WPORTS);
+  // Beats per port: the chunk over the ports taking part (constant divisors, one per count).
+  logic [31:0] n_use;
+  always_comb begin
+    n_use = '0;
+    for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use_q[p]);
+    share = chunk_beats;
+    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = (chunk_beats + 32'(k) - 1) / 32'(k);
+  end
+  // Slots in port order over the ports taking part.
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
-      p_slot[p] = l_p0_q ? 32'(p) : 32'(p) - 1;
+      p_slot[p] = '0;
+      for (int q = 0; q < p; q++) p_slot[p] = p_slot[p] + 32'(l_use_q[q]);
       p_len[p]  = chunk_beats > p_slot[p] * share ? chunk_beats - p_slot[p] * share : 32'd0;
       if (p_len[p] > share) p_len[p] = share;
-      if (p == 0 && !l_p0_q) p_len[p] = '0;
+      if (!l_use_q[p]) p_len[p] = '0;
     end
   end
   always_comb begin
@@ -362,12 +378,12 @@ module op_linear #(
     assign p_ready[p]  = loading && p_flight[p] && (!p_full_q[p] || p_grant[p]);
   end
   always_comb begin
-    ports_busy_o = 1'b0;
-    for (int p = 1; p < PORTS; p++) ports_busy_o = ports_busy_o || (loading && p_flight[p]);
+    ports_busy_o = '0;
+    for (int p = 1; p < PORTS; p++) ports_busy_o[p-1] = loading && p_flight[p];
   end
   for (genvar p = 1; p < XP + 1; p++) begin : g_wcmd
     if (p < PORTS) begin : g_on
-      assign wrd_cmd_valid_o[p-1]              = loading && p_req_q[p] != '0 && !hold_i;
+      assign wrd_cmd_valid_o[p-1]              = loading && p_req_q[p] != '0 && !hold_i[p-1];
       assign wrd_cmd_addr_o[64*(p-1) +: 64]    = p_raddr_q[p];
       assign wrd_cmd_beats_o[32*(p-1) +: 32]   = p_sub[p];
       assign wrd_ready_o[p-1]                  = p_ready[p];
@@ -552,7 +568,7 @@ module op_linear #(
         cq_nb_q[i]   <= '0;
         cq_base_q[i] <= '0;
       end
-      l_p0_q    <= 1'b0;
+      l_use_q   <= '0;
       r_running_q <= 1'b0;
       tok_q     <= '0;
       codes_q   <= '0;
@@ -602,7 +618,7 @@ module op_linear #(
         L_IDLE: begin
           if (l_start_chunk) begin
             l_state_q <= L_CMD;
-            l_p0_q    <= p0_free;
+            l_use_q   <= l_use;
             l_base_q  <= wp_q;
             wp_q      <= wrap(32'(wp_q) + l_nb * ld_steps_q);
           end else if (l_next) begin

@@ -12,6 +12,9 @@
 // writer sends each token's codes (four per cycle) and then its scale through elem_writer while
 // the quantizer already loads the next token. The norm gains are read once per op and serve
 // every token.
+// Wide FFN_ACT (`wide_i`, prefill: the kernel lends this engine weight port 1): gate rows come
+// over gmem0 and up rows over port 1 at once, so a token's products take one row's time; the
+// reader writes the product buffer behind the feeder, which empties it for the quantizer.
 
 `default_nettype none
 
@@ -25,6 +28,7 @@ module op_vector #(
   input  wire logic                start_i,
   input  wire logic                ffn_i,      // FFN_ACT (else NORM_QUANT)
   input  wire logic                silu_i,     // FFN_ACT: SiLU (else ReLU^2)
+  input  wire logic                wide_i,     // FFN_ACT: up rows over the up_* port
   input  wire logic [15:0]         tokens_i,
   input  wire logic [31:0]         n_i,
   input  wire logic [63:0]         src_i,      // NORM_QUANT src, FFN_ACT gate
@@ -50,7 +54,15 @@ module op_vector #(
   input  wire logic                wr_ready_i,
   output      logic [DATA_W-1:0]   wr_data_o,
   output      logic [DATA_W/8-1:0] wr_strb_o,
-  input  wire logic                wr_done_i
+  input  wire logic                wr_done_i,
+  // Wide FFN_ACT: the up rows (a weight port lent by the kernel).
+  output      logic                up_cmd_valid_o,
+  input  wire logic                up_cmd_ready_i,
+  output      logic [63:0]         up_cmd_addr_o,
+  output      logic [31:0]         up_cmd_beats_o,
+  input  wire logic                up_valid_i,
+  output      logic                up_ready_o,
+  input  wire logic [DATA_W-1:0]   up_data_i
 );
 
   localparam int VL = 4;                                // values per cycle (a 16-byte element)
@@ -59,12 +71,13 @@ module op_vector #(
 
   // Reader: the op's setup reads, then per token the row (NORM_QUANT) or gate and up (FFN_ACT).
   typedef enum logic [3:0] {
-    IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, ROW_DATA, GATE_DATA, UP_CMD, UP_DATA, READ_DONE,
-    FINISH
+    IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, ROW_DATA, GATE_DATA, UP_CMD, UP_DATA, PAIR_DATA,
+    READ_DONE, FINISH
   } state_e;
   state_e state_q;
 
-  logic              ffn_q, silu_q;
+  logic              ffn_q, silu_q, wide_q;
+  logic              gate_sent_q, up_sent_q;  // wide FFN_ACT: the token's two row commands
   logic [15:0]       tokens_q, tok_q;
   logic [31:0]       n_q, idx_q;
   logic [63:0]       src_q, up_q, norm_q, codes_q, scales_q;
@@ -86,6 +99,23 @@ module op_vector #(
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
 
+  wire logic [63:0] in_row   = trit_num::row_bytes(64'(n_q) * 4);
+  wire logic [31:0] gain_words = (n_q + 32'd7) >> 3;
+  wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
+  wire logic [31:0] groups   = (n_q + 32'(VL) - 1) / 32'(VL);
+
+  logic        ucmd_valid, ucmd_ready, uel_valid, uel_ready;
+  logic [31:0] unused_udata;
+  logic [127:0] uel_wide;  // wide FFN_ACT: four int32 of an up row
+  elem_reader #(.DATA_W (DATA_W)) u_up_rd (
+    .clk_i, .rst_ni,
+    .cmd_valid_i (ucmd_valid), .cmd_ready_o (ucmd_ready), .cmd_addr_i (up_q + 64'(tok_q) * in_row),
+    .cmd_count_i (groups), .cmd_size_i (3'd4), .el_valid_o (uel_valid), .el_ready_i (uel_ready),
+    .el_data_o (unused_udata), .el_wide_o (uel_wide),
+    .rd_cmd_valid_o (up_cmd_valid_o), .rd_cmd_ready_i (up_cmd_ready_i), .rd_cmd_addr_o (up_cmd_addr_o),
+    .rd_cmd_beats_o (up_cmd_beats_o), .rd_valid_i (up_valid_i), .rd_ready_o (up_ready_o), .rd_data_i (up_data_i)
+  );
+
   logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
   logic [63:0] wcmd_addr;
   logic [31:0] wcmd_count, wel_data;
@@ -99,10 +129,6 @@ module op_vector #(
     .wr_strb_o, .wr_done_i
   );
 
-  wire logic [63:0] in_row   = trit_num::row_bytes(64'(n_q) * 4);
-  wire logic [31:0] gain_words = (n_q + 32'd7) >> 3;
-  wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
-  wire logic [31:0] groups   = (n_q + 32'(VL) - 1) / 32'(VL);
 
   // ---------------------------------------------------------------- quantizer
   logic q_start, q_ready, q_in_valid, q_in_ready, q_code_valid, q_code_ready, q_done;
@@ -135,7 +161,7 @@ module op_vector #(
       GAIN_CMD:  begin rcmd_valid = 1'b1; rcmd_addr = norm_q + 64'd64; rcmd_count = gain_words; rcmd_size = 3'd4; end
       // Rows: four int32 per 16-byte element (rows start 64-byte aligned; lanes past n ignored).
       ROW_CMD:   begin
-        rcmd_valid = ffn_q || q_ready;
+        rcmd_valid = ffn_q ? !gate_sent_q : q_ready;
         rcmd_addr  = src_q + 64'(tok_q) * in_row;
         rcmd_count = groups;
         rcmd_size  = 3'd4;
@@ -150,9 +176,14 @@ module op_vector #(
     endcase
   end
   wire logic rcmd_fire = rcmd_valid && rcmd_ready;
+  assign ucmd_valid = state_q == ROW_CMD && wide_q && !up_sent_q;
+  wire logic ucmd_fire = ucmd_valid && ucmd_ready;
+  // Wide FFN_ACT: a gate and an up element together, written only where the feeder has read.
+  wire logic pair_ok = el_valid && uel_valid && (!feed_busy_q || idx_q < fidx_q);
+  assign uel_ready = state_q == PAIR_DATA && pair_ok;
   wire logic el_fire = el_valid && el_ready;
   assign el_ready = state_q == SHIFT_DATA || state_q == GAIN_DATA || state_q == GATE_DATA || state_q == UP_DATA ||
-                    (state_q == ROW_DATA && q_in_ready);
+                    (state_q == ROW_DATA && q_in_ready) || (state_q == PAIR_DATA && pair_ok);
 
   // ---------------------------------------------------------------- FFN products
   // Four lanes: lane l of group idx_q is element idx_q * 4 + l; lanes past n give product 0.
@@ -168,8 +199,8 @@ module op_vector #(
     wire logic [31:0]        e      = idx_q * 32'(VL) + 32'(l);
     wire logic [31:0]        fe     = fidx_q * 32'(VL) + 32'(l);
     wire logic               live   = e < n_q;
-    wire logic signed [31:0] g      = gate_buf[AW'(e)];
-    wire logic signed [31:0] up     = $signed(el_wide[32*l +: 32]);
+    wire logic signed [31:0] g      = wide_q ? $signed(el_wide[32*l +: 32]) : gate_buf[AW'(e)];
+    wire logic signed [31:0] up     = $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
     wire logic [47:0]        g_abs  = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
     wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16);  // |g| log2(e), Q.16
     logic [15:0] e_neg;
@@ -183,7 +214,7 @@ module op_vector #(
     assign bn_vals[32*l +: 32] = bn_full[31:0];
     always_ff @(posedge clk_i) begin
       if (state_q == GATE_DATA && el_fire) gate_buf[AW'(e)] <= $signed(el_wide[32*l +: 32]);
-      if (state_q == UP_DATA && el_fire) prod_buf[AW'(e)] <= prod[l];
+      if ((state_q == UP_DATA || state_q == PAIR_DATA) && el_fire) prod_buf[AW'(e)] <= prod[l];
     end
     logic unused_lane;
     assign unused_lane = ^{g_log2e[95:48], bn_full[95:32], fe};
@@ -268,7 +299,7 @@ module op_vector #(
         if (w_tok_q + 1 == tokens_q) w_all_q <= 1'b1;
       end
       // Feeder: the reader's last up element hands the token over.
-      if (state_q == UP_DATA && el_fire && idx_q + 1 == groups) begin
+      if ((state_q == UP_DATA || state_q == PAIR_DATA) && el_fire && idx_q + 1 == groups) begin
         feed_busy_q <= 1'b1;
         feed_pmax_q <= prod_max > pmax_q ? prod_max : pmax_q;
         fidx_q      <= '0;
@@ -289,6 +320,9 @@ module op_vector #(
       state_q  <= IDLE;
       ffn_q    <= 1'b0;
       silu_q   <= 1'b0;
+      wide_q   <= 1'b0;
+      gate_sent_q <= 1'b0;
+      up_sent_q   <= 1'b0;
       tokens_q <= '0;
       tok_q    <= '0;
       n_q      <= '0;
@@ -308,6 +342,7 @@ module op_vector #(
       unique case (state_q)
         IDLE: if (start_i) begin
           ffn_q    <= ffn_i;
+          wide_q   <= ffn_i && wide_i;
           silu_q   <= silu_i;
           tokens_q <= tokens_i;
           n_q      <= n_i;
@@ -330,7 +365,18 @@ module op_vector #(
           state_q <= GAIN_CMD;
         end
         GAIN_CMD: if (rcmd_ready) state_q <= GAIN_DATA;
-        ROW_CMD: if (rcmd_fire) begin
+        ROW_CMD: if (wide_q) begin
+          // Both rows' commands (in either order), then the pairs.
+          if (rcmd_fire) gate_sent_q <= 1'b1;
+          if (ucmd_fire) up_sent_q <= 1'b1;
+          if ((gate_sent_q || rcmd_fire) && (up_sent_q || ucmd_fire)) begin
+            gate_sent_q <= 1'b0;
+            up_sent_q   <= 1'b0;
+            pmax_q      <= '0;
+            idx_q       <= '0;
+            state_q     <= PAIR_DATA;
+          end
+        end else if (rcmd_fire) begin
           pmax_q  <= '0;
           idx_q   <= '0;
           state_q <= ffn_q ? GATE_DATA : ROW_DATA;
@@ -339,9 +385,9 @@ module op_vector #(
           idx_q   <= '0;
           state_q <= UP_DATA;
         end
-        GAIN_DATA, ROW_DATA, GATE_DATA, UP_DATA: if (el_fire) begin
+        GAIN_DATA, ROW_DATA, GATE_DATA, UP_DATA, PAIR_DATA: if (el_fire) begin
           idx_q <= idx_q + 1;
-          if (state_q == UP_DATA && prod_max > pmax_q) pmax_q <= prod_max;
+          if ((state_q == UP_DATA || state_q == PAIR_DATA) && prod_max > pmax_q) pmax_q <= prod_max;
           if (idx_q + 1 == (state_q == GAIN_DATA ? gain_words : groups)) begin
             idx_q <= '0;
             unique case (state_q)
@@ -366,7 +412,7 @@ module op_vector #(
   end
 
   logic unused;
-  assign unused = ^{el_data, q_code};
+  assign unused = ^{el_data, q_code, unused_udata};
 
 endmodule
 

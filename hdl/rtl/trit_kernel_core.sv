@@ -187,8 +187,9 @@ module trit_kernel_core #(
   logic [XP*64-1:0]     w_cmd_addr;
   logic [XP*32-1:0]     w_cmd_beats;
   logic [XP-1:0]        l_w_cmd_valid, l_w_ready, h_w_cmd_valid, h_w_ready, a_w_cmd_valid, a_w_ready;
-  logic [XP*64-1:0]     l_w_cmd_addr, h_w_cmd_addr, a_w_cmd_addr;
-  logic [XP*32-1:0]     l_w_cmd_beats, h_w_cmd_beats, a_w_cmd_beats;
+  logic [XP-1:0]        v_w_cmd_valid, v_w_ready;
+  logic [XP*64-1:0]     l_w_cmd_addr, h_w_cmd_addr, a_w_cmd_addr, v_w_cmd_addr;
+  logic [XP*32-1:0]     l_w_cmd_beats, h_w_cmd_beats, a_w_cmd_beats, v_w_cmd_beats;
   logic [XP*DATA_W-1:0] w_data;
   for (genvar i = 0; i < XP; i++) begin : g_wport
     if (i < MEM_PORTS - 1) begin : g_on
@@ -286,11 +287,16 @@ module trit_kernel_core #(
   logic [BYTES-1:0]  e_wr_strb      [N_ENG];
 
   // ATTENTION and LM_HEAD take the weight ports over from LINEAR's loader (which may be
-  // prefetching the next matrix): they start once its load in flight is done, and hold it off
-  // while they run. END does the same, so no read is in flight once the program is done.
-  logic lin_ports_busy;
-  wire logic lin_hold   = opcode == OP_ATTENTION || opcode == OP_LM_HEAD || opcode == OP_END;
-  wire logic wait_ports = lin_hold && lin_ports_busy;
+  // prefetching the next matrix): they hold the loader off those ports and start once none of
+  // its words is in flight there. END does the same, so no read is in flight once the program
+  // is done. A prefill FFN_ACT (several tokens) borrows port 1 alone for its up rows: the loader
+  // goes on over the other ports (its share on port 1 pauses; chunks that start meanwhile leave
+  // port 1 out). In decode the one row is not worth a port of prefetch.
+  logic [XP-1:0] lin_ports_busy;
+  wire logic wide_ffn     = opcode == OP_FFN_ACT && tokens > 16'd1 && MEM_PORTS > 2;
+  wire logic lin_hold_all = opcode == OP_ATTENTION || opcode == OP_LM_HEAD || opcode == OP_END;
+  wire logic [XP-1:0] lin_hold = lin_hold_all ? '1 : wide_ffn ? XP'(1) : '0;
+  wire logic wait_ports = |(lin_hold & lin_ports_busy);
   for (genvar i = 0; i < N_ENG; i++) begin : g_start
     assign e_start[i] = state_q == DECODE && !wait_ports && have_setup_q && implemented && 32'(sel) == i &&
                         opcode != OP_END && opcode != OP_SETUP;
@@ -313,10 +319,11 @@ module trit_kernel_core #(
 
   logic lin_busy, lin_stall;
   // Who drives the weight masters (below): LINEAR's loader, or LM_HEAD / ATTENTION while they run.
-  localparam logic [1:0] W_LIN = 2'd0, W_HEAD = 2'd1, W_ATTN = 2'd2;
+  localparam logic [1:0] W_LIN = 2'd0, W_HEAD = 2'd1, W_ATTN = 2'd2, W_VEC = 2'd3;
   wire logic [1:0] w_owner = state_q != EXEC ? W_LIN : opcode == OP_LM_HEAD ? W_HEAD :
                              opcode == OP_ATTENTION ? W_ATTN : W_LIN;
-  wire logic lin_owns_w = w_owner == W_LIN;
+  wire logic vec_owns1 = wide_ffn && state_q == EXEC;  // port 1 (slot 0) lent to op_vector
+  logic [XP-1:0] lin_owns_w;
   op_linear #(
     .DATA_W (DATA_W), .G (G), .TABLES (TABLES), .COLS (COLS), .ENTRY_W (ENTRY_W), .ACC_W (ACC_W),
     .MAX_TOKENS (MAX_TOKENS), .MAX_BLOCKS (MAX_BLOCKS), .MAX_STEPS (MAX_STEPS), .PIPE (PIPE), .WBUF_DEPTH (WBUF_DEPTH),
@@ -336,8 +343,8 @@ module trit_kernel_core #(
     .wr_cmd_valid_o (e_wr_cmd_valid[E_LINEAR]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_LINEAR]), .wr_cmd_beats_o (e_wr_cmd_beats[E_LINEAR]),
     .wr_valid_o (e_wr_valid[E_LINEAR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_LINEAR]), .wr_done_i (wr_done),
-    .wrd_cmd_valid_o (l_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{lin_owns_w}}),
-    .wrd_cmd_addr_o (l_w_cmd_addr), .wrd_cmd_beats_o (l_w_cmd_beats), .wrd_valid_i (w_valid & {XP{lin_owns_w}}),
+    .wrd_cmd_valid_o (l_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & lin_owns_w),
+    .wrd_cmd_addr_o (l_w_cmd_addr), .wrd_cmd_beats_o (l_w_cmd_beats), .wrd_valid_i (w_valid & lin_owns_w),
     .wrd_ready_o (l_w_ready), .wrd_data_i (w_data)
   );
   assign e_wr_strb[E_LINEAR] = '1;
@@ -347,7 +354,7 @@ module trit_kernel_core #(
   wire logic is_ffn = opcode == OP_FFN_ACT;
   op_vector #(.DATA_W (DATA_W), .DEPTH (VEC_DEPTH), .ACT_QMAX (ACT_QMAX)) u_vector (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
-    .start_i (e_start[E_VECTOR]), .ffn_i (is_ffn), .silu_i (flags[0]), .tokens_i (tokens),
+    .start_i (e_start[E_VECTOR]), .ffn_i (is_ffn), .silu_i (flags[0]), .wide_i (wide_ffn), .tokens_i (tokens),
     .n_i (is_ffn ? s_ffn : desc_q[63:32]), .src_i (addr_field(desc_q, 0)),
     .up_i (addr_field(desc_q, 1)), .norm_i (addr_field(desc_q, is_ffn ? 2 : 1)),
     .codes_i (addr_field(desc_q, is_ffn ? 3 : 2)), .scales_i (addr_field(desc_q, is_ffn ? 4 : 3)), .eps_i (s_eps),
@@ -358,8 +365,18 @@ module trit_kernel_core #(
     .wr_cmd_valid_o (e_wr_cmd_valid[E_VECTOR]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_VECTOR]), .wr_cmd_beats_o (e_wr_cmd_beats[E_VECTOR]),
     .wr_valid_o (e_wr_valid[E_VECTOR]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_VECTOR]),
-    .wr_strb_o (e_wr_strb[E_VECTOR]), .wr_done_i (wr_done)
+    .wr_strb_o (e_wr_strb[E_VECTOR]), .wr_done_i (wr_done),
+    .up_cmd_valid_o (v_w_cmd_valid[0]), .up_cmd_ready_i (w_cmd_ready[0] && vec_owns1),
+    .up_cmd_addr_o (v_w_cmd_addr[63:0]), .up_cmd_beats_o (v_w_cmd_beats[31:0]),
+    .up_valid_i (w_valid[0] && vec_owns1), .up_ready_o (v_w_ready[0]), .up_data_i (w_data[DATA_W-1:0])
   );
+  // The vector engine uses the first weight port only.
+  if (XP > 1) begin : g_vec_ports
+    assign v_w_cmd_valid[XP-1:1]   = '0;
+    assign v_w_ready[XP-1:1]       = '0;
+    assign v_w_cmd_addr[XP*64-1:64] = '0;
+    assign v_w_cmd_beats[XP*32-1:32] = '0;
+  end
 
   // ROPE_KV: a pos0, addr q, k, v, rope table, layer KV cache.
   op_rope_kv #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_rope (
@@ -425,11 +442,20 @@ module trit_kernel_core #(
     .wrd_ready_o (h_w_ready), .wrd_data_i (w_data)
   );
 
-  // The weight masters belong to LINEAR, or to LM_HEAD / ATTENTION while they run.
-  assign w_cmd_valid = w_owner == W_HEAD ? h_w_cmd_valid : w_owner == W_ATTN ? a_w_cmd_valid : l_w_cmd_valid;
-  assign w_cmd_addr  = w_owner == W_HEAD ? h_w_cmd_addr : w_owner == W_ATTN ? a_w_cmd_addr : l_w_cmd_addr;
-  assign w_cmd_beats = w_owner == W_HEAD ? h_w_cmd_beats : w_owner == W_ATTN ? a_w_cmd_beats : l_w_cmd_beats;
-  assign w_ready     = w_owner == W_HEAD ? h_w_ready : w_owner == W_ATTN ? a_w_ready : l_w_ready;
+  // The weight masters belong to LINEAR, or to LM_HEAD / ATTENTION / a wide FFN_ACT while they run.
+  for (genvar i = 0; i < XP; i++) begin : g_wmux
+    wire logic [1:0] own = i == 0 && vec_owns1 ? W_VEC : w_owner;
+    assign lin_owns_w[i] = own == W_LIN;
+    assign w_cmd_valid[i] = own == W_HEAD ? h_w_cmd_valid[i] : own == W_ATTN ? a_w_cmd_valid[i] :
+                            own == W_VEC ? v_w_cmd_valid[i] : l_w_cmd_valid[i];
+    assign w_cmd_addr[64*i +: 64] = own == W_HEAD ? h_w_cmd_addr[64*i +: 64] : own == W_ATTN ? a_w_cmd_addr[64*i +: 64] :
+                                    own == W_VEC ? v_w_cmd_addr[64*i +: 64] : l_w_cmd_addr[64*i +: 64];
+    assign w_cmd_beats[32*i +: 32] = own == W_HEAD ? h_w_cmd_beats[32*i +: 32] :
+                                     own == W_ATTN ? a_w_cmd_beats[32*i +: 32] :
+                                     own == W_VEC ? v_w_cmd_beats[32*i +: 32] : l_w_cmd_beats[32*i +: 32];
+    assign w_ready[i] = own == W_HEAD ? h_w_ready[i] : own == W_ATTN ? a_w_ready[i] :
+                        own == W_VEC ? v_w_ready[i] : l_w_ready[i];
+  end
 
   // The memory masters serve the descriptor fetch or the engine of the running op.
   wire logic fetching = state_q == FETCH_CMD || state_q == FETCH_DATA;
