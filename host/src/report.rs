@@ -313,9 +313,10 @@ pub fn text(r: &Report) -> String {
     for u in &r.units {
         if !u.memories_as_registers.is_empty() {
             s.push_str(&format!(
-                "    note: {} keeps {} small arrays in registers\n",
+                "    note: {} keeps {} arrays in registers (a multiplexer per read): {}\n",
                 u.name,
-                u.memories_as_registers.len()
+                u.memories_as_registers.len(),
+                u.memories_as_registers.join(", ")
             ));
         }
     }

@@ -655,6 +655,28 @@ fn longest_path(m: &JsonModule, d: &DelayModel) -> Depth {
     Depth { lut_levels: worst.luts, cells: worst.cells, path_ns: ns, fmax_mhz: 1000.0 / ns, path }
 }
 
+/// The arrays yosys's frontend turned into registers (each read becomes a multiplexer over all
+/// its entries, each write a decoder), from its "Replacing memory \NAME with list of
+/// registers. See FILE:LINE" warnings, as `NAME (FILE:LINE)`: those declared in `sources` when
+/// given (the frontend reads, and warns about, every file of the design); and the memories
+/// memory mapping found no RAM for ("using FF mapping for memory MODULE.NAME": several read
+/// ports, or reads at unrelated addresses), as `NAME (flip-flops)`, generated ROMs left out.
+pub fn arrays_in_registers(log: &str, sources: Option<&[String]>) -> Vec<String> {
+    let frontend = log.lines().filter_map(|l| l.split_once("Replacing memory \\").map(|(_, r)| r)).filter_map(|r| {
+        let name = r.split_whitespace().next()?;
+        let at = r.rsplit_once("See ").map(|(_, a)| a.trim()).unwrap_or("");
+        let file = at.rsplit_once(':').map_or(at, |(f, _)| f);
+        let wanted = sources.is_none_or(|files| files.iter().any(|f| f == file));
+        wanted.then(|| if at.is_empty() { name.to_string() } else { format!("{name} ({at})") })
+    });
+    let libmap =
+        log.lines().filter_map(|l| l.split_once("using FF mapping for memory ").map(|(_, r)| r)).filter_map(|r| {
+            let name = r.trim().split_once('.').map(|(_, n)| n)?;
+            (!name.contains('$')).then(|| format!("{} (flip-flops)", name.trim_start_matches('\\')))
+        });
+    frontend.chain(libmap).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+}
+
 /// One synthesized module of the kernel.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UnitSynth {
@@ -670,7 +692,7 @@ pub struct UnitSynth {
     pub lutram: f64,
     /// Logic depth.
     pub depth: Depth,
-    /// Memories yosys turned into registers (from its warnings): names.
+    /// Arrays yosys turned into registers, `NAME (FILE:LINE)` (see [`arrays_in_registers`]).
     pub memories_as_registers: Vec<String>,
     /// Synthesis wall time, seconds (of the run that filled the cache).
     pub seconds: f64,
@@ -736,14 +758,7 @@ pub fn synth_unit(
     }
     let stats = SynthStats { cells: cells.clone(), log: String::new() };
     let depth = logic_depth(&work.join("unit.json"), module, &DELAYS)?;
-    let memories_as_registers = log
-        .lines()
-        .filter_map(|l| l.split_once("Replacing memory \\").map(|(_, r)| r))
-        .filter_map(|r| r.split_whitespace().next())
-        .map(str::to_string)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let memories_as_registers = arrays_in_registers(&log, sources);
     let u = UnitSynth {
         name: name.to_string(),
         instances,

@@ -230,6 +230,18 @@ fn deep_lutram_memories_synthesize() {
     assert_eq!(u.lutram, 256.0, "{:?}", u.cells);
 }
 
+/// The arrays-in-registers note names each array with its place, and only the unit's own.
+#[test]
+fn arrays_in_registers_are_the_units_own() {
+    let log = "Warning: Replacing memory \\acc with list of registers. See rtl/a.sv:12\n\
+               Warning: Replacing memory \\fifo with list of registers. See rtl/b.sv:7\n\
+               using FF mapping for memory $paramod$1f\\op_a.lane_acc\n\
+               using FF mapping for memory $paramod$1f\\op_a.$flatten\\u_rom.$auto$proc_rom.cc:150:do_switch$6\n";
+    let own = vec!["rtl/a.sv".to_string()];
+    assert_eq!(synth::arrays_in_registers(log, Some(&own)), ["acc (rtl/a.sv:12)", "lane_acc (flip-flops)"]);
+    assert_eq!(synth::arrays_in_registers(log, None).len(), 3);
+}
+
 fn trit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_trit"))
 }
