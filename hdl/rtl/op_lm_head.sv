@@ -61,7 +61,6 @@ module op_lm_head #(
   input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
-  localparam int AW = VEC_DEPTH > 1 ? $clog2(VEC_DEPTH) : 1;
   localparam int PW = PORTS > 1 ? $clog2(PORTS) : 1;
 
   typedef enum logic [3:0] {IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, QUANT, ROWS, FINISH} state_e;
@@ -140,8 +139,20 @@ module op_lm_head #(
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
-  logic signed [15:0] xc [VEC_DEPTH];
-  always_ff @(posedge clk_i) if (q_code_valid) xc[AW'(idx_q)] <= q_code;
+  // The codes in rows of LANES (one code group, what a lane multiplies per cycle), assembled as
+  // they arrive and written a row at a time: an element-indexed array made yosys build a
+  // VEC_DEPTH-way multiplexer per code a lane reads.
+  localparam int XROWS = (VEC_DEPTH + LANES - 1) / LANES;
+  localparam int XW    = XROWS > 1 ? $clog2(XROWS) : 1;
+  logic [16*LANES-1:0] xc [XROWS];
+  logic [16*(LANES-1)-1:0] xrow_q;  // the row's codes so far, the first in the low bits
+  wire logic [16*LANES-1:0] xrow_in = {q_code, xrow_q};
+  always_ff @(posedge clk_i) begin
+    if (q_code_valid) begin
+      xrow_q <= xrow_in[16*LANES-1:16];
+      if (idx_q % LANES == LANES - 1) xc[XW'(idx_q / LANES)] <= xrow_in;
+    end
+  end
 
   // ---------------------------------------------------------------- row lanes
   logic [PORTS-1:0] hold_q;            // lane p holds the logit of its last finished row
@@ -191,11 +202,12 @@ module op_lm_head #(
       end
     end
     wire logic is_scale = gidx_q == groups;
+    wire logic [16*LANES-1:0] x_codes = xc[XW'(gidx_q)];
     logic signed [47:0] dot;  // one group's LANES products, exact
     always_comb begin
       dot = '0;
       for (int j = 0; j < LANES; j++) begin
-        dot = dot + 48'(xc[AW'(gidx_q * LANES + 32'(j))]) * 48'($signed(el_wide[p][8*j +: 8]));
+        dot = dot + 48'($signed(x_codes[16*j +: 16])) * 48'($signed(el_wide[p][8*j +: 8]));
       end
     end
     wire logic signed [31:0] logit =
