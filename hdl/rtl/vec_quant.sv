@@ -55,9 +55,12 @@ module vec_quant #(
   localparam int GW = (DEPTH + 7) / 8;  // gain words
   localparam int GAW = GW > 1 ? $clog2(GW) : 1;
   logic [127:0]       gain [GW];
-  localparam int PD = (DEPTH + LANES - 1) / LANES * LANES;  // DEPTH rounded up to whole groups
-  localparam int PAW = PD > 1 ? $clog2(PD) : 1;
-  logic signed [47:0] pbuf [PD];
+  // The products in rows of one group (LANES lanes), written and read a group at a time so the
+  // buffer is one memory (one write and one read port: LUT-RAM), not DEPTH registers with a
+  // DEPTH-way multiplexer per lane.
+  localparam int PG = (DEPTH + LANES - 1) / LANES;  // groups
+  localparam int PAW = PG > 1 ? $clog2(PG) : 1;
+  logic [48*LANES-1:0] pbuf [PG];
   always_ff @(posedge clk_i) if (g_we_i) gain[GAW'(g_addr_i)] <= g_data_i;
 
   // Front: loads a vector. Back: its inverse, codes and scale. The front hands a loaded vector
@@ -97,7 +100,10 @@ module vec_quant #(
   assign in_ready_o = f_state_q == F_LOAD && (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
   // Per lane: the product with its gain, |product|, the square; then the group's max and sum.
+  // A group's gains share one 8-gain word (LANES divides 8).
+  wire logic [127:0] gain_row = gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
   logic signed [47:0] p_in  [LANES];
+  logic [48*LANES-1:0] p_row;  // the group's products, lane l at 48*l
   logic [47:0]        g_max;   // max |p| over the group's lanes
   logic [79:0]        g_ss;    // sum of x^2 over the group's lanes
   always_comb begin
@@ -111,16 +117,17 @@ module vec_quant #(
       logic [47:0]        a;
       e = f_idx_q * 32'(LANES) + 32'(l);
       x = e < f_q.n ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
-      w = gain[GAW'(e >> 3)];
+      w = gain_row;
       g = w[16 * e[2:0] +: 16];
       p_in[l] = f_q.norm ? 48'(x) * 48'(g) : 48'(x);
+      p_row[48*l +: 48] = p_in[l];
       a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
       if (a > g_max) g_max = a;
       g_ss = g_ss + 80'(64'(x * x));
     end
   end
   always_ff @(posedge clk_i) begin
-    if (in_fire) for (int l = 0; l < LANES; l++) pbuf[PAW'(f_idx_q * 32'(LANES) + 32'(l))] <= p_in[l];
+    if (in_fire) pbuf[PAW'(f_idx_q)] <= p_row;
   end
 
   // ---------------------------------------------------------------- scalar steps
@@ -169,10 +176,11 @@ module vec_quant #(
 
   // ---------------------------------------------------------------- codes
   assign code_valid_o = b_state_q == B_CODES && idx_q < groups;
+  wire logic [48*LANES-1:0] code_row = pbuf[PAW'(idx_q)];
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
       code_o[16*l +: 16] = trit_num::clamp_code(
-        trit_num::requant(64'(pbuf[PAW'(idx_q * 32'(LANES) + 32'(l))]), r_inv_q, 8'd0), b_q.qmax);
+        trit_num::requant(64'($signed(code_row[48*l +: 48])), r_inv_q, 8'd0), b_q.qmax);
     end
   end
 
