@@ -56,7 +56,6 @@ module op_rope_kv #(
   // Quantizers working on consecutive KV heads in turn: one head takes ~head_dim/4 cycles to load
   // and as many to drain, but ~70 in the scalar unit (two divisions), so four keep the row moving.
   localparam int NQ = 4;
-  localparam int AW = VEC_DEPTH > 1 ? $clog2(VEC_DEPTH) : 1;
   localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
 
   typedef enum logic [3:0] {
@@ -81,7 +80,12 @@ module op_rope_kv #(
   wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
 
   // ---------------------------------------------------------------- buffers
-  logic signed [31:0] xbuf  [VEC_DEPTH];
+  // The row in groups of VL (what arrives per element and what the lanes take per cycle; ridx_q,
+  // idx_q, j_q and half are multiples of VL): one memory with one write port, not VEC_DEPTH
+  // registers with a VEC_DEPTH-way multiplexer per lane read.
+  localparam int XR  = (VEC_DEPTH + VL - 1) / VL;
+  localparam int XRW = XR > 1 ? $clog2(XR) : 1;
+  logic [32*VL-1:0]   xbuf  [XR];
   logic signed [15:0] cosb  [MAX_HEAD_DIM / 2];
   logic signed [15:0] sinb  [MAX_HEAD_DIM / 2];
 
@@ -114,29 +118,29 @@ module op_rope_kv #(
       if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
       if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
     end
-    if (el_fire && row_reading) begin
-      for (int l = 0; l < VL; l++) xbuf[AW'(ridx_q + 32'(l))] <= $signed(el_wide[32*l +: 32]);
-    end
+    if (el_fire && row_reading) xbuf[XRW'(ridx_q / VL)] <= el_wide[32*VL-1:0];
   end
 
-  // Elements idx_q + l of the row, rotated (j_q + l = their index within the head).
+  // Elements idx_q + l of the row, rotated (j_q + l = their index within the head); their
+  // partners (the other half of the head) are the group half elements away.
   logic [VL*32-1:0] rotated;  // lane l: element idx_q + l after RoPE (or as read, for v)
+  wire logic               group_first = j_q < half;
+  wire logic [32*VL-1:0]   x_group = xbuf[XRW'(idx_q / VL)];
+  wire logic [32*VL-1:0]   y_group = xbuf[XRW'((group_first ? idx_q + half : idx_q - half) / VL)];
   for (genvar l = 0; l < VL; l++) begin : g_rot
-    wire logic [31:0]        e    = idx_q + 32'(l);
     wire logic [31:0]        j    = j_q + 32'(l);
     wire logic               first_half = j < half;
-    wire logic [31:0]        pair = first_half ? e + half : e - half;
     wire logic [31:0]        tab  = first_half ? j : j - half;
     wire logic signed [47:0] c    = 48'(cosb[HW'(tab)]);
     wire logic signed [47:0] sn   = 48'(sinb[HW'(tab)]);
-    wire logic signed [47:0] x    = 48'(xbuf[AW'(e)]);
-    wire logic signed [47:0] y    = 48'(xbuf[AW'(pair)]);
+    wire logic signed [47:0] x    = 48'($signed(x_group[32*l +: 32]));
+    wire logic signed [47:0] y    = 48'($signed(y_group[32*l +: 32]));
     // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
     wire logic signed [47:0] rot_sum = first_half ? x * c - y * sn : x * c + y * sn;
     wire logic signed [31:0] r    = trit_num::sat32(trit_num::rne_shift(96'(rot_sum), 8'd14));
-    assign rotated[32*l +: 32] = part_q == 2'd2 ? xbuf[AW'(e)] : r;
+    assign rotated[32*l +: 32] = part_q == 2'd2 ? x_group[32*l +: 32] : r;
     logic unused_lane;
-    assign unused_lane = ^{pair, tab};
+    assign unused_lane = ^tab;
   end
 
   // ---------------------------------------------------------------- quantizers (k, v per head)

@@ -67,7 +67,6 @@ module op_vector #(
 
   localparam int VL = 4;                                // values per cycle (a 16-byte element)
   localparam int PD = (DEPTH + VL - 1) / VL * VL;
-  localparam int AW = PD > 1 ? $clog2(PD) : 1;
 
   // Reader: the op's setup reads, then per token the row (NORM_QUANT) or gate and up (FFN_ACT).
   typedef enum logic [3:0] {
@@ -189,17 +188,23 @@ module op_vector #(
   // Four lanes: lane l of group idx_q is element idx_q * 4 + l; lanes past n give product 0.
   logic [31:0]        fidx_q;          // feeder: next group of the product buffer
   logic [95:0]        feed_pmax_q;     // max |product| of the token being fed
-  logic signed [31:0] gate_buf [PD];
-  logic signed [95:0] prod_buf [PD];
+  // The gate values and the products in rows of one group (VL lanes), written and read a group
+  // at a time: one memory each (one write, one read port), not PD registers per lane.
+  localparam int PG = PD / VL;
+  localparam int RW = PG > 1 ? $clog2(PG) : 1;
+  logic [32*VL-1:0]   gate_rows [PG];
+  logic [96*VL-1:0]   prod_rows [PG];
+  wire logic [32*VL-1:0] gate_row = gate_rows[RW'(idx_q)];   // the group coming in
+  wire logic [96*VL-1:0] feed_row = prod_rows[RW'(fidx_q)];  // the group being fed
+  logic [96*VL-1:0]   prod_row;
   logic signed [95:0] prod     [VL];
   logic [95:0]        prod_max;       // max |product| over the group
   logic [VL*32-1:0]   bn_vals;        // the fed group's block-normalized values
   logic [7:0]         bn_shift;
   for (genvar l = 0; l < VL; l++) begin : g_lane
     wire logic [31:0]        e      = idx_q * 32'(VL) + 32'(l);
-    wire logic [31:0]        fe     = fidx_q * 32'(VL) + 32'(l);
     wire logic               live   = e < n_q;
-    wire logic signed [31:0] g      = wide_q ? $signed(el_wide[32*l +: 32]) : gate_buf[AW'(e)];
+    wire logic signed [31:0] g      = $signed(wide_q ? el_wide[32*l +: 32] : gate_row[32*l +: 32]);
     wire logic signed [31:0] up     = $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
     wire logic [47:0]        g_abs  = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
     wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16);  // |g| log2(e), Q.16
@@ -210,14 +215,15 @@ module op_vector #(
     wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);  // Q.16
     wire logic signed [95:0] relu = g < 0 ? 96'sd0 : 96'(g);
     assign prod[l] = !live ? 96'sd0 : silu_q ? silu * 96'(up) : relu * relu * 96'(up);
-    wire logic signed [95:0] bn_full = trit_num::rne_shift(prod_buf[AW'(fe)], bn_shift);  // |.| <= 2^30
+    assign prod_row[96*l +: 96] = prod[l];
+    wire logic signed [95:0] bn_full = trit_num::rne_shift($signed(feed_row[96*l +: 96]), bn_shift);  // |.| <= 2^30
     assign bn_vals[32*l +: 32] = bn_full[31:0];
-    always_ff @(posedge clk_i) begin
-      if (state_q == GATE_DATA && el_fire) gate_buf[AW'(e)] <= $signed(el_wide[32*l +: 32]);
-      if ((state_q == UP_DATA || state_q == PAIR_DATA) && el_fire) prod_buf[AW'(e)] <= prod[l];
-    end
     logic unused_lane;
-    assign unused_lane = ^{g_log2e[95:48], bn_full[95:32], fe};
+    assign unused_lane = ^{g_log2e[95:48], bn_full[95:32]};
+  end
+  always_ff @(posedge clk_i) begin
+    if (state_q == GATE_DATA && el_fire) gate_rows[RW'(idx_q)] <= el_wide[32*VL-1:0];
+    if ((state_q == UP_DATA || state_q == PAIR_DATA) && el_fire) prod_rows[RW'(idx_q)] <= prod_row;
   end
   always_comb begin
     prod_max = '0;
