@@ -40,14 +40,14 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9502, 41.0522, 0.9994],                   // EMBED: op, token, token x hidden words
-        &[155.3220, 159.1965, 1.1010],                 // NORM_QUANT: op, token, token x row words
-        &[79.6330, -73.4697, 3.6217, 0.8010, 30.6209], // LINEAR: op, token, token x (k+n) words, max(TLMM run, weight load), weight chunks
-        &[121.8794, 176.8471, 2.3380, 1.6870],         // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[60.9502, 41.0522, 0.9994],                 // EMBED: op, token, token x hidden words
+        &[155.3220, 159.1965, 1.1010],               // NORM_QUANT: op, token, token x row words
+        &[92.4761, 0.0000, 1.5073, 0.9349, 25.9781], // LINEAR: op, token, token x (k+n) words, max(TLMM run, weight load), weight chunks
+        &[121.8794, 176.8471, 2.3380, 1.6870],       // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[134.9948, 110.4843, 0.0942, 0.5927], // ATTENTION: op, token x head, key x head, key x head x 16-lane beat
-        &[362.6969, 75.1798, -1.8003, 2.6320], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
+        &[312.1826, 61.4074, 0.0000, 2.0681], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
-    prefetch_hidden: 0.040,
+    prefetch_hidden: 0.060,
     vector_factor: 1.025,
     decode_prefetch_hidden: 0.020,
     decode_vector_factor: 0.950,
@@ -195,7 +195,8 @@ pub fn embed_op(cfg: &Config, t: usize) -> OpInst {
     OpInst { kind: 0, x: vec![1.0, t as f64, t as f64 * (cfg.model.hidden as f64 * 4.0 / mc.bus).ceil()], load: 0.0 }
 }
 
-fn op_cycles(c: &Fitted, op: &OpInst) -> f64 {
+/// Cycles of one op alone under the coefficients `c`.
+pub fn op_cycles(c: &Fitted, op: &OpInst) -> f64 {
     c.ops[op.kind].iter().zip(&op.x).map(|(a, x)| a * x).sum()
 }
 
@@ -530,6 +531,26 @@ pub fn errors(c: &Fitted, s: &Sample) -> (f64, f64, f64, f64) {
     (decode_layer(c, &s.cfg, s.context), s.decode_layer, prefill_layer(c, &s.cfg, s.prompt_len), s.prefill_layer)
 }
 
+/// `min |A x - b|` with every coefficient non-negative (each feature is a cost the hardware
+/// pays; a negative one fitted on small configs turns into nonsense at full size): solve, drop
+/// the most negative coefficient's feature, solve again, until none is negative.
+fn nonneg_least_squares(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
+    let n = a.first().map(|r| r.len()).unwrap_or(0);
+    let mut free = vec![true; n];
+    loop {
+        let cols: Vec<usize> = (0..n).filter(|&i| free[i]).collect();
+        let sub: Vec<Vec<f64>> = a.iter().map(|r| cols.iter().map(|&i| r[i]).collect()).collect();
+        let mut x = vec![0.0; n];
+        for (k, v) in least_squares(&sub, b).into_iter().enumerate() {
+            x[cols[k]] = v;
+        }
+        match cols.iter().copied().filter(|&i| x[i] < 0.0).min_by(|&i, &j| x[i].total_cmp(&x[j])) {
+            Some(i) => free[i] = false,
+            None => return x,
+        }
+    }
+}
+
 /// Solve the least-squares problem `min |A x - b|` by the normal equations (small systems).
 fn least_squares(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
     let n = a.first().map(|r| r.len()).unwrap_or(0);
@@ -579,7 +600,7 @@ pub fn fit(samples: &[Sample]) -> Fitted {
             .map(|(_, x, y)| (x.iter().map(|v| v / y).collect(), 1.0))
             .unzip();
         if !a.is_empty() {
-            c.ops[kind] = least_squares(&a, &b);
+            c.ops[kind] = nonneg_least_squares(&a, &b);
         }
     }
     // The whole-program terms, by grid search for the smallest worst error: prefill's pair and
