@@ -102,7 +102,9 @@ fn tiny_design(dir: &Path) -> hdl::Design {
     d
 }
 
-/// The kernel's engines are found under its core, and the tiny weight buffer lands in URAM.
+/// The kernel's engines are found under its core, each engine's synthesis cache key covers its
+/// own module tree and the packages but not its siblings (editing one engine re-synthesizes only
+/// that engine), and the tiny weight buffer lands in URAM.
 #[test]
 fn kernel_units_and_uram_check() {
     if !yosys_available() {
@@ -116,22 +118,6 @@ fn kernel_units_and_uram_check() {
     for e in ["op_linear", "op_attention", "op_vector", "op_rope_kv", "op_lm_head", "op_embed", "axil_ctrl"] {
         assert!(names.contains(&e), "{e} missing from {names:?}");
     }
-    let checks = host::report::check_uram(dir.path(), &dir.path().join("cache"), &d, &hier, &d.kernel).unwrap();
-    let uram = d.memories.iter().find(|m| m.kind == "uram").unwrap();
-    assert!(checks[0].contains(&format!("{} URAM288", uram.primitives)), "{checks:?}");
-}
-
-/// An engine's synthesis cache key covers its own module tree and the packages, not its
-/// siblings: editing one engine re-synthesizes only that engine.
-#[test]
-fn unit_sources_are_the_engine_tree_and_the_packages() {
-    if !yosys_available() {
-        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = tiny_design(dir.path());
-    let (units, hier) = host::report::kernel_units(dir.path(), &d.kernel).unwrap();
     let linear = units.iter().find(|u| u.1 == "op_linear").unwrap();
     let files = synth::unit_sources(dir.path(), &hier, linear.3).unwrap();
     for f in ["rtl/op_linear.sv", "rtl/tlmm_core.sv", "rtl/requant.sv", "rtl/trit_num.sv"] {
@@ -140,6 +126,9 @@ fn unit_sources_are_the_engine_tree_and_the_packages() {
     for f in ["rtl/op_attention.sv", "rtl/axil_ctrl.sv"] {
         assert!(!files.iter().any(|x| x == f), "{f} in {files:?}");
     }
+    let checks = host::report::check_uram(dir.path(), &dir.path().join("cache"), &d, &hier, &d.kernel).unwrap();
+    let uram = d.memories.iter().find(|m| m.kind == "uram").unwrap();
+    assert!(checks[0].contains(&format!("{} URAM288", uram.primitives)), "{checks:?}");
 }
 
 /// A weight buffer without the URAM attribute maps to block RAM: the check fails and says so.
