@@ -73,11 +73,8 @@ module op_attention #(
   input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
+  localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
   localparam int QL = 4;  // query values per cycle (a 16-byte element of int32)
-  // A head's q codes and each lane's value sums are kept as rows of LANES elements, the unit
-  // every phase reads or writes (a code group; QL-wide slices for q codes in and outputs out):
-  // element-indexed arrays made yosys build a multiplexer over every element per access.
-  localparam int ROWS = (MAX_HEAD_DIM + LANES - 1) / LANES;
   localparam int SHARE = (MAX_SEQ + PORTS - 1) / PORTS;  // most keys of one lane
   localparam int KW = SHARE > 1 ? $clog2(SHARE) : 1;
 
@@ -203,9 +200,9 @@ module op_attention #(
     .done_o (q_done), .scale_o (q_scale)
   );
 
-  logic [8*LANES*ROWS-1:0] qc;  // row g: codes g*LANES.. of the head's q
+  logic signed [7:0]  qc  [MAX_HEAD_DIM];
   always_ff @(posedge clk_i) begin
-    if (q_code_valid) for (int l = 0; l < QL; l++) qc[8*(QL*qidx_q + 32'(l)) +: 8] <= q_code[16*l +: 8];
+    if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(qidx_q * QL + 32'(l))] <= q_code[16*l +: 8];
   end
 
   // ---------------------------------------------------------------- lanes
@@ -214,7 +211,7 @@ module op_attention #(
   wire logic lane_phase = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_CODES;
   logic [PORTS-1:0]    lane_done;    // the lane has consumed its range in this phase
   logic [PORTS-1:0]    lane_ready;   // lane p takes its stream's element this cycle
-  logic [64*LANES*ROWS-1:0] lane_acc [PORTS];  // row g: value sums of elements g*LANES..
+  logic signed [63:0]  lane_acc [PORTS][MAX_HEAD_DIM];
   logic [PORTS-1:0]    lane_used;    // the lane had keys (its max, sums are valid)
   logic signed [31:0]  lane_max [PORTS];
   logic [47:0]         lane_sum [PORTS];
@@ -237,12 +234,11 @@ module op_attention #(
     assign lane_ready[p] = lane_phase && !lane_done[p];
     wire logic fire = lane_ready[p] && x_valid[p];
     wire logic [KW-1:0] ka = KW'(k_q);
-    wire logic [8*LANES-1:0] q_codes = qc[8*LANES*g_q +: 8*LANES];
     logic signed [31:0] dot;  // one code group's LANES products, exact
     always_comb begin
       dot = '0;
       for (int j = 0; j < LANES; j++) begin
-        dot = dot + 32'($signed(q_codes[8*j +: 8])) * 32'($signed(x_wide[p][8*j +: 8]));
+        dot = dot + 32'(qc[DW'(g_q * LANES + 32'(j))]) * 32'($signed(x_wide[p][8*j +: 8]));
       end
     end
     // Scales: one binary32 per key.
@@ -291,16 +287,13 @@ module op_attention #(
       end
     end
     // The first key of the range starts the lane's sums (no clearing pass).
-    wire logic [64*LANES-1:0] acc_row = lane_acc[p][64*LANES*g_q +: 64*LANES];
-    logic [64*LANES-1:0] acc_next;
-    always_comb begin
-      for (int j = 0; j < LANES; j++) begin
-        acc_next[64*j +: 64] = (k_q == '0 ? 64'sd0 : $signed(acc_row[64*j +: 64])) +
-                               64'(w) * 64'($signed(x_wide[p][8*j +: 8]));
-      end
-    end
     always_ff @(posedge clk_i) begin
-      if (fire && state_q == V_CODES) lane_acc[p][64*LANES*g_q +: 64*LANES] <= acc_next;
+      if (fire && state_q == V_CODES) begin
+        for (int j = 0; j < LANES; j++) begin
+          lane_acc[p][DW'(g_q * LANES + 32'(j))] <=
+            (k_q == '0 ? 64'sd0 : lane_acc[p][DW'(g_q * LANES + 32'(j))]) + 64'(w) * 64'($signed(x_wide[p][8*j +: 8]));
+        end
+      end
     end
     logic unused_lane_w;
     assign unused_lane_w = ^w_key[95:48];
@@ -376,18 +369,11 @@ module op_attention #(
   assign el_ready = q_feeding ? q_in_ready : !q_pending && lane_ready[0];
 
   // The head's output, QL values per cycle: the lanes' exact sums added up.
-  // f_el_q steps by QL: a row, then a QL-wide slice of it.
   logic signed [63:0] acc_sum [QL];
-  logic [64*LANES-1:0] f_row [PORTS];
-  logic [64*QL-1:0]    f_slice [PORTS];
   always_comb begin
-    for (int p = 0; p < PORTS; p++) begin
-      f_row[p]   = lane_acc[p][64*LANES*(f_el_q / LANES) +: 64*LANES];
-      f_slice[p] = f_row[p][64*QL*((f_el_q % LANES) / QL) +: 64*QL];
-    end
     for (int i = 0; i < QL; i++) begin
       acc_sum[i] = '0;
-      for (int p = 0; p < PORTS; p++) if (f_used_q[p]) acc_sum[i] = acc_sum[i] + $signed(f_slice[p][64*i +: 64]);
+      for (int p = 0; p < PORTS; p++) if (f_used_q[p]) acc_sum[i] = acc_sum[i] + lane_acc[p][DW'(f_el_q + 32'(i))];
     end
   end
 
