@@ -271,9 +271,10 @@ impl Device for SimDevice {
             if self.times.is_some() {
                 let n = self.read_reg(descriptors)? as u64;
                 let at = self.cycles() - start;
-                let t = self.times.get_or_insert_with(Vec::new);
-                if t.last().is_none_or(|&(m, _)| m != n) {
-                    t.push((n, at));
+                if let Some(t) = &mut self.times {
+                    if t.last().is_none_or(|&(m, _)| m != n) {
+                        t.push((n, at));
+                    }
                 }
             }
             if ctrl & regmap::ctrl::DONE != 0 {
