@@ -73,8 +73,13 @@ module op_attention #(
   input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
-  localparam int DW = MAX_HEAD_DIM > 1 ? $clog2(MAX_HEAD_DIM) : 1;
   localparam int QL = 4;  // query values per cycle (a 16-byte element of int32)
+  // A head's q codes and each lane's value sums are memories of rows of LANES elements (a code
+  // group, the unit every phase reads or writes), each with one write port: indexed per element,
+  // yosys built a multiplexer over every element per access (143k LUTs on tellme-kv260).
+  localparam int ROWS = (MAX_HEAD_DIM + LANES - 1) / LANES;
+  localparam int RW = ROWS > 1 ? $clog2(ROWS) : 1;
+  localparam int QPR = LANES / QL;  // quantizer outputs per row
   localparam int SHARE = (MAX_SEQ + PORTS - 1) / PORTS;  // most keys of one lane
   localparam int KW = SHARE > 1 ? $clog2(SHARE) : 1;
 
@@ -200,10 +205,29 @@ module op_attention #(
     .done_o (q_done), .scale_o (q_scale)
   );
 
-  logic signed [7:0]  qc  [MAX_HEAD_DIM];
-  always_ff @(posedge clk_i) begin
-    if (q_code_valid) for (int l = 0; l < QL; l++) qc[DW'(qidx_q * QL + 32'(l))] <= q_code[16*l +: 8];
+  // The quantizer's codes, QL at a time, gathered into rows (head_dim is a multiple of LANES).
+  logic [8*LANES-1:0] qc [ROWS];
+  logic [8*LANES-1:0] q_stage_q;  // the row being gathered
+  logic [8*LANES-1:0] qc_next;
+  always_comb begin
+    qc_next = q_stage_q;
+    // Constant slices, chosen by the position in the row (a computed part-select is a shifter).
+    for (int s = 0; s < QPR; s++) begin
+      if (qidx_q % QPR == 32'(s)) for (int l = 0; l < QL; l++) qc_next[8*(QL*s + l) +: 8] = q_code[16*l +: 8];
+    end
   end
+  always_ff @(posedge clk_i) begin
+    if (q_code_valid) q_stage_q <= qc_next;
+    if (q_code_valid && qidx_q % QPR == QPR - 1) qc[RW'(qidx_q / QPR)] <= qc_next;
+  end
+
+  // The finisher's registers (below): the lanes' sums are read at its position.
+  logic [47:0] f_sum_q;
+  logic [15:0] f_tok_q;
+  logic [31:0] f_head_q, f_el_q;
+  logic [31:0] rcp_q;
+  logic        f_sent_q, f_cmd_q;
+  logic [PORTS-1:0] f_used_q;  // the lanes that had keys
 
   // ---------------------------------------------------------------- lanes
   // Every lane walks its own range once per phase: K_CODES (raw scores), K_SCALES (scores and
@@ -211,7 +235,7 @@ module op_attention #(
   wire logic lane_phase = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_CODES;
   logic [PORTS-1:0]    lane_done;    // the lane has consumed its range in this phase
   logic [PORTS-1:0]    lane_ready;   // lane p takes its stream's element this cycle
-  logic signed [63:0]  lane_acc [PORTS][MAX_HEAD_DIM];
+  logic [64*QL-1:0]    lane_out [PORTS];  // the finisher's QL sums of the lane
   logic [PORTS-1:0]    lane_used;    // the lane had keys (its max, sums are valid)
   logic signed [31:0]  lane_max [PORTS];
   logic [47:0]         lane_sum [PORTS];
@@ -234,11 +258,12 @@ module op_attention #(
     assign lane_ready[p] = lane_phase && !lane_done[p];
     wire logic fire = lane_ready[p] && x_valid[p];
     wire logic [KW-1:0] ka = KW'(k_q);
+    wire logic [8*LANES-1:0] q_codes = qc[RW'(g_q)];
     logic signed [31:0] dot;  // one code group's LANES products, exact
     always_comb begin
       dot = '0;
       for (int j = 0; j < LANES; j++) begin
-        dot = dot + 32'(qc[DW'(g_q * LANES + 32'(j))]) * 32'($signed(x_wide[p][8*j +: 8]));
+        dot = dot + 32'($signed(q_codes[8*j +: 8])) * 32'($signed(x_wide[p][8*j +: 8]));
       end
     end
     // Scales: one binary32 per key.
@@ -286,14 +311,25 @@ module op_attention #(
         endcase
       end
     end
+    // The lane's value sums, a row per code group. One read port: V_CODES reads the row it
+    // updates; outside V_CODES the finisher reads the row it outputs.
+    logic [64*LANES-1:0] acc [ROWS];
+    wire logic [RW-1:0]       acc_addr = RW'(state_q == V_CODES ? g_q : f_el_q / LANES);
+    wire logic [64*LANES-1:0] acc_row  = acc[acc_addr];
+    logic [64*LANES-1:0] acc_next;
     // The first key of the range starts the lane's sums (no clearing pass).
-    always_ff @(posedge clk_i) begin
-      if (fire && state_q == V_CODES) begin
-        for (int j = 0; j < LANES; j++) begin
-          lane_acc[p][DW'(g_q * LANES + 32'(j))] <=
-            (k_q == '0 ? 64'sd0 : lane_acc[p][DW'(g_q * LANES + 32'(j))]) + 64'(w) * 64'($signed(x_wide[p][8*j +: 8]));
-        end
+    always_comb begin
+      for (int j = 0; j < LANES; j++) begin
+        acc_next[64*j +: 64] = (k_q == '0 ? 64'sd0 : $signed(acc_row[64*j +: 64])) +
+                               64'(w) * 64'($signed(x_wide[p][8*j +: 8]));
       end
+    end
+    always_ff @(posedge clk_i) begin
+      if (fire && state_q == V_CODES) acc[acc_addr] <= acc_next;
+    end
+    always_comb begin
+      lane_out[p] = acc_row[64*QL-1:0];
+      for (int s = 1; s < QPR; s++) if ((f_el_q % LANES) / QL == 32'(s)) lane_out[p] = acc_row[64*QL*s +: 64*QL];
     end
     logic unused_lane_w;
     assign unused_lane_w = ^w_key[95:48];
@@ -373,7 +409,7 @@ module op_attention #(
   always_comb begin
     for (int i = 0; i < QL; i++) begin
       acc_sum[i] = '0;
-      for (int p = 0; p < PORTS; p++) if (f_used_q[p]) acc_sum[i] = acc_sum[i] + lane_acc[p][DW'(f_el_q + 32'(i))];
+      for (int p = 0; p < PORTS; p++) if (f_used_q[p]) acc_sum[i] = acc_sum[i] + $signed(lane_out[p][64*i +: 64]);
     end
   end
 
@@ -383,12 +419,6 @@ module op_attention #(
   // lanes' sums are read here).
   typedef enum logic [1:0] {F_IDLE, F_I2F, F_DIV, F_OUT} fin_e;
   fin_e        f_state_q;
-  logic [47:0] f_sum_q;
-  logic [15:0] f_tok_q;
-  logic [31:0] f_head_q, f_el_q;
-  logic [31:0] rcp_q;
-  logic        f_sent_q, f_cmd_q;
-  logic [PORTS-1:0] f_used_q;  // the lanes that had keys
   logic s_ready, s_valid;
   logic [31:0] s_res;
   fp32_scalar #(.INT_W (48)) u_fp (
