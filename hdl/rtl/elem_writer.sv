@@ -56,7 +56,10 @@ module elem_writer #(
   assign wr_cmd_beats_o =
     32'((64'(cmd_addr_i[OFF_W-1:0]) + (64'(cmd_count_i) << cmd_size_i) + 64'(BYTES) - 64'd1) >> OFF_W);
   assign idle_o     = state_q == IDLE && !pending_q;
-  assign el_ready_o = state_q == DATA && !full_q && left_q != '0;
+  // A full word leaves in the cycle the next element comes in: one element per cycle, also when
+  // every element fills a word (16-byte elements).
+  wire logic sending = full_q && wr_ready_i;
+  assign el_ready_o = state_q == DATA && left_q != '0 && (!full_q || wr_ready_i);
   assign wr_valid_o = full_q;
   assign wr_data_o  = word_q;
   assign wr_strb_o  = strb_q;
@@ -68,7 +71,7 @@ module elem_writer #(
   logic [BYTES-1:0]  put_strb;
   always_comb begin
     put_word = word_q;
-    put_strb = strb_q;
+    put_strb = full_q ? '0 : strb_q;  // a word being sent: the element starts the next one
     for (int b = 0; b < 16; b++) begin
       if (b < 32'(ebytes)) begin
         put_word[8 * (32'(ptr_q) + b) % DATA_W +: 8] = el_data_i[8*b +: 8];
@@ -102,17 +105,18 @@ module elem_writer #(
           state_q <= DATA;
         end
         DATA: begin
+          if (sending) begin
+            full_q <= 1'b0;
+            strb_q <= '0;
+            if (left_q == '0) state_q <= IDLE;
+          end
+          // After the send: an element in the same cycle fills the next word.
           if (fire) begin
             word_q <= put_word;
             strb_q <= put_strb;
             ptr_q  <= next_ptr[OFF_W-1:0];
             left_q <= left_q - 1;
             if (next_ptr[OFF_W] || left_q == 32'd1) full_q <= 1'b1;
-          end
-          if (wr_valid_o && wr_ready_i) begin
-            full_q <= 1'b0;
-            strb_q <= '0;
-            if (left_q == '0) state_q <= IDLE;
           end
         end
         default: state_q <= IDLE;
