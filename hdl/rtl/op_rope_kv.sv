@@ -7,7 +7,9 @@
 // (hdl::isa::KvLayout). Rows are read, rotated, quantized and written as codes four values per
 // cycle (head_dim is a multiple of 16, so four consecutive values share a head and a half).
 // k and v heads go through four quantizers in turn, and a drain writes each head's codes and
-// scale while later heads are fed and the next row is read.
+// scale while later heads are fed and the next row is read. The reads are issued ahead (up to
+// the reader's queue) and the q heads' writes fill the writer's gaps between the drain's, so
+// neither DRAM latency nor the quantizers' scalar steps sit between two tokens.
 
 `default_nettype none
 
@@ -70,7 +72,6 @@ module op_rope_kv #(
   logic [63:0] q_q, k_q, v_q, rope_q, kv_q;
   logic        cmd_sent_q, fed_start_q;
 
-  wire logic [31:0] pos    = pos0_q + 32'(tok_q);
   wire logic [31:0] half   = 32'(hd_q) >> 1;
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
@@ -78,6 +79,10 @@ module op_rope_kv #(
   wire logic [63:0] src_row = (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) +
                               64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
   wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
+  // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
+  wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
+                         32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
+                         32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i);
 
   // ---------------------------------------------------------------- buffers
   // The row in groups of VL (what arrives per element and what the lanes take per cycle; ridx_q,
@@ -101,11 +106,38 @@ module op_rope_kv #(
     .el_data_o (el_data), .el_wide_o (el_wide),
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
-  assign rcmd_valid = state_q == COS_CMD || state_q == SIN_CMD || state_q == ROW_CMD;
-  assign rcmd_addr  = state_q == ROW_CMD ? src_row :
-                      rope_q + (64'(pos) + (state_q == SIN_CMD ? 64'(max_seq_q) : 64'd0)) * rope_row;
+  // The reads are issued ahead of the machine below, in its order -- per token the cos and sin
+  // table rows, then the q, k and v rows -- as far as the reader's queue allows, so each read's
+  // DRAM latency passes while earlier data is consumed.
+  logic [15:0] i_tok_q;
+  logic [2:0]  i_part_q;  // 0 cos, 1 sin, 2 q row, 3 k row, 4 v row
+  logic        i_busy_q;  // reads left to issue
+  wire logic [31:0] i_pos = pos0_q + 32'(i_tok_q);
+  wire logic [31:0] i_n   = i_part_q == 3'd2 ? qd : kvd;
+  wire logic [63:0] i_row = (i_part_q == 3'd2 ? q_q : i_part_q == 3'd3 ? k_q : v_q) +
+                            64'(i_tok_q) * trit_num::row_bytes(64'(i_n) * 4);
+  assign rcmd_valid = i_busy_q;
+  assign rcmd_addr  = i_part_q >= 3'd2 ? i_row :
+                      rope_q + (64'(i_pos) + (i_part_q == 3'd1 ? 64'(max_seq_q) : 64'd0)) * rope_row;
   // Table rows: head_dim/2 i16, eight per element (head_dim is a multiple of 16).
-  assign rcmd_count = state_q == ROW_CMD ? n_row / VL : half >> 3;
+  assign rcmd_count = i_part_q >= 3'd2 ? i_n / VL : half >> 3;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      i_tok_q  <= '0;
+      i_part_q <= '0;
+      i_busy_q <= 1'b0;
+    end else if (state_q == IDLE) begin
+      i_tok_q  <= '0;
+      i_part_q <= '0;
+      i_busy_q <= start_i && !bad_start && tokens_i != '0;
+    end else if (rcmd_valid && rcmd_ready) begin
+      i_part_q <= i_part_q == 3'd4 ? 3'd0 : i_part_q + 3'd1;
+      if (i_part_q == 3'd4) begin
+        i_tok_q <= i_tok_q + 1;
+        if (i_tok_q + 1 == tokens_q) i_busy_q <= 1'b0;
+      end
+    end
+  end
   // A row streams in while its complete heads are already processed (written back for q, fed
   // to the quantizers for k and v): a head needs only its own elements.
   wire logic row_reading = (state_q == Q_WRITE || state_q == FEED) && ridx_q < n_row;
@@ -194,8 +226,10 @@ module op_rope_kv #(
   wire logic [VL*16-1:0] d_codes = q_code[VL*16*dq +: VL*16];
 
   // ---------------------------------------------------------------- writes
-  // q rows (main machine, Q_WRITE, only while no head is being drained) and the drain's codes
-  // and scales share one writer.
+  // q heads (main machine, Q_WRITE: one command per head) and the drain's codes and scales share
+  // one writer, a command (and its elements) at a time. When both have a command ready the
+  // drain goes first (it frees quantizers); the drain asks only once its codes or its scale are
+  // there, so the writer never waits on a quantizer while q is ready.
   logic        wcmd_valid, wcmd_ready, wel_valid, wel_ready, w_idle;
   logic [63:0] wcmd_addr;
   logic [31:0]  wcmd_count;
@@ -210,21 +244,27 @@ module op_rope_kv #(
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
     .wr_strb_o, .wr_done_i
   );
-  wire logic q_writing = state_q == Q_WRITE && q_busy_q == '0;
+  wire logic d_el_phase = d_work && (d_step_q == 2'd1 || d_step_q == 2'd3);  // drain elements pending
+  wire logic w_free     = !cmd_sent_q && !d_el_phase;
+  wire logic d_cmd_want = d_work && ((d_step_q == 2'd0 && q_code_valid[dq]) || (d_step_q == 2'd2 && q_done_q[dq]));
+  wire logic q_cmd_want = state_q == Q_WRITE && idx_q < qd && loaded;  // the head is in
+  wire logic d_cmd_go   = w_free && d_cmd_want;
+  wire logic q_cmd_go   = w_free && !d_cmd_want && q_cmd_want;
+  wire logic q_writing  = q_cmd_go || cmd_sent_q;  // the writer is q's (cmd_sent_q: a head's elements)
   always_comb begin
     q_code_ready = '0;
     if (q_writing) begin
-      // q: four rotated values per 16-byte element, written back in place.
-      wcmd_valid = !cmd_sent_q;
-      wcmd_addr  = src_row;
-      wcmd_count = qd / VL;
+      // q: the head starting at idx_q, four rotated values per 16-byte element, in place.
+      wcmd_valid = q_cmd_go;
+      wcmd_addr  = src_row + 64'(idx_q) * 4;
+      wcmd_count = 32'(hd_q) / VL;
       wcmd_size  = 3'd4;
-      wel_valid  = cmd_sent_q && idx_q < qd && loaded;
+      wel_valid  = cmd_sent_q && loaded;
       wel_data   = rotated;
       wel_len    = 5'd16;
     end else begin
       // Drain: head d_head_q's head_dim codes, four per 4-byte element, then its scale.
-      wcmd_valid = d_work && (d_step_q == 2'd0 || d_step_q == 2'd2);
+      wcmd_valid = d_cmd_go;
       wcmd_addr  = d_step_q[1] ? cache_scales : cache_codes;
       wcmd_count = d_step_q[1] ? 32'd1 : 32'(hd_q) / VL;
       wcmd_size  = 3'd2;
@@ -332,21 +372,20 @@ module op_rope_kv #(
           max_seq_q  <= max_seq_i;
           tok_q      <= '0;
           err_o      <= 1'b0;
-          if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
-              32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
-              32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i)) begin
+          if (bad_start) begin
             err_o   <= 1'b1;
             state_q <= FINISH;
           end else begin
             state_q <= tokens_i == '0 ? FINISH : COS_CMD;
           end
         end
-        COS_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= COS_DATA; end
+        // The reads are in flight already (the issuer above): these states only set up.
+        COS_CMD: begin idx_q <= '0; state_q <= COS_DATA; end
         COS_DATA: if (el_fire) begin
           idx_q <= idx_q + 8;
           if (idx_q + 8 == half) state_q <= SIN_CMD;
         end
-        SIN_CMD: if (rcmd_ready) begin idx_q <= '0; state_q <= SIN_DATA; end
+        SIN_CMD: begin idx_q <= '0; state_q <= SIN_DATA; end
         SIN_DATA: if (el_fire) begin
           idx_q <= idx_q + 8;
           if (idx_q + 8 == half) begin
@@ -354,7 +393,7 @@ module op_rope_kv #(
             state_q <= ROW_CMD;
           end
         end
-        ROW_CMD: if (rcmd_ready) begin
+        ROW_CMD: begin
           idx_q       <= '0;
           ridx_q      <= '0;
           hend_q      <= 32'(hd_q);
@@ -370,9 +409,12 @@ module op_rope_kv #(
           if (q_writing && wel_fire) begin
             idx_q <= idx_q + VL;
             j_q   <= j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
-            if (j_q + VL == 32'(hd_q)) hend_q <= hend_q + 32'(hd_q);
+            if (j_q + VL == 32'(hd_q)) begin
+              hend_q     <= hend_q + 32'(hd_q);
+              cmd_sent_q <= 1'b0;
+            end
           end
-          if (cmd_sent_q && idx_q == qd) begin
+          if (!cmd_sent_q && idx_q == qd) begin
             idx_q   <= '0;
             part_q  <= 2'd1;
             state_q <= ROW_CMD;
