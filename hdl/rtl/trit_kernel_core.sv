@@ -32,6 +32,7 @@ module trit_kernel_core #(
   parameter int          HEAD_QMAX    = 32767,         // LM-head activation code range
   parameter int          LANES        = 16,            // int8 codes per cycle in attention and LM head
   parameter int          MEM_PORTS    = 1,             // AXI masters: gmem0 + (MEM_PORTS-1) weight ports
+  parameter int          ATTN_QUERIES = 1,             // prefill attention: queries per pass over the keys
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -400,7 +401,7 @@ module trit_kernel_core #(
   logic attn_busy;
   op_attention #(
     .DATA_W (DATA_W), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS), .MAX_SEQ (MAX_SEQ),
-    .ACT_QMAX (ACT_QMAX), .LANES (LANES), .PORTS (MEM_PORTS)
+    .ACT_QMAX (ACT_QMAX), .LANES (LANES), .PORTS (MEM_PORTS), .QUERIES (ATTN_QUERIES)
   ) u_attention (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_ATTN]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),

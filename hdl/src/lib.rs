@@ -168,6 +168,8 @@ pub struct KernelShape {
     /// AXI4 master ports: `m_axi_gmem0` serves every engine, all of them together stream the
     /// weights of a linear layer. The board's `axi_ports`, at most [`MAX_MEM_PORTS`].
     pub MEM_PORTS: usize,
+    /// Prefill attention: queries per pass over the keys (`engine.attention_queries`).
+    pub ATTN_QUERIES: usize,
 }
 
 /// Most AXI master ports the kernel uses (the KV260's four HP ports reach its DDR bandwidth).
@@ -183,14 +185,23 @@ impl KernelShape {
             MAX_HEADS: m.heads,
             MAX_SEQ: m.max_seq,
             MEM_PORTS: (cfg.board.axi_ports as usize).clamp(1, MAX_MEM_PORTS),
+            ATTN_QUERIES: cfg.engine.attention_queries,
         }
     }
 
     /// Small limits for designs generated from TLMM parameters alone (engine tests, benches):
-    /// the TLMM's own sizes for rows, a small attention.
+    /// the TLMM's own sizes for rows, a small attention (query blocks of two where prefill has
+    /// several tokens).
     pub fn for_tlmm(p: &TlmmParams) -> KernelShape {
         let rows = (p.MAX_BLOCKS * p.COLS).max(p.MAX_STEPS * p.G * p.TABLES);
-        KernelShape { VEC_DEPTH: rows, MAX_HEAD_DIM: 64, MAX_HEADS: 4, MAX_SEQ: 64, MEM_PORTS: 1 }
+        KernelShape {
+            VEC_DEPTH: rows,
+            MAX_HEAD_DIM: 64,
+            MAX_HEADS: 4,
+            MAX_SEQ: 64,
+            MEM_PORTS: 1,
+            ATTN_QUERIES: p.MAX_TOKENS.clamp(1, 2),
+        }
     }
 
     /// `(name, value)` pairs in declaration order.
@@ -201,6 +212,7 @@ impl KernelShape {
             ("MAX_HEADS", self.MAX_HEADS),
             ("MAX_SEQ", self.MAX_SEQ),
             ("MEM_PORTS", self.MEM_PORTS),
+            ("ATTN_QUERIES", self.ATTN_QUERIES),
         ]
     }
 }

@@ -459,6 +459,11 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
                 100.0 * (dm - dr) / dr,
                 100.0 * (pm - pr) / pr
             );
+            let kinds: Vec<String> = perfmodel::op_errors(&fit, s)
+                .into_iter()
+                .filter_map(|(k, _, p)| p.map(|p| format!("{k} {:+.1}%", 100.0 * p)))
+                .collect();
+            println!("      prefill ops alone: {}", kinds.join(", "));
         }
         return Ok(());
     }

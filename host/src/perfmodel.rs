@@ -25,10 +25,17 @@ pub const KINDS: [&str; 6] = ["EMBED", "NORM_QUANT", "LINEAR", "ROPE_KV", "ATTEN
 /// Features per kind (the names, for the table and `--calibrate`).
 pub const FEATURES: [&[&str]; 6] = [
     &["op", "token", "token x hidden words"],
-    &["op", "token", "token x row words"],
+    &["op", "token", "token x row words", "op with a norm", "token with a norm"],
     &["op", "token", "token x (k+n) words", "max(TLMM run, weight load)", "weight chunks"],
     &["op", "token", "token x head", "token x (q+k+v) words"],
-    &["op", "token x head", "key x head", "key x head x 16-lane beat"],
+    &[
+        "op",
+        "token x head",
+        "token x head x 16-lane beat",
+        "block x head",
+        "query x key x head",
+        "block x key x head x 16-lane beat",
+    ],
     &["op", "token", "token x ffn words / read ports", "token x ffn words (sub-norm)"],
 ];
 
@@ -40,17 +47,17 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9502, 41.0522, 0.9994],                 // EMBED: op, token, token x hidden words
-        &[155.3220, 159.1965, 1.1010],               // NORM_QUANT: op, token, token x row words
+        &[60.9502, 41.0522, 0.9994],                    // EMBED: op, token, token x hidden words
+        &[78.6566, 69.5680, 0.6965, 84.4266, 105.5201], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
         &[92.4761, 0.0000, 1.5073, 0.9349, 25.9781], // LINEAR: op, token, token x (k+n) words, max(TLMM run, weight load), weight chunks
-        &[121.8794, 176.8471, 2.3380, 1.6870],       // ROPE_KV: op, token, token x head, token x (q+k+v) words
-        &[134.9948, 110.4843, 0.0942, 0.5927], // ATTENTION: op, token x head, key x head, key x head x 16-lane beat
-        &[312.1826, 61.4074, 0.0000, 2.0681], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
+        &[132.3319, 105.5367, 3.7472, 1.0960],       // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[147.2788, 19.8946, 1.2809, 82.1950, 0.1789, 0.5910], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head, block x key x head x 16-lane beat
+        &[312.4304, 53.3745, 0.0000, 2.1422], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
     prefetch_hidden: 0.060,
-    vector_factor: 1.025,
-    decode_prefetch_hidden: 0.020,
-    decode_vector_factor: 0.950,
+    vector_factor: 1.050,
+    decode_prefetch_hidden: 0.000,
+    decode_vector_factor: 0.975,
     lm_head_efficiency: 0.920,
 };
 
@@ -156,7 +163,12 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     let tl = p.tlmm();
     let tf = t as f64;
     let words = |n: usize| (n as f64 * 4.0 / mc.bus).ceil();
-    let norm = |n: usize| OpInst { kind: 1, x: vec![1.0, tf, tf * words(n)], load: 0.0 };
+    // NORM_QUANT with RMSNorm reads its gains and runs the norm's scalar steps per token; the
+    // one before o_proj has a norm only with sub-norms.
+    let norm = |n: usize, with: bool| {
+        let w = if with { 1.0 } else { 0.0 };
+        OpInst { kind: 1, x: vec![1.0, tf, tf * words(n), w, w * tf], load: 0.0 }
+    };
     let linear = |k: usize, n: usize| {
         let run = (t * tl.blocks(n) * tl.steps(k)) as f64;
         let load = image_bytes(cfg, k, n) as f64 / mc.stream_bpc();
@@ -165,7 +177,12 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     };
     let [q, kk, v, o, gate, up, down] = hdl::linear_shapes(cfg);
     let qkv_words = words((m.heads + 2 * m.kv_heads) * m.head_dim);
-    let keys: f64 = (0..t).map(|i| (pos0 + i + 1) as f64).sum();
+    // Attention in query blocks (op_attention): the scale phases take each query against the
+    // block's keys, the code phases each block once.
+    let qb = cfg.engine.attention_queries.max(1);
+    let blocks: Vec<(usize, usize)> = (0..t).step_by(qb).map(|b| (qb.min(t - b), pos0 + b + qb.min(t - b))).collect();
+    let block_keys: f64 = blocks.iter().map(|&(_, keys)| keys as f64).sum();
+    let query_keys: f64 = blocks.iter().map(|&(nb, keys)| (nb * keys) as f64).sum();
     let beats = m.head_dim.div_ceil(16) as f64;
     let h = m.heads as f64;
     let sub = if m.sub_norms { 1.0 } else { 0.0 };
@@ -173,15 +190,19 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     // (trit_kernel_core: several tokens and more than two memory ports).
     let ffn_ports = if t > 1 && mc.ports > 2.0 { 2.0 } else { 1.0 };
     vec![
-        norm(m.hidden),
+        norm(m.hidden, true),
         linear(q.1, q.2),
         linear(kk.1, kk.2),
         linear(v.1, v.2),
         OpInst { kind: 3, x: vec![1.0, tf, tf * h, tf * qkv_words], load: 0.0 },
-        OpInst { kind: 4, x: vec![1.0, tf * h, keys * h, keys * h * beats], load: 0.0 },
-        norm(m.hidden),
+        OpInst {
+            kind: 4,
+            x: vec![1.0, tf * h, tf * h * beats, blocks.len() as f64 * h, query_keys * h, block_keys * h * beats],
+            load: 0.0,
+        },
+        norm(m.hidden, m.sub_norms),
         linear(o.1, o.2),
-        norm(m.hidden),
+        norm(m.hidden, true),
         linear(gate.1, gate.2),
         linear(up.1, up.2),
         OpInst { kind: 5, x: vec![1.0, tf, tf * words(m.ffn) / ffn_ports, sub * tf * words(m.ffn)], load: 0.0 },
@@ -502,6 +523,11 @@ impl Sample {
 
     /// The (kind, summed features, measured cycles) rows of the ops run alone.
     fn op_rows(&self) -> Vec<(usize, Vec<f64>, f64)> {
+        self.phase_rows().into_iter().map(|(_, kind, x, y)| (kind, x, y)).collect()
+    }
+
+    /// As [`Sample::op_rows`], each with its phase (0 decode, 1 prefill).
+    fn phase_rows(&self) -> Vec<(usize, usize, Vec<f64>, f64)> {
         let cfg = &self.cfg;
         let chunk = cfg.engine.prefill_tokens.max(1);
         let last0 = (self.prompt_len - 1) / chunk * chunk;
@@ -510,7 +536,7 @@ impl Sample {
             (layer_ops(cfg, self.prompt_len - last0, last0), embed_op(cfg, self.prompt_len - last0), &self.prefill_ops),
         ];
         let mut out = Vec::new();
-        for (ops, embed, measured) in phases {
+        for (phase, (ops, embed, measured)) in phases.into_iter().enumerate() {
             for (kind, name) in KINDS.iter().enumerate() {
                 let Some(&(_, _, cycles)) = measured.iter().find(|(k, _, _)| k == name) else { continue };
                 let mut x = vec![0.0; FEATURES[kind].len()];
@@ -519,11 +545,24 @@ impl Sample {
                         *a += b;
                     }
                 }
-                out.push((kind, x, cycles as f64));
+                out.push((phase, kind, x, cycles as f64));
             }
         }
         out
     }
+}
+
+/// Per op kind run alone, the model's relative error on one sample: (kind, decode, prefill),
+/// `None` where the phase has no op of that kind. Shows which kind's features fall short.
+pub fn op_errors(c: &Fitted, s: &Sample) -> Vec<(&'static str, Option<f64>, Option<f64>)> {
+    let rows = s.phase_rows();
+    let err = |phase: usize, kind: usize| {
+        rows.iter().find(|r| r.0 == phase && r.1 == kind).map(|(_, _, x, y)| {
+            let model: f64 = x.iter().zip(&c.ops[kind]).map(|(a, b)| a * b).sum();
+            (model - y) / y
+        })
+    };
+    KINDS.iter().enumerate().map(|(kind, name)| (*name, err(0, kind), err(1, kind))).collect()
 }
 
 /// Model error of one sample: (decode model, decode measured, prefill model, prefill measured).
@@ -653,9 +692,9 @@ pub fn calibration_configs() -> Vec<(String, Config)> {
     };
     vec![
         v("tiny", ""),
-        v("head_dim 32", "[model]\nheads = 2\nhead_dim = 32\n"),
+        v("head_dim 32, single queries", "[model]\nheads = 2\nhead_dim = 32\n[engine]\nattention_queries = 1\n"),
         v("MHA, SiLU, no sub-norms", "[model]\nkv_heads = 4\nffn_activation = \"silu\"\nsub_norms = false\n"),
-        v("8 tokens per fetch", "[engine]\nprefill_tokens = 8\n"),
+        v("8 tokens per fetch, query blocks of 4", "[engine]\nprefill_tokens = 8\nattention_queries = 4\n"),
         v("8 tables x 8 columns", "[engine]\ntables_per_step = 8\ncolumns_per_cycle = 8\n"),
         v(
             "wider model",

@@ -36,11 +36,15 @@ fn tiny_sim_equals_ref() {
     check("tiny", Config::preset("tiny").unwrap());
 }
 
+/// Also attention query blocks of four (tiny: two): a 7-token prompt ends in a block of three.
 #[test]
 fn silu_mha_head_dim_32_without_sub_norms_sim_equals_ref() {
     check(
         "silu-mha-hd32",
-        variant("[model]\nffn_activation = \"silu\"\nsub_norms = false\nheads = 2\nkv_heads = 2\nhead_dim = 32\n"),
+        variant(
+            "[model]\nffn_activation = \"silu\"\nsub_norms = false\nheads = 2\nkv_heads = 2\nhead_dim = 32\n\
+             [engine]\nattention_queries = 4\n",
+        ),
     );
 }
 

@@ -167,6 +167,10 @@ pub struct EngineConfig {
     /// Extra register stages after the lookup sums (retimed into the adder trees).
     #[serde(default = "default_one")]
     pub pipeline_stages: usize,
+    /// Prefill attention: query tokens that share one pass over the keys and values (their
+    /// dot products and value sums run side by side; 1..=4, at most `prefill_tokens`).
+    #[serde(default = "default_one")]
+    pub attention_queries: usize,
     /// On-chip weight buffer (URAM) depth in weight beats; larger matrices are split by rows.
     pub weight_buffer_beats: usize,
 }
@@ -415,6 +419,15 @@ impl Config {
         }
         if e.prefill_tokens == 0 || e.prefill_tokens > 64 {
             return err("engine.prefill_tokens", format!("must be in 1..=64, got {}", e.prefill_tokens));
+        }
+        if e.attention_queries == 0 || e.attention_queries > 4 || e.attention_queries > e.prefill_tokens {
+            return err(
+                "engine.attention_queries",
+                format!(
+                    "must be in 1..=4 and at most prefill_tokens ({}), got {}",
+                    e.prefill_tokens, e.attention_queries
+                ),
+            );
         }
         if e.pipeline_stages > 8 {
             return err("engine.pipeline_stages", format!("must be in 0..=8, got {}", e.pipeline_stages));
