@@ -11,6 +11,10 @@
 //   5. as each chunk's run ends, its part of every ymem row, re-cut into bus words, is written to
 //      dst while the next chunk runs (when a chunk's part starts on a bus word: COLS * 4 bytes a
 //      multiple of the bus width; else every row at the end)
+// A LINEAR with the same codes, scales, k and tokens as the previous one, with no other engine
+// started in between (`inval_i`; nor the kernel restarted), finds its rows still in xmem and s[t]
+// and skips phases 1 and 2 (k_proj and v_proj after q_proj, up_proj after gate_proj). A LINEAR
+// whose dst overlaps the rows it holds forgets them.
 //
 // The weight loader is a separate machine with its own job context, so loads overlap
 // everything else:
@@ -72,6 +76,7 @@ module op_linear #(
   input  wire logic [31:0]       pf_n_i,
   input  wire logic [XP-1:0]     hold_i,        // per port 1..: request nothing (another engine needs it)
   input  wire logic              flush_i,       // forget prefetched weights (loader idle)
+  input  wire logic              inval_i,       // another engine starts: forget the held activation rows
   output      logic [XP-1:0]     ports_busy_o,  // per port 1..: words requested are still to come
   output      logic              done_o,
   output      logic              err_o,       // sizes beyond the engine's maxima (op skipped)
@@ -149,6 +154,23 @@ module op_linear #(
   logic [31:0] nx_cb_q;   // ... its full chunk, worked out while the job runs
   logic        nx_sizing_q;
 
+  // The activation rows xmem and s_q hold (phases 1-2 of an earlier job), valid while no other
+  // engine has started and no LINEAR has written over them.
+  logic        xv_valid_q;
+  logic [63:0] xv_codes_q, xv_scales_q;
+  logic [31:0] xv_k_q;
+  logic [15:0] xv_tokens_q;
+  logic        reuse_q;    // this job skips phases 1-2
+  wire logic [63:0] xv_codes_end  = xv_codes_q + 64'(xv_tokens_q) * 64'(row_bytes(xv_k_q));
+  wire logic [63:0] xv_scales_end = xv_scales_q + 64'(xv_tokens_q) * 4;
+  wire logic [63:0] dst_end_i     = dst_i + 64'(tokens_i) * 64'(row_bytes(n_i * 4));
+  wire logic dst_hits_rows = (dst_i < xv_codes_end && xv_codes_q < dst_end_i) ||
+                             (dst_i < xv_scales_end && xv_scales_q < dst_end_i);
+  wire logic reuse_hit = xv_valid_q && codes_i == xv_codes_q && scales_i == xv_scales_q && k_i == xv_k_q &&
+                         tokens_i == xv_tokens_q;
+  wire logic [63:0] dst_end_q         = dst_q + 64'(tokens_q) * 64'(row_bytes(n_q * 4));
+  wire logic [63:0] xv_new_codes_end  = codes_q + 64'(tokens_q) * 64'(row_bytes(k_q));
+  wire logic [63:0] xv_new_scales_end = scales_q + 64'(tokens_q) * 4;
   wire logic [31:0] steps  = steps_of(k_i);
   wire logic [31:0] blocks = blocks_of(n_i);
   wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || !fits(steps, blocks);
@@ -472,7 +494,7 @@ module op_linear #(
     rd_cmd_beats_o = '0;
     unique case (state_q)
       S_CMD: begin
-        rd_cmd_valid_o = 1'b1;
+        rd_cmd_valid_o = !reuse_q;
         rd_cmd_addr_o  = scales_q;
         rd_cmd_beats_o = (32'(tokens_q) * 4 + BYTES - 1) / BYTES;
       end
@@ -570,6 +592,12 @@ module op_linear #(
       end
       l_use_q   <= '0;
       r_running_q <= 1'b0;
+      xv_valid_q  <= 1'b0;
+      xv_codes_q  <= '0;
+      xv_scales_q <= '0;
+      xv_k_q      <= '0;
+      xv_tokens_q <= '0;
+      reuse_q     <= 1'b0;
       tok_q     <= '0;
       codes_q   <= '0;
       scales_q  <= '0;
@@ -752,6 +780,9 @@ module op_linear #(
         end
       end
 
+      // Another engine may write the rows; a new program may have new ones.
+      if (inval_i || flush_i) xv_valid_q <= 1'b0;
+
       // ---- the job.
       unique case (state_q)
         IDLE: if (start_i) begin
@@ -774,6 +805,9 @@ module op_linear #(
           nx_sizing_q <= pf_weights_i != '0;
           sidx_q    <= '0;
           r_running_q <= 1'b0;
+          reuse_q   <= reuse_hit && !bad;
+          // This job's results would overwrite the held rows: later jobs must read them again.
+          if (dst_hits_rows) xv_valid_q <= 1'b0;
           if (bad) begin
             done_o <= 1'b1;
           end else if (tag_hit) begin
@@ -805,7 +839,16 @@ module op_linear #(
           l_state_q       <= L_SIZE;
           state_q         <= S_CMD;
         end
-        S_CMD: if (rd_cmd_ready_i) state_q <= S_DATA;
+        S_CMD: if (reuse_q) begin
+          // The rows and s[t] are the previous job's: only c[t] (a new w_scale) is worked out.
+          state_q   <= acc_q ? Y_CMD : C_WAIT;
+          tok_q     <= '0;
+          cm_busy_q <= 1'b1;
+          cm_tok_q  <= '0;
+          fp_sent_q <= 1'b0;
+        end else if (rd_cmd_ready_i) begin
+          state_q <= S_DATA;
+        end
         S_DATA: if (rd_valid_i) begin
           for (int l = 0; l < BYTES / 4; l++) begin
             if (sidx_q + 32'(l) < MAX_TOKENS) s_q[TW'(sidx_q + 32'(l))] <= rd_data_i[32*l +: 32];
@@ -831,6 +874,13 @@ module op_linear #(
             if (tok_q + 1 == 32'(tokens_q)) begin
               tok_q   <= '0;
               state_q <= acc_q ? Y_CMD : C_WAIT;
+              // Held for the next jobs, unless this one's results land on them.
+              xv_valid_q  <= !(dst_q < xv_new_codes_end && codes_q < dst_end_q) &&
+                             !(dst_q < xv_new_scales_end && scales_q < dst_end_q);
+              xv_codes_q  <= codes_q;
+              xv_scales_q <= scales_q;
+              xv_k_q      <= k_q;
+              xv_tokens_q <= tokens_q;
             end else begin
               tok_q   <= tok_q + 1;
               // The next row's command is out (or goes out now): start its re-cut at once.

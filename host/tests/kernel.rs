@@ -251,7 +251,9 @@ fn linear_matches_the_reference_device() {
 }
 
 /// A program of LINEARs that name the next one's weights (one hint wrong, a NORM_QUANT in
-/// between) gives the reference device's results, and the prefetching saves cycles.
+/// between) gives the reference device's results, and the prefetching saves cycles. At the end
+/// three LINEARs read the same rows: the second reuses the rows the first read, and writes its
+/// results over them, so the third must read them again.
 #[test]
 fn linears_that_prefetch_the_next_matrix_match_the_reference_and_save_cycles() {
     use rand::{Rng, SeedableRng};
@@ -342,6 +344,24 @@ fn linears_that_prefetch_the_next_matrix_match_the_reference_and_save_cycles() {
                 });
             }
         }
+        let row = row_bytes(4 * 160) as usize;
+        let mut z_init = bufs[4].x.clone();
+        z_init.resize(row, 0);
+        let (z, r0, r2) = (put(dev, &z_init), put(dev, &vec![0; row]), put(dev, &vec![0; row]));
+        for (weights, dst) in [(addrs[4][0], r0), (addrs[3][0], z), (addrs[0][0], r2)] {
+            program.push(Op::Linear {
+                tokens: 1,
+                k: 160,
+                n: 160,
+                w_scale,
+                codes: z,
+                scales: addrs[4][2],
+                weights,
+                dst,
+                accumulate: false,
+                prefetch: None,
+            });
+        }
         program.push(Op::End);
         let at = dev.alloc(4096).unwrap();
         run(dev, &program, at, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{}: {e:#}", dev.name()));
@@ -353,6 +373,9 @@ fn linears_that_prefetch_the_next_matrix_match_the_reference_and_save_cycles() {
         let mut outs: Vec<Vec<u8>> = addrs.iter().zip(&bufs).map(|(a, b)| read(dev, a[3], b.y0.len())).collect();
         outs.push(read(dev, nq_codes, 64));
         outs.push(read(dev, nq_scales, 4));
+        for a in [z, r0, r2] {
+            outs.push(read(dev, a, row));
+        }
         let cycles = dev.counters().map(|c| c.into_iter().find(|(k, _)| *k == "cycles").map(|(_, v)| v).unwrap_or(0));
         (outs, cycles.unwrap_or(0))
     };
