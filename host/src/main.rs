@@ -149,6 +149,10 @@ struct ReportArgs {
     /// coefficient table (for host/src/perfmodel.rs) and each config's error.
     #[arg(long)]
     calibrate: bool,
+    /// Synthesize only this engine (a unit of the table, e.g. op_attention): its row, through
+    /// the same cache. For re-measuring one engine without a whole report.
+    #[arg(long)]
+    unit: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -488,6 +492,21 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
         return Ok(());
     }
     let dir = a.out.unwrap_or_else(|| report::default_dir(&cfg));
+    if let Some(unit) = &a.unit {
+        let pb = spinner(&format!("yosys synth_xilinx: {unit}"));
+        let u = report::synthesize_unit(&cfg, &dir, unit);
+        pb.finish_and_clear();
+        let u = u?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&u)?);
+        } else {
+            print!("{}", report::unit_rows(std::slice::from_ref(&u)));
+            if !u.memories_as_registers.is_empty() {
+                println!("  arrays in registers: {}", u.memories_as_registers.join(", "));
+            }
+        }
+        return Ok(());
+    }
     let pb = indicatif::ProgressBar::new(0).with_message("synthesizing");
     let r = report::report(&cfg, &dir, |unit, done, total| {
         pb.set_length(total as u64);

@@ -26,7 +26,13 @@ pub const KINDS: [&str; 6] = ["EMBED", "NORM_QUANT", "LINEAR", "ROPE_KV", "ATTEN
 pub const FEATURES: [&[&str]; 6] = [
     &["op", "token", "token x hidden words"],
     &["op", "token", "token x row words", "op with a norm", "token with a norm"],
-    &["op", "token", "token x (k+n) words", "max(TLMM run, weight load)", "weight chunks"],
+    &[
+        "op",
+        "token",
+        "token x (codes row, unless held + result row) words",
+        "max(TLMM run, weight load)",
+        "weight chunks",
+    ],
     &["op", "token", "token x head", "token x (q+k+v) words"],
     &[
         "op",
@@ -49,15 +55,15 @@ pub const CALIB: Calib = Calib {
     ops: [
         &[60.9502, 41.0522, 0.9994],                    // EMBED: op, token, token x hidden words
         &[78.6566, 69.5680, 0.6965, 84.4266, 105.5201], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[92.4761, 0.0000, 1.5073, 0.9349, 25.9781], // LINEAR: op, token, token x (k+n) words, max(TLMM run, weight load), weight chunks
+        &[94.8232, 0.0000, 2.4934, 0.9389, 25.2473], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
         &[132.3319, 105.5367, 3.7472, 1.0960],       // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[147.2788, 19.8946, 1.2809, 82.1950, 0.1789, 0.5910], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head, block x key x head x 16-lane beat
         &[312.4304, 53.3745, 0.0000, 2.1422], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
-    prefetch_hidden: 0.060,
-    vector_factor: 1.050,
+    prefetch_hidden: 0.040,
+    vector_factor: 1.025,
     decode_prefetch_hidden: 0.000,
-    decode_vector_factor: 0.975,
+    decode_vector_factor: 0.925,
     lm_head_efficiency: 0.920,
 };
 
@@ -169,11 +175,14 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
         let w = if with { 1.0 } else { 0.0 };
         OpInst { kind: 1, x: vec![1.0, tf, tf * words(n), w, w * tf], load: 0.0 }
     };
-    let linear = |k: usize, n: usize| {
+    // `reuse`: the LINEAR reads the same rows as the one before (k_proj, v_proj, up_proj), which
+    // op_linear still holds: no activation rows to read.
+    let linear = |k: usize, n: usize, reuse: bool| {
         let run = (t * tl.blocks(n) * tl.steps(k)) as f64;
         let load = image_bytes(cfg, k, n) as f64 / mc.stream_bpc();
         let chunks = tl.chunks(n, k, p.WBUF_DEPTH).len() as f64;
-        OpInst { kind: 2, x: vec![1.0, tf, tf * (words(k) + words(n)), run.max(load), chunks], load }
+        let rows = if reuse { 0.0 } else { (k as f64 / mc.bus).ceil() };
+        OpInst { kind: 2, x: vec![1.0, tf, tf * (rows + words(n)), run.max(load), chunks], load }
     };
     let [q, kk, v, o, gate, up, down] = hdl::linear_shapes(cfg);
     let qkv_words = words((m.heads + 2 * m.kv_heads) * m.head_dim);
@@ -191,9 +200,9 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     let ffn_ports = if t > 1 && mc.ports > 2.0 { 2.0 } else { 1.0 };
     vec![
         norm(m.hidden, true),
-        linear(q.1, q.2),
-        linear(kk.1, kk.2),
-        linear(v.1, v.2),
+        linear(q.1, q.2, false),
+        linear(kk.1, kk.2, true),
+        linear(v.1, v.2, true),
         OpInst { kind: 3, x: vec![1.0, tf, tf * h, tf * qkv_words], load: 0.0 },
         OpInst {
             kind: 4,
@@ -201,12 +210,12 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
             load: 0.0,
         },
         norm(m.hidden, m.sub_norms),
-        linear(o.1, o.2),
+        linear(o.1, o.2, false),
         norm(m.hidden, true),
-        linear(gate.1, gate.2),
-        linear(up.1, up.2),
+        linear(gate.1, gate.2, false),
+        linear(up.1, up.2, true),
         OpInst { kind: 5, x: vec![1.0, tf, tf * words(m.ffn) / ffn_ports, sub * tf * words(m.ffn)], load: 0.0 },
-        linear(down.1, down.2),
+        linear(down.1, down.2, false),
     ]
 }
 

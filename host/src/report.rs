@@ -189,6 +189,46 @@ pub fn synthesize(
     Ok((out, checks))
 }
 
+/// One engine of `cfg`'s kernel (a unit name of the report table, e.g. `op_attention`)
+/// synthesized alone in `dir`, through the same cache as [`report`]: for re-measuring the
+/// engine being worked on without the hours of a whole report.
+pub fn synthesize_unit(cfg: &Config, dir: &Path, unit: &str) -> Result<UnitSynth> {
+    let design = write_design(cfg, dir)?;
+    let cache = dir.join("reports").join("synth-cache");
+    let (units, hier) = kernel_units(dir, &design.kernel)?;
+    let Some((derived, name, count, at)) = units.iter().find(|u| u.1 == unit) else {
+        let names: Vec<&str> = units.iter().map(|u| u.1.as_str()).collect();
+        bail!("no unit `{unit}` in the kernel of {}; the units are: {}", cfg.name, names.join(", "));
+    };
+    let sources = synth::unit_sources(dir, &hier, *at)?;
+    synth::synth_unit(dir, &cache, &design.kernel, derived, name, *count, &[], Some(&sources))
+}
+
+/// The table's header and one row per unit (resources times instances, logic depth).
+pub fn unit_rows(units: &[UnitSynth]) -> String {
+    let mut s = format!(
+        "  {:<22} {:>4} {:>9} {:>9} {:>7} {:>5} {:>5} {:>6} {:>8} {:>8}\n",
+        "unit", "inst", "LUT", "FF", "BRAM36", "URAM", "DSP", "levels", "path ns", "Fmax MHz"
+    );
+    for u in units {
+        let x = u.resources.scaled(u.instances as f64);
+        s.push_str(&format!(
+            "  {:<22} {:>4} {:>9.0} {:>9.0} {:>7.1} {:>5.0} {:>5.0} {:>6} {:>8.2} {:>8.0}\n",
+            u.name,
+            u.instances,
+            x.lut,
+            x.ff,
+            x.bram36,
+            x.uram,
+            x.dsp,
+            u.depth.lut_levels,
+            u.depth.path_ns,
+            u.depth.fmax_mhz
+        ));
+    }
+    s
+}
+
 /// The whole report for `cfg`, its design written to and synthesized in `dir`.
 pub fn report(cfg: &Config, dir: &Path, progress: impl FnMut(&str, usize, usize)) -> Result<Report> {
     let design = write_design(cfg, dir)?;
@@ -256,26 +296,7 @@ fn pct(v: f64, b: f64) -> f64 {
 pub fn text(r: &Report) -> String {
     let mut s =
         format!("trit report: config `{}` on {} (yosys synth_xilinx -family xcup, per unit)\n\n", r.config, r.board);
-    s.push_str(&format!(
-        "  {:<22} {:>4} {:>9} {:>9} {:>7} {:>5} {:>5} {:>6} {:>8} {:>8}\n",
-        "unit", "inst", "LUT", "FF", "BRAM36", "URAM", "DSP", "levels", "path ns", "Fmax MHz"
-    ));
-    for u in &r.units {
-        let x = u.resources.scaled(u.instances as f64);
-        s.push_str(&format!(
-            "  {:<22} {:>4} {:>9.0} {:>9.0} {:>7.1} {:>5.0} {:>5.0} {:>6} {:>8.2} {:>8.0}\n",
-            u.name,
-            u.instances,
-            x.lut,
-            x.ff,
-            x.bram36,
-            x.uram,
-            x.dsp,
-            u.depth.lut_levels,
-            u.depth.path_ns,
-            u.depth.fmax_mhz
-        ));
-    }
+    s.push_str(&unit_rows(&r.units));
     let t = &r.resources;
     let b = &r.budget;
     s.push_str(&format!(

@@ -271,6 +271,18 @@ fn report_errors_name_the_cause() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("yosys") && err.contains("apt-get install yosys"), "{err}");
+
+    // `--unit` names the kernel's units when asked for one it does not have.
+    if yosys_available() {
+        let out = trit()
+            .args(["report", "--config", "tiny", "--unit", "op_nothing", "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no unit `op_nothing`") && err.contains("op_attention, "), "{err}");
+    }
 }
 
 /// `trit fit` on synthesized units (written here as `trit report` would leave them): the chosen
