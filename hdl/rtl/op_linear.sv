@@ -28,6 +28,8 @@
 //   next matrix's prefetch soon uses all ports, and the run after the last load is short.
 //   `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
 // - It starts at once when the op starts (during phases 1-3; port 0 joins in MATMUL).
+// - A program's SETUP may name its first LINEAR's matrix (`pf_go_i`): the loader starts on it at
+//   once, as a prefetch, so the ops before that LINEAR (EMBED, NORM_QUANT) hide its first chunks.
 // - Prefetch: a LINEAR descriptor may name the next matrix (`prefetch_*`, docs/isa.md). When
 //   this matrix is loaded, the loader goes on with the next one into the room this op frees,
 //   over the weight-only ports 1..PORTS-1 (port 0 belongs to whichever engine runs next), also
@@ -72,6 +74,7 @@ module op_linear #(
   input  wire logic [63:0]       dst_i,
   input  wire logic              accumulate_i,
   input  wire logic [63:0]       pf_weights_i,  // next matrix to prefetch (0: none), its k and n
+  input  wire logic              pf_go_i,       // no job: prefetch pf_* now (a program's SETUP hint)
   input  wire logic [31:0]       pf_k_i,
   input  wire logic [31:0]       pf_n_i,
   input  wire logic [XP-1:0]     hold_i,        // per port 1..: request nothing (another engine needs it)
@@ -233,7 +236,10 @@ module op_linear #(
                              l_nb * ld_steps_q <= free_q && l_use != '0;
   wire logic [31:0] nx_steps  = steps_of(nx_k_q);
   wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
-  wire logic l_next = l_go && ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
+  // The next matrix: after this job's (its hint), or with no context at all (SETUP's, pf_solo_q).
+  logic pf_solo_q;
+  wire logic l_next = l_go && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
+                      ((ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q) || (pf_solo_q && !ld_valid_q && !flush_q)) &&
                       fits(nx_steps, nx_blocks) && 4 * nx_steps <= 32'(WBUF_DEPTH);
   wire logic tag_hit = ld_valid_q && !ld_claimed_q && !flush_q && ld_w_q == weights_i && ld_k_q == k_i &&
                        ld_n_q == n_i;
@@ -592,6 +598,7 @@ module op_linear #(
       end
       l_use_q   <= '0;
       r_running_q <= 1'b0;
+      pf_solo_q   <= 1'b0;
       xv_valid_q  <= 1'b0;
       xv_codes_q  <= '0;
       xv_scales_q <= '0;
@@ -650,7 +657,9 @@ module op_linear #(
             l_base_q  <= wp_q;
             wp_q      <= wrap(32'(wp_q) + l_nb * ld_steps_q);
           end else if (l_next) begin
-            // This job's matrix is loaded: go on with the next one (a prefetch).
+            // This job's matrix is loaded (or there is none): go on with the next one (a prefetch).
+            pf_solo_q       <= 1'b0;
+            ld_valid_q      <= 1'b1;
             ld_claimed_q    <= 1'b0;
             ld_w_q          <= nx_w_q;
             ld_k_q          <= nx_k_q;
@@ -782,6 +791,15 @@ module op_linear #(
 
       // Another engine may write the rows; a new program may have new ones.
       if (inval_i || flush_i) xv_valid_q <= 1'b0;
+      // SETUP's hint (no job runs): size the matrix's chunks, then l_next starts its load.
+      if (pf_go_i && state_q == IDLE && !start_i && pf_weights_i != '0) begin
+        nx_w_q      <= pf_weights_i;
+        nx_k_q      <= pf_k_i;
+        nx_n_q      <= pf_n_i;
+        nx_cb_q     <= 32'd1;
+        nx_sizing_q <= 1'b1;
+        pf_solo_q   <= 1'b1;
+      end
 
       // ---- the job.
       unique case (state_q)
@@ -803,6 +821,7 @@ module op_linear #(
           nx_n_q    <= pf_n_i;
           nx_cb_q   <= 32'd1;
           nx_sizing_q <= pf_weights_i != '0;
+          pf_solo_q <= 1'b0;  // a job's own context and hint replace SETUP's
           sidx_q    <= '0;
           r_running_q <= 1'b0;
           reuse_q   <= reuse_hit && !bad;

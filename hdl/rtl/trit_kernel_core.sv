@@ -338,6 +338,7 @@ module trit_kernel_core #(
     .pf_weights_i (addr_field(desc_q, 4)), .pf_k_i (desc_q[479:448]), .pf_n_i (desc_q[511:480]),
     .hold_i (lin_hold), .flush_i (state_q == IDLE && start), .ports_busy_o (lin_ports_busy),
     .inval_i (|(e_start & ~(N_ENG'(1) << E_LINEAR))),
+    .pf_go_i (state_q == DECODE && !wait_ports && opcode == OP_SETUP),
     .done_o (e_done[E_LINEAR]), .err_o (e_err[E_LINEAR]), .busy_o (lin_busy), .stall_o (lin_stall),
     .rd_cmd_valid_o (e_rd_cmd_valid[E_LINEAR]), .rd_cmd_ready_i (rd_cmd_ready),
     .rd_cmd_addr_o (e_rd_cmd_addr[E_LINEAR]), .rd_cmd_beats_o (e_rd_cmd_beats[E_LINEAR]), .rd_valid_i (rd_valid),

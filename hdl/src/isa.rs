@@ -59,6 +59,9 @@ pub struct Setup {
     pub eps: f32,
     /// `log2(e)/sqrt(head_dim)` (binary32).
     pub score_scale: f32,
+    /// The program's first LINEAR's matrix (same fields as [`Op::Linear`]'s hint): the kernel
+    /// starts loading it at once, while the ops before that LINEAR run.
+    pub prefetch: Option<Prefetch>,
 }
 
 /// A LINEAR's prefetch hint: the next LINEAR's weight image and shape (`addr[4]`, and `addr[5]`
@@ -299,6 +302,10 @@ impl Op {
                 r.addr[1] =
                     s.heads as u64 | (s.kv_heads as u64) << 16 | (s.head_dim as u64) << 32 | (s.kv_qmax as u64) << 48;
                 r.addr[2] = s.eps.to_bits() as u64 | (s.score_scale.to_bits() as u64) << 32;
+                if let Some(p) = s.prefetch {
+                    r.addr[4] = p.weights;
+                    r.addr[5] = p.k as u64 | (p.n as u64) << 32;
+                }
             }
             Op::Embed { tokens, ids, table, dst } => {
                 r = Raw::new(EMBED);
@@ -373,6 +380,7 @@ impl Op {
                 kv_qmax: (a[1] >> 48) as u16,
                 eps: f32::from_bits(a[2] as u32),
                 score_scale: f32::from_bits((a[2] >> 32) as u32),
+                prefetch: (a[4] != 0).then(|| Prefetch { weights: a[4], k: a[5] as u32, n: (a[5] >> 32) as u32 }),
             }),
             EMBED => Op::Embed { tokens: r.tokens, ids: a[0], table: a[1], dst: a[2] },
             NORM_QUANT => Op::NormQuant { tokens: r.tokens, n: r.a, src: a[0], norm: a[1], codes: a[2], scales: a[3] },
@@ -481,6 +489,7 @@ mod tests {
             kv_qmax: 127,
             eps: 1e-5,
             score_scale: 0.147,
+            prefetch: Some(Prefetch { weights: 1 << 40, k: 1536, n: 1536 }),
         };
         let ops = [
             Op::End,

@@ -63,7 +63,7 @@ pub const CALIB: Calib = Calib {
     prefetch_hidden: 0.040,
     vector_factor: 1.025,
     decode_prefetch_hidden: 0.000,
-    decode_vector_factor: 0.925,
+    decode_vector_factor: 0.900,
     lm_head_efficiency: 0.920,
 };
 

@@ -183,6 +183,7 @@ impl<D: Device> Runtime<D> {
             kv_qmax: cfg.quant.kv.qmax() as u16,
             eps: model.eps,
             score_scale: model.score_scale,
+            prefetch: None,
         };
         let mut put = |dev: &mut D, bytes: &[u8]| -> Result<u64> {
             let a = dev.alloc(bytes.len().max(1) as u64)?;
@@ -454,12 +455,17 @@ impl<D: Device> Runtime<D> {
             p.push(linear(&l.down, b.h, true));
         }
         // Each LINEAR names the next one's weights, so the engine loads them while it finishes
-        // and while the ops in between run. Not across the LM head, which needs every port.
+        // and while the ops in between run; SETUP names the first one's, loaded while EMBED and
+        // the first NORM_QUANT run. Not across the LM head, which needs every port.
         let mut next = None;
         for op in p.iter_mut().rev() {
-            if let Op::Linear { weights, k, n, prefetch, .. } = op {
-                *prefetch = if self.prefetch { next } else { None };
-                next = Some(Prefetch { weights: *weights, k: *k, n: *n });
+            match op {
+                Op::Linear { weights, k, n, prefetch, .. } => {
+                    *prefetch = if self.prefetch { next } else { None };
+                    next = Some(Prefetch { weights: *weights, k: *k, n: *n });
+                }
+                Op::Setup(s) => s.prefetch = if self.prefetch { next } else { None },
+                _ => {}
             }
         }
         if logits {

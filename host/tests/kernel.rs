@@ -39,6 +39,7 @@ fn setup(hidden: u32, vocab: u32) -> Op {
         kv_qmax: 127,
         eps: 1e-5,
         score_scale: 0.5,
+        prefetch: None,
     })
 }
 
