@@ -92,6 +92,11 @@ module op_attention #(
   localparam int KW = SHARE > 1 ? $clog2(SHARE) : 1;
   localparam int QB = QUERIES;
   localparam int QW = QB > 1 ? $clog2(QB) : 1;
+  // Query i's q vector comes over port i % PORTS (each lane's stream carries its share, so no
+  // lane waits for all of them): of n queries, port p carries this many.
+  function automatic logic [31:0] q_on_port(input logic [31:0] n, input int p);
+    q_on_port = n > 32'(p) ? (n - 32'(p) + 32'(PORTS) - 1) / 32'(PORTS) : 32'd0;
+  endfunction
 
   if (LANES != 16) begin : g_bad_lanes
 `ifdef __ICARUS__
@@ -155,18 +160,19 @@ module op_attention #(
   // there is one), value codes.
   wire logic streaming = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_WAIT ||
                         state_q == V_CODES;
-  wire logic [31:0] next_q_cmds = has_next ? next_nb : 32'd0;
+  wire logic [31:0] next_q_cmds = has_next ? q_on_port(next_nb, 0) : 32'd0;  // on port 0
   wire logic [31:0] stream_cmds = 32'd4 + next_q_cmds;
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
   logic [127:0] el_wide;
   logic [2:0]  rcmd_size;
-  // The token whose q the command reads: Q_CMD's issue_q-th query; a stream's (issue_q-3)-th.
-  wire logic [31:0] q_tok      = 32'(tok_q) + issue_q;
-  wire logic [31:0] next_q_tok = 32'(next_tok) + issue_q - 32'd3;
+  // The token whose q the command reads: Q_CMD's issue_q-th query of port 0; a stream's
+  // (issue_q-3)-th.
+  wire logic [31:0] q_tok      = 32'(tok_q) + issue_q * 32'(PORTS);
+  wire logic [31:0] next_q_tok = 32'(next_tok) + (issue_q - 32'd3) * 32'(PORTS);
   always_comb begin
-    rcmd_valid = (state_q == Q_CMD && issue_q < nb) || (streaming && issue_q < stream_cmds);
+    rcmd_valid = (state_q == Q_CMD && issue_q < q_on_port(nb, 0)) || (streaming && issue_q < stream_cmds);
     rcmd_addr  = q_q + 64'(q_tok) * q_row + head_off;
     rcmd_count = 32'(hd_q) / QL;  // a head's q: four int32 per 16-byte element
     rcmd_size  = 3'd4;
@@ -200,30 +206,31 @@ module op_attention #(
   );
 
   // ---------------------------------------------------------------- queries
-  // One quantizer per query of a block. The q vectors come over port 0 in query order: the
-  // first block's in Q_CMD / Q_QUANT, every later one's during the previous head's V_CODES
-  // (lane 0 waits for them: they are queued before its value codes).
-  logic [31:0] qf_left_q;     // q vectors still to feed
-  logic [QW-1:0] qf_idx_q;    // the query being fed
-  logic        qf_started_q;  // ... its quantizer started
-  logic [31:0] qf_el_q;       // ... its elements fed
-  wire logic q_window = (state_q == Q_CMD || state_q == Q_QUANT || state_q == V_CODES) && qf_left_q != '0;
+  // One quantizer per query of a block. Query i's q vector comes over port i % PORTS: the first
+  // block's in Q_CMD / Q_QUANT, every later one's during the previous head's V_CODES (queued
+  // before that port's value codes; its lane feeds the quantizer first).
+  logic [PORTS-1:0]   lane_qwin;      // the lane's stream has q elements for a quantizer now
+  logic [PORTS-1:0]   lane_qstarted;  // ... the quantizer of its current query started
+  logic [PORTS-1:0]   lane_qcmds;     // Q_CMD: the lane's port has asked for its q vectors
+  logic [QW-1:0]      lane_qidx [PORTS];  // the query the lane feeds
+  logic [PORTS-1:0]   raw_valid;      // each port's element stream, before the lane's gate
+  logic [127:0]       raw_wide [PORTS];
   logic [QB-1:0] q_start, q_ready, q_in_valid, q_in_ready, q_code_valid, q_done;
   logic [32*QB-1:0] q_scale;
-  wire logic q_in_fire = |(q_in_valid & q_in_ready);
   // Query i's codes at each lane's code group.
   logic [31:0]        lane_g [PORTS];
   logic [8*LANES-1:0] q_codes [QB][PORTS];
   for (genvar i = 0; i < QB; i++) begin : g_query
     logic [QL*16-1:0] code;
-    assign q_start[i]    = q_window && qf_idx_q == QW'(i) && !qf_started_q && q_ready[i];
-    assign q_in_valid[i] = q_window && qf_idx_q == QW'(i) && qf_started_q && el_valid;
+    localparam int PI = i % PORTS;  // the port carrying this query's q
+    assign q_start[i]    = lane_qwin[PI] && lane_qidx[PI] == QW'(i) && !lane_qstarted[PI] && q_ready[i];
+    assign q_in_valid[i] = lane_qwin[PI] && lane_qidx[PI] == QW'(i) && lane_qstarted[PI] && raw_valid[PI];
     vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL)) u_quant (
       .clk_i, .rst_ni,
       .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
       .start_i (q_start[i]), .ready_o (q_ready[i]), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
       .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
-      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (el_wide),
+      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (raw_wide[PI]),
       .code_valid_o (q_code_valid[i]), .code_ready_i (1'b1), .code_o (code),
       .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
     );
@@ -277,10 +284,14 @@ module op_attention #(
   logic [64*QL-1:0]    lane_out [PORTS];  // the finisher's QL sums of the lane
   logic [PORTS-1:0]    x_valid;
   logic [127:0]        x_wide [PORTS];
-  // In V_CODES the next block's q comes first on port 0: lane 0 waits until the quantizers have it.
-  wire logic q_pending = state_q == V_CODES && q_window;
-  assign x_valid[0] = el_valid && !q_pending;
-  assign x_wide[0]  = el_wide;
+  // In V_CODES a lane's share of the next block's q comes first on its port: the lane waits until
+  // the quantizers have it.
+  assign raw_valid[0] = el_valid;
+  assign raw_wide[0]  = el_wide;
+  for (genvar p = 0; p < PORTS; p++) begin : g_gate
+    assign x_valid[p] = raw_valid[p] && !(state_q == V_CODES && lane_qwin[p]);
+    assign x_wide[p]  = raw_wide[p];
+  end
   // The phase ends when every lane has its range; the lanes restart their walk with the next.
   wire logic phase_end = lane_phase && &lane_done;
   for (genvar p = 0; p < PORTS; p++) begin : g_lane
@@ -290,6 +301,42 @@ module op_attention #(
     wire logic          last_group = g_q + 1 == groups;
     wire logic          last_query = 32'(qi_q) + 1 >= nb;
     assign lane_g[p]     = g_q;
+    // Feeding the lane's queries (p, p + PORTS, ...) to their quantizers.
+    logic [31:0]   lq_left_q;     // q vectors still to feed
+    logic [QW-1:0] lq_idx_q;      // the query being fed
+    logic          lq_started_q;  // ... its quantizer started
+    logic [31:0]   lq_el_q;       // ... its elements fed
+    assign lane_qwin[p]     = (state_q == Q_CMD || state_q == Q_QUANT || state_q == V_CODES) && lq_left_q != '0;
+    assign lane_qidx[p]     = lq_idx_q;
+    assign lane_qstarted[p] = lq_started_q;
+    // Only while the lane feeds: lq_idx_q of a lane without queries may alias another's query.
+    wire logic lq_start = lane_qwin[p] && q_start[lq_idx_q];
+    wire logic lq_fire  = lane_qwin[p] && q_in_valid[lq_idx_q] && q_in_ready[lq_idx_q];
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        lq_left_q    <= '0;
+        lq_idx_q     <= '0;
+        lq_started_q <= 1'b0;
+        lq_el_q      <= '0;
+      end else if ((state_q == GROUP && sub_q < 32'(kv_heads_q)) || (state_q == V_SCALES && phase_end)) begin
+        // The block's queries (leaving GROUP for Q_CMD), or the next block's (V_SCALES -> V_WAIT).
+        lq_left_q    <= state_q == GROUP ? q_on_port(nb, p) : has_next ? q_on_port(next_nb, p) : 32'd0;
+        lq_idx_q     <= QW'(p);
+        lq_started_q <= 1'b0;
+        lq_el_q      <= '0;
+      end else begin
+        if (lq_start) lq_started_q <= 1'b1;
+        if (lq_fire) begin
+          lq_el_q <= lq_el_q + 1;
+          if (lq_el_q + 1 == 32'(hd_q) / QL) begin
+            lq_el_q      <= '0;
+            lq_idx_q     <= lq_idx_q + QW'(PORTS);
+            lq_started_q <= 1'b0;
+            lq_left_q    <= lq_left_q - 1;
+          end
+        end
+      end
+    end
     assign lane_done[p]  = k_q == range_len[p];
     assign lane_ready[p] = lane_phase && !lane_done[p] && (!scale_phase || last_query);
     wire logic step = lane_phase && !lane_done[p] && x_valid[p];  // work on the element
@@ -399,50 +446,65 @@ module op_attention #(
     logic unused_lane_w;
     assign unused_lane_w = ^w_key[95:48];
     if (p > 0) begin : g_port
-      // This lane's own reader: its key codes, key scales, value scales and value codes.
-      logic [31:0] pissue_q;  // commands issued
-      logic        c_valid, c_ready, rd_valid, rd_ready;
+      // This lane's own reader: in Q_CMD its share of the block's q vectors; then per head its
+      // key codes, key scales, value scales, its share of the next block's q vectors and its value
+      // codes (a lane without keys asks only for the q vectors).
+      logic [31:0] pissue_q;  // command slots passed
+      logic        c_ready;
       logic [31:0] unused_data;
       logic [63:0] c_addr;
       logic [31:0] c_count;
       logic [2:0]  c_size;
+      wire logic [31:0] nq_first = q_on_port(nb, p);
+      wire logic [31:0] nq_next  = has_next ? q_on_port(next_nb, p) : 32'd0;
+      wire logic        q_slot   = state_q == Q_CMD || (pissue_q >= 32'd3 && pissue_q < 32'd3 + nq_next);
+      wire logic        live     = state_q == Q_CMD ? pissue_q < nq_first : streaming && pissue_q < 32'd4 + nq_next;
+      // The token of the q vector a q slot reads: the lane's j-th query is p + j * PORTS.
+      wire logic [31:0] q_j      = state_q == Q_CMD ? pissue_q : pissue_q - 32'd3;
+      wire logic [31:0] q_token  = (state_q == Q_CMD ? 32'(tok_q) : 32'(next_tok)) + 32'(p) + q_j * 32'(PORTS);
+      wire logic [31:0] q_head   = state_q == Q_CMD ? head_q : next_head;
+      wire logic        skip     = live && !q_slot && range_len[p] == '0;  // no keys: no K/V reads
+      wire logic        c_valid  = live && !skip;
       always_comb begin
         c_size  = 3'($clog2(LANES));
         c_count = range_len[p] * groups;
-        unique case (pissue_q[1:0])
-          2'd0: c_addr = kv_q + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
-          2'd1: begin
-            c_addr  = kv_q + codes_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
-            c_count = range_len[p];
-            c_size  = 3'd2;
-          end
-          2'd2: begin
-            c_addr  = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
-            c_count = range_len[p];
-            c_size  = 3'd2;
-          end
-          default: c_addr = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
-        endcase
+        c_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
+        if (q_slot) begin
+          c_addr  = q_q + 64'(q_token) * q_row + 64'(q_head) * 64'(hd_q) * 4;
+          c_count = 32'(hd_q) / QL;
+          c_size  = 3'd4;
+        end else if (pissue_q == 32'd0) begin
+          c_addr = kv_q + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
+        end else if (pissue_q == 32'd1) begin
+          c_addr  = kv_q + codes_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
+          c_count = range_len[p];
+          c_size  = 3'd2;
+        end else if (pissue_q == 32'd2) begin
+          c_addr  = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
+          c_count = range_len[p];
+          c_size  = 3'd2;
+        end
       end
       elem_reader #(.DATA_W (DATA_W), .QUEUE (4)) u_rd (
         .clk_i, .rst_ni,
         .cmd_valid_i (c_valid), .cmd_ready_o (c_ready),
         .cmd_addr_i (c_addr), .cmd_count_i (c_count), .cmd_size_i (c_size),
-        .el_valid_o (x_valid[p]), .el_ready_i (lane_ready[p]), .el_data_o (unused_data), .el_wide_o (x_wide[p]),
+        .el_valid_o (raw_valid[p]), .el_ready_i (lane_qwin[p] ? lane_qstarted[p] && q_in_ready[lane_qidx[p]] : lane_ready[p]),
+        .el_data_o (unused_data), .el_wide_o (raw_wide[p]),
         .rd_cmd_valid_o (wrd_cmd_valid_o[p-1]), .rd_cmd_ready_i (wrd_cmd_ready_i[p-1]),
         .rd_cmd_addr_o (wrd_cmd_addr_o[64*(p-1) +: 64]), .rd_cmd_beats_o (wrd_cmd_beats_o[32*(p-1) +: 32]),
         .rd_valid_i (wrd_valid_i[p-1]), .rd_ready_o (wrd_ready_o[p-1]), .rd_data_i (wrd_data_i[DATA_W*(p-1) +: DATA_W])
       );
-      assign c_valid = streaming && pissue_q < 4 && range_len[p] != '0;
+      assign lane_qcmds[p] = state_q == Q_CMD && pissue_q >= nq_first;
       always_ff @(posedge clk_i or negedge rst_ni) begin
         if (!rst_ni) pissue_q <= '0;
-        else if (!streaming) pissue_q <= '0;
-        else if (c_valid && c_ready) pissue_q <= pissue_q + 1;
+        else if (!streaming && state_q != Q_CMD) pissue_q <= '0;
+        else if ((c_valid && c_ready) || skip) pissue_q <= pissue_q + 1;
       end
       logic unused_lane;
-      assign unused_lane = ^{unused_data, rd_valid, rd_ready};
-      assign rd_valid = 1'b0;
-      assign rd_ready = 1'b0;
+      assign unused_lane = ^unused_data;
+    end else begin : g_port0
+      assign lane_qcmds[p] = 1'b1;  // port 0's are the main machine's (issue_q)
     end
   end
   for (genvar p = PORTS; p < XP + 1; p++) begin : g_noport
@@ -470,7 +532,7 @@ module op_attention #(
       end
     end
   end
-  assign el_ready = q_window ? qf_started_q && q_in_ready[qf_idx_q] : lane_ready[0];
+  assign el_ready = lane_qwin[0] ? lane_qstarted[0] && q_in_ready[lane_qidx[0]] : lane_ready[0];
 
   // The finished query's output, QL values per cycle: the lanes' exact sums added up.
   logic signed [63:0] acc_sum [QL];
@@ -595,10 +657,6 @@ module op_attention #(
       dst_q        <= '0;
       issue_q      <= '0;
       q_have_q     <= '0;
-      qf_left_q    <= '0;
-      qf_idx_q     <= '0;
-      qf_started_q <= 1'b0;
-      qf_el_q      <= '0;
       for (int i = 0; i < QB; i++) begin
         zmax_q[i] <= '0;
         sq_q[i]   <= '0;
@@ -614,16 +672,6 @@ module op_attention #(
         if (q_done[i]) begin
           sq_q[i]     <= q_scale[32*i +: 32];
           q_have_q[i] <= 1'b1;
-        end
-      end
-      if (|q_start) qf_started_q <= 1'b1;
-      if (q_in_fire) begin
-        qf_el_q <= qf_el_q + 1;
-        if (qf_el_q + 1 == 32'(hd_q) / QL) begin
-          qf_el_q      <= '0;
-          qf_idx_q     <= qf_idx_q + 1;
-          qf_started_q <= 1'b0;
-          qf_left_q    <= qf_left_q - 1;
         end
       end
       unique case (state_q)
@@ -659,17 +707,14 @@ module op_attention #(
           sub_q   <= sub_q - 32'(kv_heads_q);
           group_q <= group_q + 1;
         end else begin
-          issue_q      <= '0;
-          qf_left_q    <= nb;
-          qf_idx_q     <= '0;
-          qf_started_q <= 1'b0;
-          qf_el_q      <= '0;
-          state_q      <= Q_CMD;
+          issue_q <= '0;
+          state_q <= Q_CMD;  // the lanes' feeders take the block's queries
         end
-        Q_CMD: if (rcmd_valid && rcmd_ready && issue_q + 1 == nb) state_q <= Q_QUANT;
+        // Every port's q commands out (port 0's here, the others' in their lanes).
+        Q_CMD: if (issue_q >= q_on_port(nb, 0) && &lane_qcmds) state_q <= Q_QUANT;
         // Until the block's q codes and scales are in (the first block's streamed here, every
         // later one's during the previous head's V_CODES).
-        Q_QUANT: if (qf_left_q == '0 && &(q_have_q | ~q_need)) begin
+        Q_QUANT: if (lane_qwin == '0 && &(q_have_q | ~q_need)) begin
           issue_q <= '0;
           state_q <= K_CODES;
         end
@@ -680,13 +725,7 @@ module op_attention #(
           state_q <= V_SCALES;
         end
         // The lanes' sums are free once the finisher has written the previous head.
-        V_SCALES: if (phase_end) begin
-          qf_left_q    <= next_q_cmds;
-          qf_idx_q     <= '0;
-          qf_started_q <= 1'b0;
-          qf_el_q      <= '0;
-          state_q      <= V_WAIT;
-        end
+        V_SCALES: if (phase_end) state_q <= V_WAIT;  // the lanes' feeders take the next block's queries
         V_WAIT: if (f_state_q == F_IDLE) state_q <= V_CODES;
         // The finisher takes the block's head (v_done); then the next, or the end.
         V_CODES: if (v_done) begin

@@ -57,7 +57,7 @@ pub const CALIB: Calib = Calib {
         &[78.6566, 69.5680, 0.6965, 84.4266, 105.5201], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
         &[94.8232, 0.0000, 2.4934, 0.9389, 25.2473], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
         &[132.3319, 105.5367, 3.7472, 1.0960],       // ROPE_KV: op, token, token x head, token x (q+k+v) words
-        &[147.2788, 19.8946, 1.2809, 82.1950, 0.1789, 0.5910], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head, block x key x head x 16-lane beat
+        &[150.7339, 16.7508, 0.0000, 85.8692, 0.1513, 0.6204], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head, block x key x head x 16-lane beat
         &[312.4304, 53.3745, 0.0000, 2.1422], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
     prefetch_hidden: 0.040,
