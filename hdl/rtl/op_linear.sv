@@ -164,16 +164,20 @@ module op_linear #(
   logic [31:0] xv_k_q;
   logic [15:0] xv_tokens_q;
   logic        reuse_q;    // this job skips phases 1-2
-  wire logic [63:0] xv_codes_end  = xv_codes_q + 64'(xv_tokens_q) * 64'(row_bytes(xv_k_q));
-  wire logic [63:0] xv_scales_end = xv_scales_q + 64'(xv_tokens_q) * 4;
-  wire logic [63:0] dst_end_i     = dst_i + 64'(tokens_i) * 64'(row_bytes(n_i * 4));
-  wire logic dst_hits_rows = (dst_i < xv_codes_end && xv_codes_q < dst_end_i) ||
-                             (dst_i < xv_scales_end && xv_scales_q < dst_end_i);
+  // Whether a job's results (dst, its tokens x n int32) overlap held rows (tokens x k codes at
+  // codes, tokens scales at scales).
+  function automatic logic hits_rows(input logic [63:0] dst, input logic [15:0] dst_tokens, input logic [31:0] n,
+                                     input logic [63:0] codes, input logic [63:0] scales,
+                                     input logic [15:0] tokens, input logic [31:0] k);
+    logic [63:0] dst_end, codes_end, scales_end;
+    dst_end    = dst + 64'(dst_tokens) * 64'(row_bytes(n * 4));
+    codes_end  = codes + 64'(tokens) * 64'(row_bytes(k));
+    scales_end = scales + 64'(tokens) * 4;
+    hits_rows  = (dst < codes_end && codes < dst_end) || (dst < scales_end && scales < dst_end);
+  endfunction
+  wire logic dst_hits_rows = hits_rows(dst_i, tokens_i, n_i, xv_codes_q, xv_scales_q, xv_tokens_q, xv_k_q);
   wire logic reuse_hit = xv_valid_q && codes_i == xv_codes_q && scales_i == xv_scales_q && k_i == xv_k_q &&
                          tokens_i == xv_tokens_q;
-  wire logic [63:0] dst_end_q         = dst_q + 64'(tokens_q) * 64'(row_bytes(n_q * 4));
-  wire logic [63:0] xv_new_codes_end  = codes_q + 64'(tokens_q) * 64'(row_bytes(k_q));
-  wire logic [63:0] xv_new_scales_end = scales_q + 64'(tokens_q) * 4;
   wire logic [31:0] steps  = steps_of(k_i);
   wire logic [31:0] blocks = blocks_of(n_i);
   wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || !fits(steps, blocks);
@@ -894,8 +898,7 @@ module op_linear #(
               tok_q   <= '0;
               state_q <= acc_q ? Y_CMD : C_WAIT;
               // Held for the next jobs, unless this one's results land on them.
-              xv_valid_q  <= !(dst_q < xv_new_codes_end && codes_q < dst_end_q) &&
-                             !(dst_q < xv_new_scales_end && scales_q < dst_end_q);
+              xv_valid_q  <= !hits_rows(dst_q, tokens_q, n_q, codes_q, scales_q, tokens_q, k_q);
               xv_codes_q  <= codes_q;
               xv_scales_q <= scales_q;
               xv_k_q      <= k_q;
