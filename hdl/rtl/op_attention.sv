@@ -225,7 +225,7 @@ module op_attention #(
     localparam int PI = i % PORTS;  // the port carrying this query's q
     assign q_start[i]    = lane_qwin[PI] && lane_qidx[PI] == QW'(i) && !lane_qstarted[PI] && q_ready[i];
     assign q_in_valid[i] = lane_qwin[PI] && lane_qidx[PI] == QW'(i) && lane_qstarted[PI] && raw_valid[PI];
-    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL)) u_quant (
+    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL), .NORM (1'b0)) u_quant (
       .clk_i, .rst_ni,
       .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
       .start_i (q_start[i]), .ready_o (q_ready[i]), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
@@ -292,8 +292,10 @@ module op_attention #(
     assign x_valid[p] = raw_valid[p] && !(state_q == V_CODES && lane_qwin[p]);
     assign x_wide[p]  = raw_wide[p];
   end
-  // The phase ends when every lane has its range; the lanes restart their walk with the next.
-  wire logic phase_end = lane_phase && &lane_done;
+  // The phase ends when every lane has its range and has committed its last scale result; the
+  // lanes restart their walk with the next.
+  logic [PORTS-1:0] lane_busy;  // the lane's scale stages hold a result
+  wire logic phase_end = lane_phase && &lane_done && lane_busy == '0;
   for (genvar p = 0; p < PORTS; p++) begin : g_lane
     logic [31:0]        g_q, k_q;     // group within the key, key within the range
     logic [QW-1:0]      qi_q;         // scale phases: the query of this cycle
@@ -351,31 +353,98 @@ module op_attention #(
         assign lane_used[i][p] = range_len[p] != '0 && 32'(p) * share <= pos + 32'(i);
       end
     end
-    // Scale phases: query qi_q against this key (masked beyond its position).
-    wire logic               valid   = key <= pos + 32'(qi_q);
     logic signed [31:0]      z_rd [QB];   // this key's raw score / score per query
-    logic [47:0]             w_rd [QB];   // this key's value weight per query
+    logic [39:0]             w_rd [QB];   // this key's value weight per query (< 2^40, numerics §6)
     logic [64*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
-    wire logic [31:0]        sc      = x_wide[p][31:0];
-    wire logic signed [31:0] z_key   = z_rd[qi_q];
-    wire logic [31:0]        c_score = trit_num::fp32_mul(trit_num::fp32_mul(sq_q[qi_q], sc), score_q);
-    wire logic signed [31:0] z       = trit_num::sat32(trit_num::requant(64'(z_key), c_score, 8'd16));
-    logic [15:0] e;
-    exp2_neg u_exp2 (.d_i (48'(64'(zmax_q[qi_q]) - 64'(z_key))), .y_o (e));
-    wire logic signed [95:0] w_key   = trit_num::requant(64'(e), sc, 8'd16);  // < 2^40
-    wire logic [47:0]        w_new   = valid ? w_key[47:0] : 48'd0;
+    // Scale phases: query qi_q against this key (masked beyond its position), in four stages
+    // so that none holds more than one multiply (numerics §6 steps 3 to 5):
+    //   K_SCALES  1 a = sq * sk      2 c = a * alpha       3 raw * significand(c)   4 z = sat(round)
+    //   V_SCALES  1 d = max - z      2 e = exp2_neg(d)     3 e * significand(sv)    4 w = round
+    // Stage 4's results are committed: z or w into the query's memory at the key, the query's
+    // running max or numerator sum.
+    wire logic               issue = step && scale_phase;
+    wire logic [31:0]        sc    = x_wide[p][31:0];
+    wire logic signed [31:0] z_key = z_rd[qi_q];
+    logic [3:0]         sv_q;        // stage s holds a result
+    // What travels with a (key, query) through the stages, per stage: K_SCALES (else V_SCALES),
+    // the key is at or before the query's position, it is the range's first key (it starts the
+    // max / sum), the key within the range, the query.
+    logic [4:1]         st_k, st_valid, st_first;
+    logic [KW-1:0]      st_ka [4:1];
+    logic [QW-1:0]      st_qi [4:1];
+    logic [31:0]        s1_a_q, s2_c_q;                  // K: sq * sk, then the score factor c
+    logic signed [47:0] s1_d_q;                          // V: max - z
+    logic [15:0]        s2_e_q, s3_e_q, s4_e_q;          // V: the numerator e
+    logic [31:0]        s1_x_q, s2_x_q;                  // K: the raw score; V: the value scale
+    logic signed [95:0] s3_p_q;                          // the exact product to round
+    logic [7:0]         s3_ex_q;                         // ... the exponent of its scale
+    logic signed [31:0] s4_z_q;                          // K: the score
+    logic [39:0]        s4_w_q;                          // V: the value weight (masked: 0)
+    logic [15:0]        e2;
+    exp2_neg u_exp2 (.d_i (s1_d_q), .y_o (e2));
+    // One multiplier for both phases: the raw score times c's significand, or e times sv's.
+    wire logic signed [31:0] s2_m = st_k[2] ? $signed(s2_x_q) : $signed({16'd0, s2_e_q});
+    wire logic [31:0]        s2_s = st_k[2] ? s2_c_q : s2_x_q;
+    wire logic signed [95:0] s3_r = trit_num::requant_shift(s3_p_q, s3_ex_q, 8'd16);
+    always_ff @(posedge clk_i) begin
+      st_k     <= {st_k[3:1], state_q == K_SCALES};
+      st_valid <= {st_valid[3:1], key <= pos + 32'(qi_q)};
+      st_first <= {st_first[3:1], k_q == '0};
+      st_ka[1] <= ka;
+      st_qi[1] <= qi_q;
+      for (int t = 2; t <= 4; t++) begin
+        st_ka[t] <= st_ka[t-1];
+        st_qi[t] <= st_qi[t-1];
+      end
+      s1_a_q <= trit_num::fp32_mul(sq_q[qi_q], sc);
+      s1_d_q <= 48'(64'(zmax_q[qi_q]) - 64'(z_key));
+      s1_x_q <= state_q == K_SCALES ? 32'(z_key) : sc;
+      s2_c_q <= trit_num::fp32_mul(s1_a_q, score_q);
+      s2_e_q <= e2;
+      s2_x_q <= s1_x_q;
+      s3_p_q <= 96'(s2_m) * 96'(trit_num::significand(s2_s));
+      s3_ex_q <= s2_s[30:23];
+      s3_e_q <= s2_e_q;
+      s4_z_q <= trit_num::sat32(s3_r);
+      s4_w_q <= st_valid[3] ? s3_r[39:0] : 40'd0;
+      s4_e_q <= s3_e_q;
+    end
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) sv_q <= '0;
+      else sv_q <= {sv_q[2:0], issue};
+    end
+    assign lane_busy[p] = sv_q != '0;
     // The lane's value sums, a row per code group. One read port: V_CODES reads the row it
     // updates; outside V_CODES the finisher reads the row it outputs.
     wire logic [RW-1:0] acc_addr = RW'(state_q == V_CODES ? g_q : f_el_q / LANES);
+    // The key codes times every query's codes: queries in pairs, two products per multiply
+    // (trit_num::mul_s8_pair), query m's LANES products at 16*LANES*m.
+    logic [16*LANES*QB-1:0] qk_all;
+    always_comb begin
+      for (int m = 0; m < QB; m += 2) begin
+        for (int j = 0; j < LANES; j++) begin
+          if (m + 1 < QB) begin
+            {qk_all[16*(LANES*m + j) +: 16], qk_all[16*(LANES*(m+1) + j) +: 16]} = trit_num::mul_s8_pair(
+              $signed(q_codes[m][p][8*j +: 8]), $signed(q_codes[m+1][p][8*j +: 8]), $signed(x_wide[p][8*j +: 8]));
+          end else begin
+            qk_all[16*(LANES*m + j) +: 16] = $signed(q_codes[m][p][8*j +: 8]) * $signed(x_wide[p][8*j +: 8]);
+          end
+        end
+      end
+    end
     for (genvar i = 0; i < QB; i++) begin : g_lq
       logic signed [31:0]  zb  [SHARE];  // raw scores, then scores z
-      logic [47:0]         wb  [SHARE];  // value weights w
+      logic [39:0]         wb  [SHARE];  // value weights w
       logic [64*LANES-1:0] acc [ROWS];
       logic signed [31:0]  dot;          // one code group's LANES products, exact
+      // Value products at their real width (41x8 -> 49 bits): written at 64 bits, yosys builds
+      // a full-width multiplier (a 48x64 product is eight DSP tiles plus adders).
+      logic signed [48:0]  wv [LANES];
       always_comb begin
         dot = '0;
         for (int j = 0; j < LANES; j++) begin
-          dot = dot + 32'($signed(q_codes[i][p][8*j +: 8])) * 32'($signed(x_wide[p][8*j +: 8]));
+          wv[j] = $signed({1'b0, w_rd[i]}) * $signed(x_wide[p][8*j +: 8]);
+          dot = dot + 32'($signed(qk_all[16*(LANES*i + j) +: 16]));
         end
       end
       assign z_rd[i]   = zb[ka];
@@ -385,16 +454,17 @@ module op_attention #(
       // The first key of the range starts the sums (no clearing pass).
       always_comb begin
         for (int j = 0; j < LANES; j++) begin
-          acc_next[64*j +: 64] = (k_q == '0 ? 64'sd0 : $signed(acc_rd[i][64*j +: 64])) +
-                                 64'(w_rd[i]) * 64'($signed(x_wide[p][8*j +: 8]));
+          acc_next[64*j +: 64] = (k_q == '0 ? 64'sd0 : $signed(acc_rd[i][64*j +: 64])) + 64'(wv[j]);
         end
       end
-      // One write port each (a raw score in K_CODES, then its score in K_SCALES).
+      // One write port each (a raw score in K_CODES, then its score from the scale stages).
+      wire logic               commit = sv_q[3] && st_qi[4] == QW'(i);
+      wire logic               zb_we  = (fire && state_q == K_CODES && last_group) || (commit && st_k[4]);
+      wire logic [KW-1:0]      zb_wa  = state_q == K_CODES ? ka : st_ka[4];
+      wire logic signed [31:0] zb_wd  = state_q == K_CODES ? raw_q[i] + dot : s4_z_q;
       always_ff @(posedge clk_i) begin
-        if ((fire && state_q == K_CODES && last_group) || (step && state_q == K_SCALES && qi_q == QW'(i))) begin
-          zb[ka] <= state_q == K_SCALES ? z : raw_q[i] + dot;
-        end
-        if (step && state_q == V_SCALES && qi_q == QW'(i)) wb[ka] <= w_new;
+        if (zb_we) zb[zb_wa] <= zb_wd;
+        if (commit && !st_k[4]) wb[st_ka[4]] <= s4_w_q;
         if (fire && state_q == V_CODES) acc[acc_addr] <= acc_next;
       end
       always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -403,16 +473,16 @@ module op_attention #(
         else if (fire && state_q == K_CODES) raw_q[i] <= last_group ? 32'sd0 : raw_q[i] + dot;
       end
       // The query's maximum and numerator sum over this lane's keys (constant indices: written
-      // per query, not at qi_q). Its valid keys are a prefix of the range: the first key starts them.
-      wire logic turn = step && !phase_end && qi_q == QW'(i);
+      // per query, not at its index). Its valid keys are a prefix of the range: the first key
+      // starts them.
       always_ff @(posedge clk_i or negedge rst_ni) begin
         if (!rst_ni) begin
           lane_max[p][i] <= '0;
           lane_sum[p][i] <= '0;
-        end else if (turn && state_q == K_SCALES) begin
-          if (valid && (k_q == '0 || z > lane_max[p][i])) lane_max[p][i] <= z;
-        end else if (turn && state_q == V_SCALES) begin
-          lane_sum[p][i] <= (k_q == '0 ? 48'd0 : lane_sum[p][i]) + (valid ? 48'(e) : 48'd0);
+        end else if (commit && st_k[4]) begin
+          if (st_valid[4] && (st_first[4] || s4_z_q > lane_max[p][i])) lane_max[p][i] <= s4_z_q;
+        end else if (commit) begin
+          lane_sum[p][i] <= (st_first[4] ? 48'd0 : lane_sum[p][i]) + (st_valid[4] ? 48'(s4_e_q) : 48'd0);
         end
       end
     end
@@ -443,8 +513,6 @@ module op_attention #(
       lane_out[p] = f_row[64*QL-1:0];
       for (int s = 1; s < QPR; s++) if ((f_el_q % LANES) / QL == 32'(s)) lane_out[p] = f_row[64*QL*s +: 64*QL];
     end
-    logic unused_lane_w;
-    assign unused_lane_w = ^w_key[95:48];
     if (p > 0) begin : g_port
       // This lane's own reader: in Q_CMD its share of the block's q vectors; then per head its
       // key codes, key scales, value scales, its share of the next block's q vectors and its value

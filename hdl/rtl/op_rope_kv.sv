@@ -190,7 +190,7 @@ module op_rope_kv #(
     assign q_start[i]    = state_q == FEED && !fed_start_q && fq == QW'(i) && !q_busy_q[i];
     assign q_in_valid[i] = state_q == FEED && fed_start_q && fq == QW'(i) && j_q < 32'(hd_q) && loaded;
     logic q_ready;  // q_busy_q covers it: a quantizer restarts only after its scale is written
-    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL)) u_quant (
+    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL), .NORM (1'b0)) u_quant (
       .clk_i, .rst_ni,
       .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
       .start_i (q_start[i]), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),

@@ -41,24 +41,32 @@ package trit_num;
   // s. Exact wherever model::numerics is exact and the result has at most 94 bits; beyond that
   // (left shifts over 7, only for scales >= 2^(141-frac)) it saturates, which every caller
   // that narrows afterwards (sat32, code clamps) cannot tell apart.
-  /* verilator lint_off UNUSEDSIGNAL */  // the sign bit of s (scales are non-negative)
+  // Pipelined engines split it after the multiply: requant(x, s, frac) =
+  // requant_shift(x * significand(s), s[30:23], frac).
   function automatic logic signed [95:0] requant(input logic signed [63:0] x, input logic [31:0] s,
                                                  input logic [7:0] frac);
-    logic [7:0]         e;
-    logic signed [24:0] m;
-    logic signed [95:0] p;
-    logic signed [10:0] sh;
-    e = s[30:23];
-    m = e == 8'd0 ? 25'sd0 : $signed({2'b01, s[22:0]});
-    p = 96'(x) * 96'(m);
-    sh = 11'($signed({3'b0, e})) - 11'sd150 + 11'($signed({3'b0, frac}));
-    if (p == '0) requant = '0;
-    else if (sh > 11'sd7) requant = p < 0 ? {1'b1, 95'd0} + 96'sd1 : {1'b0, {95{1'b1}}};
-    else if (sh >= 11'sd0) requant = p <<< sh;
-    else if (sh < -11'sd95) requant = '0;
-    else requant = rne_shift(p, 8'(11'sd0 - sh));
+    requant = requant_shift(96'(x) * 96'(significand(s)), s[30:23], frac);
+  endfunction
+
+  // The 24-bit significand of a non-negative binary32 (0 for zero and subnormals), as signed.
+  /* verilator lint_off UNUSEDSIGNAL */  // the sign bit of s (scales are non-negative)
+  function automatic logic signed [24:0] significand(input logic [31:0] s);
+    significand = s[30:23] == 8'd0 ? 25'sd0 : $signed({2'b01, s[22:0]});
   endfunction
   /* verilator lint_on UNUSEDSIGNAL */
+
+  // requant's rounding: p (a product with a significand) times 2^(e - 150 + frac), round half to
+  // even, saturating beyond 94 bits.
+  function automatic logic signed [95:0] requant_shift(input logic signed [95:0] p, input logic [7:0] e,
+                                                       input logic [7:0] frac);
+    logic signed [10:0] sh;
+    sh = 11'($signed({3'b0, e})) - 11'sd150 + 11'($signed({3'b0, frac}));
+    if (p == '0) requant_shift = '0;
+    else if (sh > 11'sd7) requant_shift = p < 0 ? {1'b1, 95'd0} + 96'sd1 : {1'b0, {95{1'b1}}};
+    else if (sh >= 11'sd0) requant_shift = p <<< sh;
+    else if (sh < -11'sd95) requant_shift = '0;
+    else requant_shift = rne_shift(p, 8'(11'sd0 - sh));
+  endfunction
 
   // model::numerics::sat_i32.
   function automatic logic signed [31:0] sat32(input logic signed [95:0] x);
@@ -66,6 +74,24 @@ package trit_num;
     else if (x < -96'sh8000_0000) sat32 = 32'sh8000_0000;
     else sat32 = 32'(x);
   endfunction
+
+  // a * x and b * x (int8 each, products exact) from one 27x8 multiply, so a DSP48E2 makes two
+  // products sharing an operand (Xilinx WP486): (a * 2^18 + b) * x = a*x * 2^18 + b*x, and
+  // |b*x| <= 2^14 sits exactly in the low 18 bits as a signed field; taking it out leaves a*x.
+  // Returns {a*x, b*x}, 16 bits each.
+  /* verilator lint_off UNUSEDSIGNAL */  // p[16]: inside b*x's field, whose sign is p[17]
+  function automatic logic [31:0] mul_s8_pair(input logic signed [7:0] a, input logic signed [7:0] b,
+                                              input logic signed [7:0] x);
+    logic signed [26:0] ab;
+    logic signed [33:0] p;  // |p| <= (2^25 + 2^7) * 2^7
+    logic [15:0]        hi;
+    ab = 27'(a) * 27'sd262144 + 27'(b);
+    p  = 34'(ab) * 34'(x);
+    // b*x is p[17:0] as signed; a*x = (p - b*x) / 2^18, i.e. the bits above plus its sign bit.
+    hi = p[33:18] + 16'(p[17]);
+    mul_s8_pair = {hi, p[15:0]};
+  endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
 
   // Clamp to -qmax..=qmax (codes; symmetric, -qmax-1 never occurs).
   function automatic logic signed [15:0] clamp_code(input logic signed [95:0] x, input logic [15:0] qmax);

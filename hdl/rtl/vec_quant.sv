@@ -25,7 +25,8 @@
 
 module vec_quant #(
   parameter int DEPTH = 64,  // longest vector
-  parameter int LANES = 1    // elements per cycle (1, 2, 4 or 8)
+  parameter int LANES = 1,   // elements per cycle (1, 2, 4 or 8)
+  parameter bit NORM  = 1    // 0: no RMSNorm (norm_i ignored): no gains, products or squares
 ) (
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
@@ -60,7 +61,10 @@ module vec_quant #(
   // DEPTH-way multiplexer per lane.
   localparam int PG = (DEPTH + LANES - 1) / LANES;  // groups
   localparam int PAW = PG > 1 ? $clog2(PG) : 1;
-  logic [48*LANES-1:0] pbuf [PG];
+  // p_i = x_i * gain_i needs 48 bits; without a norm p_i = x_i, 32 bits (and the code's requant
+  // a narrower multiplier).
+  localparam int PW = NORM ? 48 : 32;
+  logic [PW*LANES-1:0] pbuf [PG];
   always_ff @(posedge clk_i) if (g_we_i) gain[GAW'(g_addr_i)] <= g_data_i;
 
   // Front: loads a vector. Back: its inverse, codes and scale. The front hands a loaded vector
@@ -103,7 +107,7 @@ module vec_quant #(
   // A group's gains share one 8-gain word (LANES divides 8).
   wire logic [127:0] gain_row = gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
   logic signed [47:0] p_in  [LANES];
-  logic [48*LANES-1:0] p_row;  // the group's products, lane l at 48*l
+  logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
   logic [47:0]        g_max;   // max |p| over the group's lanes
   logic [79:0]        g_ss;    // sum of x^2 over the group's lanes
   always_comb begin
@@ -119,11 +123,11 @@ module vec_quant #(
       x = e < f_q.n ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
       w = gain_row;
       g = w[16 * e[2:0] +: 16];
-      p_in[l] = f_q.norm ? 48'(x) * 48'(g) : 48'(x);
-      p_row[48*l +: 48] = p_in[l];
+      p_in[l] = NORM && f_q.norm ? 48'(x) * 48'(g) : 48'(x);
+      p_row[PW*l +: PW] = PW'(p_in[l]);
       a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
       if (a > g_max) g_max = a;
-      g_ss = g_ss + 80'(64'(x * x));
+      if (NORM) g_ss = g_ss + 80'(64'(x * x));
     end
   end
   always_ff @(posedge clk_i) begin
@@ -176,11 +180,11 @@ module vec_quant #(
 
   // ---------------------------------------------------------------- codes
   assign code_valid_o = b_state_q == B_CODES && idx_q < groups;
-  wire logic [48*LANES-1:0] code_row = pbuf[PAW'(idx_q)];
+  wire logic [PW*LANES-1:0] code_row = pbuf[PAW'(idx_q)];
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
       code_o[16*l +: 16] = trit_num::clamp_code(
-        trit_num::requant(64'($signed(code_row[48*l +: 48])), r_inv_q, 8'd0), b_q.qmax);
+        trit_num::requant(64'($signed(code_row[PW*l +: PW])), r_inv_q, 8'd0), b_q.qmax);
     end
   end
 
@@ -215,7 +219,7 @@ module vec_quant #(
           f_q.n     <= n_i;
           f_q.ex    <= ex_i;
           f_q.shift <= shift_i;
-          f_q.norm  <= norm_i;
+          f_q.norm  <= NORM && norm_i;
           f_q.qmax  <= qmax_i;
           f_q.eps   <= eps_i;
           f_q.mx    <= '0;

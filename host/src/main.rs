@@ -501,6 +501,7 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&u)?);
         } else {
             print!("{}", report::unit_rows(std::slice::from_ref(&u)));
+            print!("{}", report::path_text(&u.depth));
             if !u.memories_as_registers.is_empty() {
                 println!("  arrays in registers: {}", u.memories_as_registers.join(", "));
             }

@@ -278,6 +278,7 @@ pub fn json(r: &Report) -> serde_json::Value {
             "path_ns": u.depth.path_ns,
             "fmax_mhz": u.depth.fmax_mhz,
             "path": u.depth.path,
+            "path_sources": u.depth.sources,
             "memories_as_registers": u.memories_as_registers,
             "synth_seconds": u.seconds,
         })).collect::<Vec<_>>(),
@@ -344,17 +345,26 @@ pub fn text(r: &Report) -> String {
     let (cu, cd) = &r.critical;
     s.push_str(&format!(
         "\n  logic depth: the deepest unit is {cu}: {} LUT levels, {} cells, ~{:.2} ns -> about {:.0} MHz \
-         (a delay-model estimate, not timing closure)\n    path: {}\n",
+         (a delay-model estimate, not timing closure)\n{}",
         cd.lut_levels,
         cd.cells,
         cd.path_ns,
         cd.fmax_mhz,
-        abbreviate_path(&cd.path)
+        path_text(cd)
     ));
     s.push('\n');
     s.push_str(&perfmodel::text(&r.projected));
     s.push('\n');
     s.push_str(&comparison(&r.projected, Some(&r.resources)));
+    s
+}
+
+/// The longest path's cells and the source lines they come from, two indented lines.
+pub fn path_text(d: &Depth) -> String {
+    let mut s = format!("    path: {}\n", abbreviate_path(&d.path));
+    if !d.sources.is_empty() {
+        s.push_str(&format!("    through: {}\n", d.sources.join(" > ")));
+    }
     s
 }
 

@@ -388,6 +388,10 @@ pub struct Depth {
     pub fmax_mhz: f64,
     /// Cell types on the longest path, start to end (for the report: what is deep).
     pub path: Vec<String>,
+    /// Where the path's cells come from (`file:line` of their `src` attributes, start to end,
+    /// repeats merged): the lines to pipeline.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// Delays (ns) of UltraScale+ (-2 speed grade) cells with typical routing: a coarse stand-in
@@ -452,6 +456,18 @@ struct JsonCell {
     port_directions: BTreeMap<String, String>,
     #[serde(default)]
     connections: BTreeMap<String, Vec<serde_json::Value>>,
+    #[serde(default)]
+    attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// `file:line` of each design location in a cell's `src` attribute (`a.sv:12.3-12.40|b.sv:7.1-9.2`);
+/// yosys's own techmap files (absolute paths) left out.
+fn src_lines(c: &JsonCell) -> Vec<String> {
+    let Some(serde_json::Value::String(src)) = c.attributes.get("src") else { return Vec::new() };
+    src.split('|')
+        .filter(|loc| !loc.starts_with('/'))
+        .filter_map(|loc| loc.split_once(':').map(|(f, r)| format!("{f}:{}", r.split('.').next().unwrap_or(r))))
+        .collect()
 }
 
 fn param_on(c: &JsonCell, name: &str) -> bool {
@@ -637,22 +653,32 @@ fn longest_path(m: &JsonModule, d: &DelayModel) -> Depth {
     // The cell whose arrival is the worst: find it to walk the path back.
     let mut end = arr.iter().position(|a| a.is_some_and(|a| a.ns == worst.ns && a.cells == worst.cells));
     let mut path = Vec::new();
+    let mut sources: Vec<String> = Vec::new();
+    let mut visit = |c: &JsonCell| {
+        path.push(c.kind.clone());
+        for s in src_lines(c).into_iter().rev() {
+            if sources.last() != Some(&s) {
+                sources.push(s);
+            }
+        }
+    };
     let mut guard = 0;
     while let Some(i) = end {
-        path.push(cells[i].kind.clone());
+        visit(cells[i]);
         let p = arr[i].map(|a| a.prev).unwrap_or(NONE);
         end = if p == NONE || guard > 10_000 { None } else { Some(p) };
         if let Some(p) = end {
             if matches!(timings[p], Timing::Seq { .. }) {
-                path.push(cells[p].kind.clone());
+                visit(cells[p]);
                 end = None;
             }
         }
         guard += 1;
     }
     path.reverse();
+    sources.reverse();
     let ns = worst.ns + d.fixed;
-    Depth { lut_levels: worst.luts, cells: worst.cells, path_ns: ns, fmax_mhz: 1000.0 / ns, path }
+    Depth { lut_levels: worst.luts, cells: worst.cells, path_ns: ns, fmax_mhz: 1000.0 / ns, path, sources }
 }
 
 /// The arrays yosys's frontend turned into registers (each read becomes a multiplexer over all

@@ -19,6 +19,8 @@ module num_tb (
   input  wire logic [31:0] b_i,
   input  wire logic [63:0] x_i,
   input  wire logic [7:0]  frac_i,
+  input  wire logic [23:0] pair_i,
+  output      logic [31:0] pair_o,
   output      logic [31:0] i2f_o,
   output      logic [31:0] mul_o,
   output      logic [95:0] requant_o
@@ -26,6 +28,7 @@ module num_tb (
   assign i2f_o     = trit_num::i2f(int_i);
   assign mul_o     = trit_num::fp32_mul(a_i, b_i);
   assign requant_o = trit_num::requant(x_i, b_i, frac_i);
+  assign pair_o    = trit_num::mul_s8_pair(pair_i[23:16], pair_i[15:8], pair_i[7:0]);
   logic unused;
   assign unused = clk;
 endmodule
@@ -47,6 +50,8 @@ fn model() -> Model {
             p("b_i", 32, true),
             p("x_i", 64, true),
             p("frac_i", 8, true),
+            p("pair_i", 24, true),
+            p("pair_o", 32, false),
             p("i2f_o", 32, false),
             p("mul_o", 32, false),
             p("requant_o", 96, false),
@@ -133,5 +138,32 @@ fn i2f_fp32_mul_and_requant_equal_the_reference() {
         let got = (w[0] as u128 | (w[1] as u128) << 32 | (w[2] as u128) << 64) as i128;
         let got = got << 32 >> 32; // sign-extend the 96-bit result
         assert_eq!(got, want, "requant({x}, {s:e}, {frac})");
+    }
+}
+
+/// `mul_s8_pair` (two int8 products from one multiply, the attention's key dot products): every
+/// shared operand `x` against every `a` with edge and random `b`, and every `b` with edge and
+/// random `a` -- each product sits in its own field, so this covers both fields' every value.
+#[test]
+fn mul_s8_pair_gives_both_products() {
+    let mut m = model();
+    let (pair_i, pair_o) = (m.port("pair_i").unwrap(), m.port("pair_o").unwrap());
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut check = |m: &mut Model, a: i8, b: i8, x: i8| {
+        m.set(pair_i, &[(a as u8 as u32) << 16 | (b as u8 as u32) << 8 | x as u8 as u32]);
+        m.eval();
+        let w = m.get(pair_o)[0];
+        let (ax, bx) = ((w >> 16) as u16 as i16, w as u16 as i16);
+        assert_eq!((ax as i32, bx as i32), (a as i32 * x as i32, b as i32 * x as i32), "mul_s8_pair({a}, {b}, {x})");
+    };
+    for x in i8::MIN..=i8::MAX {
+        let mut others: Vec<i8> = vec![i8::MIN, -127, -1, 0, 1, 127];
+        others.extend((0..4).map(|_| rng.random::<i8>()));
+        for v in i8::MIN..=i8::MAX {
+            for &o in &others {
+                check(&mut m, v, o, x);
+                check(&mut m, o, v, x);
+            }
+        }
     }
 }
