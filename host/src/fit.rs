@@ -1,5 +1,6 @@
 //! `trit fit`: search the engine parameters (TLMM tables per step, output columns, tokens per
-//! weight fetch, weight-buffer depth; the AXI ports stay at the board's, more never hurts) for
+//! weight fetch, weight-buffer depth, attention's query block; the AXI ports stay at the
+//! board's, more never hurts) for
 //! the best projected decode, then prefill, with every resource within 90 % of the board, and
 //! say what binds. Resources come from the config's synthesized units (`trit report`) scaled by
 //! [`crate::report::estimate_resources`]; performance from [`crate::perfmodel`].
@@ -76,6 +77,7 @@ pub fn with(cfg: &Config, p: &SweepPoint) -> Config {
     c.engine.columns_per_cycle = p.cols;
     c.engine.prefill_tokens = p.tokens;
     c.engine.weight_buffer_beats = p.wbuf;
+    c.engine.attention_queries = p.queries;
     c
 }
 

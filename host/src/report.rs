@@ -435,15 +435,24 @@ pub fn default_dir(cfg: &Config) -> PathBuf {
 // Sweeps, plots and the fitter's resource estimate
 // ---------------------------------------------------------------------------------------------
 
+/// What each query of attention's block adds, as a share of a single-query engine's LUT, FF and
+/// DSP: its quantizer, and per port and lane its dot product (half a DSP, two per multiply) and
+/// value sum (two DSPs, a 64-bit accumulator row). Measured with yosys on one-port engines
+/// (one and two queries: +49 % DSP, +34 % LUT, before the paired products) and rounded up.
+pub const ATTN_PER_QUERY: f64 = 0.5;
+
 /// Resources of `cfg` estimated from a synthesized report of a related config (`base`, same
 /// model and board): every unit as synthesized, except the linear engine (`op_linear`), whose
 /// LUT, FF and DSP scale with the lookups per cycle (TABLES x COLS) and whose block RAM scales
 /// with its accumulator memory (tokens x blocks); URAM is the weight buffer's exact primitive
-/// count. A coarse rule (the engine's fixed parts scale too, so it errs high), stated in
+/// count; the attention engine's LUT, FF and DSP scale as `1 + ATTN_PER_QUERY * (queries - 1)`.
+/// A coarse rule (the engine's fixed parts scale too, so it errs high), stated in
 /// docs/report.md; `trit report` on the chosen config gives the real counts.
 pub fn estimate_resources(base_cfg: &Config, base: &[UnitSynth], cfg: &Config) -> Resources {
     let (pb, pc) = (hdl::TlmmParams::from_config(base_cfg), hdl::TlmmParams::from_config(cfg));
     let lk = (pc.TABLES * pc.COLS) as f64 / (pb.TABLES * pb.COLS) as f64;
+    let block = |c: &Config| 1.0 + ATTN_PER_QUERY * (c.engine.attention_queries as f64 - 1.0);
+    let aq = block(cfg) / block(base_cfg);
     let acc = (pc.MAX_TOKENS * pc.MAX_BLOCKS) as f64 / (pb.MAX_TOKENS * pb.MAX_BLOCKS) as f64;
     let uram = |c: &Config| {
         hdl::generate(c).memories.iter().filter(|m| m.kind == "uram").map(|m| m.primitives as f64).sum::<f64>()
@@ -457,6 +466,11 @@ pub fn estimate_resources(base_cfg: &Config, base: &[UnitSynth], cfg: &Config) -
             r.dsp *= lk;
             r.bram36 *= acc.max(1.0);
             r.uram += uram(cfg) - uram(base_cfg);
+        }
+        if u.name == "op_attention" {
+            r.lut *= aq;
+            r.ff *= aq;
+            r.dsp *= aq;
         }
         total = total.add(&r.scaled(u.instances as f64));
     }
@@ -513,27 +527,32 @@ pub struct SweepPoint {
     pub tokens: usize,
     /// Weight buffer beats.
     pub wbuf: usize,
+    /// Prefill attention's query block.
+    pub queries: usize,
     /// Estimated resources.
     pub resources: Resources,
     /// Projection.
     pub projected: Projection,
 }
 
-/// Engine variants of `cfg` (TLMM tables, columns, tokens per fetch, buffer depth) that
-/// validate.
+/// Engine variants of `cfg` (TLMM tables, columns, tokens per fetch, buffer depth, attention's
+/// query block) that validate.
 pub fn variants(cfg: &Config) -> Vec<Config> {
     let mut out = Vec::new();
     for tables in [7, 14, 21, 28, 42, 56] {
         for cols in [8, 16, 24, 32] {
             for tokens in [4, 8, 16] {
                 for wbuf in [1024, 2048, 4096] {
-                    let mut c = cfg.clone();
-                    c.engine.tables_per_step = tables;
-                    c.engine.columns_per_cycle = cols;
-                    c.engine.prefill_tokens = tokens;
-                    c.engine.weight_buffer_beats = wbuf;
-                    if c.validate().is_ok() {
-                        out.push(c);
+                    for queries in [1, 2, 4] {
+                        let mut c = cfg.clone();
+                        c.engine.tables_per_step = tables;
+                        c.engine.columns_per_cycle = cols;
+                        c.engine.prefill_tokens = tokens;
+                        c.engine.weight_buffer_beats = wbuf;
+                        c.engine.attention_queries = queries;
+                        if c.validate().is_ok() {
+                            out.push(c);
+                        }
                     }
                 }
             }
@@ -551,6 +570,7 @@ pub fn sweep(cfg: &Config, base: &[UnitSynth], mhz: f64) -> Vec<SweepPoint> {
             cols: c.engine.columns_per_cycle,
             tokens: c.engine.prefill_tokens,
             wbuf: c.engine.weight_buffer_beats,
+            queries: c.engine.attention_queries,
             resources: estimate_resources(cfg, base, &c),
             projected: perfmodel::project(&c, mhz),
         })

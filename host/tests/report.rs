@@ -288,21 +288,30 @@ fn report_errors_name_the_cause() {
 /// `trit fit` on synthesized units (written here as `trit report` would leave them): the chosen
 /// config loads, stays within 90 % of every resource by the same estimate, projects at least the
 /// starting config's decode, and the output says what binds.
-#[test]
-fn fit_chooses_a_config_within_budget() {
+/// A build directory holding `reports/resources.json` with the units (name, LUT, FF, BRAM36,
+/// URAM, DSP) as `trit report` would leave them.
+fn synthesized_units(units: &[(&str, f64, f64, f64, f64, f64)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rep = dir.path().join("reports");
     std::fs::create_dir_all(&rep).unwrap();
-    let unit = |name: &str, lut: f64, ff: f64, bram: f64, uram: f64, dsp: f64| {
-        serde_json::json!({"name": name, "instances": 1, "lutram": 0.0, "lut_levels": 6, "path_ns": 3.0,
-            "fmax_mhz": 333.0, "resources": {"lut": lut, "ff": ff, "bram36": bram, "uram": uram, "dsp": dsp}})
-    };
-    let units = serde_json::json!({"units": [
-        unit("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
-        unit("op_attention", 15000.0, 9000.0, 10.0, 0.0, 20.0),
-        unit("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
-    ]});
-    std::fs::write(rep.join("resources.json"), units.to_string()).unwrap();
+    let units: Vec<_> = units
+        .iter()
+        .map(|&(name, lut, ff, bram, uram, dsp)| {
+            serde_json::json!({"name": name, "instances": 1, "lutram": 0.0, "lut_levels": 6, "path_ns": 3.0,
+                "fmax_mhz": 333.0, "resources": {"lut": lut, "ff": ff, "bram36": bram, "uram": uram, "dsp": dsp}})
+        })
+        .collect();
+    std::fs::write(rep.join("resources.json"), serde_json::json!({ "units": units }).to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn fit_chooses_a_config_within_budget() {
+    let dir = synthesized_units(&[
+        ("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
+        ("op_attention", 15000.0, 9000.0, 10.0, 0.0, 20.0),
+        ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
+    ]);
     let out = dir.path().join("fit.toml");
     let o = trit()
         .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
@@ -342,6 +351,7 @@ fn plots_are_written_with_their_legends() {
         cols: 16,
         tokens: 8,
         wbuf: 4096,
+        queries: 4,
         resources: synth::Resources { lut, ..Default::default() },
         projected: projected.clone(),
     };
@@ -362,4 +372,32 @@ fn plots_are_written_with_their_legends() {
             assert!(std::fs::metadata(&png).unwrap().len() > 1000, "{name}.png is (nearly) empty");
         }
     }
+}
+
+/// When the attention engine's query block is what does not fit (DSPs here), `trit fit`
+/// shrinks the block rather than giving up or choosing an over-budget design.
+#[test]
+fn fit_shrinks_the_attention_block_that_does_not_fit() {
+    let base = Config::preset("tellme-kv260").unwrap();
+    assert_eq!(base.engine.attention_queries, 4);
+    let dir = synthesized_units(&[
+        ("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
+        ("op_attention", 30000.0, 9000.0, 0.0, 0.0, 1200.0),
+        ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
+    ]);
+    let out = dir.path().join("fit.toml");
+    let o = trit()
+        .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{}", stdout, String::from_utf8_lossy(&o.stderr));
+    let chosen = Config::load(out.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(chosen.engine.attention_queries < 4, "{stdout}");
+    let units = host::report::load_units(dir.path()).unwrap();
+    let est = host::report::estimate_resources(&base, &units, &chosen);
+    assert!(est.dsp <= 0.9 * host::report::budget(&chosen).dsp, "{} DSPs", est.dsp);
 }
