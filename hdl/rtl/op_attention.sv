@@ -385,6 +385,7 @@ module op_attention #(
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
     wire logic signed [31:0] s2_m = st_k[2] ? $signed(s2_x_q) : $signed({16'd0, s2_e_q});
     wire logic [31:0]        s2_s = st_k[2] ? s2_c_q : s2_x_q;
+    wire logic signed [24:0] s2_sig = trit_num::significand(s2_s);
     wire logic signed [95:0] s3_r = trit_num::requant_shift(s3_p_q, s3_ex_q, 8'd16);
     always_ff @(posedge clk_i) begin
       st_k     <= {st_k[3:1], state_q == K_SCALES};
@@ -402,7 +403,7 @@ module op_attention #(
       s2_c_q <= trit_num::fp32_mul(s1_a_q, score_q);
       s2_e_q <= e2;
       s2_x_q <= s1_x_q;
-      s3_p_q <= 96'(s2_m) * 96'(trit_num::significand(s2_s));
+      s3_p_q <= 96'(s2_m) * 96'(s2_sig);
       s3_ex_q <= s2_s[30:23];
       s3_e_q <= s2_e_q;
       s4_z_q <= trit_num::sat32(s3_r);

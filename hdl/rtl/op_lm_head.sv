@@ -210,10 +210,24 @@ module op_lm_head #(
         dot = dot + 48'($signed(x_codes[16*j +: 16])) * 48'($signed(el_wide[p][8*j +: 8]));
       end
     end
-    wire logic signed [31:0] logit =
-      trit_num::sat32(trit_num::requant(64'(acc_q), trit_num::fp32_mul(sx_q, el_data[p]), 8'd16));
-    // A row's codes always flow; its scale (which finishes the row) waits for a free hold slot.
-    wire logic row_ready = state_q == ROWS && (!is_scale || !hold_q[p] || take[p]);
+    // The logit in stages of one multiply each: c = sx * the row's scale (with the row's sum);
+    // the sum times c's significand; rounded and saturated into the hold slot.
+    logic [1:0]         lv_q;      // stage 1 / 2 holds a logit
+    logic [31:0]        l1_c_q;
+    logic signed [47:0] l1_acc_q;
+    logic signed [95:0] l2_p_q;
+    logic [7:0]         l2_ex_q;
+    wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
+    always_ff @(posedge clk_i) begin
+      l1_c_q   <= trit_num::fp32_mul(sx_q, el_data[p]);
+      l1_acc_q <= acc_q;
+      l2_p_q   <= 96'(l1_acc_q) * 96'(l1_sig);
+      l2_ex_q  <= l1_c_q[30:23];
+    end
+    wire logic signed [31:0] logit = trit_num::sat32(trit_num::requant_shift(l2_p_q, l2_ex_q, 8'd16));
+    // A row's codes always flow; its scale (which finishes the row) waits until no logit is in
+    // the stages and the hold slot is free (or being taken): the slot is free when it lands.
+    wire logic row_ready = state_q == ROWS && (!is_scale || (lv_q == '0 && (!hold_q[p] || take[p])));
     if (p == 0) begin : g_fe
       assign el_ready[p] = state_q == SHIFT_DATA || state_q == GAIN_DATA ||
                            (state_q == QUANT && quant_started_q && q_in_ready) || row_ready;
@@ -226,6 +240,7 @@ module op_lm_head #(
         issue_q <= '0;
         gidx_q  <= '0;
         acc_q   <= '0;
+        lv_q    <= '0;
         hold_l  <= 1'b0;
         held_l  <= '0;
       end else begin
@@ -233,16 +248,20 @@ module op_lm_head #(
           issue_q <= '0;
           gidx_q  <= '0;
           acc_q   <= '0;
+          lv_q    <= '0;
           hold_l  <= 1'b0;
         end else begin
           if (rcmd_valid[p] && rcmd_ready[p]) issue_q <= issue_q + 1;
           if (take[p]) hold_l <= 1'b0;
+          lv_q <= {lv_q[0], fire && is_scale};
+          if (lv_q[1]) begin
+            hold_l <= 1'b1;
+            held_l <= 32'(logit);
+          end
           if (fire) begin
             if (is_scale) begin
               gidx_q <= '0;
               acc_q  <= '0;
-              hold_l <= 1'b1;
-              held_l <= 32'(logit);
             end else begin
               acc_q  <= acc_q + dot;
               gidx_q <= gidx_q + 1;
