@@ -82,7 +82,7 @@ module op_vector #(
   logic [63:0]       src_q, up_q, norm_q, codes_q, scales_q;
   logic [31:0]       eps_q;
   logic signed [31:0] shift_q;
-  logic [95:0]       pmax_q;      // max |act(gate) * up| of the token being read
+  logic [95:0]       pmax_q;      // max |act(gate) * up| of the token's groups out of the pipeline
 
   // ---------------------------------------------------------------- memory streams
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
@@ -147,7 +147,8 @@ module op_vector #(
 
   // ---------------------------------------------------------------- reader
   // NORM_QUANT starts the quantizer with the row's read command (both wait for it to be ready);
-  // UP_CMD waits until the feeder has taken the previous token's products.
+  // UP_CMD waits until the product pipeline has handed the previous token to the feeder and
+  // the feeder has taken its products.
   logic feed_busy_q;
   always_comb begin
     rcmd_valid = 1'b0;
@@ -166,7 +167,7 @@ module op_vector #(
         rcmd_size  = 3'd4;
       end
       UP_CMD:    begin
-        rcmd_valid = !feed_busy_q;
+        rcmd_valid = !feed_busy_q && !p_tail;
         rcmd_addr  = up_q + 64'(tok_q) * in_row;
         rcmd_count = groups;
         rcmd_size  = 3'd4;
@@ -177,8 +178,10 @@ module op_vector #(
   wire logic rcmd_fire = rcmd_valid && rcmd_ready;
   assign ucmd_valid = state_q == ROW_CMD && wide_q && !up_sent_q;
   wire logic ucmd_fire = ucmd_valid && ucmd_ready;
-  // Wide FFN_ACT: a gate and an up element together, written only where the feeder has read.
-  wire logic pair_ok = el_valid && uel_valid && (!feed_busy_q || idx_q < fidx_q);
+  // Wide FFN_ACT: a gate and an up element together, written only where the feeder has read
+  // (not while a token's last group is still in the product pipeline: the feeder restarts at
+  // row 0 when it leaves).
+  wire logic pair_ok = el_valid && uel_valid && (feed_busy_q ? idx_q < fidx_q : !p_tail);
   assign uel_ready = state_q == PAIR_DATA && pair_ok;
   wire logic el_fire = el_valid && el_ready;
   assign el_ready = state_q == SHIFT_DATA || state_q == GAIN_DATA || state_q == GATE_DATA || state_q == UP_DATA ||
@@ -201,30 +204,87 @@ module op_vector #(
   logic [95:0]        prod_max;       // max |product| over the group
   logic [VL*32-1:0]   bn_vals;        // the fed group's block-normalized values
   logic [7:0]         bn_shift;
+  // The product pipeline: a gate/up element pair enters when the reader takes it (UP_DATA,
+  // PAIR_DATA) and leaves PL cycles later into the product buffer at its group, with the
+  // token's running max |product|; the token's last group leaving hands the token to the
+  // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
+  //   1 inputs   2 |g| * log2(e)   3 rounded   4 exp2_neg   5..12 sigmoid (sigmoid_pipe)
+  //   13 g * sigmoid, relu^2   14 silu rounded   15 the product with up
+  localparam int SIG_L = 8;           // sigmoid_pipe's latency
+  localparam int PL    = 7 + SIG_L;   // stages
+  wire logic     p_in = (state_q == UP_DATA || state_q == PAIR_DATA) && el_fire;
+  logic [PL:1]   pv_q;                // per stage: holds a group
+  logic [PL:1]   plast_q;             // ... the token's last
+  logic [RW-1:0] pidx_q [PL:1];       // ... which
+  wire logic     p_out  = pv_q[PL];
+  wire logic     p_tail = |(pv_q & plast_q);  // a token's last group is in the pipeline
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) pv_q <= '0;
+    else pv_q <= {pv_q[PL-1:1], p_in};
+  end
+  always_ff @(posedge clk_i) begin
+    plast_q   <= {plast_q[PL-1:1], idx_q + 1 == groups};
+    pidx_q[1] <= RW'(idx_q);
+    for (int t = 2; t <= PL; t++) pidx_q[t] <= pidx_q[t-1];
+  end
   for (genvar l = 0; l < VL; l++) begin : g_lane
-    wire logic [31:0]        e      = idx_q * 32'(VL) + 32'(l);
-    wire logic               live   = e < n_q;
-    wire logic signed [31:0] g      = $signed(wide_q ? el_wide[32*l +: 32] : gate_row[32*l +: 32]);
-    wire logic signed [31:0] up     = $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
-    wire logic [47:0]        g_abs  = g < 0 ? 48'(0 - 48'(g)) : 48'(g);
-    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(g_abs) * 96'sd94548, 8'd16);  // |g| log2(e), Q.16
-    logic [15:0] e_neg;
-    exp2_neg u_exp2 (.d_i (g_log2e[47:0]), .y_o (e_neg));
-    wire logic [15:0]        sig_pos = trit_num::sigmoid_q15(e_neg);
-    wire logic signed [31:0] sig  = g < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
-    wire logic signed [95:0] silu = trit_num::rne_shift(96'(g) * 96'(sig), 8'd15);  // Q.16
-    wire logic signed [95:0] relu = g < 0 ? 96'sd0 : 96'(g);
-    assign prod[l] = !live ? 96'sd0 : silu_q ? silu * 96'(up) : relu * relu * 96'(up);
-    assign prod_row[96*l +: 96] = prod[l];
+    wire logic [31:0] e = idx_q * 32'(VL) + 32'(l);
+    // Gate, up and whether the lane is within the row, carried along stages 1 .. PL-1.
+    logic signed [31:0] g_s  [1:PL-1];
+    logic signed [31:0] up_s [1:PL-1];
+    logic [PL-1:1]      live_s;
+    logic [47:0]        t2_q;      // |g| * log2(e) in Q.32
+    logic [47:0]        d3_q;      // ... in Q.16
+    logic [15:0]        e4_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
+    logic signed [48:0] gs13_q;    // g * sigmoid(g) in Q.31
+    logic [61:0]        rr13_q;    // relu(g)^2
+    logic signed [47:0] silu14_q;  // silu(g) in Q.16
+    logic [61:0]        rr14_q;
+    logic signed [95:0] prod15_q;
+    logic [15:0]        e4;
+    logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 12
+    exp2_neg u_exp2 (.d_i (d3_q), .y_o (e4));
+    sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e4_q), .y_o (sig_pos));
+    wire logic signed [31:0] g2     = g_s[1];
+    wire logic [47:0]        g_abs  = g2 < 0 ? 48'(0 - 48'(g2)) : 48'(g2);
+    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t2_q), 8'd16);
+    wire logic signed [31:0] g12    = g_s[12];
+    wire logic signed [31:0] sig    = g12 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
+    wire logic [30:0]        relu   = g12 < 0 ? 31'd0 : 31'(g12);
+    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs13_q), 8'd15);
+    wire logic signed [31:0] up14   = up_s[14];
+    always_ff @(posedge clk_i) begin
+      g_s[1]    <= $signed(wide_q ? el_wide[32*l +: 32] : gate_row[32*l +: 32]);
+      up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
+      live_s[1] <= e < n_q;
+      for (int t = 2; t < PL; t++) begin
+        g_s[t]    <= g_s[t-1];
+        up_s[t]   <= up_s[t-1];
+        live_s[t] <= live_s[t-1];
+      end
+      t2_q     <= 48'(g_abs * 48'd94548);
+      d3_q     <= g_log2e[47:0];
+      e4_q     <= e4;
+      gs13_q   <= 49'(g12) * 49'(sig);
+      rr13_q   <= 62'(relu) * 62'(relu);
+      silu14_q <= silu[47:0];
+      rr14_q   <= rr13_q;
+      prod15_q <= !live_s[14] ? 96'sd0 : silu_q ? 96'(silu14_q) * 96'(up14) : $signed(96'(rr14_q)) * 96'(up14);
+    end
+    assign prod[l] = prod15_q;
+    assign prod_row[96*l +: 96] = prod15_q;
     wire logic signed [95:0] bn_full = trit_num::rne_shift($signed(feed_row[96*l +: 96]), bn_shift);  // |.| <= 2^30
     assign bn_vals[32*l +: 32] = bn_full[31:0];
     logic unused_lane;
-    assign unused_lane = ^{g_log2e[95:48], bn_full[95:32]};
+    assign unused_lane = ^{g_log2e[95:48], silu[95:48], bn_full[95:32]};
   end
   always_ff @(posedge clk_i) begin
     if (state_q == GATE_DATA && el_fire) gate_rows[RW'(idx_q)] <= el_wide[32*VL-1:0];
-    if ((state_q == UP_DATA || state_q == PAIR_DATA) && el_fire) prod_rows[RW'(idx_q)] <= prod_row;
+    if (p_out) prod_rows[pidx_q[PL]] <= prod_row;
   end
+  // The token's running max |product|, including the group leaving the pipeline (its first
+  // group starts it).
+  wire logic [95:0] run_max = pidx_q[PL] == '0 || prod_max > pmax_q ? prod_max : pmax_q;
   always_comb begin
     prod_max = '0;
     for (int l = 0; l < VL; l++) begin
@@ -279,6 +339,7 @@ module op_vector #(
       feed_busy_q    <= 1'b0;
       feed_started_q <= 1'b0;
       feed_pmax_q    <= '0;
+      pmax_q         <= '0;
     end else if (state_q == IDLE) begin
       w_tok_q        <= '0;
       w_group_q      <= '0;
@@ -304,10 +365,11 @@ module op_vector #(
         w_tok_q       <= w_tok_q + 1;
         if (w_tok_q + 1 == tokens_q) w_all_q <= 1'b1;
       end
-      // Feeder: the reader's last up element hands the token over.
-      if ((state_q == UP_DATA || state_q == PAIR_DATA) && el_fire && idx_q + 1 == groups) begin
+      // Feeder: the token's last group out of the product pipeline hands the token over.
+      if (p_out) pmax_q <= run_max;
+      if (p_out && plast_q[PL]) begin
         feed_busy_q <= 1'b1;
-        feed_pmax_q <= prod_max > pmax_q ? prod_max : pmax_q;
+        feed_pmax_q <= run_max;
         fidx_q      <= '0;
       end
       if (q_start && ffn_q) feed_started_q <= 1'b1;
@@ -340,7 +402,6 @@ module op_vector #(
       scales_q <= '0;
       eps_q    <= '0;
       shift_q  <= '0;
-      pmax_q   <= '0;
       done_o   <= 1'b0;
       err_o    <= 1'b0;
     end else begin
@@ -378,12 +439,10 @@ module op_vector #(
           if ((gate_sent_q || rcmd_fire) && (up_sent_q || ucmd_fire)) begin
             gate_sent_q <= 1'b0;
             up_sent_q   <= 1'b0;
-            pmax_q      <= '0;
             idx_q       <= '0;
             state_q     <= PAIR_DATA;
           end
         end else if (rcmd_fire) begin
-          pmax_q  <= '0;
           idx_q   <= '0;
           state_q <= ffn_q ? GATE_DATA : ROW_DATA;
         end
@@ -393,7 +452,6 @@ module op_vector #(
         end
         GAIN_DATA, ROW_DATA, GATE_DATA, UP_DATA, PAIR_DATA: if (el_fire) begin
           idx_q <= idx_q + 1;
-          if ((state_q == UP_DATA || state_q == PAIR_DATA) && prod_max > pmax_q) pmax_q <= prod_max;
           if (idx_q + 1 == (state_q == GAIN_DATA ? gain_words : groups)) begin
             idx_q <= '0;
             unique case (state_q)

@@ -39,6 +39,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("elem_writer.sv", include_str!("../rtl/elem_writer.sv")),
     ("vec_quant.sv", include_str!("../rtl/vec_quant.sv")),
     ("exp2_neg.sv", include_str!("../rtl/exp2_neg.sv")),
+    ("sigmoid_pipe.sv", include_str!("../rtl/sigmoid_pipe.sv")),
     ("op_vector.sv", include_str!("../rtl/op_vector.sv")),
     ("op_rope_kv.sv", include_str!("../rtl/op_rope_kv.sv")),
     ("op_attention.sv", include_str!("../rtl/op_attention.sv")),

@@ -3,7 +3,7 @@
 //! thousands of random operands drawn across their whole ranges. The engines that use them are
 //! tested end to end; this pins each function on its own, where a failure names the input.
 
-use model::numerics::{f32_from_int, fmul, requant};
+use model::numerics::{f32_from_int, fmul, requant, rne_div};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim::{BuildSpec, Model, PortSpec};
@@ -21,6 +21,8 @@ module num_tb (
   input  wire logic [7:0]  frac_i,
   input  wire logic [23:0] pair_i,
   output      logic [31:0] pair_o,
+  input  wire logic [15:0] sig_e_i,
+  output      logic [15:0] sig_o,
   output      logic [31:0] i2f_o,
   output      logic [31:0] mul_o,
   output      logic [95:0] requant_o
@@ -29,8 +31,7 @@ module num_tb (
   assign mul_o     = trit_num::fp32_mul(a_i, b_i);
   assign requant_o = trit_num::requant(x_i, b_i, frac_i);
   assign pair_o    = trit_num::mul_s8_pair(pair_i[23:16], pair_i[15:8], pair_i[7:0]);
-  logic unused;
-  assign unused = clk;
+  sigmoid_pipe u_sig (.clk_i (clk), .e_i (sig_e_i), .y_o (sig_o));
 endmodule
 `resetall
 ";
@@ -41,6 +42,7 @@ fn model() -> Model {
         top: "num_tb".into(),
         sources: vec![
             ("trit_num.sv".into(), include_str!("../../hdl/rtl/trit_num.sv").into()),
+            ("sigmoid_pipe.sv".into(), include_str!("../../hdl/rtl/sigmoid_pipe.sv").into()),
             ("num_tb.sv".into(), TB.into()),
         ],
         ports: vec![
@@ -52,6 +54,8 @@ fn model() -> Model {
             p("frac_i", 8, true),
             p("pair_i", 24, true),
             p("pair_o", 32, false),
+            p("sig_e_i", 16, true),
+            p("sig_o", 16, false),
             p("i2f_o", 32, false),
             p("mul_o", 32, false),
             p("requant_o", 96, false),
@@ -164,6 +168,26 @@ fn mul_s8_pair_gives_both_products() {
                 check(&mut m, v, o, x);
                 check(&mut m, o, v, x);
             }
+        }
+    }
+}
+
+/// `sigmoid_pipe` (FFN_ACT's SiLU sigmoid, a pipelined division): for every Q.15 input 0..=32768,
+/// fed one per cycle, the output 8 cycles later is RNE(2^30 / (2^15 + e)) as the reference
+/// (`model::numerics::silu_fx`) computes it.
+#[test]
+fn sigmoid_pipe_divides_like_the_reference() {
+    const LATENCY: usize = 8;
+    let mut m = model();
+    let (e_i, y_o) = (m.port("sig_e_i").unwrap(), m.port("sig_o").unwrap());
+    let es: Vec<u32> = (0..=32768).collect();
+    for i in 0..es.len() + LATENCY - 1 {
+        m.set(e_i, &[es.get(i).copied().unwrap_or(0)]);
+        m.tick();
+        if i + 1 >= LATENCY {
+            let e = es[i + 1 - LATENCY];
+            let want = rne_div(1 << 30, (1 << 15) + e as i128) as u32;
+            assert_eq!(m.get(y_o)[0], want, "sigmoid of e = {e}");
         }
     }
 }
