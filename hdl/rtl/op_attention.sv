@@ -630,15 +630,41 @@ module op_attention #(
   logic        wcmd_ready, wel_ready, w_idle;
   logic [QL*32-1:0] o_d;
   wire logic [31:0] f_out_tok = 32'(f_tok_q) + 32'(f_qi_q);  // the finished query's token
+  // F_OUT in two stages: the lanes' sums of QL values, then their products with 1/S's
+  // significand, rounded into the writer. The stages move together and hold while the writer
+  // is not ready.
+  logic               fo_v1_q, fo_v2_q;  // stage 1 / 2 holds QL values
+  logic signed [63:0] fo_sum_q [QL];
+  logic signed [95:0] fo_p_q   [QL];
+  wire logic               fo_adv  = !fo_v2_q || wel_ready;
+  wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
+  wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
+  always_ff @(posedge clk_i) begin
+    if (fo_adv) begin
+      for (int i = 0; i < QL; i++) begin
+        fo_sum_q[i] <= acc_sum[i];
+        fo_p_q[i]   <= 96'(fo_sum_q[i]) * 96'(rcp_sig);
+      end
+    end
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      fo_v1_q <= 1'b0;
+      fo_v2_q <= 1'b0;
+    end else if (fo_adv) begin
+      fo_v1_q <= fo_take;
+      fo_v2_q <= fo_v1_q;
+    end
+  end
   for (genvar i = 0; i < QL; i++) begin : g_out
-    assign o_d[32*i +: 32] = trit_num::sat32(trit_num::requant(acc_sum[i], rcp_q, 8'd0));
+    assign o_d[32*i +: 32] = trit_num::sat32(trit_num::requant_shift(fo_p_q[i], rcp_q[30:23], 8'd0));
   end
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (dst_q + 64'(f_out_tok) * q_row + 64'(f_head_q) * 64'(hd_q) * 4),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
-    .el_valid_i (f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q)), .el_ready_o (wel_ready), .el_data_i (o_d),
+    .el_valid_i (fo_v2_q), .el_ready_o (wel_ready), .el_data_i (o_d),
     .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
@@ -691,9 +717,9 @@ module op_attention #(
         end
         F_OUT: begin
           if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
-          if (f_cmd_q && f_el_q < 32'(hd_q) && wel_ready) f_el_q <= f_el_q + QL;
+          if (fo_take) f_el_q <= f_el_q + QL;
           // Every value handed to the writer (which posts the write): the next query, or done.
-          if (f_cmd_q && f_el_q == 32'(hd_q)) begin
+          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v1_q && !fo_v2_q) begin
             f_qi_q    <= f_qi_q + 1;
             f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_I2F : F_IDLE;
           end
