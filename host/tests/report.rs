@@ -305,13 +305,9 @@ fn synthesized_units(units: &[(&str, f64, f64, f64, f64, f64)]) -> tempfile::Tem
     dir
 }
 
-#[test]
-fn fit_chooses_a_config_within_budget() {
-    let dir = synthesized_units(&[
-        ("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
-        ("op_attention", 15000.0, 9000.0, 10.0, 0.0, 20.0),
-        ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
-    ]);
+/// `trit fit --board kv260 --config tellme-kv260` on the units in `dir`: the chosen config,
+/// the output, and the written file.
+fn fit_kv260(dir: &tempfile::TempDir) -> (Config, String, std::path::PathBuf) {
     let out = dir.path().join("fit.toml");
     let o = trit()
         .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
@@ -320,10 +316,21 @@ fn fit_chooses_a_config_within_budget() {
         .arg(&out)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{}{}", stdout, String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("binds:"), "{stdout}");
     let chosen = Config::load(out.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    (chosen, stdout, out)
+}
+
+#[test]
+fn fit_chooses_a_config_within_budget() {
+    let dir = synthesized_units(&[
+        ("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
+        ("op_attention", 15000.0, 9000.0, 10.0, 0.0, 20.0),
+        ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
+    ]);
+    let (chosen, stdout, out) = fit_kv260(&dir);
+    assert!(stdout.contains("binds:"), "{stdout}");
     let base = Config::preset("tellme-kv260").unwrap();
     let units = host::report::load_units(dir.path()).unwrap();
     let est = host::report::estimate_resources(&base, &units, &chosen);
@@ -385,17 +392,7 @@ fn fit_shrinks_the_attention_block_that_does_not_fit() {
         ("op_attention", 30000.0, 9000.0, 0.0, 0.0, 1200.0),
         ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
     ]);
-    let out = dir.path().join("fit.toml");
-    let o = trit()
-        .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}{}", stdout, String::from_utf8_lossy(&o.stderr));
-    let chosen = Config::load(out.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    let (chosen, stdout, _) = fit_kv260(&dir);
     assert!(chosen.engine.attention_queries < 4, "{stdout}");
     let units = host::report::load_units(dir.path()).unwrap();
     let est = host::report::estimate_resources(&base, &units, &chosen);
