@@ -414,13 +414,35 @@ module op_attention #(
       if (!rst_ni) sv_q <= '0;
       else sv_q <= {sv_q[2:0], issue};
     end
-    assign lane_busy[p] = sv_q != '0;
-    // The lane's value sums, a row per code group. One read port: V_CODES reads the row it
-    // updates; outside V_CODES the finisher reads the row it outputs.
-    wire logic [RW-1:0] acc_addr = RW'(state_q == V_CODES ? g_q : f_el_q / LANES);
+    // Code phases in two stages: the products of the element taken (registered), then their
+    // sums -- K_CODES adds a key group's dot products into the raw scores, V_CODES adds the
+    // value products into the sums' row, read, added and written in the same stage so that
+    // consecutive groups of one row never race.
+    logic          c_v_q;      // stage 2 holds a code element's products
+    logic          c_k_q;      // ... of K_CODES (else V_CODES)
+    logic          c_last_q;   // ... of the key's last group
+    logic          c_first_q;  // ... of the range's first key (it starts the value sums)
+    logic [KW-1:0] c_ka_q;     // ... the key
+    logic [RW-1:0] c_g_q;      // ... the group
+    always_ff @(posedge clk_i) begin
+      c_k_q     <= state_q == K_CODES;
+      c_last_q  <= last_group;
+      c_first_q <= k_q == '0;
+      c_ka_q    <= ka;
+      c_g_q     <= RW'(g_q);
+    end
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) c_v_q <= 1'b0;
+      else c_v_q <= fire && (state_q == K_CODES || state_q == V_CODES);
+    end
+    assign lane_busy[p] = sv_q != '0 || c_v_q;
+    // The lane's value sums, a row per code group. One read port: V_CODES's second stage reads
+    // the row it updates; outside it the finisher reads the row it outputs.
+    wire logic [RW-1:0] acc_addr = c_v_q && !c_k_q ? c_g_q : RW'(f_el_q / LANES);
     // The key codes times every query's codes: queries in pairs, two products per multiply
     // (trit_num::mul_s8_pair), query m's LANES products at 16*LANES*m.
-    logic [16*LANES*QB-1:0] qk_all;
+    logic [16*LANES*QB-1:0] qk_all, qk_q;
+    always_ff @(posedge clk_i) qk_q <= qk_all;
     always_comb begin
       for (int m = 0; m < QB; m += 2) begin
         for (int j = 0; j < LANES; j++) begin
@@ -440,14 +462,16 @@ module op_attention #(
       logic signed [31:0]  dot;          // one code group's LANES products, exact
       // Value products at their real width (41x8 -> 49 bits): written at 64 bits, yosys builds
       // a full-width multiplier (a 48x64 product is eight DSP tiles plus adders).
-      logic signed [48:0]  wv [LANES];
+      logic signed [48:0]  wv   [LANES];
+      logic signed [48:0]  wv_q [LANES];
       always_comb begin
         dot = '0;
         for (int j = 0; j < LANES; j++) begin
           wv[j] = $signed({1'b0, w_rd[i]}) * $signed(x_wide[p][8*j +: 8]);
-          dot = dot + 32'($signed(qk_all[16*(LANES*i + j) +: 16]));
+          dot = dot + 32'($signed(qk_q[16*(LANES*i + j) +: 16]));
         end
       end
+      always_ff @(posedge clk_i) for (int j = 0; j < LANES; j++) wv_q[j] <= wv[j];
       assign z_rd[i]   = zb[ka];
       assign w_rd[i]   = wb[ka];
       assign acc_rd[i] = acc[acc_addr];
@@ -455,23 +479,24 @@ module op_attention #(
       // The first key of the range starts the sums (no clearing pass).
       always_comb begin
         for (int j = 0; j < LANES; j++) begin
-          acc_next[64*j +: 64] = (k_q == '0 ? 64'sd0 : $signed(acc_rd[i][64*j +: 64])) + 64'(wv[j]);
+          acc_next[64*j +: 64] = (c_first_q ? 64'sd0 : $signed(acc_rd[i][64*j +: 64])) + 64'(wv_q[j]);
         end
       end
       // One write port each (a raw score in K_CODES, then its score from the scale stages).
       wire logic               commit = sv_q[3] && st_qi[4] == QW'(i);
-      wire logic               zb_we  = (fire && state_q == K_CODES && last_group) || (commit && st_k[4]);
-      wire logic [KW-1:0]      zb_wa  = state_q == K_CODES ? ka : st_ka[4];
-      wire logic signed [31:0] zb_wd  = state_q == K_CODES ? raw_q[i] + dot : s4_z_q;
+      wire logic               k_code = c_v_q && c_k_q;  // a K_CODES element in stage 2
+      wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[4]);
+      wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[4];
+      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s4_z_q;
       always_ff @(posedge clk_i) begin
         if (zb_we) zb[zb_wa] <= zb_wd;
         if (commit && !st_k[4]) wb[st_ka[4]] <= s4_w_q;
-        if (fire && state_q == V_CODES) acc[acc_addr] <= acc_next;
+        if (c_v_q && !c_k_q) acc[acc_addr] <= acc_next;
       end
       always_ff @(posedge clk_i or negedge rst_ni) begin
         if (!rst_ni) raw_q[i] <= '0;
         else if (phase_end || !lane_phase) raw_q[i] <= '0;
-        else if (fire && state_q == K_CODES) raw_q[i] <= last_group ? 32'sd0 : raw_q[i] + dot;
+        else if (k_code) raw_q[i] <= c_last_q ? 32'sd0 : raw_q[i] + dot;
       end
       // The query's maximum and numerator sum over this lane's keys (constant indices: written
       // per query, not at its index). Its valid keys are a prefix of the range: the first key
