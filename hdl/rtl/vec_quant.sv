@@ -101,11 +101,28 @@ module vec_quant #(
   // The codes read group idx_q of the buffer; the load may write group f_idx_q only once that
   // has been read (or while no codes are pending).
   wire logic codes_pending = b_state_q != B_IDLE && !(b_state_q == B_CODES && idx_q >= groups);
-  assign in_ready_o = f_state_q == F_LOAD && (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
+  assign in_ready_o = f_state_q == F_LOAD && f_idx_q < f_groups &&
+                      (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
-  // Per lane: the product with its gain, |product|, the square; then the group's max and sum.
+  // A group taken is registered (the producer's logic ends there), then loaded: per lane the
+  // product with its gain, |product|, the square; the group's max and sum; its buffer row.
+  logic                l_v_q;     // a group waits in the input register
+  logic                l_last_q;  // ... the vector's last
+  logic [31:0]         l_idx_q;   // ... which
+  logic [32*LANES-1:0] l_x_q;     // ... its values (0 past n)
+  always_ff @(posedge clk_i) begin
+    l_last_q <= f_idx_q + 1 == f_groups;
+    l_idx_q  <= f_idx_q;
+    for (int l = 0; l < LANES; l++) begin
+      l_x_q[32*l +: 32] <= f_idx_q * 32'(LANES) + 32'(l) < f_q.n ? in_data_i[32*l +: 32] : 32'd0;
+    end
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) l_v_q <= 1'b0;
+    else l_v_q <= in_fire;
+  end
   // A group's gains share one 8-gain word (LANES divides 8).
-  wire logic [127:0] gain_row = gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
+  wire logic [127:0] gain_row = gain[GAW'((l_idx_q * 32'(LANES)) >> 3)];
   logic signed [47:0] p_in  [LANES];
   logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
   logic [47:0]        g_max;   // max |p| over the group's lanes
@@ -114,15 +131,15 @@ module vec_quant #(
     g_max = '0;
     g_ss  = '0;
     for (int l = 0; l < LANES; l++) begin
-      logic [31:0]        e;
+      logic [2:0]         e;  // the element's gain within the 8-gain word
       logic signed [31:0] x;
       logic [127:0]       w;
       logic signed [15:0] g;
       logic [47:0]        a;
-      e = f_idx_q * 32'(LANES) + 32'(l);
-      x = e < f_q.n ? $signed(in_data_i[32*l +: 32]) : 32'sd0;
+      e = 3'(l_idx_q * 32'(LANES) + 32'(l));
+      x = $signed(l_x_q[32*l +: 32]);
       w = gain_row;
-      g = w[16 * e[2:0] +: 16];
+      g = w[16 * e +: 16];
       p_in[l] = NORM && f_q.norm ? 48'(x) * 48'(g) : 48'(x);
       p_row[PW*l +: PW] = PW'(p_in[l]);
       a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
@@ -131,7 +148,7 @@ module vec_quant #(
     end
   end
   always_ff @(posedge clk_i) begin
-    if (in_fire) pbuf[PAW'(f_idx_q)] <= p_row;
+    if (l_v_q) pbuf[PAW'(l_idx_q)] <= p_row;
   end
 
   // ---------------------------------------------------------------- scalar steps
@@ -227,11 +244,13 @@ module vec_quant #(
           f_idx_q   <= '0;
           f_state_q <= F_LOAD;
         end
-        F_LOAD: if (in_fire) begin
-          if (g_max > f_q.mx) f_q.mx <= g_max;
-          f_q.ss  <= f_q.ss + g_ss;
-          f_idx_q <= f_idx_q + 1;
-          if (f_idx_q + 1 == f_groups) f_state_q <= F_HAND;
+        F_LOAD: begin
+          if (in_fire) f_idx_q <= f_idx_q + 1;
+          if (l_v_q) begin
+            if (g_max > f_q.mx) f_q.mx <= g_max;
+            f_q.ss <= f_q.ss + g_ss;
+            if (l_last_q) f_state_q <= F_HAND;
+          end
         end
         F_HAND: if (hand) f_state_q <= F_IDLE;
         default: f_state_q <= F_IDLE;
