@@ -389,7 +389,7 @@ pub struct Depth {
     /// Cell types on the longest path, start to end (for the report: what is deep).
     pub path: Vec<String>,
     /// Where the path's cells come from (`file:line` of their `src` attributes, start to end,
-    /// repeats merged): the lines to pipeline.
+    /// each line once): the lines to pipeline.
     #[serde(default)]
     pub sources: Vec<String>,
 }
@@ -657,9 +657,9 @@ fn longest_path(m: &JsonModule, d: &DelayModel) -> Depth {
     let mut visit = |c: &JsonCell| {
         path.push(c.kind.clone());
         for s in src_lines(c).into_iter().rev() {
-            if sources.last() != Some(&s) {
-                sources.push(s);
-            }
+            // Each line once, where the path (walked from its end) last meets it.
+            sources.retain(|x| *x != s);
+            sources.push(s);
         }
     };
     let mut guard = 0;
