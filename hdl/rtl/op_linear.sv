@@ -128,11 +128,21 @@ module op_linear #(
   function automatic logic [31:0] row_bytes(input logic [31:0] b);
     row_bytes = ((b + 32'd63) >> 6) << 6;
   endfunction
+  // ceil(x / d) for a constant d >= 1, as a multiply by m = ceil(2^32 / d) and a shift -- yosys
+  // builds a 32-deep array divider even for a constant divisor (the engine's longest path was
+  // two of them). Exact while x * (m d - 2^32) < 2^32, i.e. for x < 2^32 / d (m d - 2^32 < d):
+  // every chunk and layer size here; beyond, the result only errs high (m >= 2^32 / d), which
+  // the size checks reject just the same.
+  function automatic logic [31:0] div_ceil(input logic [31:0] x, input int d);
+    logic [63:0] m;
+    m = ((64'd1 << 32) + 64'(d) - 64'd1) / 64'(d);
+    div_ceil = 32'(((64'(x) + 64'(d) - 64'd1) * m) >> 32);
+  endfunction
   function automatic logic [31:0] steps_of(input logic [31:0] k);
-    steps_of = ((k + 32'(G) - 1) / 32'(G) + 32'(TABLES) - 1) / 32'(TABLES);
+    steps_of = div_ceil(div_ceil(k, G), TABLES);
   endfunction
   function automatic logic [31:0] blocks_of(input logic [31:0] n);
-    blocks_of = (n + 32'(COLS) - 1) / 32'(COLS);
+    blocks_of = div_ceil(n, COLS);
   endfunction
   function automatic logic fits(input logic [31:0] steps, input logic [31:0] blocks);
     fits = steps != '0 && steps <= 32'(MAX_STEPS) && blocks != '0 && blocks <= 32'(MAX_BLOCKS);
@@ -355,7 +365,8 @@ module op_linear #(
   // [i * share, i * share + len) of the chunk and assembles them in its own register; the
   // lowest port holding a complete beat writes it into the buffer.
   localparam int SUB_WORDS = 256;     // bus words per command (4 KiB at 128 bits)
-  logic [31:0]           share;       // beats per port (the last port may get fewer)
+  logic [31:0]           share_q;     // beats per port (the last port may get fewer)
+  logic [31:0]           chunk_q;     // beats of the chunk being loaded
   logic [31:0]           p_slot  [PORTS];
   logic [31:0]           p_req_q   [PORTS];  // words still to request
   logic [63:0]           p_raddr_q [PORTS];  // address of the next request
@@ -370,23 +381,24 @@ module op_linear #(
   logic [PORTS-1:0]      p_valid, p_ready, p_grant;
   logic [DATA_W-1:0]     p_data  [PORTS];
   logic [31:0]           written_q;   // beats written into the buffer
-  wire logic [31:0] chunk_beats = l_nb * ld_steps_q;
+  wire logic [31:0] chunk_beats = l_nb * ld_steps_q;  // of the chunk starting (L_IDLE)
   wire logic loading = l_state_q == L_DATA;
-  // Beats per port: the chunk over the ports taking part (constant divisors, one per count).
-  logic [31:0] n_use;
+  // Beats per port: the chunk over the ports taking part (constant divisors, one per count),
+  // registered with the chunk when its load starts.
+  logic [31:0] n_use, share;
   always_comb begin
     n_use = '0;
-    for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use_q[p]);
+    for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use[p]);
     share = chunk_beats;
-    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = (chunk_beats + 32'(k) - 1) / 32'(k);
+    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = div_ceil(chunk_beats, k);
   end
   // Slots in port order over the ports taking part.
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
       p_slot[p] = '0;
       for (int q = 0; q < p; q++) p_slot[p] = p_slot[p] + 32'(l_use_q[q]);
-      p_len[p]  = chunk_beats > p_slot[p] * share ? chunk_beats - p_slot[p] * share : 32'd0;
-      if (p_len[p] > share) p_len[p] = share;
+      p_len[p]  = chunk_q > p_slot[p] * share_q ? chunk_q - p_slot[p] * share_q : 32'd0;
+      if (p_len[p] > share_q) p_len[p] = share_q;
       if (!l_use_q[p]) p_len[p] = '0;
     end
   end
@@ -553,7 +565,7 @@ module op_linear #(
   logic [31:0] sidx_q;  // scales words received
   wire logic ring_take = l_state_q == L_IDLE && l_start_chunk;
   wire logic ring_give = state_q == MATMUL && u_done;
-  wire logic cq_push   = l_state_q == L_DATA && u_we && written_q + 1 == chunk_beats;
+  wire logic cq_push   = l_state_q == L_DATA && u_we && written_q + 1 == chunk_q;
   wire logic cq_pop    = state_q == MATMUL && !r_running_q && cq_cnt_q != '0 && !runs_done_q && wq_cnt_q != 2'd2;
   // A run's end queues its part for write-back (every chunk, or only the last: CHUNK_WB).
   wire logic wq_push   = state_q == MATMUL && u_done && (CHUNK_WB || b0_q + nb_q >= blocks_q);
@@ -601,6 +613,8 @@ module op_linear #(
         cq_base_q[i] <= '0;
       end
       l_use_q   <= '0;
+      chunk_q   <= '0;
+      share_q   <= '0;
       r_running_q <= 1'b0;
       pf_solo_q   <= 1'b0;
       xv_valid_q  <= 1'b0;
@@ -659,7 +673,9 @@ module op_linear #(
             l_state_q <= L_CMD;
             l_use_q   <= l_use;
             l_base_q  <= wp_q;
-            wp_q      <= wrap(32'(wp_q) + l_nb * ld_steps_q);
+            chunk_q   <= chunk_beats;
+            share_q   <= share;
+            wp_q      <= wrap(32'(wp_q) + chunk_beats);
           end else if (l_next) begin
             // This job's matrix is loaded (or there is none): go on with the next one (a prefetch).
             pf_solo_q       <= 1'b0;
@@ -692,9 +708,9 @@ module op_linear #(
           for (int p = 0; p < PORTS; p++) begin
             p_words_q[p] <= p_len[p] * 32'(WPB);
             p_req_q[p]   <= p_len[p] * 32'(WPB);
-            p_raddr_q[p] <= ld_w_q + (64'(l_b0_q) * 64'(ld_steps_q) + 64'(p_slot[p]) * 64'(share)) * 64'(WPB * BYTES);
+            p_raddr_q[p] <= ld_w_q + (64'(l_b0_q) * 64'(ld_steps_q) + 64'(p_slot[p]) * 64'(share_q)) * 64'(WPB * BYTES);
             p_word_q[p]  <= '0;
-            p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share);
+            p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share_q);
           end
         end
         L_DATA: begin
@@ -713,7 +729,7 @@ module op_linear #(
           p_full_q <= (p_full_q & ~p_grant) | p_completes;
           if (u_we) begin
             written_q <= written_q + 1;
-            if (written_q + 1 == chunk_beats) begin
+            if (written_q + 1 == chunk_q) begin
               cq_b0_q[cq_tail_q]   <= l_b0_q;
               cq_nb_q[cq_tail_q]   <= l_nb;
               cq_base_q[cq_tail_q] <= l_base_q;
