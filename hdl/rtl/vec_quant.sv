@@ -196,12 +196,27 @@ module vec_quant #(
   );
 
   // ---------------------------------------------------------------- codes
-  assign code_valid_o = b_state_q == B_CODES && idx_q < groups;
+  // A group read from the buffer is multiplied by inv's significand into a register (held
+  // while the consumer is not ready); the rounding and clamp follow on the way out.
+  logic                c_v_q;      // the register holds a group's products
+  logic signed [95:0]  c_p_q [LANES];
+  wire logic           c_adv  = !c_v_q || code_ready_i;
+  wire logic           c_take = b_state_q == B_CODES && idx_q < groups && c_adv;
   wire logic [PW*LANES-1:0] code_row = pbuf[PAW'(idx_q)];
+  wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
+  always_ff @(posedge clk_i) begin
+    if (c_adv) begin
+      for (int l = 0; l < LANES; l++) c_p_q[l] <= 96'($signed(code_row[PW*l +: PW])) * 96'(inv_sig);
+    end
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) c_v_q <= 1'b0;
+    else if (c_adv) c_v_q <= c_take;
+  end
+  assign code_valid_o = c_v_q;
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
-      code_o[16*l +: 16] = trit_num::clamp_code(
-        trit_num::requant(64'($signed(code_row[PW*l +: PW])), r_inv_q, 8'd0), b_q.qmax);
+      code_o[16*l +: 16] = trit_num::clamp_code(trit_num::requant_shift(c_p_q[l], r_inv_q[30:23], 8'd0), b_q.qmax);
     end
   end
 
@@ -289,9 +304,9 @@ module vec_quant #(
               default: r_t_q <= s_res;
             endcase
           end
-          if (code_valid_o && code_ready_i) idx_q <= idx_q + 1;
+          if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups && steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups && !c_v_q && steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
