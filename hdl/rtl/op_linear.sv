@@ -193,7 +193,7 @@ module op_linear #(
   wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || !fits(steps, blocks);
 
   // ---------------------------------------------------------------- loader job context
-  typedef enum logic [1:0] {L_IDLE, L_SIZE, L_CMD, L_DATA} lstate_e;
+  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_CMD, L_DATA} lstate_e;
   lstate_e     l_state_q;
   logic        ld_valid_q;       // the context holds a matrix
   logic        ld_claimed_q;     // ... the running (or last) LINEAR's; else a prefetch
@@ -384,14 +384,16 @@ module op_linear #(
   wire logic [31:0] chunk_beats = l_nb * ld_steps_q;  // of the chunk starting (L_IDLE)
   wire logic loading = l_state_q == L_DATA;
   // Beats per port: the chunk over the ports taking part (constant divisors, one per count),
-  // registered with the chunk when its load starts.
+  // worked out in L_SHARE from the chunk registered when its load started.
   logic [31:0] n_use, share;
   always_comb begin
     n_use = '0;
-    for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use[p]);
-    share = chunk_beats;
-    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = div_ceil(chunk_beats, k);
+    for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use_q[p]);
+    share = chunk_q;
+    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = div_ceil(chunk_q, k);
   end
+  // A chunk's load is under way (its context must stay).
+  wire logic l_busy = l_state_q == L_SHARE || l_state_q == L_CMD || l_state_q == L_DATA;
   // Slots in port order over the ports taking part.
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
@@ -670,11 +672,10 @@ module op_linear #(
       unique case (l_state_q)
         L_IDLE: begin
           if (l_start_chunk) begin
-            l_state_q <= L_CMD;
+            l_state_q <= L_SHARE;
             l_use_q   <= l_use;
             l_base_q  <= wp_q;
             chunk_q   <= chunk_beats;
-            share_q   <= share;
             wp_q      <= wrap(32'(wp_q) + chunk_beats);
           end else if (l_next) begin
             // This job's matrix is loaded (or there is none): go on with the next one (a prefetch).
@@ -700,6 +701,10 @@ module op_linear #(
           end else begin
             l_state_q <= L_IDLE;
           end
+        end
+        L_SHARE: begin
+          share_q   <= share;
+          l_state_q <= L_CMD;
         end
         L_CMD: begin
           // Each port's share of the chunk: its words and where they start (requested in L_DATA).
@@ -747,7 +752,7 @@ module op_linear #(
       cq_cnt_q <= cq_cnt_q + 3'(cq_push) - 3'(cq_pop);
       // Forget prefetched weights (a new program): at once, or when the load in flight is done.
       if (flush_i || flush_q) begin
-        if (l_state_q != L_CMD && l_state_q != L_DATA) begin
+        if (!l_busy) begin
           ld_valid_q <= 1'b0;
           flush_q    <= 1'b0;
           wp_q       <= '0;
@@ -857,7 +862,7 @@ module op_linear #(
             state_q <= WAIT_LD;
           end
         end
-        WAIT_LD: if (l_state_q != L_CMD && l_state_q != L_DATA) begin
+        WAIT_LD: if (!l_busy) begin
           // Drop whatever the buffer holds; load this job's matrix from its first chunk.
           wp_q            <= '0;
           free_q          <= 32'(WBUF_DEPTH);
