@@ -130,7 +130,6 @@ module op_attention #(
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [63:0] q_row  = trit_num::row_bytes(64'(qd) * 4);
-  wire logic [63:0] head_off  = 64'(head_q) * 64'(hd_q) * 4;
   // The (block, head) after this one: its q is read and quantized during this head's values.
   wire logic        last_head = head_q + 1 == 32'(heads_q);
   wire logic [15:0] next_tok  = last_head ? tok_q + 16'(nb) : tok_q;
@@ -143,6 +142,16 @@ module op_attention #(
   wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
   wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
   wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
+  // The KV head's four regions at key 0 (every port adds its range's start).
+  wire logic [63:0] kc_base = kv_q + 64'(kvh_q) * head_stride;                          // key codes
+  wire logic [63:0] ks_base = kv_q + codes_sz + 64'(kvh_q) * scale_stride;              // key scales
+  wire logic [63:0] vs_base = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;  // value scales
+  wire logic [63:0] vc_base = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;   // value codes
+  // A (token, head) of a q-layout row: the q vectors and the outputs.
+  function automatic logic [63:0] row_at(input logic [63:0] base, input logic [31:0] tok, input logic [31:0] head,
+                                         input logic [63:0] row, input logic [15:0] hd);
+    row_at = base + 64'(tok) * row + 64'(head) * 64'(hd) * 4;
+  endfunction
 
   // Key ranges, one per port: [p * share, p * share + range_len[p]).
   wire logic [31:0] share = (keys + 32'(PORTS) - 1) / 32'(PORTS);
@@ -173,26 +182,26 @@ module op_attention #(
   wire logic [31:0] next_q_tok = 32'(next_tok) + (issue_q - 32'd3) * 32'(PORTS);
   always_comb begin
     rcmd_valid = (state_q == Q_CMD && issue_q < q_on_port(nb, 0)) || (streaming && issue_q < stream_cmds);
-    rcmd_addr  = q_q + 64'(q_tok) * q_row + head_off;
+    rcmd_addr  = row_at(q_q, q_tok, head_q, q_row, hd_q);
     rcmd_count = 32'(hd_q) / QL;  // a head's q: four int32 per 16-byte element
     rcmd_size  = 3'd4;
     if (streaming) begin
       rcmd_count = range_len[0];  // scales: one binary32 per key of lane 0's range
       rcmd_size  = 3'd2;
       if (issue_q == 32'd0) begin
-        rcmd_addr  = kv_q + 64'(kvh_q) * head_stride;
+        rcmd_addr  = kc_base;
         rcmd_count = range_len[0] * groups;
         rcmd_size  = 3'($clog2(LANES));
       end else if (issue_q == 32'd1) begin
-        rcmd_addr = kv_q + codes_sz + 64'(kvh_q) * scale_stride;
+        rcmd_addr = ks_base;
       end else if (issue_q == 32'd2) begin
-        rcmd_addr = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;
+        rcmd_addr = vs_base;
       end else if (issue_q < 32'd3 + next_q_cmds) begin
-        rcmd_addr  = q_q + 64'(next_q_tok) * q_row + 64'(next_head) * 64'(hd_q) * 4;
+        rcmd_addr  = row_at(q_q, next_q_tok, next_head, q_row, hd_q);
         rcmd_count = 32'(hd_q) / QL;
         rcmd_size  = 3'd4;
       end else begin
-        rcmd_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;
+        rcmd_addr  = vc_base;
         rcmd_count = range_len[0] * groups;
         rcmd_size  = 3'($clog2(LANES));
       end
@@ -559,22 +568,25 @@ module op_attention #(
       wire logic [31:0] q_head   = state_q == Q_CMD ? head_q : next_head;
       wire logic        skip     = live && !q_slot && range_len[p] == '0;  // no keys: no K/V reads
       wire logic        c_valid  = live && !skip;
+      // The lane's range starts share * p keys into each region.
+      wire logic [63:0] code_off  = 64'(32'(p) * share) * 64'(hd_q);
+      wire logic [63:0] scale_off = 64'(32'(p) * share) * 4;
       always_comb begin
         c_size  = 3'($clog2(LANES));
         c_count = range_len[p] * groups;
-        c_addr  = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
+        c_addr  = vc_base + code_off;
         if (q_slot) begin
-          c_addr  = q_q + 64'(q_token) * q_row + 64'(q_head) * 64'(hd_q) * 4;
+          c_addr  = row_at(q_q, q_token, q_head, q_row, hd_q);
           c_count = 32'(hd_q) / QL;
           c_size  = 3'd4;
         end else if (pissue_q == 32'd0) begin
-          c_addr = kv_q + 64'(kvh_q) * head_stride + 64'(32'(p) * share) * 64'(hd_q);
+          c_addr = kc_base + code_off;
         end else if (pissue_q == 32'd1) begin
-          c_addr  = kv_q + codes_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
+          c_addr  = ks_base + scale_off;
           c_count = range_len[p];
           c_size  = 3'd2;
         end else if (pissue_q == 32'd2) begin
-          c_addr  = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride + 64'(32'(p) * share) * 4;
+          c_addr  = vs_base + scale_off;
           c_count = range_len[p];
           c_size  = 3'd2;
         end
@@ -687,7 +699,7 @@ module op_attention #(
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
-    .cmd_addr_i (dst_q + 64'(f_out_tok) * q_row + 64'(f_head_q) * 64'(hd_q) * 4),
+    .cmd_addr_i (row_at(dst_q, f_out_tok, f_head_q, q_row, hd_q)),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
     .el_valid_i (fo_v2_q), .el_ready_o (wel_ready), .el_data_i (o_d),
     .el_len_i (5'd16),
