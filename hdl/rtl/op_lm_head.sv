@@ -2,13 +2,15 @@
 //
 // op_lm_head: the LM_HEAD op on the FPGA (TeLLMe leaves it to the CPU). The last of `tokens`
 // hidden rows goes through the final RMSNorm fused into int16 quantization (vec_quant, qmax
-// 32767), then every vocabulary row: acc = sum code_r,c * x_c (int8 x int16, exact),
+// 32767), then every vocabulary row: acc = sum code_r,c * x_c (int8 or int4 x int16, exact),
 // logit_r = sat32(requant(acc, sx * s_r, 16)) -- Q.16 logits (docs/numerics.md §8).
 //
-// The head is the largest read of a decode step (vocab x hidden bytes), so it streams over every
-// memory port: row lane p reads rows p, p + PORTS, p + 2 PORTS, ... through its own port (row
-// codes, then the row's scale, issued ahead of use), LANES codes per cycle (hidden is a multiple
-// of LANES: heads x head_dim). Each lane holds its finished logit until the writer, which emits
+// The head is the largest read of a decode step (vocab x hidden x HEAD_BITS / 8 bytes), so it
+// streams over every memory port: row lane p reads rows p, p + PORTS, p + 2 PORTS, ... through
+// its own port (row codes, then the row's scale, issued ahead of use), one LANES-byte element
+// = CODES codes per cycle (hidden is a multiple of CODES, checked by the config). Int4 codes
+// (two per byte, low nibble first) double the codes per element, so a port's bytes per cycle and
+// the head's cycles halve with its bytes. Each lane holds its finished logit until the writer, which emits
 // logits in row order, takes it.
 
 `default_nettype none
@@ -17,7 +19,8 @@ module op_lm_head #(
   parameter int DATA_W    = 128,
   parameter int VEC_DEPTH = 256,     // longest hidden row
   parameter int HEAD_QMAX = 32767,   // activation code range of the LM head
-  parameter int LANES     = 16,      // int8 codes per cycle (one 16-byte element of elem_reader)
+  parameter int HEAD_BITS = 8,       // bits per weight code: 8 or 4
+  parameter int LANES     = 16,      // bytes per cycle and port (one 16-byte element of elem_reader)
   parameter int PORTS     = 1,       // read masters: the rd_* bundle and PORTS-1 wrd_*
   parameter int XP        = PORTS > 1 ? PORTS - 1 : 1  // derived: wrd_* slots
 ) (
@@ -33,6 +36,7 @@ module op_lm_head #(
   input  wire logic [31:0]         hidden_i,
   input  wire logic [31:0]         vocab_i,
   input  wire logic [31:0]         eps_i,
+  input  wire logic [7:0]          head_bits_i,  // the program's code width: must be HEAD_BITS
   output      logic                done_o,
   output      logic                err_o,
   output      logic                rd_cmd_valid_o,
@@ -61,7 +65,11 @@ module op_lm_head #(
   input  wire logic [XP*DATA_W-1:0] wrd_data_i
 );
 
-  localparam int PW = PORTS > 1 ? $clog2(PORTS) : 1;
+  localparam int PW    = PORTS > 1 ? $clog2(PORTS) : 1;
+  localparam int CODES = LANES * 8 / HEAD_BITS;  // weight codes per element
+  if (HEAD_BITS != 8 && HEAD_BITS != 4) begin : g_bad_bits
+    $error("op_lm_head: HEAD_BITS must be 8 or 4");
+  end
 
   typedef enum logic [3:0] {IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, QUANT, ROWS, FINISH} state_e;
   state_e state_q;
@@ -73,9 +81,9 @@ module op_lm_head #(
   logic signed [31:0] shift_q;
   logic        quant_started_q, cmd_sent_q;
 
-  wire logic [31:0] groups     = hidden_q / LANES;  // LANES-wide code groups per row
+  wire logic [31:0] groups     = hidden_q / CODES;  // CODES-wide code groups per row
   wire logic [31:0] gain_words = (hidden_q + 32'd7) >> 3;
-  wire logic [63:0] head_row   = trit_num::row_bytes(64'(hidden_q));
+  wire logic [63:0] head_row   = trit_num::row_bytes(64'(hidden_q) * HEAD_BITS / 8);
 
   // ---------------------------------------------------------------- readers, one per port
   logic [PORTS-1:0]      rcmd_valid, rcmd_ready, el_valid, el_ready;
@@ -139,18 +147,18 @@ module op_lm_head #(
     .code_valid_o (q_code_valid), .code_ready_i (1'b1), .code_o (q_code),
     .done_o (q_done), .scale_o (q_scale)
   );
-  // The codes in rows of LANES (one code group, what a lane multiplies per cycle), assembled as
+  // The codes in rows of CODES (one code group, what a lane multiplies per cycle), assembled as
   // they arrive and written a row at a time: an element-indexed array made yosys build a
   // VEC_DEPTH-way multiplexer per code a lane reads.
-  localparam int XROWS = (VEC_DEPTH + LANES - 1) / LANES;
+  localparam int XROWS = (VEC_DEPTH + CODES - 1) / CODES;
   localparam int XW    = XROWS > 1 ? $clog2(XROWS) : 1;
-  logic [16*LANES-1:0] xc [XROWS];
-  logic [16*(LANES-1)-1:0] xrow_q;  // the row's codes so far, the first in the low bits
-  wire logic [16*LANES-1:0] xrow_in = {q_code, xrow_q};
+  logic [16*CODES-1:0] xc [XROWS];
+  logic [16*(CODES-1)-1:0] xrow_q;  // the row's codes so far, the first in the low bits
+  wire logic [16*CODES-1:0] xrow_in = {q_code, xrow_q};
   always_ff @(posedge clk_i) begin
     if (q_code_valid) begin
-      xrow_q <= xrow_in[16*LANES-1:16];
-      if (idx_q % LANES == LANES - 1) xc[XW'(idx_q / LANES)] <= xrow_in;
+      xrow_q <= xrow_in[16*CODES-1:16];
+      if (idx_q % CODES == CODES - 1) xc[XW'(idx_q / CODES)] <= xrow_in;
     end
   end
 
@@ -202,12 +210,12 @@ module op_lm_head #(
       end
     end
     wire logic is_scale = gidx_q == groups;
-    wire logic [16*LANES-1:0] x_codes = xc[XW'(gidx_q)];
-    logic signed [47:0] dot;  // one group's LANES products, exact
+    wire logic [16*CODES-1:0] x_codes = xc[XW'(gidx_q)];
+    logic signed [47:0] dot;  // one group's CODES products, exact
     always_comb begin
       dot = '0;
-      for (int j = 0; j < LANES; j++) begin
-        dot = dot + 48'($signed(x_codes[16*j +: 16])) * 48'($signed(el_wide[p][8*j +: 8]));
+      for (int j = 0; j < CODES; j++) begin
+        dot = dot + 48'($signed(x_codes[16*j +: 16])) * 48'($signed(el_wide[p][HEAD_BITS*j +: HEAD_BITS]));
       end
     end
     // The logit in stages of one multiply each: c = sx * the row's scale (with the row's sum);
@@ -289,6 +297,10 @@ module op_lm_head #(
     if (wel_valid && wel_ready) take[wr_lane_q] = 1'b1;
   end
 
+  // A program the engine cannot run: a row it cannot hold, no final norm, or head codes of
+  // another width than the one it was generated for.
+  wire logic bad_args = hidden_i == '0 || hidden_i > VEC_DEPTH || hidden_i % CODES != 0 || norm_i == '0 ||
+                        32'(head_bits_i) != HEAD_BITS;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q         <= IDLE;
@@ -324,9 +336,8 @@ module op_lm_head #(
           head_scales_q <= head_scales_i;
           dst_q         <= dst_i;
           idx_q         <= '0;
-          err_o         <= hidden_i == '0 || hidden_i > VEC_DEPTH || hidden_i % LANES != 0 || norm_i == '0;
-          if (hidden_i == '0 || hidden_i > VEC_DEPTH || hidden_i % LANES != 0 || norm_i == '0 || tokens_i == '0 ||
-              vocab_i == '0) begin
+          err_o         <= bad_args;
+          if (bad_args || tokens_i == '0 || vocab_i == '0) begin
             state_q <= FINISH;
           end else begin
             state_q <= SHIFT_CMD;

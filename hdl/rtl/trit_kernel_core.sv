@@ -30,6 +30,7 @@ module trit_kernel_core #(
   parameter int          MAX_SEQ      = 64,            // longest context
   parameter int          ACT_QMAX     = 127,           // int8 activation code range (model::ops::ACT_QMAX)
   parameter int          HEAD_QMAX    = 32767,         // LM-head activation code range
+  parameter int          HEAD_BITS    = 8,             // LM-head weight code width (8 or 4)
   parameter int          LANES        = 16,            // int8 codes per cycle in attention and LM head
   parameter int          MEM_PORTS    = 1,             // AXI masters: gmem0 + (MEM_PORTS-1) weight ports
   parameter int          ATTN_QUERIES = 1,             // prefill attention: queries per pass over the keys
@@ -249,6 +250,7 @@ module trit_kernel_core #(
   wire logic [31:0] s_ffn      = setup_q[95:64];
   wire logic [31:0] s_vocab    = setup_q[127:96];
   wire logic [31:0] s_max_seq  = setup_q[159:128];
+  wire logic [7:0]  s_head_bits = setup_q[167:160];
   wire logic [15:0] s_heads    = setup_q[207:192];
   wire logic [15:0] s_kv_heads = setup_q[223:208];
   wire logic [15:0] s_head_dim = setup_q[239:224];
@@ -425,13 +427,14 @@ module trit_kernel_core #(
 
   // LM_HEAD: addr src, final norm, head codes, head scales, logits.
   op_lm_head #(
-    .DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX), .LANES (LANES), .PORTS (MEM_PORTS)
+    .DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX), .HEAD_BITS (HEAD_BITS), .LANES (LANES),
+    .PORTS (MEM_PORTS)
   ) u_lm_head (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_HEAD]), .tokens_i (tokens),
     .src_i (addr_field(desc_q, 0)), .norm_i (addr_field(desc_q, 1)), .head_i (addr_field(desc_q, 2)),
     .head_scales_i (addr_field(desc_q, 3)), .dst_i (addr_field(desc_q, 4)),
-    .hidden_i (s_hidden), .vocab_i (s_vocab), .eps_i (s_eps),
+    .hidden_i (s_hidden), .vocab_i (s_vocab), .eps_i (s_eps), .head_bits_i (s_head_bits),
     .done_o (e_done[E_HEAD]), .err_o (e_err[E_HEAD]),
     .rd_cmd_valid_o (e_rd_cmd_valid[E_HEAD]), .rd_cmd_ready_i (rd_cmd_ready),
     .rd_cmd_addr_o (e_rd_cmd_addr[E_HEAD]), .rd_cmd_beats_o (e_rd_cmd_beats[E_HEAD]), .rd_valid_i (rd_valid),
@@ -575,7 +578,7 @@ module trit_kernel_core #(
   end
 
   logic unused;
-  assign unused = ^{rd_last, w_last, s_vocab, s_max_seq, s_heads, s_kv_heads, s_head_dim, s_kv_qmax, s_score, setup_q[191:160],
+  assign unused = ^{rd_last, w_last, s_vocab, s_max_seq, s_heads, s_kv_heads, s_head_dim, s_kv_qmax, s_score, setup_q[191:168],
                    setup_q[511:320], flags[7:1], setup_q[31:0]};
 
 endmodule

@@ -55,6 +55,9 @@ pub struct Setup {
     pub head_dim: u16,
     /// KV code range (127 int8, 7 int4).
     pub kv_qmax: u16,
+    /// Bits per LM head code in memory (8 or 4): the kernel's LM head reads one format, fixed
+    /// when it is generated, and rejects a program written for the other.
+    pub head_bits: u8,
     /// RMSNorm epsilon (binary32).
     pub eps: f32,
     /// `log2(e)/sqrt(head_dim)` (binary32).
@@ -298,7 +301,7 @@ impl Op {
                 r.a = s.hidden;
                 r.b = s.ffn;
                 r.c = s.vocab;
-                r.addr[0] = s.max_seq as u64;
+                r.addr[0] = s.max_seq as u64 | (s.head_bits as u64) << 32;
                 r.addr[1] =
                     s.heads as u64 | (s.kv_heads as u64) << 16 | (s.head_dim as u64) << 32 | (s.kv_qmax as u64) << 48;
                 r.addr[2] = s.eps.to_bits() as u64 | (s.score_scale.to_bits() as u64) << 32;
@@ -374,6 +377,7 @@ impl Op {
                 ffn: r.b,
                 vocab: r.c,
                 max_seq: a[0] as u32,
+                head_bits: (a[0] >> 32) as u8,
                 heads: a[1] as u16,
                 kv_heads: (a[1] >> 16) as u16,
                 head_dim: (a[1] >> 32) as u16,
@@ -487,6 +491,7 @@ mod tests {
             kv_heads: 4,
             head_dim: 96,
             kv_qmax: 127,
+            head_bits: 4,
             eps: 1e-5,
             score_scale: 0.147,
             prefetch: Some(Prefetch { weights: 1 << 40, k: 1536, n: 1536 }),

@@ -171,6 +171,8 @@ pub struct KernelShape {
     pub MEM_PORTS: usize,
     /// Prefill attention: queries per pass over the keys (`engine.attention_queries`).
     pub ATTN_QUERIES: usize,
+    /// Bits per LM head code (`quant.lm_head`: 8 or 4).
+    pub HEAD_BITS: usize,
 }
 
 /// Most AXI master ports the kernel uses (the KV260's four HP ports reach its DDR bandwidth).
@@ -187,6 +189,7 @@ impl KernelShape {
             MAX_SEQ: m.max_seq,
             MEM_PORTS: (cfg.board.axi_ports as usize).clamp(1, MAX_MEM_PORTS),
             ATTN_QUERIES: cfg.engine.attention_queries,
+            HEAD_BITS: cfg.quant.lm_head.bits() as usize,
         }
     }
 
@@ -202,6 +205,7 @@ impl KernelShape {
             MAX_SEQ: 64,
             MEM_PORTS: 1,
             ATTN_QUERIES: p.MAX_TOKENS.clamp(1, 2),
+            HEAD_BITS: 8,
         }
     }
 
@@ -214,6 +218,7 @@ impl KernelShape {
             ("MAX_SEQ", self.MAX_SEQ),
             ("MEM_PORTS", self.MEM_PORTS),
             ("ATTN_QUERIES", self.ATTN_QUERIES),
+            ("HEAD_BITS", self.HEAD_BITS),
         ]
     }
 }

@@ -34,7 +34,8 @@ pub mod error {
     pub const NO_SETUP: u32 = 2;
     /// A memory access returned an error response.
     pub const BUS: u32 = 3;
-    /// The op's sizes exceed what this kernel was generated for.
+    /// The op's sizes exceed what this kernel was generated for, or its formats differ (an LM
+    /// head program for another code width).
     pub const SIZE: u32 = 4;
 }
 

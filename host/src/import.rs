@@ -11,7 +11,7 @@
 //! JSON (config, device shape, and per segment its name, file offset and bytes; linears add
 //! `k`, `n` and their f32 `scale`), then each segment at a multiple of [`ALIGN`] bytes.
 
-use crate::runtime::{norm_bytes, padded_rows, DeviceShape};
+use crate::runtime::{head_image, norm_bytes, padded_rows, DeviceShape};
 use anyhow::{bail, Context, Result};
 use model::config::{Config, WeightFormat};
 use model::import::Checkpoint;
@@ -128,17 +128,16 @@ fn checkpoint_blobs(
         let head = s.spawn(|| -> Result<Vec<Blob>> {
             let embed: Vec<u8> = ck.embed_f16(cfg)?.iter().flat_map(|b| b.to_le_bytes()).collect();
             let final_norm = norm_bytes(&ck.norm("model.norm.weight", m.hidden)?);
-            let lm = ck.lm_head_int8(cfg)?;
+            let lm = ck.lm_head_rows(cfg)?;
             progress(
                 bytes_of("model.embed_tokens.weight") + bytes_of("model.norm.weight") + bytes_of("lm_head.weight"),
             );
-            let head: Vec<u8> = lm.codes.iter().map(|&c| c as u8).collect();
             let rope = model::numerics::RopeTable::new(m.head_dim, m.max_seq, m.rope_theta);
             let rope: Vec<u8> = rope.cos.iter().chain(&rope.sin).flat_map(|v| v.to_le_bytes()).collect();
             Ok(vec![
                 ("embed".into(), padded_rows(&embed, 2 * m.hidden), None),
                 ("final_norm".into(), final_norm, None),
-                ("lm_head".into(), padded_rows(&head, m.hidden), None),
+                ("lm_head".into(), head_image(&lm, cfg.quant.lm_head.bits()), None),
                 ("lm_head_scales".into(), lm.scales.iter().flat_map(|s| s.to_le_bytes()).collect(), None),
                 ("rope".into(), padded_rows(&rope, m.head_dim), None),
             ])

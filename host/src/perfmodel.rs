@@ -272,9 +272,10 @@ pub fn prefill_layer(c: &Fitted, cfg: &Config, p: usize) -> f64 {
     (0..p).step_by(chunk).map(|s| layer_cycles(c, cfg, &layer_ops(cfg, chunk.min(p - s), s), false)).sum()
 }
 
-/// LM head bytes per token (int8 rows and a scale per vocab entry).
+/// LM head bytes per token (a row of codes in the head's format and a scale per vocab entry).
 pub fn lm_head_bytes(cfg: &Config) -> u64 {
-    cfg.model.vocab as u64 * (row_bytes(cfg.model.hidden as u64) + 4)
+    let row = cfg.model.hidden as u64 * cfg.quant.lm_head.bits() as u64 / 8;
+    cfg.model.vocab as u64 * (row_bytes(row) + 4)
 }
 
 /// LM head cycles per token.

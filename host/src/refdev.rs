@@ -11,7 +11,7 @@ use model::config::FfnActivation;
 use model::numerics::{f16_to_fx, quantize, Exp2Tables, NormWeight, RopeTable};
 use model::ops::{attention, ffn_activation, kv_entries, linear, lm_head, AttnDims, KvView, ACT_QMAX, FX_EX};
 use model::pack::Tlmm;
-use model::quant::{Int8Rows, QLinear, QWeights};
+use model::quant::{unpack_codes, HeadRows, QLinear, QWeights};
 use std::time::Duration;
 
 /// Where device memory starts (non-zero, so a null address is never valid).
@@ -251,11 +251,16 @@ impl RefDevice {
                 let last = tokens.checked_sub(1).context("LmHead with zero tokens")? as usize;
                 let h = self.i32s(row(src, last, hidden, 4), hidden)?;
                 let w = self.norm(norm, hidden)?.context("LmHead needs the final norm")?;
+                if s.head_bits != 8 && s.head_bits != 4 {
+                    bail!("SETUP head_bits {} (LM head codes are 8 or 4 bits)", s.head_bits);
+                }
+                let bits = s.head_bits as u32;
+                let row_len = hidden * bits as usize / 8;
                 let mut codes = Vec::with_capacity(vocab * hidden);
                 for r in 0..vocab {
-                    codes.extend(self.i8s(row(head, r, hidden, 1), hidden)?);
+                    codes.extend(unpack_codes(self.bytes(row(head, r, row_len, 1), row_len)?, hidden, bits));
                 }
-                let rows = Int8Rows { rows: vocab, cols: hidden, codes, scales: self.f32s(head_scales, vocab)? };
+                let rows = HeadRows { rows: vocab, cols: hidden, codes, scales: self.f32s(head_scales, vocab)? };
                 let logits = lm_head(&rows, &w, s.eps, &h);
                 self.put_i32s(dst, &logits)?;
             }

@@ -8,7 +8,7 @@ use hdl::isa::{row_bytes, Act, KvLayout, Op, Prefetch, Setup, DESC_BYTES, NORM_G
 use model::config::{FfnActivation, WeightFormat};
 use model::numerics::NormWeight;
 use model::pack::Tlmm;
-use model::quant::{QLinear, QWeights};
+use model::quant::{HeadRows, QLinear, QWeights};
 use model::reference::{QuantModel, RefError};
 use std::time::Duration;
 
@@ -147,6 +147,12 @@ pub fn norm_bytes(w: &NormWeight) -> Vec<u8> {
     b
 }
 
+/// The LM head's codes as the kernel reads them: rows of `cols` codes at `bits` each
+/// ([`model::quant::pack_codes`]), padded like every row table.
+pub fn head_image(head: &HeadRows, bits: u32) -> Vec<u8> {
+    padded_rows(&model::quant::pack_codes(&head.codes, bits), head.cols * bits as usize / 8)
+}
+
 /// `rows` rows of `row` bytes each, every row padded to [`row_bytes`]: how the runtime lays out
 /// the embedding, LM head and RoPE table (and `trit import` writes them).
 pub fn padded_rows(data: &[u8], row: usize) -> Vec<u8> {
@@ -181,6 +187,7 @@ impl<D: Device> Runtime<D> {
             kv_heads: m.kv_heads as u16,
             head_dim: m.head_dim as u16,
             kv_qmax: cfg.quant.kv.qmax() as u16,
+            head_bits: cfg.quant.lm_head.bits() as u8,
             eps: model.eps,
             score_scale: model.score_scale,
             prefetch: None,
@@ -198,8 +205,7 @@ impl<D: Device> Runtime<D> {
         let embed_bytes: Vec<u8> = model.embed.iter().flat_map(|b| b.to_le_bytes()).collect();
         let embed = put(&mut dev, &padded_rows(&embed_bytes, 2 * m.hidden))?;
         let final_norm = put(&mut dev, &norm_bytes(&model.final_norm))?;
-        let head_bytes: Vec<u8> = model.lm_head.codes.iter().map(|&c| c as u8).collect();
-        let head = put(&mut dev, &padded_rows(&head_bytes, m.hidden))?;
+        let head = put(&mut dev, &head_image(&model.lm_head, cfg.quant.lm_head.bits()))?;
         let head_scales =
             put(&mut dev, &model.lm_head.scales.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>())?;
         let rope_bytes: Vec<u8> = model.rope.cos.iter().chain(&model.rope.sin).flat_map(|v| v.to_le_bytes()).collect();

@@ -299,7 +299,7 @@ impl Device for SimDevice {
                 regmap::error::UNSUPPORTED_OP => "opcode not implemented by this kernel",
                 regmap::error::NO_SETUP => "op before SETUP",
                 regmap::error::BUS => "memory access error",
-                regmap::error::SIZE => "sizes beyond what this kernel was generated for",
+                regmap::error::SIZE => "sizes or formats beyond what this kernel was generated for",
                 _ => "unknown error",
             };
             bail!("sim: the kernel stopped at descriptor {index} (opcode {op:#04x}): {what} (ERROR = {err:#010x})");

@@ -10,7 +10,7 @@
 use crate::runtime::{ChunkMeasure, Counters, DeviceShape, Runtime};
 use crate::simdev::SimDevice;
 use anyhow::{bail, Result};
-use hdl::isa::{row_bytes, Op};
+use hdl::isa::Op;
 use model::reference::QuantModel;
 use model::Config;
 use serde::Serialize;
@@ -253,12 +253,11 @@ pub fn run(req: &SimRequest, mut progress: impl FnMut(u64, u64)) -> Result<SimRe
     let dec_cycles = last_step.layers["cycles"] / layers;
     let dec_bytes = (last_step.layers["dram_read_bytes"] + last_step.layers["dram_write_bytes"]) / layers;
     let tl = shape.tl;
-    let m = &cfg.model;
     let lookups: u64 = req.prompt_len as u64
         * hdl::linear_shapes(&cfg).iter().map(|&(_, k, n)| (n * k.div_ceil(tl.g)) as u64).sum::<u64>();
     let floor = lookups.div_ceil(tl.lookups_per_cycle() as u64);
     let pre_cycles = pre_layers / layers;
-    let head_bytes = m.vocab as u64 * (row_bytes(m.hidden as u64) + 4);
+    let head_bytes = crate::perfmodel::lm_head_bytes(&cfg);
     let (lm_head_cycles, lm_head_source) = match decode_rows.get("LM_HEAD") {
         Some(r) => (r.cycles, "simulated"),
         None => ((head_bytes as f64 / bytes_per_cycle).ceil() as u64, "DRAM roofline"),

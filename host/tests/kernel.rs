@@ -37,6 +37,7 @@ fn setup(hidden: u32, vocab: u32) -> Op {
         kv_heads: 1,
         head_dim: hidden as u16,
         kv_qmax: 127,
+        head_bits: 8,
         eps: 1e-5,
         score_scale: 0.5,
         prefetch: None,
@@ -132,7 +133,10 @@ fn unimplemented_ops_and_missing_setup_are_reported() {
     assert!(e.contains("descriptor 1 (opcode 0x7f): opcode not implemented"), "{e}");
     let nq = Op::NormQuant { tokens: 1, n: 100_000, src: at, norm: 0, codes: at, scales: at };
     let e = format!("{:#}", run(&mut sim, &[setup(64, 16), nq, Op::End], at, Duration::from_secs(1)).unwrap_err());
-    assert!(e.contains("descriptor 1 (opcode 0x11): sizes beyond what this kernel was generated for"), "{e}");
+    assert!(
+        e.contains("descriptor 1 (opcode 0x11): sizes or formats beyond what this kernel was generated for"),
+        "{e}"
+    );
     let big = Op::Linear {
         tokens: 1,
         k: 64,
@@ -146,7 +150,19 @@ fn unimplemented_ops_and_missing_setup_are_reported() {
         prefetch: None,
     };
     let e = format!("{:#}", run(&mut sim, &[setup(64, 16), big, Op::End], at, Duration::from_secs(1)).unwrap_err());
-    assert!(e.contains("descriptor 1 (opcode 0x12): sizes beyond what this kernel was generated for"), "{e}");
+    assert!(
+        e.contains("descriptor 1 (opcode 0x12): sizes or formats beyond what this kernel was generated for"),
+        "{e}"
+    );
+    // An LM head program for int4 codes on a kernel generated for int8 ones.
+    let Op::Setup(mut s4) = setup(64, 16) else { unreachable!() };
+    s4.head_bits = 4;
+    let head = Op::LmHead { tokens: 1, src: at, norm: at, head: at, head_scales: at, dst: at };
+    let e = format!("{:#}", run(&mut sim, &[Op::Setup(s4), head, Op::End], at, Duration::from_secs(1)).unwrap_err());
+    assert!(
+        e.contains("descriptor 1 (opcode 0x16): sizes or formats beyond what this kernel was generated for"),
+        "{e}"
+    );
     let emb = Op::Embed { tokens: 1, ids: at, table: at, dst: at };
     let e = format!("{:#}", run(&mut sim, &[emb, Op::End], at, Duration::from_secs(1)).unwrap_err());
     assert!(e.contains("descriptor 0 (opcode 0x10): op before SETUP"), "{e}");

@@ -48,9 +48,13 @@ fn silu_mha_head_dim_32_without_sub_norms_sim_equals_ref() {
     );
 }
 
+/// Also the int4 LM head (two codes per byte: 32 codes per port and cycle).
 #[test]
-fn gqa_4_to_1_tied_int4_kv_sim_equals_ref() {
-    check("gqa4-tied-int4", variant("[model]\nkv_heads = 1\ntied_embeddings = true\n[quant]\nkv = \"int4\"\n"));
+fn gqa_4_to_1_tied_int4_kv_and_head_sim_equals_ref() {
+    check(
+        "gqa4-tied-int4",
+        variant("[model]\nkv_heads = 1\ntied_embeddings = true\n[quant]\nkv = \"int4\"\nlm_head = \"int4\"\n"),
+    );
 }
 
 /// Fill the whole context (prefill 10, then decode to max_seq) on a short-context variant.

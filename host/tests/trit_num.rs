@@ -153,7 +153,7 @@ fn mul_s8_pair_gives_both_products() {
     let mut m = model();
     let (pair_i, pair_o) = (m.port("pair_i").unwrap(), m.port("pair_o").unwrap());
     let mut rng = ChaCha8Rng::seed_from_u64(12);
-    let mut check = |m: &mut Model, a: i8, b: i8, x: i8| {
+    let check = |m: &mut Model, a: i8, b: i8, x: i8| {
         m.set(pair_i, &[(a as u8 as u32) << 16 | (b as u8 as u32) << 8 | x as u8 as u32]);
         m.eval();
         let w = m.get(pair_o)[0];

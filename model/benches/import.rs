@@ -120,9 +120,9 @@ fn run(label: &str, dir: &Path, cfg: &Config, out: &Path) {
             let t = Instant::now();
             let e = ck.embed_f16(cfg).unwrap();
             let te = t.elapsed().as_secs_f64();
-            let h = ck.lm_head_int8(cfg).unwrap();
+            let h = ck.lm_head_rows(cfg).unwrap();
             println!(
-                "import/{label}: (embedding to fp16 {te:.2} s, LM head to int8 {:.2} s, on their own thread)",
+                "import/{label}: (embedding to fp16 {te:.2} s, LM head quantized {:.2} s, on their own thread)",
                 t.elapsed().as_secs_f64() - te
             );
             (e, h)
@@ -162,9 +162,7 @@ fn run(label: &str, dir: &Path, cfg: &Config, out: &Path) {
     for chunk in embed.chunks(1 << 16) {
         w.write_all(&chunk.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
     }
-    // SAFETY: i8 and u8 have the same size and alignment
-    let head_bytes = unsafe { std::slice::from_raw_parts(head.codes.as_ptr() as *const u8, head.codes.len()) };
-    w.write_all(head_bytes).unwrap();
+    w.write_all(&model::quant::pack_codes(&head.codes, cfg.quant.lm_head.bits())).unwrap();
     w.flush().unwrap();
     let total = t0.elapsed().as_secs_f64();
     let mb = bytes as f64 / 1e6;

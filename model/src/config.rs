@@ -94,6 +94,36 @@ impl KvFormat {
     }
 }
 
+/// LM head weight format: per-row absmax codes with one f32 scale per row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadFormat {
+    /// int8 codes (-127..=127), one byte each.
+    #[default]
+    Int8,
+    /// int4 codes (-7..=7), two per byte (low nibble first): half the bytes of the largest read of
+    /// a decode step, for a larger quantization error (docs/numerics.md §1).
+    Int4,
+}
+
+impl HeadFormat {
+    /// Largest code magnitude.
+    pub fn qmax(self) -> i32 {
+        match self {
+            HeadFormat::Int8 => 127,
+            HeadFormat::Int4 => 7,
+        }
+    }
+
+    /// Bits per code in device memory.
+    pub fn bits(self) -> u32 {
+        match self {
+            HeadFormat::Int8 => 8,
+            HeadFormat::Int4 => 4,
+        }
+    }
+}
+
 /// Model dimensions and the architecture switches that tell BitNet/Llama variants apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +173,9 @@ pub struct QuantConfig {
     pub activations: ActFormat,
     /// KV-cache format.
     pub kv: KvFormat,
+    /// LM head format (int8 when absent).
+    #[serde(default)]
+    pub lm_head: HeadFormat,
 }
 
 /// Engine parameters (the TLMM core; more engines add their own).
@@ -358,6 +391,16 @@ impl Config {
                 format!(
                     "must be a multiple of {CODE_LANES} (the attention engine reads {CODE_LANES} codes per cycle), got {}",
                     m.head_dim
+                ),
+            );
+        }
+        let head_codes = CODE_LANES * 8 / self.quant.lm_head.bits() as usize;
+        if m.hidden % head_codes != 0 {
+            return err(
+                "quant.lm_head",
+                format!(
+                    "hidden ({}) must be a multiple of {head_codes} (the LM head reads {head_codes} codes per cycle)",
+                    m.hidden
                 ),
             );
         }

@@ -7,7 +7,7 @@ use crate::numerics::{
     block_normalize, dequant_linear, f32_from_int, fdiv, fmul, quantize, quantize_i16, requant, sat_i32, silu_fx,
     Exp2Tables, NormWeight, QuantVec, FX_FRAC,
 };
-use crate::quant::{Int8Rows, QLinear};
+use crate::quant::{HeadRows, QLinear};
 
 /// Activation code range of the linear layers (int8, symmetric).
 pub const ACT_QMAX: i32 = 127;
@@ -121,7 +121,7 @@ pub fn ffn_activation(
 
 /// Final norm fused with int16 quantization, int8 x int16 LM head, per-row dequantization to
 /// Q.16 logits.
-pub fn lm_head(head: &Int8Rows, final_norm: &NormWeight, eps: f32, h: &[i32]) -> Vec<i32> {
+pub fn lm_head(head: &HeadRows, final_norm: &NormWeight, eps: f32, h: &[i32]) -> Vec<i32> {
     let (codes, scale) = quantize_i16(h, FX_EX, Some((final_norm, eps)));
     let acc = head.matvec(&codes);
     acc.iter().zip(&head.scales).map(|(&a, &s)| sat_i32(requant(a as i128, fmul(scale, s), FX_FRAC))).collect()

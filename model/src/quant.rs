@@ -135,24 +135,25 @@ pub fn quantize_int2(w: &[f32], rows: usize, cols: usize, group: usize) -> QLine
     QLinear { rows, cols, w: QWeights::Int2 { levels, group, mult, scale } }
 }
 
-/// The LM head in hardware form: int8 codes with one f32 scale per row (vocabulary entry).
+/// The LM head in hardware form: int8 or int4 codes with one f32 scale per row (vocabulary entry).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Int8Rows {
+pub struct HeadRows {
     /// Number of rows (vocabulary).
     pub rows: usize,
     /// Row length (hidden).
     pub cols: usize,
-    /// Row-major codes in -127..=127.
+    /// Row-major codes in -qmax..=qmax, one per element.
     pub codes: Vec<i8>,
-    /// Per-row scales: `max|row| / 127`.
+    /// Per-row scales: `max|row| / qmax`.
     pub scales: Vec<f32>,
 }
 
-impl Int8Rows {
-    /// Per-row absmax int8: `scale = max|w| / 127` (f64, rounded to f32); codes
-    /// `round_half_even(w * 127 / max|w|)` evaluated in f64.
-    pub fn quantize(w: &[f32], rows: usize, cols: usize) -> Int8Rows {
+impl HeadRows {
+    /// Per-row absmax to `-qmax..=qmax` (127 for int8, 7 for int4): `scale = max|w| / qmax` (f64,
+    /// rounded to f32); codes `round_half_even(w * qmax / max|w|)` evaluated in f64.
+    pub fn quantize(w: &[f32], rows: usize, cols: usize, qmax: i32) -> HeadRows {
         assert_eq!(w.len(), rows * cols);
+        let q = qmax as f64;
         let mut codes = Vec::with_capacity(w.len());
         let mut scales = Vec::with_capacity(rows);
         for row in w.chunks_exact(cols) {
@@ -162,10 +163,10 @@ impl Int8Rows {
                 scales.push(0.0);
                 continue;
             }
-            codes.extend(row.iter().map(|&v| (v as f64 * 127.0 / max).round_ties_even().clamp(-127.0, 127.0) as i8));
-            scales.push((max / 127.0) as f32);
+            codes.extend(row.iter().map(|&v| (v as f64 * q / max).round_ties_even().clamp(-q, q) as i8));
+            scales.push((max / q) as f32);
         }
-        Int8Rows { rows, cols, codes, scales }
+        HeadRows { rows, cols, codes, scales }
     }
 
     /// `acc[r] = sum_c code[r][c] * x[c]` with int16 activations, exact in i64.
@@ -175,6 +176,28 @@ impl Int8Rows {
             .chunks_exact(self.cols)
             .map(|row| row.iter().zip(x).map(|(&w, &a)| w as i64 * a as i64).sum())
             .collect()
+    }
+}
+
+/// Codes in device memory at `bits` per code: bytes for 8; for 4, two's-complement nibbles, two
+/// per byte, element `2i` in the low nibble of byte `i` (`codes.len()` even).
+pub fn pack_codes(codes: &[i8], bits: u32) -> Vec<u8> {
+    match bits {
+        8 => codes.iter().map(|&c| c as u8).collect(),
+        4 => {
+            assert!(codes.len() % 2 == 0, "int4 codes come in pairs");
+            codes.chunks_exact(2).map(|p| (p[0] as u8 & 0xf) | (p[1] as u8) << 4).collect()
+        }
+        _ => panic!("codes are 4 or 8 bits, not {bits}"),
+    }
+}
+
+/// The inverse of [`pack_codes`]: `n` codes from `bytes`.
+pub fn unpack_codes(bytes: &[u8], n: usize, bits: u32) -> Vec<i8> {
+    match bits {
+        8 => bytes[..n].iter().map(|&b| b as i8).collect(),
+        4 => (0..n).map(|i| ((bytes[i / 2] >> (4 * (i % 2))) << 4) as i8 >> 4).collect(),
+        _ => panic!("codes are 4 or 8 bits, not {bits}"),
     }
 }
 
@@ -216,9 +239,22 @@ mod tests {
     }
 
     #[test]
-    fn int8_rows_symmetric() {
-        let r = Int8Rows::quantize(&[2.0, -1.0, 0.0, 0.0], 2, 2);
+    fn head_rows_symmetric() {
+        let r = HeadRows::quantize(&[2.0, -1.0, 0.0, 0.0], 2, 2, 127);
         assert_eq!(r.codes, vec![127, -64, 0, 0]); // -63.5 -> -64 (tie to even)
         assert_eq!(r.scales, vec![2.0 / 127.0, 0.0]);
+        // int4: -1 * 7 / 2 = -3.5 -> -4 (tie to even); 0.25 * 7 / 2 = 0.875 -> 1
+        let r = HeadRows::quantize(&[2.0, -1.0, 0.25, -2.0], 1, 4, 7);
+        assert_eq!(r.codes, vec![7, -4, 1, -7]);
+        assert_eq!(r.scales, vec![2.0 / 7.0]);
+    }
+
+    #[test]
+    fn int4_codes_pack_low_nibble_first_and_round_trip() {
+        assert_eq!(pack_codes(&[1, -1, -7, 7], 4), vec![0xf1, 0x79]);
+        let codes: Vec<i8> = (-7..=7).chain(-7..=7).collect();
+        assert_eq!(unpack_codes(&pack_codes(&codes, 4), codes.len(), 4), codes);
+        let bytes: Vec<i8> = (-127..=127).collect();
+        assert_eq!(unpack_codes(&pack_codes(&bytes, 8), bytes.len(), 8), bytes);
     }
 }

@@ -10,7 +10,7 @@ use crate::config::{Config, WeightFormat};
 use crate::numerics::{quantize, residual_add, Exp2Tables, NormWeight, RopeTable};
 pub use crate::ops::ACT_QMAX;
 use crate::ops::{attention, ffn_activation, kv_entries, linear, lm_head, AttnDims, KvView, FX_EX};
-use crate::quant::{quantize_int2, quantize_ternary, Int8Rows, QLinear};
+use crate::quant::{quantize_int2, quantize_ternary, HeadRows, QLinear};
 use std::fmt;
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ pub struct QuantModel {
     /// Final norm.
     pub final_norm: NormWeight,
     /// LM head, int8 per row.
-    pub lm_head: Int8Rows,
+    pub lm_head: HeadRows,
     /// RoPE cos/sin.
     pub rope: RopeTable,
     /// Softmax exp2 tables.
@@ -133,7 +133,7 @@ impl QuantModel {
             w.embed.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect(),
             layers,
             NormWeight::from_f32(&w.final_norm),
-            Int8Rows::quantize(w.lm_head(), m.vocab, h),
+            HeadRows::quantize(w.lm_head(), m.vocab, h, cfg.quant.lm_head.qmax()),
         )
     }
 
@@ -145,7 +145,7 @@ impl QuantModel {
         embed: Vec<u16>,
         layers: Vec<QuantLayer>,
         final_norm: NormWeight,
-        lm_head: Int8Rows,
+        lm_head: HeadRows,
     ) -> QuantModel {
         let m = &cfg.model;
         QuantModel {

@@ -185,27 +185,28 @@ pub fn bf16_to_f16(b: u16) -> u16 {
     }
 }
 
-/// One row of [`crate::quant::Int8Rows::quantize`], fast and bit-identical: `max = max|w|` (f64),
-/// scale `max / 127` (rounded to f32), codes `round_half_even(w * 127 / max)` in f64. The
+/// One row of [`crate::quant::HeadRows::quantize`], fast and bit-identical: `max = max|w|` (f64),
+/// scale `max / qmax` (rounded to f32), codes `round_half_even(w * qmax / max)` in f64. The
 /// rounding adds and subtracts 1.5 * 2^52 (exact round-to-nearest-even for |x| < 2^51) instead
 /// of a libm call, so the loop vectorizes. Returns the scale.
-pub fn int8_row(row: &[f32], codes: &mut [i8]) -> f32 {
+pub fn head_row(row: &[f32], qmax: i32, codes: &mut [i8]) -> f32 {
     let max = row.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    int8_row_with_max(row, max, codes)
+    head_row_with_max(row, max, qmax, codes)
 }
 
-/// [`int8_row`] with `max = max|w|` already known.
-pub fn int8_row_with_max(row: &[f32], max: f64, codes: &mut [i8]) -> f32 {
+/// [`head_row`] with `max = max|w|` already known.
+pub fn head_row_with_max(row: &[f32], max: f64, qmax: i32, codes: &mut [i8]) -> f32 {
     if max == 0.0 {
         codes.iter_mut().for_each(|c| *c = 0);
         return 0.0;
     }
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    let q = qmax as f64;
     for (c, &v) in codes.iter_mut().zip(row) {
-        let x = v as f64 * 127.0 / max;
-        *c = ((x + MAGIC) - MAGIC).clamp(-127.0, 127.0) as i8;
+        let x = v as f64 * q / max;
+        *c = ((x + MAGIC) - MAGIC).clamp(-q, q) as i8;
     }
-    (max / 127.0) as f32
+    (max / q) as f32
 }
 
 #[cfg(test)]
@@ -223,25 +224,27 @@ mod tests {
     }
 
     #[test]
-    fn int8_rows_equal_the_definition() {
+    fn head_rows_equal_the_definition() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        for _ in 0..200 {
+        for i in 0..400 {
+            let qmax = if i % 2 == 0 { 127 } else { 7 };
             let cols = rng.random_range(1..300);
-            // include exact ties: multiples of max/254
+            // include exact ties: odd multiples of max/(2 qmax)
             let max = rng.random_range(0.01f32..4.0);
+            let ties = 2 * qmax;
             let row: Vec<f32> = (0..cols)
                 .map(|i| {
                     if i % 3 == 0 {
-                        max * rng.random_range(-254i32..=254) as f32 / 254.0
+                        max * rng.random_range(-ties..=ties) as f32 / ties as f32
                     } else {
                         rng.random_range(-max..max)
                     }
                 })
                 .collect();
-            let want = crate::quant::Int8Rows::quantize(&row, 1, cols);
+            let want = crate::quant::HeadRows::quantize(&row, 1, cols, qmax);
             let mut codes = vec![0i8; cols];
-            let s = int8_row(&row, &mut codes);
-            assert_eq!((codes, s), (want.codes, want.scales[0]));
+            let s = head_row(&row, qmax, &mut codes);
+            assert_eq!((codes, s), (want.codes, want.scales[0]), "qmax {qmax}");
         }
     }
 

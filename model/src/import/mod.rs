@@ -22,7 +22,7 @@ pub mod ternary;
 use crate::checkpoint::{CheckpointError, FloatLayer, FloatWeights, HfConfig};
 use crate::config::{Config, WeightFormat};
 use crate::numerics::NormWeight;
-use crate::quant::{Int8Rows, QLinear, QWeights};
+use crate::quant::{HeadRows, QLinear, QWeights};
 use crate::reference::{quantize_linear, QuantLayer, QuantModel};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -627,11 +627,13 @@ impl Checkpoint {
         Ok(bits)
     }
 
-    /// The LM head in hardware form (int8 rows, [`Int8Rows::quantize`]'s numerics), row by row
-    /// from the stored tensor (the embedding when tied) without an f32 copy of the matrix.
-    pub fn lm_head_int8(&self, cfg: &Config) -> Result<Int8Rows, CheckpointError> {
+    /// The LM head in hardware form (rows in the config's head format, [`HeadRows::quantize`]'s
+    /// numerics), row by row from the stored tensor (the embedding when tied) without an f32 copy
+    /// of the matrix.
+    pub fn lm_head_rows(&self, cfg: &Config) -> Result<HeadRows, CheckpointError> {
         let name = if cfg.model.tied_embeddings { "model.embed_tokens.weight" } else { "lm_head.weight" };
         let (rows, cols) = (cfg.model.vocab, cfg.model.hidden);
+        let qmax = cfg.quant.lm_head.qmax();
         let t = self.tensor(name)?;
         if t.shape != [rows, cols] {
             return Err(tensor_err(name, format!("shape {:?}, expected {:?}", t.shape, [rows, cols])));
@@ -639,7 +641,7 @@ impl Checkpoint {
         let size = match t.dt {
             Some(Dt::F32) => 4,
             Some(Dt::F16 | Dt::BF16) => 2,
-            _ => return Ok(Int8Rows::quantize(&self.floats(name, &[rows, cols])?, rows, cols)),
+            _ => return Ok(HeadRows::quantize(&self.floats(name, &[rows, cols])?, rows, cols, qmax)),
         };
         let mut codes = vec![0i8; rows * cols];
         let mut scales = Vec::with_capacity(rows);
@@ -673,9 +675,9 @@ impl Checkpoint {
                 let i = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
                 return Err(tensor_err(name, format!("element {} is {} (not finite)", r * cols + i, row[i])));
             }
-            scales.push(image::int8_row_with_max(&row, max as f64, dst));
+            scales.push(image::head_row_with_max(&row, max as f64, qmax, dst));
         }
-        Ok(Int8Rows { rows, cols, codes, scales })
+        Ok(HeadRows { rows, cols, codes, scales })
     }
 
     /// The LM head matrix as f32 (the embedding when the config ties them).
@@ -716,7 +718,7 @@ impl Checkpoint {
             let rest = (|| {
                 let embed = self.embed_f16(cfg)?;
                 let final_norm = NormWeight::from_f32(&self.floats("model.norm.weight", &[m.hidden])?);
-                let head = self.lm_head_int8(cfg)?;
+                let head = self.lm_head_rows(cfg)?;
                 progress(self.tensor("model.embed_tokens.weight")?.data.len() as u64);
                 if !m.tied_embeddings {
                     progress(self.tensor("lm_head.weight")?.data.len() as u64);
