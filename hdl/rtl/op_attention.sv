@@ -353,6 +353,10 @@ module op_attention #(
     wire logic step = lane_phase && !lane_done[p] && x_valid[p];  // work on the element
     wire logic fire = lane_ready[p] && x_valid[p];                // ... and take it
     wire logic [KW-1:0] ka = KW'(k_q);
+    // k_q's next value: the score and weight memories are read at it, so that their registered
+    // outputs hold key k_q's entries when it is worked on (block RAM reads are synchronous).
+    wire logic [31:0] k_next = phase_end || !lane_phase ? 32'd0 :
+                               step && (scale_phase ? last_query : last_group) ? k_q + 1 : k_q;
     wire logic [31:0]   key = 32'(p) * share + k_q;  // the key's position
     // Query i has keys here when the range starts at or before its position (lane 0: key 0).
     for (genvar i = 0; i < QB; i++) begin : g_used
@@ -362,8 +366,8 @@ module op_attention #(
         assign lane_used[i][p] = range_len[p] != '0 && 32'(p) * share <= pos + 32'(i);
       end
     end
-    logic signed [31:0]      z_rd [QB];   // this key's raw score / score per query
-    logic [39:0]             w_rd [QB];   // this key's value weight per query (< 2^40, numerics §6)
+    logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
+    logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
     logic [64*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
     // Scale phases: query qi_q against this key (masked beyond its position), in four stages
     // so that none holds more than one multiply (numerics §6 steps 3 to 5):
@@ -481,8 +485,12 @@ module op_attention #(
         end
       end
       always_ff @(posedge clk_i) for (int j = 0; j < LANES; j++) wv_q[j] <= wv[j];
-      assign z_rd[i]   = zb[ka];
-      assign w_rd[i]   = wb[ka];
+      // Nothing writes key k_q's entries while it is worked on (K_CODES writes raw scores, the
+      // scale phases commit keys already passed), so a read at k_next stays current.
+      always_ff @(posedge clk_i) begin
+        z_rd[i] <= zb[KW'(k_next)];
+        w_rd[i] <= wb[KW'(k_next)];
+      end
       assign acc_rd[i] = acc[acc_addr];
       logic [64*LANES-1:0] acc_next;
       // The first key of the range starts the sums (no clearing pass).
@@ -526,19 +534,16 @@ module op_attention #(
         g_q  <= '0;
         k_q  <= '0;
         qi_q <= '0;
-      end else if (phase_end || !lane_phase) begin
-        g_q  <= '0;
-        k_q  <= '0;
-        qi_q <= '0;
-      end else if (step) begin
-        if (scale_phase) begin
-          // One query per cycle; the key's element is taken with the last.
-          qi_q <= last_query ? '0 : qi_q + 1;
-          if (last_query) k_q <= k_q + 1;
-        end else begin
-          // K_CODES, V_CODES: LANES codes per element, `groups` per key.
-          g_q <= last_group ? 32'd0 : g_q + 1;
-          if (last_group) k_q <= k_q + 1;
+      end else begin
+        // Scale phases: one query per cycle, the key's element taken with the last. K_CODES,
+        // V_CODES: LANES codes per element, `groups` per key.
+        k_q <= k_next;
+        if (phase_end || !lane_phase) begin
+          g_q  <= '0;
+          qi_q <= '0;
+        end else if (step) begin
+          if (scale_phase) qi_q <= last_query ? '0 : qi_q + 1;
+          else g_q <= last_group ? 32'd0 : g_q + 1;
         end
       end
     end

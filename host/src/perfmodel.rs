@@ -16,6 +16,7 @@
 use crate::simperf::{self, SimReport, SimRequest};
 use anyhow::Result;
 use hdl::isa::row_bytes;
+use model::config::HeadFormat;
 use model::Config;
 use serde::Serialize;
 
@@ -354,6 +355,13 @@ pub struct Projection {
     pub roofline_fraction: f64,
     /// What bounds decode: `DRAM bandwidth`, `weight ports`, or `compute/overheads`.
     pub binds: String,
+    /// The most decode could reach with every cycle streaming: min(ports x bus, DRAM) bytes per
+    /// cycle over the bytes per token, tokens/s.
+    pub stream_ceiling_tok_s: f64,
+    /// Decode tokens/s of the same design with an int4 LM head (`quant.lm_head = "int4"`), when
+    /// this one's is int8: what halving the largest read buys (at the accuracy docs/numerics.md §9
+    /// measures).
+    pub int4_head_tok_s: Option<f64>,
 }
 
 /// Decode context the projections use.
@@ -409,6 +417,12 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         prefill_layer_cycles_128: prefill_layer(c, cfg, 128.min(m.max_seq)),
         roofline_tok_s: roof,
         roofline_fraction: tok_s / roof,
+        stream_ceiling_tok_s: mc.stream_bpc() * hz / bytes.total() as f64,
+        int4_head_tok_s: (cfg.quant.lm_head == HeadFormat::Int8).then(|| {
+            let mut four = cfg.clone();
+            four.quant.lm_head = HeadFormat::Int4;
+            project_with(c, &four, clock_mhz).decode_tok_s
+        }),
         bytes,
         binds,
     }
@@ -434,6 +448,8 @@ impl Projection {
             },
             "roofline_tok_s": self.roofline_tok_s,
             "roofline_fraction": self.roofline_fraction,
+            "stream_ceiling_tok_s": self.stream_ceiling_tok_s,
+            "int4_head_decode_tok_s": self.int4_head_tok_s,
             "binds": self.binds,
         })
     }
@@ -443,12 +459,16 @@ impl Projection {
 pub fn text(p: &Projection) -> String {
     let b = &p.bytes;
     let mb = |x: u64| x as f64 / 1e6;
+    let int4 = p.int4_head_tok_s.map_or(String::new(), |t| {
+        format!("; with an int4 LM head (quant.lm_head = \"int4\", docs/numerics.md §9) {t:.1} tok/s")
+    });
     format!(
         "  projected at {:.0} MHz (performance model calibrated on Verilator; estimates):\n\
          \x20   decode at context {}: {:.0} cycles/layer, LM head {:.0} cycles -> {:.1} tok/s\n\
          \x20   TTFT: {:.3} s (64 tokens), {:.3} s (128 tokens); prefill {:.0} cycles/layer for 128 tokens\n\
          \x20   bytes per decoded token: weights {:.2} MB, LM head {:.2} MB, KV cache {:.2} MB, activations {:.2} MB = {:.2} MB\n\
-         \x20   DRAM roofline {:.1} tok/s -> {:.0}% reached; binds: {}\n",
+         \x20   DRAM roofline {:.1} tok/s -> {:.0}% reached; binds: {}\n\
+         \x20   streaming ceiling (every cycle at the ports' or DRAM's rate) {:.1} tok/s{}\n",
         p.clock_mhz,
         p.context,
         p.decode_layer_cycles,
@@ -464,7 +484,9 @@ pub fn text(p: &Projection) -> String {
         mb(b.total()),
         p.roofline_tok_s,
         100.0 * p.roofline_fraction,
-        p.binds
+        p.binds,
+        p.stream_ceiling_tok_s,
+        int4
     )
 }
 
