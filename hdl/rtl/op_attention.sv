@@ -90,6 +90,9 @@ module op_attention #(
   localparam int QPR = LANES / QL;  // quantizer outputs per row
   localparam int SHARE = (MAX_SEQ + PORTS - 1) / PORTS;  // most keys of one lane
   localparam int KW = SHARE > 1 ? $clog2(SHARE) : 1;
+  // A lane's value sums: SHARE products of 49 bits (w < 2^40 times an int8 code, numerics §6)
+  // fit in 49 + KW bits; the finisher adds the PORTS lanes' sums at 64.
+  localparam int AW = 49 + KW;
   localparam int QB = QUERIES;
   localparam int QW = QB > 1 ? $clog2(QB) : 1;
   // Query i's q vector comes over port i % PORTS (each lane's stream carries its share, so no
@@ -368,7 +371,7 @@ module op_attention #(
     end
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
     logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
-    logic [64*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
+    logic [AW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
     // Scale phases: query qi_q against this key (masked beyond its position), in four stages
     // so that none holds more than one multiply (numerics §6 steps 3 to 5):
     //   K_SCALES  1 a = sq * sk      2 c = a * alpha       3 raw * significand(c)   4 z = sat(round)
@@ -471,7 +474,7 @@ module op_attention #(
     for (genvar i = 0; i < QB; i++) begin : g_lq
       logic signed [31:0]  zb  [SHARE];  // raw scores, then scores z
       logic [39:0]         wb  [SHARE];  // value weights w
-      logic [64*LANES-1:0] acc [ROWS];
+      logic [AW*LANES-1:0] acc [ROWS];
       logic signed [31:0]  dot;          // one code group's LANES products, exact
       // Value products at their real width (41x8 -> 49 bits): written at 64 bits, yosys builds
       // a full-width multiplier (a 48x64 product is eight DSP tiles plus adders).
@@ -492,11 +495,11 @@ module op_attention #(
         w_rd[i] <= wb[KW'(k_next)];
       end
       assign acc_rd[i] = acc[acc_addr];
-      logic [64*LANES-1:0] acc_next;
+      logic [AW*LANES-1:0] acc_next;
       // The first key of the range starts the sums (no clearing pass).
       always_comb begin
         for (int j = 0; j < LANES; j++) begin
-          acc_next[64*j +: 64] = (c_first_q ? 64'sd0 : $signed(acc_rd[i][64*j +: 64])) + 64'(wv_q[j]);
+          acc_next[AW*j +: AW] = (c_first_q ? AW'(0) : $signed(acc_rd[i][AW*j +: AW])) + AW'(wv_q[j]);
         end
       end
       // One write port each (a raw score in K_CODES, then its score from the scale stages).
@@ -548,10 +551,12 @@ module op_attention #(
       end
     end
     // The finisher's query, QL sums of the row.
-    wire logic [64*LANES-1:0] f_row = acc_rd[f_qi_q];
+    wire logic [AW*LANES-1:0] f_row = acc_rd[f_qi_q];
+    logic [AW*QL-1:0] f_sums;
     always_comb begin
-      lane_out[p] = f_row[64*QL-1:0];
-      for (int s = 1; s < QPR; s++) if ((f_el_q % LANES) / QL == 32'(s)) lane_out[p] = f_row[64*QL*s +: 64*QL];
+      f_sums = f_row[AW*QL-1:0];
+      for (int s = 1; s < QPR; s++) if ((f_el_q % LANES) / QL == 32'(s)) f_sums = f_row[AW*QL*s +: AW*QL];
+      for (int j = 0; j < QL; j++) lane_out[p][64*j +: 64] = 64'($signed(f_sums[AW*j +: AW]));
     end
     if (p > 0) begin : g_port
       // This lane's own reader: in Q_CMD its share of the block's q vectors; then per head its

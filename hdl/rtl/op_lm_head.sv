@@ -68,7 +68,11 @@ module op_lm_head #(
   localparam int PW    = PORTS > 1 ? $clog2(PORTS) : 1;
   localparam int CODES = LANES * 8 / HEAD_BITS;  // weight codes per element
   if (HEAD_BITS != 8 && HEAD_BITS != 4) begin : g_bad_bits
-    $error("op_lm_head: HEAD_BITS must be 8 or 4");
+`ifdef __ICARUS__
+    op_lm_head_HEAD_BITS_must_be_8_or_4 u_fail ();
+`else
+    $error("op_lm_head: HEAD_BITS = %0d; codes are 8 or 4 bits", HEAD_BITS);
+`endif
   end
 
   typedef enum logic [3:0] {IDLE, SHIFT_CMD, SHIFT_DATA, GAIN_CMD, GAIN_DATA, ROW_CMD, QUANT, ROWS, FINISH} state_e;
