@@ -98,7 +98,7 @@ pub fn registers() -> Vec<Register> {
         r("ISR", ISR, "tow", "interrupt status: bit0 done, bit1 ready (toggle on write)"),
         r("PROGRAM_LO", ARG_PROGRAM, "rw", "program address, bits 31:0"),
         r("PROGRAM_HI", ARG_PROGRAM + 4, "rw", "program address, bits 63:32"),
-        r("ERROR", ERROR, "ro", "last program: bits 7:0 code (1 unsupported op, 2 op before SETUP, 3 bus error, 4 sizes beyond the kernel's maxima), 15:8 opcode, 31:16 descriptor index"),
+        r("ERROR", ERROR, "ro", "last program: bits 7:0 code (1 unsupported op, 2 op before SETUP, 3 bus error, 4 sizes beyond the kernel's maxima or another LM head code width), 15:8 opcode, 31:16 descriptor index"),
     ];
     for (i, name) in COUNTER_NAMES.iter().enumerate() {
         v.push(r(&format!("{}_LO", name.to_uppercase()), counter(i), "ro", "performance counter, bits 31:0"));
