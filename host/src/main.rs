@@ -321,6 +321,13 @@ struct AccuracyArgs {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends the program quietly, as Unix tools do, instead of Rust's
+    // default (SIGPIPE ignored: the next print panics on the broken pipe).
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
