@@ -663,8 +663,10 @@ module op_attention #(
   // Takes a (block, head) when its value codes are in (its sums, first token and head) and
   // writes each query's output while the main machine goes on with the next head; that head's
   // V_CODES waits for it (the lanes' sums are read here).
-  typedef enum logic [1:0] {F_IDLE, F_I2F, F_DIV, F_OUT} fin_e;
+  typedef enum logic [2:0] {F_IDLE, F_LEAD, F_I2F, F_DIV, F_OUT} fin_e;
   fin_e f_state_q;
+  logic [95:0] f_x_q;  // S of the query in hand, and its leading one (f32(S) in two cycles)
+  logic [7:0]  f_e_q;
   logic s_ready, s_valid;
   logic [31:0] s_res;
   fp32_scalar #(.INT_W (48)) u_fp (
@@ -727,6 +729,8 @@ module op_attention #(
       f_nb_q    <= '0;
       f_qi_q    <= '0;
       rcp_q     <= '0;
+      f_x_q     <= '0;
+      f_e_q     <= '0;
       f_sent_q  <= 1'b0;
       f_cmd_q   <= 1'b0;
       for (int i = 0; i < QB; i++) begin
@@ -745,11 +749,17 @@ module op_attention #(
           f_head_q  <= head_q;
           f_nb_q    <= nb;
           f_qi_q    <= '0;
+          f_state_q <= F_LEAD;
+        end
+        // rcp = 1 / f32(S): the conversion in two cycles (leading one, rounding), the divide on
+        // fp32_scalar.
+        F_LEAD: begin
+          f_x_q     <= 96'(f_sum_q[f_qi_q]);
+          f_e_q     <= trit_num::lead_one(96'(f_sum_q[f_qi_q]));
           f_state_q <= F_I2F;
         end
-        // rcp = 1 / f32(S): the conversion in one cycle, the divide on fp32_scalar.
         F_I2F: begin
-          rcp_q     <= trit_num::i2f(96'(f_sum_q[f_qi_q]));
+          rcp_q     <= f_x_q == '0 ? 32'd0 : trit_num::i2f_at(f_x_q, f_e_q);
           f_sent_q  <= 1'b0;
           f_state_q <= F_DIV;
         end
@@ -768,7 +778,7 @@ module op_attention #(
           // Every value handed to the writer (which posts the write): the next query, or done.
           if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v1_q && !fo_v2_q) begin
             f_qi_q    <= f_qi_q + 1;
-            f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_I2F : F_IDLE;
+            f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_LEAD : F_IDLE;
           end
         end
         default: f_state_q <= F_IDLE;

@@ -162,29 +162,31 @@ package trit_num;
   // where fp32_scalar's I2F takes a cycle per input bit: vec_quant converts four integers per
   // vector this way.
   function automatic logic [31:0] i2f(input logic [95:0] x);
-    logic [7:0]  e;      // position of the leading one
-    logic        nz;
+    i2f = x == '0 ? 32'd0 : i2f_at(x, lead_one(x));
+  endfunction
+
+  // i2f in two halves, for a register between them: the position of x's leading one (0 for
+  // x = 0)...
+  function automatic logic [7:0] lead_one(input logic [95:0] x);
+    lead_one = '0;
+    for (int b = 0; b < 96; b++) if (x[b]) lead_one = 8'(b);
+  endfunction
+
+  // ... then the rounding, given e = lead_one(x) for a nonzero x.
+  function automatic logic [31:0] i2f_at(input logic [95:0] x, input logic [7:0] e_in);
+    logic [7:0]  e;
     logic [7:0]  sh;
     logic [95:0] q;
     logic [95:0] rem;
     logic [95:0] half;
-    e = '0;
-    nz = 1'b0;
-    for (int b = 0; b < 96; b++) begin
-      if (x[b]) begin
-        e = 8'(b);
-        nz = 1'b1;
-      end
-    end
+    e = e_in;
     q = '0;
     rem = '0;
     half = '0;
     sh = '0;
-    if (!nz) begin
-      i2f = 32'd0;
-    end else if (e <= 8'd23) begin
+    if (e <= 8'd23) begin
       q = x << (8'd23 - e);
-      i2f = {1'b0, e + 8'd127, q[22:0]};
+      i2f_at = {1'b0, e + 8'd127, q[22:0]};
     end else begin
       sh = e - 8'd23;
       q = x >> sh;
@@ -195,7 +197,7 @@ package trit_num;
         q = q >> 1;
         e = e + 8'd1;
       end
-      i2f = {1'b0, e + 8'd127, q[22:0]};
+      i2f_at = {1'b0, e + 8'd127, q[22:0]};
     end
   endfunction
 

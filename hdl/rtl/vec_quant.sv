@@ -7,8 +7,8 @@
 //
 //   load   x_i streams in: p_i = x_i * gain_i (or x_i) kept on chip, max |p_i| and sum x_i^2
 //          accumulated exactly;
-//   inv    inv = qmax / f32(max) on the sequential fp32_scalar unit (integer conversions in one
-//          cycle, trit_num::i2f);
+//   inv    inv = qmax / f32(max) on the sequential fp32_scalar unit (integer conversions in two
+//          cycles: trit_num::lead_one, a register, trit_num::i2f_at);
 //   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out while the rest of the
 //          token's binary32 steps (the scale, with 1/rms only in the scale) run on the scalar
 //          unit; then `done_o` with the scale.
@@ -181,13 +181,22 @@ module vec_quant #(
     endcase
   end
 
-  // Integer conversions need no trip through fp32_scalar.
+  // Integer conversions need no trip through fp32_scalar: the operand and its leading one's
+  // position are registered when the step is "sent", the rounding answers the cycle after (a
+  // 96-bit priority encoder, shifter and rounding in one cycle were the quantizers' longest path).
   wire logic stepping = (b_state_q == B_INV || b_state_q == B_CODES) && !steps_done_q;
   wire logic local_step = s_op == I2F;
   logic s_ready, s_valid, s_fp_valid;
   logic [31:0] s_res, s_fp_res;
-  assign s_valid = local_step ? stepping : s_fp_valid;
-  assign s_res   = local_step ? trit_num::i2f(s_int) : s_fp_res;
+  logic [95:0] i2f_x_q;
+  logic [7:0]  i2f_e_q;
+  always_ff @(posedge clk_i) begin
+    i2f_x_q <= s_int;
+    i2f_e_q <= trit_num::lead_one(s_int);
+  end
+  wire logic [31:0] i2f_res = i2f_x_q == '0 ? 32'd0 : trit_num::i2f_at(i2f_x_q, i2f_e_q);
+  assign s_valid = local_step ? stepping && req_sent_q : s_fp_valid;
+  assign s_res   = local_step ? i2f_res : s_fp_res;
   fp32_scalar #(.INT_W (96)) u_fp (
     .clk_i, .rst_ni,
     .req_valid_i (stepping && !req_sent_q && !local_step), .req_ready_o (s_ready),
@@ -289,7 +298,7 @@ module vec_quant #(
           end
         end
         B_INV, B_CODES: begin
-          if (stepping && !req_sent_q && s_ready && !local_step) req_sent_q <= 1'b1;
+          if (stepping && !req_sent_q && (local_step || s_ready)) req_sent_q <= 1'b1;
           if (stepping && s_valid) begin
             req_sent_q <= 1'b0;
             step_q     <= step_q + 1;
