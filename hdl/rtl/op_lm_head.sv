@@ -214,7 +214,11 @@ module op_lm_head #(
       end
     end
     wire logic is_scale = gidx_q == groups;
-    wire logic [16*CODES-1:0] x_codes = xc[XW'(gidx_q)];
+    // The activation codes of group gidx_q, read at its next value into a register (a block-RAM
+    // read port; the rows are all written before ROWS, during QUANT).
+    logic [31:0] gidx_next;
+    logic [16*CODES-1:0] x_codes;
+    always_ff @(posedge clk_i) x_codes <= xc[XW'(gidx_next)];
     logic signed [47:0] dot;  // one group's CODES products, exact
     always_comb begin
       dot = '0;
@@ -247,6 +251,7 @@ module op_lm_head #(
       assign el_ready[p] = row_ready;
     end
     wire logic fire = state_q == ROWS && el_valid[p] && el_ready[p];
+    assign gidx_next = state_q != ROWS || (fire && is_scale) ? 32'd0 : fire ? gidx_q + 1 : gidx_q;
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
         issue_q <= '0;
@@ -256,9 +261,9 @@ module op_lm_head #(
         hold_l  <= 1'b0;
         held_l  <= '0;
       end else begin
+        gidx_q <= gidx_next;
         if (state_q != ROWS) begin
           issue_q <= '0;
-          gidx_q  <= '0;
           acc_q   <= '0;
           lv_q    <= '0;
           hold_l  <= 1'b0;
@@ -271,13 +276,7 @@ module op_lm_head #(
             held_l <= 32'(logit);
           end
           if (fire) begin
-            if (is_scale) begin
-              gidx_q <= '0;
-              acc_q  <= '0;
-            end else begin
-              acc_q  <= acc_q + dot;
-              gidx_q <= gidx_q + 1;
-            end
+            acc_q <= is_scale ? '0 : acc_q + dot;
           end
         end
       end
