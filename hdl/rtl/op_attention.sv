@@ -132,7 +132,7 @@ module op_attention #(
   always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < nb;
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
-  wire logic [63:0] q_row  = trit_num::row_bytes(64'(qd) * 4);
+  logic [63:0] q_row;  // a q-layout row's bytes (registered below)
   // The (block, head) after this one: its q is read and quantized during this head's values.
   wire logic        last_head = head_q + 1 == 32'(heads_q);
   wire logic [15:0] next_tok  = last_head ? tok_q + 16'(nb) : tok_q;
@@ -141,28 +141,52 @@ module op_attention #(
   wire logic [31:0] next_left = 32'(tokens_q) - 32'(next_tok);
   wire logic [31:0] next_nb   = next_left < QB ? next_left : QB;
   // Head-major cache regions (hdl::isa::KvLayout).
-  wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
-  wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
-  wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
-  wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
-  // The KV head's four regions at key 0 (every port adds its range's start).
-  wire logic [63:0] kc_base = kv_q + 64'(kvh_q) * head_stride;                          // key codes
-  wire logic [63:0] ks_base = kv_q + codes_sz + 64'(kvh_q) * scale_stride;              // key scales
-  wire logic [63:0] vs_base = kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;  // value scales
-  wire logic [63:0] vc_base = kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;   // value codes
+  // The address terms are registered: they change only with the op's arguments (at its start),
+  // the KV head (leaving V_CODES) and the block (likewise), and a stream command first uses them
+  // at least two cycles later (GROUP/Q_CMD, Q_QUANT come between), so the multiplies are paths
+  // of their own instead of the front of every command's address.
+  logic [63:0] head_stride, scale_stride, codes_sz, scales_sz;
+  logic [63:0] kc_base, ks_base, vs_base, vc_base;  // the KV head's four regions at key 0
+  always_ff @(posedge clk_i) begin
+    q_row        <= trit_num::row_bytes(64'(qd) * 4);
+    head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
+    scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
+    codes_sz     <= 64'(kv_heads_q) * head_stride;
+    scales_sz    <= 64'(kv_heads_q) * scale_stride;
+    kc_base      <= kv_q + 64'(kvh_q) * head_stride;                              // key codes
+    ks_base      <= kv_q + codes_sz + 64'(kvh_q) * scale_stride;                  // key scales
+    vs_base      <= kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;  // value scales
+    vc_base      <= kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;       // value codes
+  end
   // A (token, head) of a q-layout row: the q vectors and the outputs.
   function automatic logic [63:0] row_at(input logic [63:0] base, input logic [31:0] tok, input logic [31:0] head,
                                          input logic [63:0] row, input logic [15:0] hd);
     row_at = base + 64'(tok) * row + 64'(head) * 64'(hd) * 4;
   endfunction
 
-  // Key ranges, one per port: [p * share, p * share + range_len[p]).
-  wire logic [31:0] share = (keys + 32'(PORTS) - 1) / 32'(PORTS);
-  logic [31:0] range_len [PORTS];
+  // Key ranges, one per port: [p * share, p * share + range_len[p]), registered like the
+  // addresses (the block changes leaving V_CODES; K_CODES comes after Q_QUANT), with each
+  // range's code groups and its start's offsets into the code and scale regions.
+  wire logic [31:0] share_d = (keys + 32'(PORTS) - 1) / 32'(PORTS);
+  logic [31:0] share;
+  logic [31:0] len_d       [PORTS];
+  logic [31:0] range_len   [PORTS];
+  logic [31:0] range_codes [PORTS];  // range_len * groups: the range's code elements
+  logic [63:0] code_off    [PORTS];
+  logic [63:0] scale_off   [PORTS];
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
-      range_len[p] = keys > 32'(p) * share ? keys - 32'(p) * share : 32'd0;
-      if (range_len[p] > share) range_len[p] = share;
+      len_d[p] = keys > 32'(p) * share_d ? keys - 32'(p) * share_d : 32'd0;
+      if (len_d[p] > share_d) len_d[p] = share_d;
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    share <= share_d;
+    for (int p = 0; p < PORTS; p++) begin
+      range_len[p]   <= len_d[p];
+      range_codes[p] <= len_d[p] * groups;
+      code_off[p]    <= 64'(32'(p) * share_d) * 64'(hd_q);
+      scale_off[p]   <= 64'(32'(p) * share_d) * 4;
     end
   end
 
@@ -193,7 +217,7 @@ module op_attention #(
       rcmd_size  = 3'd2;
       if (issue_q == 32'd0) begin
         rcmd_addr  = kc_base;
-        rcmd_count = range_len[0] * groups;
+        rcmd_count = range_codes[0];
         rcmd_size  = 3'($clog2(LANES));
       end else if (issue_q == 32'd1) begin
         rcmd_addr = ks_base;
@@ -205,7 +229,7 @@ module op_attention #(
         rcmd_size  = 3'd4;
       end else begin
         rcmd_addr  = vc_base;
-        rcmd_count = range_len[0] * groups;
+        rcmd_count = range_codes[0];
         rcmd_size  = 3'($clog2(LANES));
       end
     end
@@ -579,24 +603,22 @@ module op_attention #(
       wire logic        skip     = live && !q_slot && range_len[p] == '0;  // no keys: no K/V reads
       wire logic        c_valid  = live && !skip;
       // The lane's range starts share * p keys into each region.
-      wire logic [63:0] code_off  = 64'(32'(p) * share) * 64'(hd_q);
-      wire logic [63:0] scale_off = 64'(32'(p) * share) * 4;
       always_comb begin
         c_size  = 3'($clog2(LANES));
-        c_count = range_len[p] * groups;
-        c_addr  = vc_base + code_off;
+        c_count = range_codes[p];
+        c_addr  = vc_base + code_off[p];
         if (q_slot) begin
           c_addr  = row_at(q_q, q_token, q_head, q_row, hd_q);
           c_count = 32'(hd_q) / QL;
           c_size  = 3'd4;
         end else if (pissue_q == 32'd0) begin
-          c_addr = kc_base + code_off;
+          c_addr = kc_base + code_off[p];
         end else if (pissue_q == 32'd1) begin
-          c_addr  = ks_base + scale_off;
+          c_addr  = ks_base + scale_off[p];
           c_count = range_len[p];
           c_size  = 3'd2;
         end else if (pissue_q == 32'd2) begin
-          c_addr  = vs_base + scale_off;
+          c_addr  = vs_base + scale_off[p];
           c_count = range_len[p];
           c_size  = 3'd2;
         end
