@@ -88,6 +88,7 @@ module op_lm_head #(
   wire logic [31:0] groups     = hidden_q / CODES;  // CODES-wide code groups per row
   wire logic [31:0] gain_words = (hidden_q + 32'd7) >> 3;
   wire logic [63:0] head_row   = trit_num::row_bytes(64'(hidden_q) * HEAD_BITS / 8);
+  wire logic [63:0] row_stride = 64'(PORTS) * head_row;  // a lane's rows are PORTS apart
 
   // ---------------------------------------------------------------- readers, one per port
   logic [PORTS-1:0]      rcmd_valid, rcmd_ready, el_valid, el_ready;
@@ -180,6 +181,9 @@ module op_lm_head #(
     assign held[p]   = held_l;
     wire logic [31:0] row = 32'(p) + 32'(PORTS) * (issue_q >> 1);  // row of the next command
     wire logic more = row < vocab_q;
+    // The next command's row codes and scale addresses, advanced by a stride per row (no
+    // per-command multiply): set while the op is not in ROWS.
+    logic [63:0] code_addr_q, scale_addr_q;
     always_comb begin
       rcmd_valid[p] = 1'b0;
       rcmd_addr[p]  = '0;
@@ -188,9 +192,9 @@ module op_lm_head #(
       if (state_q == ROWS) begin
         rcmd_valid[p] = more;
         if (issue_q[0]) begin
-          rcmd_addr[p] = head_scales_q + 64'(row) * 4;
+          rcmd_addr[p] = scale_addr_q;
         end else begin
-          rcmd_addr[p]  = head_q + 64'(row) * head_row;
+          rcmd_addr[p]  = code_addr_q;
           rcmd_count[p] = groups;
           rcmd_size[p]  = 3'($clog2(LANES));
         end
@@ -254,6 +258,8 @@ module op_lm_head #(
     assign gidx_next = state_q != ROWS || (fire && is_scale) ? 32'd0 : fire ? gidx_q + 1 : gidx_q;
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
+        code_addr_q  <= '0;
+        scale_addr_q <= '0;
         issue_q <= '0;
         gidx_q  <= '0;
         acc_q   <= '0;
@@ -263,12 +269,18 @@ module op_lm_head #(
       end else begin
         gidx_q <= gidx_next;
         if (state_q != ROWS) begin
-          issue_q <= '0;
-          acc_q   <= '0;
+          code_addr_q  <= head_q + 64'(p) * head_row;
+          scale_addr_q <= head_scales_q + 64'(4 * p);
+          issue_q      <= '0;
+          acc_q        <= '0;
           lv_q    <= '0;
           hold_l  <= 1'b0;
         end else begin
-          if (rcmd_valid[p] && rcmd_ready[p]) issue_q <= issue_q + 1;
+          if (rcmd_valid[p] && rcmd_ready[p]) begin
+            issue_q <= issue_q + 1;
+            if (issue_q[0]) scale_addr_q <= scale_addr_q + 64'(4 * PORTS);
+            else code_addr_q <= code_addr_q + row_stride;
+          end
           if (take[p]) hold_l <= 1'b0;
           lv_q <= {lv_q[0], fire && is_scale};
           if (lv_q[1]) begin

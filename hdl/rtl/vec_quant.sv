@@ -205,17 +205,65 @@ module vec_quant #(
   );
 
   // ---------------------------------------------------------------- codes
+  // A code is trit_num::clamp_code(trit_num::requant_shift(p, e, 0), qmax) of the product p of a
+  // buffered value and inv's significand, at p's real width CW instead of 96 bits (the per-lane
+  // 96-bit shifters were most of a quantizer's LUTs): a right shift by s >= CW rounds p to 0
+  // (|p| <= 2^(CW-1) <= 2^(s-1), and -1/2 ties to 0), a left shift by more than 7 saturates,
+  // which the clamp cannot tell from any value beyond qmax.
+  localparam int CW = PW + 25;  // a PW-bit value times a 24-bit significand (25 bits, signed)
+  localparam int XW = CW + 8;   // ... shifted left by up to 7
+  function automatic logic signed [15:0] code_of(input logic signed [CW-1:0] p, input logic [7:0] e,
+                                                 input logic [15:0] qmax);
+    logic signed [10:0]   sh;
+    logic [7:0]           s;
+    logic signed [XW-1:0] x;
+    logic signed [XW-1:0] qm;
+    logic signed [CW-1:0] t;
+    logic signed [CW-1:0] q;
+    logic signed [CW-1:0] r;
+    logic                 round_bit;
+    logic                 sticky;
+    sh = 11'($signed({3'b0, e})) - 11'sd150;
+    qm = XW'($signed({1'b0, qmax}));
+    s = '0;
+    t = '0;
+    q = '0;
+    r = '0;
+    round_bit = 1'b0;
+    sticky = 1'b0;
+    if (p == '0) begin
+      x = '0;
+    end else if (sh > 11'sd7) begin
+      x = p < 0 ? -qm : qm;
+    end else if (sh >= 11'sd0) begin
+      x = XW'(p) <<< sh;
+    end else if (11'sd0 - sh >= 11'(CW)) begin
+      x = '0;
+    end else begin
+      s = 8'(11'sd0 - sh);  // 1 .. CW-1
+      t = p >>> (s - 8'd1);
+      q = t >>> 1;
+      round_bit = t[0];
+      sticky = |(p & ~({CW{1'b1}} << (s - 8'd1)));
+      r = (round_bit && (sticky || q[0])) ? q + CW'(1) : q;
+      x = XW'(r);
+    end
+    if (x > qm) code_of = 16'(qm);
+    else if (x < -qm) code_of = 16'(-qm);
+    else code_of = 16'(x);
+  endfunction
+
   // A group read from the buffer is multiplied by inv's significand into a register (held
   // while the consumer is not ready); the rounding and clamp follow on the way out.
   logic                c_v_q;      // the register holds a group's products
-  logic signed [95:0]  c_p_q [LANES];
+  logic signed [CW-1:0] c_p_q [LANES];
   wire logic           c_adv  = !c_v_q || code_ready_i;
   wire logic           c_take = b_state_q == B_CODES && idx_q < groups && c_adv;
   wire logic [PW*LANES-1:0] code_row = pbuf[PAW'(idx_q)];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
   always_ff @(posedge clk_i) begin
     if (c_adv) begin
-      for (int l = 0; l < LANES; l++) c_p_q[l] <= 96'($signed(code_row[PW*l +: PW])) * 96'(inv_sig);
+      for (int l = 0; l < LANES; l++) c_p_q[l] <= CW'($signed(code_row[PW*l +: PW])) * CW'(inv_sig);
     end
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -225,7 +273,7 @@ module vec_quant #(
   assign code_valid_o = c_v_q;
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
-      code_o[16*l +: 16] = trit_num::clamp_code(trit_num::requant_shift(c_p_q[l], r_inv_q[30:23], 8'd0), b_q.qmax);
+      code_o[16*l +: 16] = code_of(c_p_q[l], r_inv_q[30:23], b_q.qmax);
     end
   end
 
