@@ -56,8 +56,10 @@ module op_rope_kv #(
 
   localparam int VL = 4;  // values per cycle (a 16-byte element of int32)
   // Quantizers working on consecutive KV heads in turn: one head takes ~head_dim/4 cycles to load
-  // and as many to drain, but ~70 in the scalar unit (two divisions), so four keep the row moving.
-  localparam int NQ = 4;
+  // and as many to drain, but ~70 in the scalar unit (two divisions). Four kept the row moving;
+  // two cost tellme-kv260 39 % more ROPE_KV cycles in prefill (12.3 k -> 17.0 k per 8 tokens,
+  // 2 % of a layer; decode +0.3 %) and save two quantizers (~11 k LUTs), the scarcer resource.
+  localparam int NQ = 2;
   localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
 
   typedef enum logic [3:0] {
