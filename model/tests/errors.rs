@@ -56,6 +56,18 @@ fn other_rules() {
     assert!(e.contains("unknown board `zcu999`") && e.contains("kv260"), "{e}");
     let e = load_edited("rope_theta = 10000.0", "rope_theta = -1.0");
     assert!(e.contains("`model.rope_theta`"), "{e}");
+    let e = load_edited("kv = \"int8\"", "kv = \"int8\"\nlm_head = \"int3\"");
+    assert!(e.contains("unknown variant `int3`"), "{e}");
+    // An int4 head reads 32 codes per cycle: hidden 48 (3 heads of 16) does not divide.
+    let edited = TINY.replacen("hidden = 64", "hidden = 48", 1).replacen("heads = 4", "heads = 3", 1).replacen(
+        "kv_heads = 2",
+        "kv_heads = 3",
+        1,
+    );
+    assert!(Config::from_toml(&edited, "edited", None).is_ok(), "the int8 head takes hidden 48");
+    let four = edited.replacen("kv = \"int8\"", "kv = \"int8\"\nlm_head = \"int4\"", 1);
+    let e = Config::from_toml(&four, "edited", None).unwrap_err().to_string();
+    assert!(e.contains("`quant.lm_head`") && e.contains("hidden (48) must be a multiple of 32"), "{e}");
     let e = Config::load("no-such-preset").unwrap_err().to_string();
     assert!(e.contains("no such preset") && e.contains("tellme-kv260"), "{e}");
     let e = Config::load("/nonexistent/x.toml").unwrap_err().to_string();
