@@ -318,8 +318,10 @@ module op_linear #(
   assign wr_valid_o = or_out_valid && wb_state_q == WB_DATA;
 
   // ---------------------------------------------------------------- on-chip buffers
-  logic [8*ACT_B-1:0]  xmem [MAX_TOKENS * MAX_STEPS];
-  logic [8*LANE_B-1:0] ymem [MAX_TOKENS * MAX_BLOCKS];
+  // Both are read synchronously (block RAM): xmem one port each way; ymem one write port and
+  // one read port, which the residual read (requant pipeline) and the write-back share.
+  (* ram_style = "block" *) logic [8*ACT_B-1:0]  xmem [MAX_TOKENS * MAX_STEPS];
+  (* ram_style = "block" *) logic [8*LANE_B-1:0] ymem [MAX_TOKENS * MAX_BLOCKS];
   logic [XA_W-1:0]     x_wa_q;   // next xmem write address (token-major)
   logic [YA_W-1:0]     y_wa_q;
 
@@ -462,13 +464,30 @@ module op_linear #(
   assign u_waddr_q = p_addr_q[g_idx];
   assign u_wdata   = p_beat_q[g_idx][WGT_W-1:0];
 
-  // Activation feed: beats in (step, token) order from xmem (token-major storage).
+  // Activation feed: beats in (token, step) order from xmem (token-major storage). The read
+  // address moves with the feed (x_ra_next: the beat after one taken, or a run's first), so the
+  // registered read always holds the beat at (ft_q, fs_q).
   logic [31:0] fs_q, ft_q;  // next step / token to feed
   logic        feeding_q;
+  logic [XA_W-1:0] x_ra_q;  // xmem address of (ft_q, fs_q)
+  logic [XA_W-1:0] x_ra_next;
+  logic [8*ACT_B-1:0] u_act_q;
+  // The runner takes the next loaded chunk (it leaves the chunk queue).
+  wire logic run_begin = state_q == MATMUL && !r_running_q && cq_cnt_q != '0 && !runs_done_q && wq_cnt_q != 2'd2;
+  wire logic act_take  = u_act_valid && u_act_ready;
+  always_comb begin
+    x_ra_next = x_ra_q;
+    if (run_begin) x_ra_next = '0;
+    else if (act_take) x_ra_next = fs_q + 1 == steps_q ? XA_W'((ft_q + 1) * 32'(MAX_STEPS)) : x_ra_q + 1;
+  end
+  always_ff @(posedge clk_i) begin
+    x_ra_q  <= x_ra_next;
+    u_act_q <= xmem[x_ra_next];
+  end
   assign u_act_valid = state_q == MATMUL && feeding_q;
-  assign u_act       = xmem[XA_W'(ft_q * 32'(MAX_STEPS) + fs_q)];
+  assign u_act       = u_act_q;
 
-  // Results: (block, token) order; requantize every lane with c[token], then write ymem.
+  // Results: (token, block) order; requantize every lane with c[token], then write ymem.
   logic [31:0] ob_q, ot_q;   // block within chunk, token of the next result
   logic [31:0] c_now;
   assign c_now = c_q[TW'(ot_q)];
@@ -481,16 +500,27 @@ module op_linear #(
       .valid_o (rq_valid[l]), .y_o (rq_y[32*l +: 32])
     );
   end
-  // The ymem address travels with the requant pipeline (two stages); the old value is read in
-  // the first and used in the second.
+  // The ymem address travels with the requant pipeline (two stages); the old value (accumulate)
+  // is read in the first and used in the second. That read has ymem's read port first; the
+  // write-back reads in the other cycles.
   logic [YA_W-1:0] ya_d1_q, ya_d2_q;
+  logic            rq_d1_q;   // a result is in the requant pipeline's first stage
+  logic [8*LANE_B-1:0] y_rd_q;  // ymem's read port
   logic [8*LANE_B-1:0] yold_q;
   wire logic [YA_W-1:0] y_res_addr = YA_W'(ot_q * 32'(MAX_BLOCKS) + b0_q + ob_q);
+  wire logic y_old_rd = rq_d1_q && acc_q;
+  logic [YA_W-1:0] y_wb_ra;   // the write-back's next word
+  logic            y_wb_re;   // ... read this cycle
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) rq_d1_q <= 1'b0;
+    else rq_d1_q <= u_out_valid && state_q == MATMUL;
+  end
   always_ff @(posedge clk_i) begin
     ya_d1_q <= y_res_addr;
     ya_d2_q <= ya_d1_q;
-    yold_q  <= ymem[ya_d1_q];
+    y_rd_q  <= ymem[y_old_rd ? ya_d1_q : y_wb_ra];
   end
+  assign yold_q = y_rd_q;
   logic [8*LANE_B-1:0] ynew;
   always_comb begin
     for (int l = 0; l < COLS; l++) begin
@@ -506,10 +536,35 @@ module op_linear #(
     if (rq_valid[0]) ymem[ya_d2_q] <= ynew;
     else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
   end
-  // Output rows: ymem words of the part's token, in block order.
-  logic [31:0] ob_read_q;
-  assign or_in       = ymem[YA_W'(wb_tok_q * 32'(MAX_BLOCKS) + wb_b0_q + ob_read_q)];
-  assign or_in_valid = wb_state_q == WB_DATA && ob_read_q < wb_nb_q;
+  // Output rows: ymem words of the part's token, in block order, read ahead into a two-word
+  // FIFO whenever the read port is free and the FIFO plus the read in flight has room.
+  logic [31:0] ob_read_q;     // words of the part read
+  logic        wb_inflight_q;
+  logic [8*LANE_B-1:0] wb_fifo_q [2];
+  logic [1:0]  wb_fifo_cnt_q;
+  wire logic wb_pop = wb_fifo_cnt_q != 2'd0 && or_in_ready && wb_state_q == WB_DATA;
+  assign y_wb_ra = YA_W'(wb_tok_q * 32'(MAX_BLOCKS) + wb_b0_q + ob_read_q);
+  assign y_wb_re = wb_state_q == WB_DATA && ob_read_q < wb_nb_q && !y_old_rd &&
+                   32'(wb_fifo_cnt_q) + 32'(wb_inflight_q) - 32'(wb_pop) < 2;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      wb_inflight_q <= 1'b0;
+      wb_fifo_cnt_q <= '0;
+    end else begin
+      wb_inflight_q <= y_wb_re;
+      wb_fifo_cnt_q <= wb_fifo_cnt_q + 2'(wb_inflight_q) - 2'(wb_pop);
+    end
+  end
+  always_ff @(posedge clk_i) begin
+    // Entry 0 is the head. A pop shifts entry 1 down; a returning read fills the first free slot.
+    if (wb_pop) wb_fifo_q[0] <= wb_fifo_q[1];
+    if (wb_inflight_q) begin
+      if (32'(wb_fifo_cnt_q) - 32'(wb_pop) == 0) wb_fifo_q[0] <= y_rd_q;
+      else wb_fifo_q[1] <= y_rd_q;
+    end
+  end
+  assign or_in       = wb_fifo_q[0];
+  assign or_in_valid = wb_state_q == WB_DATA && wb_fifo_cnt_q != 2'd0;
 
   // ---------------------------------------------------------------- memory commands
   always_comb begin
@@ -568,7 +623,7 @@ module op_linear #(
   wire logic ring_take = l_state_q == L_IDLE && l_start_chunk;
   wire logic ring_give = state_q == MATMUL && u_done;
   wire logic cq_push   = l_state_q == L_DATA && u_we && written_q + 1 == chunk_q;
-  wire logic cq_pop    = state_q == MATMUL && !r_running_q && cq_cnt_q != '0 && !runs_done_q && wq_cnt_q != 2'd2;
+  wire logic cq_pop    = run_begin;
   // A run's end queues its part for write-back (every chunk, or only the last: CHUNK_WB).
   wire logic wq_push   = state_q == MATMUL && u_done && (CHUNK_WB || b0_q + nb_q >= blocks_q);
   wire logic wq_pop    = wb_state_q == WB_IDLE && wq_cnt_q != '0;
@@ -789,7 +844,7 @@ module op_linear #(
           wb_state_q <= WB_DATA;
         end
         WB_DATA: begin
-          if (or_in_valid && or_in_ready) ob_read_q <= ob_read_q + 1;
+          if (y_wb_re) ob_read_q <= ob_read_q + 1;
           if (!or_busy && !or_start) wb_state_q <= WB_WAIT;
         end
         WB_WAIT: if (wr_done_i) begin
@@ -963,7 +1018,7 @@ module op_linear #(
         MATMUL: begin
           // ---- runner: the TLMM unit over the next loaded chunk.
           ustart_q <= 1'b0;
-          if (!r_running_q && cq_cnt_q != '0 && !runs_done_q && wq_cnt_q != 2'd2) begin
+          if (run_begin) begin
             r_running_q <= 1'b1;
             b0_q        <= cq_b0_q[cq_head_q];
             nb_q        <= cq_nb_q[cq_head_q];
@@ -977,20 +1032,20 @@ module op_linear #(
             ustart_q    <= 1'b1;
           end
           if (u_act_valid && u_act_ready) begin
-            if (ft_q + 1 == 32'(tokens_q)) begin
-              ft_q <= '0;
-              if (fs_q + 1 == steps_q) feeding_q <= 1'b0;
-              else fs_q <= fs_q + 1;
+            if (fs_q + 1 == steps_q) begin
+              fs_q <= '0;
+              if (ft_q + 1 == 32'(tokens_q)) feeding_q <= 1'b0;
+              else ft_q <= ft_q + 1;
             end else begin
-              ft_q <= ft_q + 1;
+              fs_q <= fs_q + 1;
             end
           end
           if (u_out_valid) begin
-            if (ot_q + 1 == 32'(tokens_q)) begin
-              ot_q <= '0;
-              ob_q <= ob_q + 1;
-            end else begin
+            if (ob_q + 1 == nb_q) begin
+              ob_q <= '0;
               ot_q <= ot_q + 1;
+            end else begin
+              ob_q <= ob_q + 1;
             end
           end
           if (u_done) begin

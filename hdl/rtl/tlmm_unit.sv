@@ -3,8 +3,8 @@
 // tlmm_unit: the TLMM core fed from its on-chip weight buffer. The host (or op_linear's loader)
 // writes packed weight beats into the buffer in (step, block) order; on start the unit streams
 // steps*blocks beats from wbase on (wrapping at the buffer's end: op_linear uses it as a ring and
-// loads the next chunks meanwhile) into the core while activations arrive on their own stream.
-// One weight read serves `tokens` cycles of lookups.
+// loads the next chunks meanwhile) into the core while activations arrive on their own stream,
+// once per token (tlmm_core sweeps the weights token by token).
 
 `default_nettype none
 
@@ -63,10 +63,16 @@ module tlmm_unit #(
   logic too_big_q;
 
   // ---------------------------------------------------------------- reader: buffer -> stream
-  // Two-entry FIFO after the buffer's one-cycle read: reads are issued while the FIFO plus the
-  // read in flight has room, counting a beat leaving this cycle, so the stream runs at full rate.
-  logic [WADDR_W:0] rd_left_q;     // beats still to read
+  // The core takes the job's beats once per token (tlmm_core: tokens outer), so the reader
+  // sweeps the buffer from wbase `tokens` times. Two-entry FIFO after the buffer's one-cycle
+  // read: reads are issued while the FIFO plus the read in flight has room, counting a beat
+  // leaving this cycle, so the stream runs at full rate.
+  localparam int SWEEP_W = WADDR_W + 1;
+  logic [SWEEP_W-1:0] sweep_beats_q;  // steps x blocks
+  logic [SWEEP_W-1:0] rd_left_q;      // beats still to read in this sweep
+  logic [TOK_W-1:0]   rd_sweeps_q;    // sweeps still to start after this one
   logic [WADDR_W-1:0] rd_addr_q;
+  logic [WADDR_W-1:0] wbase_q;
   logic rd_inflight_q;
   logic [WGT_W-1:0] rdata;
   logic [WGT_W-1:0] fifo_q [2];
@@ -87,22 +93,36 @@ module tlmm_unit #(
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      sweep_beats_q <= '0;
       rd_left_q     <= '0;
+      rd_sweeps_q   <= '0;
       rd_addr_q     <= '0;
+      wbase_q       <= '0;
       rd_inflight_q <= 1'b0;
       fifo_cnt_q    <= '0;
       too_big_q     <= 1'b0;
     end else begin
       if (start) begin
-        too_big_q <= too_big;
-        rd_left_q <= too_big ? '0 : (WADDR_W+1)'(32'(steps_i) * 32'(blocks_i));
-        rd_addr_q <= wbase_i;
+        too_big_q     <= too_big;
+        sweep_beats_q <= SWEEP_W'(32'(steps_i) * 32'(blocks_i));
+        rd_left_q     <= too_big ? '0 : SWEEP_W'(32'(steps_i) * 32'(blocks_i));
+        rd_sweeps_q   <= tokens_i - 1;
+        rd_addr_q     <= wbase_i;
+        wbase_q       <= wbase_i;
       end else if (re) begin
-        rd_left_q <= rd_left_q - 1;
-        rd_addr_q <= 32'(rd_addr_q) + 1 == WBUF_DEPTH ? '0 : rd_addr_q + 1;
+        if (rd_left_q == 1 && rd_sweeps_q != '0) begin
+          // The next token's sweep: from the chunk's first beat again.
+          rd_left_q   <= sweep_beats_q;
+          rd_sweeps_q <= rd_sweeps_q - 1;
+          rd_addr_q   <= wbase_q;
+        end else begin
+          rd_left_q <= rd_left_q - 1;
+          rd_addr_q <= 32'(rd_addr_q) + 1 == WBUF_DEPTH ? '0 : rd_addr_q + 1;
+        end
       end
-      rd_inflight_q <= re;
-      fifo_cnt_q <= fifo_cnt_q + 2'(rd_inflight_q) - 2'(pop);
+      // A job starts with an empty FIFO: beats a refused job left there (or in flight) are dropped.
+      rd_inflight_q <= re && !start;
+      fifo_cnt_q    <= start ? 2'd0 : fifo_cnt_q + 2'(rd_inflight_q) - 2'(pop);
     end
   end
 

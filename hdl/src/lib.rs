@@ -21,7 +21,7 @@ pub use top::{axi_master_ports, kernel_top, mem_port_prefix, tlmm_top, KERNEL_NA
 /// generator works from any directory.
 pub const CORES: &[(&str, &str)] = &[
     ("trit_num.sv", include_str!("../rtl/trit_num.sv")),
-    ("tlmm_table_build.sv", include_str!("../rtl/tlmm_table_build.sv")),
+    ("tlmm_sum_tree.sv", include_str!("../rtl/tlmm_sum_tree.sv")),
     ("tlmm_lookup.sv", include_str!("../rtl/tlmm_lookup.sv")),
     ("tlmm_weight_buffer.sv", include_str!("../rtl/tlmm_weight_buffer.sv")),
     ("tlmm_core.sv", include_str!("../rtl/tlmm_core.sv")),

@@ -162,6 +162,15 @@ pub fn image_bytes(cfg: &Config, k: usize, n: usize) -> u64 {
     (tl.steps(k) * tl.blocks(n) * tl.beat_stride(cfg.board.axi_data_bits as usize / 8)) as u64
 }
 
+/// Cycles the TLMM unit issues lookups for an `n x k` matrix and `tokens` tokens, chunk by chunk
+/// (`Tlmm::chunks`): one pass per (token, step) sweeps the chunk's blocks, and cannot be shorter
+/// than the next pass's table fill (tlmm_lookup: `entries + 1` cycles, one table entry each).
+pub fn tlmm_run_cycles(tl: &model::pack::Tlmm, n: usize, k: usize, tokens: usize, buffer_beats: usize) -> usize {
+    let fill = tl.entries() + 1;
+    let passes = tokens * tl.steps(k);
+    tl.chunks(n, k, buffer_beats).iter().map(|&(_, nb)| passes * nb.max(fill)).sum()
+}
+
 /// The ops of one decoder layer for `t` tokens at positions `pos0..pos0+t`, in program order.
 pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     let m = &cfg.model;
@@ -179,7 +188,7 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     // `reuse`: the LINEAR reads the same rows as the one before (k_proj, v_proj, up_proj), which
     // op_linear still holds: no activation rows to read.
     let linear = |k: usize, n: usize, reuse: bool| {
-        let run = (t * tl.blocks(n) * tl.steps(k)) as f64;
+        let run = tlmm_run_cycles(&tl, n, k, t, p.WBUF_DEPTH) as f64;
         let load = image_bytes(cfg, k, n) as f64 / mc.stream_bpc();
         let chunks = tl.chunks(n, k, p.WBUF_DEPTH).len() as f64;
         let rows = if reuse { 0.0 } else { (k as f64 / mc.bus).ceil() };

@@ -140,9 +140,9 @@ impl TlmmSim {
         let tl = self.tl;
         let tokens = x.len();
         let (steps, blocks) = (tl.steps(k), tl.blocks(n));
-        // Activation beats in stream order: step-major, token-minor.
+        // Activation beats in stream order: token-major (tlmm_core sweeps the weights per token).
         let per_token: Vec<Vec<Bits>> = x.iter().map(|v| tl.pack_activations(v)).collect();
-        let acts: Vec<&Bits> = (0..steps).flat_map(|s| per_token.iter().map(move |b| &b[s])).collect();
+        let acts: Vec<&Bits> = per_token.iter().flat_map(|b| b[..steps].iter()).collect();
         let m = &mut self.model;
         let p = &self.p;
         m.set_u64(p.tokens, tokens as u64);
@@ -180,8 +180,8 @@ impl TlmmSim {
             }
             if ready && m.get_u64(p.out_valid) == 1 {
                 let beat = Bits { width: tl.out_beat_bits(), words: m.get(p.out_data) };
-                let (b, t) = (outs / tokens, outs % tokens);
-                if b >= blocks {
+                let (t, b) = (outs / blocks, outs % blocks);
+                if t >= tokens {
                     bail!("the engine produced more than the {} expected result beats", blocks * tokens);
                 }
                 let rows = tl.unpack_result(&beat, b, n);

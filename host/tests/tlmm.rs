@@ -123,7 +123,7 @@ fn tlmm_matches_the_reference_across_parameters_and_shapes() {
     let irregular = Throttle { act_gap: 3, out_stall: 4 };
     let mut combos = 0;
     // (G, tables, cols, pipe, max tokens)
-    let builds: [(usize, usize, usize, usize, usize); 7] = [
+    let builds: [(usize, usize, usize, usize, usize); 8] = [
         (3, 4, 4, 1, 4),
         (2, 1, 1, 0, 1),
         (4, 5, 3, 2, 3),
@@ -131,6 +131,7 @@ fn tlmm_matches_the_reference_across_parameters_and_shapes() {
         (2, 6, 5, 1, 1),
         (4, 2, 8, 0, 2),
         (3, 1, 16, 1, 1),
+        (3, 28, 2, 3, 3), // TeLLMe's 28 tables: a 29-leaf sum tree cut in four
     ];
     for (bi, &(g, tables, cols, pipe, max_tokens)) in builds.iter().enumerate() {
         let cases = vec![
