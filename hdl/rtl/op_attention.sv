@@ -781,7 +781,7 @@ module op_attention #(
           f_state_q <= F_I2F;
         end
         F_I2F: begin
-          rcp_q     <= f_x_q == '0 ? 32'd0 : trit_num::i2f_at(f_x_q, f_e_q);
+          rcp_q     <= trit_num::i2f_at(f_x_q, f_e_q);
           f_sent_q  <= 1'b0;
           f_state_q <= F_DIV;
         end

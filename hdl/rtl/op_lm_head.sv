@@ -172,16 +172,16 @@ module op_lm_head #(
   logic [31:0]      held  [PORTS];
   logic [PORTS-1:0] take;              // the writer takes lane p's logit this cycle
   for (genvar p = 0; p < PORTS; p++) begin : g_lane
-    logic [31:0]        issue_q;       // commands issued: row codes and scale alternately
+    logic [31:0]        row_q;         // row of the next command
+    logic               scale_next_q;  // ... which is its scale (else its codes; they alternate)
     logic [31:0]        gidx_q;        // code group within the current row
     logic signed [47:0] acc_q;
     logic               hold_l;        // this lane's hold_q / held
     logic [31:0]        held_l;
     assign hold_q[p] = hold_l;
     assign held[p]   = held_l;
-    wire logic [31:0] row = 32'(p) + 32'(PORTS) * (issue_q >> 1);  // row of the next command
-    wire logic more = row < vocab_q;
-    // The next command's row codes and scale addresses, advanced by a stride per row (no
+    wire logic more = row_q < vocab_q;
+    // The next command's row, codes and scale addresses, advanced by a stride per row (no
     // per-command multiply): set while the op is not in ROWS.
     logic [63:0] code_addr_q, scale_addr_q;
     always_comb begin
@@ -191,7 +191,7 @@ module op_lm_head #(
       rcmd_size[p]  = 3'd2;
       if (state_q == ROWS) begin
         rcmd_valid[p] = more;
-        if (issue_q[0]) begin
+        if (scale_next_q) begin
           rcmd_addr[p] = scale_addr_q;
         end else begin
           rcmd_addr[p]  = code_addr_q;
@@ -260,7 +260,8 @@ module op_lm_head #(
       if (!rst_ni) begin
         code_addr_q  <= '0;
         scale_addr_q <= '0;
-        issue_q <= '0;
+        row_q        <= '0;
+        scale_next_q <= 1'b0;
         gidx_q  <= '0;
         acc_q   <= '0;
         lv_q    <= '0;
@@ -271,15 +272,20 @@ module op_lm_head #(
         if (state_q != ROWS) begin
           code_addr_q  <= head_q + 64'(p) * head_row;
           scale_addr_q <= head_scales_q + 64'(4 * p);
-          issue_q      <= '0;
+          row_q        <= 32'(p);
+          scale_next_q <= 1'b0;
           acc_q        <= '0;
           lv_q    <= '0;
           hold_l  <= 1'b0;
         end else begin
           if (rcmd_valid[p] && rcmd_ready[p]) begin
-            issue_q <= issue_q + 1;
-            if (issue_q[0]) scale_addr_q <= scale_addr_q + 64'(4 * PORTS);
-            else code_addr_q <= code_addr_q + row_stride;
+            scale_next_q <= !scale_next_q;
+            if (scale_next_q) begin
+              scale_addr_q <= scale_addr_q + 64'(4 * PORTS);
+              row_q        <= row_q + 32'(PORTS);
+            end else begin
+              code_addr_q <= code_addr_q + row_stride;
+            end
           end
           if (take[p]) hold_l <= 1'b0;
           lv_q <= {lv_q[0], fire && is_scale};

@@ -158,11 +158,11 @@ package trit_num;
   endfunction
 
   // model::numerics::f32_from_int for an unsigned integer below 2^96: binary32, round half to
-  // even (an integer is never subnormal). One cycle of logic (leading-one search, shift, round)
-  // where fp32_scalar's I2F takes a cycle per input bit: vec_quant converts four integers per
-  // vector this way.
+  // even (an integer is never subnormal). The engines convert in two cycles, lead_one then a
+  // register then i2f_at (vec_quant's local steps, op_attention's finisher); this composition is
+  // what the trit_num test checks against the reference.
   function automatic logic [31:0] i2f(input logic [95:0] x);
-    i2f = x == '0 ? 32'd0 : i2f_at(x, lead_one(x));
+    i2f = i2f_at(x, lead_one(x));
   endfunction
 
   // i2f in two halves, for a register between them: the position of x's leading one (0 for
@@ -172,7 +172,7 @@ package trit_num;
     for (int b = 0; b < 96; b++) if (x[b]) lead_one = 8'(b);
   endfunction
 
-  // ... then the rounding, given e = lead_one(x) for a nonzero x.
+  // ... then the rounding, given e = lead_one(x) (0 for x = 0, which converts to +0).
   function automatic logic [31:0] i2f_at(input logic [95:0] x, input logic [7:0] e_in);
     logic [7:0]  e;
     logic [7:0]  sh;
@@ -184,7 +184,9 @@ package trit_num;
     rem = '0;
     half = '0;
     sh = '0;
-    if (e <= 8'd23) begin
+    if (x == '0) begin
+      i2f_at = 32'd0;
+    end else if (e <= 8'd23) begin
       q = x << (8'd23 - e);
       i2f_at = {1'b0, e + 8'd127, q[22:0]};
     end else begin

@@ -194,7 +194,7 @@ module vec_quant #(
     i2f_x_q <= s_int;
     i2f_e_q <= trit_num::lead_one(s_int);
   end
-  wire logic [31:0] i2f_res = i2f_x_q == '0 ? 32'd0 : trit_num::i2f_at(i2f_x_q, i2f_e_q);
+  wire logic [31:0] i2f_res = trit_num::i2f_at(i2f_x_q, i2f_e_q);
   assign s_valid = local_step ? stepping && req_sent_q : s_fp_valid;
   assign s_res   = local_step ? i2f_res : s_fp_res;
   fp32_scalar #(.INT_W (96)) u_fp (
