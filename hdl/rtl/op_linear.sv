@@ -24,7 +24,8 @@
 //   and the unit runs the loaded chunks in load order (a queue of up to CHUNK_Q), freeing each
 //   chunk's beats when its run ends. A matrix larger than a quarter of the buffer is cut into
 //   chunks of at most a quarter, so chunks load while others wait and run; the first and the
-//   last chunk are small ("edge" chunks, an eighth of a full one): the unit starts early, the
+//   last chunk are small ("edge" chunks, an eighth of a full one, at least a table fill's
+//   cycles in blocks): the unit starts early, the
 //   next matrix's prefetch soon uses all ports, and the run after the last load is short.
 //   `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
 // - It starts at once when the op starts (during phases 1-3; port 0 joins in MATMUL).
@@ -221,8 +222,13 @@ module op_linear #(
   logic [WA_W-1:0] r_base_q;
 
   // Chunk sizes (model::pack::Tlmm::chunks): full chunks of ld_cb blocks, except that a
-  // double-buffered matrix starts and ends with an edge chunk of ld_cb / 8 blocks (rounded up).
-  wire logic [31:0] ld_edge = (ld_cb_q + 32'd7) >> 3;
+  // double-buffered matrix starts and ends with an edge chunk of ld_cb / 8 blocks (rounded up)
+  // but at least a table fill's cycles (ENTRIES + 1: shorter sweeps wait for the fill) and at
+  // most ld_cb (Tlmm::edge_blocks).
+  localparam int FILL = ENTRIES + 1;
+  wire logic [31:0] ld_eighth = (ld_cb_q + 32'd7) >> 3;
+  wire logic [31:0] ld_edge_min = ld_eighth > 32'(FILL) ? ld_eighth : 32'(FILL);
+  wire logic [31:0] ld_edge = ld_edge_min < ld_cb_q ? ld_edge_min : ld_cb_q;
   wire logic [31:0] l_rem   = ld_blocks_q - l_b0_q;
   logic [31:0] l_nb;
   always_comb begin

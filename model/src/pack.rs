@@ -233,15 +233,23 @@ impl Tlmm {
         blocks * steps > buffer_beats / 4 && 4 * steps <= buffer_beats
     }
 
+    /// Blocks of an *edge* chunk, given a full chunk's: an eighth of it (rounded up), so the
+    /// engine starts computing after a short load and the run after the last load is short; but
+    /// not fewer than the cycles the engine takes to fill a pass's tables (`entries + 1`, one
+    /// entry per cycle: tlmm_lookup), which a pass's sweep over the chunk's blocks hides only if
+    /// it is at least that long; and not more than a full chunk.
+    pub fn edge_blocks(&self, full: usize) -> usize {
+        full.div_ceil(8).max(self.entries() + 1).min(full)
+    }
+
     /// The chunks an `n x k` matrix streams through the weight buffer in, as (first block,
     /// blocks): full chunks of [`Tlmm::chunk_blocks`] blocks, except that a double-buffered
-    /// matrix starts and ends with an *edge* chunk of an eighth of that (rounded up), so the
-    /// engine starts computing after a short load and the run after the last load is short.
+    /// matrix starts and ends with an edge chunk ([`Tlmm::edge_blocks`]).
     /// `op_linear.sv` (the loader's chunk size) applies the same rule.
     pub fn chunks(&self, n: usize, k: usize, buffer_beats: usize) -> Vec<(usize, usize)> {
         let blocks = self.blocks(n).max(1);
         let full = self.chunk_blocks(n, k, buffer_beats);
-        let edge = full.div_ceil(8);
+        let edge = self.edge_blocks(full);
         let mut out = Vec::new();
         let mut first = 0;
         while first < blocks {
@@ -394,11 +402,15 @@ mod tests {
     #[test]
     fn double_buffered_matrices_start_and_end_with_edge_chunks() {
         // tellme-kv260's q projection: k = n = 1536, G = 3, 28 tables, 16 columns: 19 steps, 96
-        // blocks; a quarter of a 4096-beat buffer holds 53 blocks, so the edge chunk is 7 blocks
-        // and the middle 96 - 14 = 82 blocks are one full chunk and 29 more.
+        // blocks; a quarter of a 4096-beat buffer holds 53 blocks; an eighth of that (7) is
+        // less than a table fill (14 cycles), so the edge chunks are 14 blocks and the middle
+        // 96 - 28 = 68 blocks are one full chunk and 15 more.
         let g = Tlmm { g: 3, tables: 28, cols: 16, acc_bits: 24 };
         assert_eq!((g.steps(1536), g.blocks(1536)), (19, 96));
-        assert_eq!(g.chunks(1536, 1536, 4096), vec![(0, 7), (7, 53), (60, 29), (89, 7)]);
+        assert_eq!(g.chunks(1536, 1536, 4096), vec![(0, 14), (14, 53), (67, 15), (82, 14)]);
+        // an eighth of a full chunk above the fill: a 16384-beat buffer holds 215 blocks of
+        // 19 steps in a quarter, an eighth is 27 blocks
+        assert_eq!(g.edge_blocks(215), 27);
         // fits a quarter of the buffer: one chunk, no edges
         assert_eq!(g.chunks(1536, 1536, 8192), vec![(0, 96)]);
         // a block too tall for a quarter of the buffer: whole-buffer chunks, no edges (6 steps)
@@ -407,8 +419,11 @@ mod tests {
         assert_eq!(h.chunks(16, 36, 12), vec![(0, 2), (2, 2)]);
         // a full chunk of one block: edges of one block, then ones
         assert_eq!(h.chunks(16, 36, 24), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
-        // 4 blocks of 4 steps in a 32-beat buffer: full chunk 2, edge 1 -> 1, 2, 1
-        assert_eq!(h.chunks(13, 20, 32), vec![(0, 1), (1, 2), (3, 1)]);
+        // 4 blocks of 4 steps in a 32-beat buffer: full chunk 2, edges at most that -> 2, 2
+        assert_eq!(h.chunks(13, 20, 32), vec![(0, 2), (2, 2)]);
+        // G = 2 (5-cycle fills): 8 blocks of 1 step in an 8-beat buffer, full chunk 2 -> edges of 2
+        let t = Tlmm { g: 2, tables: 1, cols: 1, acc_bits: 24 };
+        assert_eq!(t.chunks(8, 2, 8), vec![(0, 2), (2, 2), (4, 2), (6, 2)]);
     }
 
     #[test]
