@@ -6,6 +6,12 @@
 // (all of them, so the memory read completes), exactly `out_words_i` words are produced, and
 // every byte at or past `len_i` is zero — rows in memory are padded to 64 bytes and the padding
 // must not leak into the last group.
+//
+// The buffer is kept in units of U = gcd(IN_BYTES, OUT_BYTES) bytes: every word in or out is a
+// whole number of units, so the fill level is too, and an input word lands at one of only
+// CAP/U unit offsets. Counted in bytes, synthesis had to assume any byte offset: a full barrel
+// shifter per buffer byte (the three re-cutters were 31 k LUTs of op_linear at tellme-kv260's
+// size).
 
 `default_nettype none
 
@@ -28,25 +34,41 @@ module stream_repack #(
   output      logic [8*OUT_BYTES-1:0] out_data_o
 );
 
-  localparam int CAP   = IN_BYTES + OUT_BYTES;  // buffer bytes
-  localparam int CNT_W = $clog2(CAP + 1);
+  function automatic int gcd(input int a, input int b);
+    int x, y, t;
+    x = a;
+    y = b;
+    while (y != 0) begin
+      t = x % y;
+      x = y;
+      y = t;
+    end
+    gcd = x;
+  endfunction
+  localparam int U     = gcd(IN_BYTES, OUT_BYTES);  // bytes per unit
+  localparam int IN_U  = IN_BYTES / U;
+  localparam int OUT_U = OUT_BYTES / U;
+  localparam int CAP_U = IN_U + OUT_U;              // buffer units
+  localparam int CNT_W = $clog2(CAP_U + 1);
 
-  logic [8*CAP-1:0] buf_q;    // byte 0 is the oldest
-  logic [CNT_W-1:0] fill_q;   // valid bytes in buf_q
-  logic [31:0]      in_left_q, out_left_q, emitted_q, len_q;
-  logic             busy_q;
+  logic [8*U*CAP_U-1:0] buf_q;    // unit 0 is the oldest
+  logic [CNT_W-1:0]     fill_q;   // valid units in buf_q
+  logic [31:0]          in_left_q, out_left_q, emitted_q, len_q;
+  logic                 busy_q;
 
-  wire logic need_more = out_left_q != '0 && 32'(fill_q) < OUT_BYTES;
+  wire logic need_more = out_left_q != '0 && 32'(fill_q) < OUT_U;
   // Take input while it fits; once every output is made, drain the rest without storing it.
-  assign in_ready_o  = busy_q && in_left_q != '0 && (out_left_q == '0 || 32'(fill_q) + IN_BYTES <= CAP);
+  assign in_ready_o  = busy_q && in_left_q != '0 && (out_left_q == '0 || 32'(fill_q) + IN_U <= CAP_U);
   // Emit when a full word is buffered, or when the input is exhausted (zero-filled tail).
   assign out_valid_o = busy_q && out_left_q != '0 && (!need_more || in_left_q == '0);
 
+  // Bytes of the output word that are real: buffered, and before the row's end.
+  wire logic [31:0] row_left  = len_q > emitted_q ? len_q - emitted_q : 32'd0;
+  wire logic [31:0] buffered  = 32'(fill_q) * U;
+  wire logic [31:0] out_bytes = buffered < row_left ? buffered : row_left;
   always_comb begin
     for (int b = 0; b < OUT_BYTES; b++) begin
-      // Bytes past the buffered ones, or past the row's length, read as zero.
-      if (b < 32'(fill_q) && 32'(emitted_q) + b < len_q) out_data_o[8*b +: 8] = buf_q[8*b +: 8];
-      else out_data_o[8*b +: 8] = 8'd0;
+      out_data_o[8*b +: 8] = 32'(b) < out_bytes ? buf_q[8*b +: 8] : 8'd0;
     end
   end
 
@@ -70,17 +92,22 @@ module stream_repack #(
       len_q      <= len_i;
       busy_q     <= in_words_i != '0 || out_words_i != '0;
     end else if (busy_q) begin
-      logic [8*CAP-1:0] b;
-      logic [31:0]      f;
+      logic [8*U*CAP_U-1:0] b;
+      logic [CNT_W:0]       f;
       b = buf_q;
-      f = 32'(fill_q);
+      f = (CNT_W+1)'(fill_q);
       if (out_fire) begin
         b = b >> (8 * OUT_BYTES);
-        f = f > OUT_BYTES ? f - OUT_BYTES : 0;
+        f = 32'(f) > OUT_U ? f - (CNT_W+1)'(OUT_U) : '0;
       end
       if (in_fire && out_left_q - 32'(out_fire) != '0) begin
-        b[8*f +: 8*IN_BYTES] = in_data_i;
-        f = f + IN_BYTES;
+        // Unit p takes input unit p - f: at most IN_U candidates per buffer unit.
+        for (int p = 0; p < CAP_U; p++) begin
+          for (int i = 0; i < IN_U; i++) begin
+            if (32'(f) + 32'(i) == 32'(p)) b[8*U*p +: 8*U] = in_data_i[8*U*i +: 8*U];
+          end
+        end
+        f = f + (CNT_W+1)'(IN_U);
       end
       buf_q  <= b;
       fill_q <= CNT_W'(f);
