@@ -462,8 +462,12 @@ module op_linear #(
   wire logic [PORTS-1:0] p_completes;  // a beat's last word arrives
   for (genvar p = 0; p < PORTS; p++) begin : g_beat
     assign p_completes[p] = p_valid[p] && p_ready[p] && p_word_q[p] == 32'(WPB - 1);
-    always_ff @(posedge clk_i) begin
-      if (p_valid[p] && p_ready[p]) p_beat_q[p][DATA_W * p_word_q[p][$clog2(WPB + 1)-1:0] +: DATA_W] <= p_data[p];
+    // One constant-position write per word: a computed part-select became a 2304-bit barrel
+    // shifter for the data and another for the mask, per port (~half of op_linear's LUTs).
+    for (genvar w = 0; w < WPB; w++) begin : g_word
+      always_ff @(posedge clk_i) begin
+        if (p_valid[p] && p_ready[p] && p_word_q[p] == 32'(w)) p_beat_q[p][DATA_W*w +: DATA_W] <= p_data[p];
+      end
     end
   end
   assign u_we      = |p_grant;
