@@ -67,16 +67,25 @@ module elem_writer #(
   wire logic       fire = el_valid_i && el_ready_o;
   wire logic [4:0] ebytes = 5'd1 << size_q;
   wire logic [OFF_W:0] next_ptr = {1'b0, ptr_q} + (OFF_W+1)'(ebytes);
+  logic [7:0] el_bytes [16];
+  for (genvar b = 0; b < 16; b++) begin : g_byte
+    assign el_bytes[b] = el_data_i[8*b +: 8];
+  end
   logic [DATA_W-1:0] put_word;
   logic [BYTES-1:0]  put_strb;
   always_comb begin
     put_word = word_q;
     put_strb = full_q ? '0 : strb_q;  // a word being sent: the element starts the next one
-    for (int b = 0; b < 16; b++) begin
-      if (b < 32'(ebytes)) begin
-        put_word[8 * (32'(ptr_q) + b) % DATA_W +: 8] = el_data_i[8*b +: 8];
+    // Per word byte w, the element byte landing there: w - ptr (elements are aligned, so one
+    // never crosses a word). Indexed by the word's byte, not the element's, so each byte is a
+    // 16-way choice and not a computed part-select (a 128-bit shifter per element byte).
+    for (int w = 0; w < BYTES; w++) begin
+      logic [OFF_W-1:0] b;
+      b = OFF_W'(w) - ptr_q;
+      if (32'(w) >= 32'(ptr_q) && 32'(b) < 32'(ebytes)) begin
+        put_word[8*w +: 8] = el_bytes[4'(32'(b))];  // b < ebytes <= 16
         // A short last element (a row of codes written four at a time) leaves the rest alone.
-        if (b < 32'(el_len_i)) put_strb[(32'(ptr_q) + b) % BYTES] = 1'b1;
+        if (32'(b) < 32'(el_len_i)) put_strb[w] = 1'b1;
       end
     end
   end

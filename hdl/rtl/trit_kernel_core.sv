@@ -530,7 +530,10 @@ module trit_kernel_core #(
           state_q <= FETCH_DATA;
         end
         FETCH_DATA: if (rd_valid) begin
-          desc_q[32'(beat_q) * DATA_W % 512 +: DATA_W] <= rd_data;
+          // By constant word position (a computed part-select is a 512-bit shifter).
+          for (int w = 0; w < DESC_BEATS; w++) begin
+            if (32'(beat_q) == w) desc_q[w*DATA_W % 512 +: DATA_W] <= rd_data;
+          end
           beat_q <= beat_q + 1;
           if (32'(beat_q) + 1 == DESC_BEATS) state_q <= DECODE;
         end
