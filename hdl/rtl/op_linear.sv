@@ -546,35 +546,17 @@ module op_linear #(
     if (rq_valid[0]) ymem[ya_d2_q] <= ynew;
     else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
   end
-  // Output rows: ymem words of the part's token, in block order, read ahead into a two-word
-  // FIFO whenever the read port is free and the FIFO plus the read in flight has room.
+  // Output rows: ymem words of the part's token, in block order, read ahead whenever the read
+  // port is free.
   logic [31:0] ob_read_q;     // words of the part read
-  logic        wb_inflight_q;
-  logic [8*LANE_B-1:0] wb_fifo_q [2];
-  logic [1:0]  wb_fifo_cnt_q;
-  wire logic wb_pop = wb_fifo_cnt_q != 2'd0 && or_in_ready && wb_state_q == WB_DATA;
+  logic        wb_room, wb_valid;
   assign y_wb_ra = YA_W'(wb_tok_q * 32'(MAX_BLOCKS) + wb_b0_q + ob_read_q);
-  assign y_wb_re = wb_state_q == WB_DATA && ob_read_q < wb_nb_q && !y_old_rd &&
-                   32'(wb_fifo_cnt_q) + 32'(wb_inflight_q) - 32'(wb_pop) < 2;
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      wb_inflight_q <= 1'b0;
-      wb_fifo_cnt_q <= '0;
-    end else begin
-      wb_inflight_q <= y_wb_re;
-      wb_fifo_cnt_q <= wb_fifo_cnt_q + 2'(wb_inflight_q) - 2'(wb_pop);
-    end
-  end
-  always_ff @(posedge clk_i) begin
-    // Entry 0 is the head. A pop shifts entry 1 down; a returning read fills the first free slot.
-    if (wb_pop) wb_fifo_q[0] <= wb_fifo_q[1];
-    if (wb_inflight_q) begin
-      if (32'(wb_fifo_cnt_q) - 32'(wb_pop) == 0) wb_fifo_q[0] <= y_rd_q;
-      else wb_fifo_q[1] <= y_rd_q;
-    end
-  end
-  assign or_in       = wb_fifo_q[0];
-  assign or_in_valid = wb_state_q == WB_DATA && wb_fifo_cnt_q != 2'd0;
+  assign y_wb_re = wb_state_q == WB_DATA && ob_read_q < wb_nb_q && !y_old_rd && wb_room;
+  read_ahead #(.W(8 * LANE_B)) u_wb_ahead (
+    .clk_i, .rst_ni, .clear_i (1'b0), .issue_i (y_wb_re), .rdata_i (y_rd_q), .room_o (wb_room),
+    .valid_o (wb_valid), .ready_i (or_in_ready && wb_state_q == WB_DATA), .data_o (or_in)
+  );
+  assign or_in_valid = wb_state_q == WB_DATA && wb_valid;
 
   // ---------------------------------------------------------------- memory commands
   always_comb begin

@@ -64,22 +64,17 @@ module tlmm_unit #(
 
   // ---------------------------------------------------------------- reader: buffer -> stream
   // The core takes the job's beats once per token (tlmm_core: tokens outer), so the reader
-  // sweeps the buffer from wbase `tokens` times. Two-entry FIFO after the buffer's one-cycle
-  // read: reads are issued while the FIFO plus the read in flight has room, counting a beat
-  // leaving this cycle, so the stream runs at full rate.
+  // sweeps the buffer from wbase `tokens` times, through a read_ahead FIFO so the stream runs at
+  // full rate behind the buffer's one-cycle read.
   localparam int SWEEP_W = WADDR_W + 1;
   logic [SWEEP_W-1:0] sweep_beats_q;  // steps x blocks
   logic [SWEEP_W-1:0] rd_left_q;      // beats still to read in this sweep
   logic [TOK_W-1:0]   rd_sweeps_q;    // sweeps still to start after this one
   logic [WADDR_W-1:0] rd_addr_q;
   logic [WADDR_W-1:0] wbase_q;
-  logic rd_inflight_q;
-  logic [WGT_W-1:0] rdata;
-  logic [WGT_W-1:0] fifo_q [2];
-  logic [1:0] fifo_cnt_q;
-  logic wgt_ready;
-  wire logic pop = fifo_cnt_q != 2'd0 && wgt_ready;
-  wire logic re = rd_left_q != '0 && (32'(fifo_cnt_q) + 32'(rd_inflight_q) - 32'(pop)) < 2;
+  logic [WGT_W-1:0] rdata, wgt_data;
+  logic wgt_valid, wgt_ready, rd_room;
+  wire logic re = rd_left_q != '0 && rd_room;
 
   tlmm_weight_buffer #(.WIDTH(WGT_W), .DEPTH(WBUF_DEPTH)) u_wbuf (
     .clk_i   (clk_i),
@@ -98,8 +93,6 @@ module tlmm_unit #(
       rd_sweeps_q   <= '0;
       rd_addr_q     <= '0;
       wbase_q       <= '0;
-      rd_inflight_q <= 1'b0;
-      fifo_cnt_q    <= '0;
       too_big_q     <= 1'b0;
     end else begin
       if (start) begin
@@ -120,20 +113,14 @@ module tlmm_unit #(
           rd_addr_q <= 32'(rd_addr_q) + 1 == WBUF_DEPTH ? '0 : rd_addr_q + 1;
         end
       end
-      // A job starts with an empty FIFO: beats a refused job left there (or in flight) are dropped.
-      rd_inflight_q <= re && !start;
-      fifo_cnt_q    <= start ? 2'd0 : fifo_cnt_q + 2'(rd_inflight_q) - 2'(pop);
     end
   end
 
-  always_ff @(posedge clk_i) begin
-    // Entry 0 is the head. A pop shifts entry 1 down; a returning read fills the first free slot.
-    if (pop) fifo_q[0] <= fifo_q[1];
-    if (rd_inflight_q) begin
-      if (32'(fifo_cnt_q) - 32'(pop) == 0) fifo_q[0] <= rdata;
-      else fifo_q[1] <= rdata;
-    end
-  end
+  // A job starts with an empty FIFO: beats a refused job left there (or in flight) are dropped.
+  read_ahead #(.W(WGT_W)) u_ahead (
+    .clk_i, .rst_ni, .clear_i (start), .issue_i (re), .rdata_i (rdata), .room_o (rd_room),
+    .valid_o (wgt_valid), .ready_i (wgt_ready), .data_o (wgt_data)
+  );
 
   tlmm_core #(
     .G(G), .TABLES(TABLES), .COLS(COLS), .ENTRY_W(ENTRY_W), .ACC_W(ACC_W),
@@ -146,9 +133,9 @@ module tlmm_unit #(
     .done_o,
     .cfg_err_o      (core_err),
     .act_valid_i, .act_ready_o, .act_data_i,
-    .wgt_valid_i    (fifo_cnt_q != 2'd0),
+    .wgt_valid_i    (wgt_valid),
     .wgt_ready_o    (wgt_ready),
-    .wgt_data_i     (fifo_q[0]),
+    .wgt_data_i     (wgt_data),
     .out_valid_o, .out_ready_i, .out_data_o,
     .busy_cycles_o, .issue_cycles_o
   );

@@ -24,6 +24,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("tlmm_sum_tree.sv", include_str!("../rtl/tlmm_sum_tree.sv")),
     ("tlmm_lookup.sv", include_str!("../rtl/tlmm_lookup.sv")),
     ("tlmm_weight_buffer.sv", include_str!("../rtl/tlmm_weight_buffer.sv")),
+    ("read_ahead.sv", include_str!("../rtl/read_ahead.sv")),
     ("tlmm_core.sv", include_str!("../rtl/tlmm_core.sv")),
     ("tlmm_unit.sv", include_str!("../rtl/tlmm_unit.sv")),
     ("requant.sv", include_str!("../rtl/requant.sv")),
