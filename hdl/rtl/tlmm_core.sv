@@ -172,7 +172,8 @@ module tlmm_core #(
   );
 
   // ---------------------------------------------------------------- issue
-  wire logic tables_ready = filled_q > sweep_pass_q;
+  // A pass may issue in its fill's last cycle: its lookups read the tables a cycle later.
+  wire logic tables_ready = filled_q > sweep_pass_q || (fill_done && filled_q == sweep_pass_q);
   wire logic drain_wait   = small_q && blk_q == '0 && sweep_pass_q != '0 && !pipe_empty;
 
   assign issue       = run_q && !sweep_done_q && en && tables_ready && wgt_valid_i && !drain_wait;

@@ -303,7 +303,8 @@ pub fn weight_schedule(cfg: &Config, d: &Design) -> serde_json::Value {
                 "double_buffered": tl.double_buffered(n, k, depth),
                 "chunk_blocks": sizes,
                 "load_cycles": sizes.iter().map(|b| (b * steps * words_per_beat).div_ceil(d.limits.MEM_PORTS)).collect::<Vec<_>>(),
-                "run_cycles_per_token": sizes.iter().map(|b| b * steps).collect::<Vec<_>>(),
+                // A pass over a chunk takes its blocks' cycles, or a table fill's if longer.
+                "run_cycles_per_token": sizes.iter().map(|b| b.max(&tl.fill_cycles()) * steps).collect::<Vec<_>>(),
             })
         })
         .collect();

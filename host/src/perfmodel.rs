@@ -164,11 +164,10 @@ pub fn image_bytes(cfg: &Config, k: usize, n: usize) -> u64 {
 
 /// Cycles the TLMM unit issues lookups for an `n x k` matrix and `tokens` tokens, chunk by chunk
 /// (`Tlmm::chunks`): one pass per (token, step) sweeps the chunk's blocks, and cannot be shorter
-/// than the next pass's table fill (tlmm_lookup: `entries + 1` cycles, one table entry each).
+/// than the next pass's table fill (`Tlmm::fill_cycles`).
 pub fn tlmm_run_cycles(tl: &model::pack::Tlmm, n: usize, k: usize, tokens: usize, buffer_beats: usize) -> usize {
-    let fill = tl.entries() + 1;
     let passes = tokens * tl.steps(k);
-    tl.chunks(n, k, buffer_beats).iter().map(|&(_, nb)| passes * nb.max(fill)).sum()
+    tl.chunks(n, k, buffer_beats).iter().map(|&(_, nb)| passes * nb.max(tl.fill_cycles())).sum()
 }
 
 /// The ops of one decoder layer for `t` tokens at positions `pos0..pos0+t`, in program order.

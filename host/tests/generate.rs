@@ -67,8 +67,9 @@ fn manifest_carries_the_config_and_derived_numbers() {
     let wbuf = d.files.iter().find(|(n, _)| n == "tlmm_weight_buffer.sv").unwrap();
     assert!(wbuf.1.contains("(* ram_style = \"ultra\" *)"));
     // Four HP ports; gate (K 1536 -> 19 steps, N 4096 -> 256 blocks) needs 4864 beats, more than
-    // the 4096-beat buffer: a quarter (1024 beats) holds 53 blocks, so
-    // chunks of 53 blocks between two edge chunks of ceil(53 / 8) = 7: 7 + 4 x 53 + 30 + 7 = 256.
+    // the 4096-beat buffer: a quarter (1024 beats) holds 53 blocks, so chunks of 53 blocks
+    // between two edge chunks of ceil(53 / 8) = 7 blocks, raised to a table fill's 14 cycles
+    // (G = 3: 13 entries + the zero entry): 14 + 4 x 53 + 16 + 14 = 256.
     assert_eq!(m["kernel"]["memory_ports"], 4);
     let ws = &m["weight_schedule"];
     assert_eq!(ws["weight_ports"], 4);
@@ -76,15 +77,15 @@ fn manifest_carries_the_config_and_derived_numbers() {
     let row = |name: &str| ws["linears"].as_array().unwrap().iter().find(|r| r["linear"] == name).unwrap().clone();
     let gate = row("gate");
     assert_eq!((gate["steps"].as_u64(), gate["blocks"].as_u64()), (Some(19), Some(256)));
-    assert_eq!(gate["chunk_blocks"], serde_json::json!([7, 53, 53, 53, 53, 30, 7]));
+    assert_eq!(gate["chunk_blocks"], serde_json::json!([14, 53, 53, 53, 53, 16, 14]));
     assert_eq!(gate["double_buffered"], true);
     assert_eq!(gate["load_cycles"][1], (53 * 19 * 18u64).div_ceil(4));
-    assert_eq!(gate["run_cycles_per_token"][0], 7 * 19);
-    // q (96 blocks x 19 steps = 1824 beats) is more than a quarter of the buffer: 7 + 53 + 29 + 7.
+    assert_eq!(gate["run_cycles_per_token"][0], 14 * 19);
+    // q (96 blocks x 19 steps = 1824 beats) is more than a quarter of the buffer: 14 + 53 + 15 + 14.
     let q = row("q");
     assert_eq!(
         (q["chunk_blocks"].clone(), q["double_buffered"].as_bool()),
-        (serde_json::json!([7, 53, 29, 7]), Some(true))
+        (serde_json::json!([14, 53, 15, 14]), Some(true))
     );
 }
 

@@ -233,18 +233,25 @@ impl Tlmm {
         blocks * steps > buffer_beats / 4 && 4 * steps <= buffer_beats
     }
 
+    /// Cycles the engine takes to fill one pass's tables: one entry per cycle, entries 0 to
+    /// [`Tlmm::entries`] (tlmm_lookup's FILL). A pass sweeps a chunk's blocks while the next
+    /// pass's tables fill, so it takes at least this long.
+    pub fn fill_cycles(&self) -> usize {
+        self.entries() + 1
+    }
+
     /// Blocks of an *edge* chunk, given a full chunk's: an eighth of it (rounded up), so the
     /// engine starts computing after a short load and the run after the last load is short; but
-    /// not fewer than the cycles the engine takes to fill a pass's tables (`entries + 1`, one
-    /// entry per cycle: tlmm_lookup), which a pass's sweep over the chunk's blocks hides only if
-    /// it is at least that long; and not more than a full chunk.
+    /// not fewer than [`Tlmm::fill_cycles`], which a pass's sweep over the chunk's blocks hides
+    /// only if it is at least that long; and not more than a full chunk.
     pub fn edge_blocks(&self, full: usize) -> usize {
-        full.div_ceil(8).max(self.entries() + 1).min(full)
+        full.div_ceil(8).max(self.fill_cycles()).min(full)
     }
 
     /// The chunks an `n x k` matrix streams through the weight buffer in, as (first block,
     /// blocks): full chunks of [`Tlmm::chunk_blocks`] blocks, except that a double-buffered
-    /// matrix starts and ends with an edge chunk ([`Tlmm::edge_blocks`]).
+    /// matrix starts and ends with an edge chunk ([`Tlmm::edge_blocks`]) and that a middle
+    /// remainder shorter than [`Tlmm::fill_cycles`] takes what it lacks from the chunk before.
     /// `op_linear.sv` (the loader's chunk size) applies the same rule.
     pub fn chunks(&self, n: usize, k: usize, buffer_beats: usize) -> Vec<(usize, usize)> {
         let blocks = self.blocks(n).max(1);
@@ -259,7 +266,14 @@ impl Tlmm {
             } else if first == 0 || rest <= edge {
                 rest.min(edge)
             } else {
-                (rest - edge).min(full)
+                // Full chunks up to the last edge, except that a remainder shorter than a table
+                // fill would wait on fills: the chunk before it gives it the blocks it lacks.
+                let middle = rest - edge;
+                if full >= self.fill_cycles() && middle > full && middle - full < self.fill_cycles() {
+                    middle - self.fill_cycles()
+                } else {
+                    middle.min(full)
+                }
             };
             out.push((first, size));
             first += size;
@@ -411,6 +425,12 @@ mod tests {
         // an eighth of a full chunk above the fill: a 16384-beat buffer holds 215 blocks of
         // 19 steps in a quarter, an eighth is 27 blocks
         assert_eq!(g.edge_blocks(215), 27);
+        // tellme-kv260's down projection: k = 4096 (49 steps), n = 1536 (96 blocks): full chunk
+        // 20, edges 14; 96 - 28 = 68 = 3 x 20 + 8 would leave 8 blocks (< 14), so the third
+        // chunk gives up 6.
+        assert_eq!(g.steps(4096), 49);
+        let sizes: Vec<usize> = g.chunks(1536, 4096, 4096).iter().map(|c| c.1).collect();
+        assert_eq!(sizes, vec![14, 20, 20, 14, 14, 14]);
         // fits a quarter of the buffer: one chunk, no edges
         assert_eq!(g.chunks(1536, 1536, 8192), vec![(0, 96)]);
         // a block too tall for a quarter of the buffer: whole-buffer chunks, no edges (6 steps)
