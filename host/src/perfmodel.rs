@@ -56,15 +56,15 @@ pub const CALIB: Calib = Calib {
     ops: [
         &[60.9484, 41.0407, 1.0001], // EMBED: op, token, token x hidden words
         &[169.6812, 28.3762, 1.1141, 0.0000, 139.2157], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[109.6226, 47.5144, 0.7438, 1.0485, 7.6304], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
+        &[100.7588, 42.8638, 0.7920, 1.0553, 17.9582], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
         &[133.0479, 105.3537, 1.6544, 1.6890], // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[156.4451, 9.7354, 4.7435, 101.6480, 0.2705, 0.3523], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head, block x key x head x 16-lane beat
         &[260.9307, 35.6387, 2.5936, 1.3182], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
-    prefetch_hidden: 0.240,
+    prefetch_hidden: 0.260,
     vector_factor: 1.075,
-    decode_prefetch_hidden: 0.060,
-    decode_vector_factor: 0.975,
+    decode_prefetch_hidden: 0.080,
+    decode_vector_factor: 1.000,
     lm_head_efficiency: 0.920,
 };
 
