@@ -58,6 +58,36 @@ pub fn yosys_elaborate(dir: &Path, top: &str) -> Result<()> {
     yosys(dir, top, &format!("hierarchy -check -top {top}; proc; opt_clean; check -assert")).map(|_| ())
 }
 
+/// Shift cells wider than `min_width` bits among yosys's coarse cells of the design in `dir`
+/// (`synth -run :fine; stat -width`), as `module: $shift_N x count`. A part-select written at a
+/// computed position (`x[8*i +: 8] <= d` with a variable `i`) becomes such a `$shift` of the
+/// whole vector, and another of its mask: barrel shifters where a per-position multiplexer was
+/// meant (four of them were ~100 k LUTs of the tellme-kv260 kernel). Arithmetic shifts
+/// (`$shl`, `$sshr`, ...) and computed reads (`$shiftx`, a multiplexer) are not counted.
+pub fn part_select_shifters(dir: &Path, top: &str, min_width: usize) -> Result<Vec<String>> {
+    yosys(dir, top, &format!("synth -top {top} -run :fine; tee -q -o coarse.stat stat -width"))?;
+    let stat = std::fs::read_to_string(dir.join("coarse.stat"))?;
+    let mut found = Vec::new();
+    let mut module = String::new();
+    for line in stat.lines() {
+        let t = line.trim();
+        if let Some(m) = t.strip_prefix("=== ").and_then(|m| m.strip_suffix(" ===")) {
+            // `$paramod\NAME\PARAM=...` or `NAME`.
+            module = m.split('\\').nth(1).unwrap_or(m).to_string();
+            continue;
+        }
+        let mut f = t.split_whitespace();
+        if let (Some(cell), Some(count)) = (f.next(), f.next()) {
+            if let Some(width) = cell.strip_prefix("$shift_").and_then(|w| w.parse::<usize>().ok()) {
+                if width > min_width && module != "design" {
+                    found.push(format!("{module}: {cell} x {count}"));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The single-port LUT-RAM option yosys 0.23's `lutrams_xcu.txt` offers for deep memories: 16
 /// address bits, which its map file (`lutrams_xc5v_map.v`) has no case for, so any
 /// asynchronous-read memory of 512 or more entries stops synthesis with "invalid

@@ -131,6 +131,31 @@ fn kernel_units_and_uram_check() {
     assert!(checks[0].contains(&format!("{} URAM288", uram.primitives)), "{checks:?}");
 }
 
+/// No part-select is written at a computed position anywhere in the kernel (yosys would build a
+/// barrel shifter of the whole vector and its mask), and the check finds one when it is there.
+#[test]
+fn no_part_select_shifters_in_the_kernel() {
+    if !yosys_available() {
+        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = tiny_design(dir.path());
+    let found = synth::part_select_shifters(dir.path(), &d.kernel, 64).unwrap();
+    assert!(found.is_empty(), "part-selects written at computed positions (write by constant position instead): {found:?}");
+    // The pattern elem_writer had: a byte placed at a computed offset of a 128-bit word.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bad.path().join("bad.sv"),
+        "module bad (input logic clk, input logic [3:0] i, input logic [7:0] d, output logic [127:0] w);\n\
+         always_ff @(posedge clk) w[8*i +: 8] <= d;\nendmodule\n",
+    )
+    .unwrap();
+    std::fs::write(bad.path().join("filelist.f"), "bad.sv\n").unwrap();
+    let found = synth::part_select_shifters(bad.path(), "bad", 64).unwrap();
+    assert!(found.iter().any(|f| f.starts_with("bad: $shift_128")), "{found:?}");
+}
+
 /// A weight buffer without the URAM attribute maps to block RAM: the check fails and says so.
 #[test]
 fn uram_check_fails_loudly_on_block_ram() {
