@@ -504,15 +504,12 @@ module op_linear #(
   logic [31:0] ob_q, ot_q;   // block within chunk, token of the next result
   logic [31:0] c_now;
   assign c_now = c_q[TW'(ot_q)];
-  logic [COLS-1:0] rq_valid;
+  logic rq_valid;
   logic [32*COLS-1:0] rq_y;
-  for (genvar l = 0; l < COLS; l++) begin : g_lane
-    requant #(.IN_W(ACC_W), .FRAC(16)) u_rq (
-      .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == MATMUL),
-      .x_i (u_out[l*ACC_W +: ACC_W]), .scale_i (c_now),
-      .valid_o (rq_valid[l]), .y_o (rq_y[32*l +: 32])
-    );
-  end
+  requant #(.LANES(COLS), .IN_W(ACC_W), .FRAC(16)) u_rq (
+    .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == MATMUL), .x_i (u_out), .scale_i (c_now),
+    .valid_o (rq_valid), .y_o (rq_y)
+  );
   // The ymem address travels with the requant pipeline (two stages); the old value (accumulate)
   // is read in the first and used in the second. That read has ymem's read port first; the
   // write-back reads in the other cycles.
@@ -546,7 +543,7 @@ module op_linear #(
     end
   end
   always_ff @(posedge clk_i) begin
-    if (rq_valid[0]) ymem[ya_d2_q] <= ynew;
+    if (rq_valid) ymem[ya_d2_q] <= ynew;
     else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
   end
   // Output rows: ymem words of the part's token, in block order, read ahead whenever the read
@@ -1063,7 +1060,7 @@ module op_linear #(
   assign stall_o = state_q != IDLE && !u_busy;
 
   logic unused;
-  assign unused = ^{u_busy, u_err, u_busy_cycles, u_issue_cycles, rq_valid[COLS-1:0], ya_d2_q};
+  assign unused = ^{u_busy, u_err, u_busy_cycles, u_issue_cycles, ya_d2_q};
 
 endmodule
 

@@ -27,6 +27,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("read_ahead.sv", include_str!("../rtl/read_ahead.sv")),
     ("tlmm_core.sv", include_str!("../rtl/tlmm_core.sv")),
     ("tlmm_unit.sv", include_str!("../rtl/tlmm_unit.sv")),
+    ("requant_round.sv", include_str!("../rtl/requant_round.sv")),
     ("requant.sv", include_str!("../rtl/requant.sv")),
     ("stream_repack.sv", include_str!("../rtl/stream_repack.sv")),
     ("fp32_round.sv", include_str!("../rtl/fp32_round.sv")),

@@ -1,5 +1,6 @@
-//! The requant lane (hdl/rtl/requant.sv) against model::numerics::requant + sat_i32, bit for
-//! bit: ties, zero and huge/tiny scales, extreme inputs, and random pairs.
+//! The requant lanes (hdl/rtl/requant.sv, requant_round.sv) against model::numerics::requant + sat_i32, bit for
+//! bit: ties, zero and huge/tiny scales, extreme inputs, and random pairs. Two lanes share each
+//! scale (the decoded shift is shared): lane 0 gets a case's x, lane 1 the next case's x.
 
 use model::numerics::{requant, sat_i32};
 use rand::{Rng, SeedableRng};
@@ -9,24 +10,31 @@ use std::sync::Mutex;
 
 static BUILD: Mutex<()> = Mutex::new(());
 
-fn lane(in_w: usize, frac: u32) -> Model {
-    let text = include_str!("../../hdl/rtl/requant.sv");
+const LANES: usize = 2;
+
+fn lanes(in_w: usize, frac: u32) -> Model {
     let top = format!(
-        "`default_nettype none\nmodule rq_top (input wire logic clk_i, input wire logic rst_ni, input wire logic valid_i,\n  input wire logic signed [{}:0] x_i, input wire logic [31:0] scale_i, output logic valid_o, output logic signed [31:0] y_o);\n  requant #(.IN_W({in_w}), .FRAC({frac})) u (.*);\nendmodule\n`resetall\n",
-        in_w - 1
+        "`default_nettype none\nmodule rq_top (input wire logic clk_i, input wire logic rst_ni, input wire logic valid_i,\n  input wire logic [{}:0] x_i, input wire logic [31:0] scale_i, output logic valid_o, output logic [{}:0] y_o);\n  requant #(.LANES({LANES}), .IN_W({in_w}), .FRAC({frac})) u (.*);\nendmodule\n`resetall\n",
+        LANES * in_w - 1,
+        LANES * 32 - 1
     );
     let p = |n: &str, w: usize, input: bool| PortSpec { name: n.into(), width: w, input };
     let spec = BuildSpec {
         top: "rq_top".into(),
-        sources: vec![("requant.sv".into(), text.into()), ("rq_top.sv".into(), top)],
+        sources: vec![
+            ("trit_num.sv".into(), include_str!("../../hdl/rtl/trit_num.sv").into()),
+            ("requant_round.sv".into(), include_str!("../../hdl/rtl/requant_round.sv").into()),
+            ("requant.sv".into(), include_str!("../../hdl/rtl/requant.sv").into()),
+            ("rq_top.sv".into(), top),
+        ],
         ports: vec![
             p("clk_i", 1, true),
             p("rst_ni", 1, true),
             p("valid_i", 1, true),
-            p("x_i", in_w, true),
+            p("x_i", LANES * in_w, true),
             p("scale_i", 32, true),
             p("valid_o", 1, false),
-            p("y_o", 32, false),
+            p("y_o", LANES * 32, false),
         ],
         clock: "clk_i".into(),
         trace: false,
@@ -36,8 +44,22 @@ fn lane(in_w: usize, frac: u32) -> Model {
     Model::new(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `values` (each `in_w` bits, two's complement) packed lane after lane into 32-bit words.
+fn pack(values: &[i64], in_w: usize) -> Vec<u32> {
+    let mut words = vec![0u32; (values.len() * in_w).div_ceil(32)];
+    for (l, &v) in values.iter().enumerate() {
+        for b in 0..in_w {
+            if (v >> b.min(63)) & 1 == 1 {
+                let at = l * in_w + b;
+                words[at / 32] |= 1 << (at % 32);
+            }
+        }
+    }
+    words
+}
+
 fn check(in_w: usize, frac: u32, cases: &[(i64, f32)]) {
-    let mut m = lane(in_w, frac);
+    let mut m = lanes(in_w, frac);
     let (rst, v, x, s, vo, y) = (
         m.port("rst_ni").unwrap(),
         m.port("valid_i").unwrap(),
@@ -49,11 +71,13 @@ fn check(in_w: usize, frac: u32, cases: &[(i64, f32)]) {
     m.set_u64(rst, 0);
     m.tick();
     m.set_u64(rst, 1);
+    let lane_x = |i: usize, l: usize| cases[(i + l) % cases.len()].0;
     let mut got = Vec::new();
     for i in 0..cases.len() + 2 {
-        if let Some(&(xv, sv)) = cases.get(i) {
+        if let Some(&(_, sv)) = cases.get(i) {
             m.set_u64(v, 1);
-            m.set_u64(x, xv as u64 & if in_w == 64 { u64::MAX } else { (1u64 << in_w) - 1 });
+            let xs: Vec<i64> = (0..LANES).map(|l| lane_x(i, l)).collect();
+            m.set(x, &pack(&xs, in_w));
             m.set_u64(s, sv.to_bits() as u64);
         } else {
             m.set_u64(v, 0);
@@ -61,13 +85,16 @@ fn check(in_w: usize, frac: u32, cases: &[(i64, f32)]) {
         m.tick();
         m.eval();
         if m.get_u64(vo) == 1 {
-            got.push(m.get_u64(y) as u32 as i32);
+            got.push(m.get(y));
         }
     }
     assert_eq!(got.len(), cases.len());
-    for (&(xv, sv), g) in cases.iter().zip(got) {
-        let want = sat_i32(requant(xv as i128, sv, frac));
-        assert_eq!(g, want, "x = {xv}, s = {sv:e} ({:#010x}), frac {frac}", sv.to_bits());
+    for (i, (&(_, sv), g)) in cases.iter().zip(got).enumerate() {
+        for (l, &word) in g.iter().enumerate().take(LANES) {
+            let xv = lane_x(i, l);
+            let want = sat_i32(requant(xv as i128, sv, frac));
+            assert_eq!(word as i32, want, "lane {l}: x = {xv}, s = {sv:e} ({:#010x}), frac {frac}", sv.to_bits());
+        }
     }
 }
 
@@ -106,7 +133,7 @@ fn cases(in_w: usize, seed: u64) -> Vec<(i64, f32)> {
 }
 
 #[test]
-fn requant_lane_matches_the_reference() {
+fn requant_lanes_match_the_reference() {
     check(32, 16, &cases(32, 1));
     check(24, 16, &cases(24, 2));
     check(64, 0, &cases(64, 3));
