@@ -60,7 +60,6 @@ module op_rope_kv #(
   // two cost tellme-kv260 39 % more ROPE_KV cycles in prefill (12.3 k -> 17.0 k per 8 tokens,
   // 2 % of a layer; decode +0.3 %) and save two quantizers (~11 k LUTs), the scarcer resource.
   localparam int NQ = 2;
-  localparam int HW = MAX_HEAD_DIM > 2 ? $clog2(MAX_HEAD_DIM / 2) : 1;
 
   typedef enum logic [3:0] {
     IDLE, COS_CMD, COS_DATA, SIN_CMD, SIN_DATA, ROW_CMD, Q_WRITE, FEED, FINISH
@@ -93,8 +92,12 @@ module op_rope_kv #(
   localparam int XR  = (VEC_DEPTH + VL - 1) / VL;
   localparam int XRW = XR > 1 ? $clog2(XR) : 1;
   logic [32*VL-1:0]   xbuf  [XR];
-  logic signed [15:0] cosb  [MAX_HEAD_DIM / 2];
-  logic signed [15:0] sinb  [MAX_HEAD_DIM / 2];
+  // cos and sin table rows as they arrive, eight i16 per element: a group's four lanes read
+  // consecutive entries in one element (j_q and half are multiples of VL, half of 8).
+  localparam int TR  = (MAX_HEAD_DIM / 2 + 7) / 8;
+  localparam int TRW = TR > 1 ? $clog2(TR) : 1;
+  logic [127:0] cosb [TR];
+  logic [127:0] sinb [TR];
 
   // ---------------------------------------------------------------- memory streams
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
@@ -148,10 +151,8 @@ module op_rope_kv #(
   wire logic el_fire = el_valid && el_ready;
 
   always_ff @(posedge clk_i) begin
-    for (int b = 0; b < 8; b++) begin
-      if (el_fire && state_q == COS_DATA) cosb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
-      if (el_fire && state_q == SIN_DATA) sinb[HW'(idx_q + 32'(b))] <= el_wide[16*b +: 16];
-    end
+    if (el_fire && state_q == COS_DATA) cosb[TRW'(idx_q / 8)] <= el_wide;
+    if (el_fire && state_q == SIN_DATA) sinb[TRW'(idx_q / 8)] <= el_wide;
     if (el_fire && row_reading) xbuf[XRW'(ridx_q / VL)] <= el_wide[32*VL-1:0];
   end
 
@@ -161,21 +162,30 @@ module op_rope_kv #(
   wire logic               group_first = j_q < half;
   wire logic [32*VL-1:0]   x_group = xbuf[XRW'(idx_q / VL)];
   wire logic [32*VL-1:0]   y_group = xbuf[XRW'((group_first ? idx_q + half : idx_q - half) / VL)];
+  // The group's table entries: j_q (or j_q - half) and the three after it, half of a table row.
+  wire logic [31:0]  tab0     = group_first ? j_q : j_q - half;
+  wire logic [127:0] cos_row  = cosb[TRW'(tab0 / 8)];
+  wire logic [127:0] sin_row  = sinb[TRW'(tab0 / 8)];
+  wire logic [63:0]  cos_four = tab0[2] ? cos_row[127:64] : cos_row[63:0];
+  wire logic [63:0]  sin_four = tab0[2] ? sin_row[127:64] : sin_row[63:0];
   for (genvar l = 0; l < VL; l++) begin : g_rot
-    wire logic [31:0]        j    = j_q + 32'(l);
-    wire logic               first_half = j < half;
-    wire logic [31:0]        tab  = first_half ? j : j - half;
-    wire logic signed [47:0] c    = 48'(cosb[HW'(tab)]);
-    wire logic signed [47:0] sn   = 48'(sinb[HW'(tab)]);
+    wire logic signed [47:0] c    = 48'($signed(cos_four[16*l +: 16]));
+    wire logic signed [47:0] sn   = 48'($signed(sin_four[16*l +: 16]));
     wire logic signed [47:0] x    = 48'($signed(x_group[32*l +: 32]));
     wire logic signed [47:0] y    = 48'($signed(y_group[32*l +: 32]));
     // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
-    wire logic signed [47:0] rot_sum = first_half ? x * c - y * sn : x * c + y * sn;
-    wire logic signed [31:0] r    = trit_num::sat32(trit_num::rne_shift(96'(rot_sum), 8'd14));
+    // |x c| + |y sn| <= 2^47: the sum fits 48 bits.
+    wire logic signed [47:0] rot_sum = group_first ? x * c - y * sn : x * c + y * sn;
+    // trit_num::sat32(trit_num::rne_shift(rot_sum, 14)) at the width rot_sum has: the quotient,
+    // the round bit, the bits below it.
+    wire logic signed [33:0] rq   = rot_sum[47:14];
+    wire logic               up   = rot_sum[13] && ((|rot_sum[12:0]) || rq[0]);
+    wire logic signed [34:0] rr   = 35'(rq) + 35'(up);
+    wire logic signed [31:0] r    = rr > 35'sh7fff_ffff ? 32'sh7fff_ffff : rr < -35'sh8000_0000 ? 32'sh8000_0000 : 32'(rr);
     assign rotated[32*l +: 32] = part_q == 2'd2 ? x_group[32*l +: 32] : r;
-    logic unused_lane;
-    assign unused_lane = ^tab;
   end
+  logic unused_tab;
+  assign unused_tab = ^tab0[1:0];  // multiples of VL
 
   // ---------------------------------------------------------------- quantizers (k, v per head)
   // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below

@@ -25,6 +25,7 @@ module trit_kernel_core #(
   parameter int          PIPE         = 1,             // TLMM: pipeline stages
   parameter int          WBUF_DEPTH   = 256,           // TLMM: weight buffer beats
   parameter int          VEC_DEPTH    = 256,           // longest vector row (hidden, ffn, heads x head_dim)
+  parameter int          MAX_HIDDEN   = 256,           // longest hidden row (the LM head's input)
   parameter int          MAX_HEAD_DIM = 64,            // largest head dimension
   parameter int          MAX_HEADS    = 4,             // most query heads
   parameter int          MAX_SEQ      = 64,            // longest context
@@ -384,7 +385,7 @@ module trit_kernel_core #(
   end
 
   // ROPE_KV: a pos0, addr q, k, v, rope table, layer KV cache.
-  op_rope_kv #(.DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_rope (
+  op_rope_kv #(.DATA_W (DATA_W), .VEC_DEPTH (MAX_HEADS * MAX_HEAD_DIM), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_rope (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_ROPE]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),
     .q_i (addr_field(desc_q, 0)), .k_i (addr_field(desc_q, 1)), .v_i (addr_field(desc_q, 2)),
@@ -427,7 +428,7 @@ module trit_kernel_core #(
 
   // LM_HEAD: addr src, final norm, head codes, head scales, logits.
   op_lm_head #(
-    .DATA_W (DATA_W), .VEC_DEPTH (VEC_DEPTH), .HEAD_QMAX (HEAD_QMAX), .HEAD_BITS (HEAD_BITS), .LANES (LANES),
+    .DATA_W (DATA_W), .VEC_DEPTH (MAX_HIDDEN), .HEAD_QMAX (HEAD_QMAX), .HEAD_BITS (HEAD_BITS), .LANES (LANES),
     .PORTS (MEM_PORTS)
   ) u_lm_head (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),

@@ -162,6 +162,8 @@ impl TlmmParams {
 pub struct KernelShape {
     /// Longest vector row: max(hidden, ffn, heads x head_dim).
     pub VEC_DEPTH: usize,
+    /// Longest hidden row (the LM head's input; its buffers need no more than this).
+    pub MAX_HIDDEN: usize,
     /// Largest head dimension.
     pub MAX_HEAD_DIM: usize,
     /// Most query heads.
@@ -186,6 +188,7 @@ impl KernelShape {
         let m = &cfg.model;
         KernelShape {
             VEC_DEPTH: m.hidden.max(m.ffn).max(m.heads * m.head_dim),
+            MAX_HIDDEN: m.hidden,
             MAX_HEAD_DIM: m.head_dim,
             MAX_HEADS: m.heads,
             MAX_SEQ: m.max_seq,
@@ -202,6 +205,7 @@ impl KernelShape {
         let rows = (p.MAX_BLOCKS * p.COLS).max(p.MAX_STEPS * p.G * p.TABLES);
         KernelShape {
             VEC_DEPTH: rows,
+            MAX_HIDDEN: rows,
             MAX_HEAD_DIM: 64,
             MAX_HEADS: 4,
             MAX_SEQ: 64,
@@ -215,6 +219,7 @@ impl KernelShape {
     pub fn pairs(&self) -> Vec<(&'static str, usize)> {
         vec![
             ("VEC_DEPTH", self.VEC_DEPTH),
+            ("MAX_HIDDEN", self.MAX_HIDDEN),
             ("MAX_HEAD_DIM", self.MAX_HEAD_DIM),
             ("MAX_HEADS", self.MAX_HEADS),
             ("MAX_SEQ", self.MAX_SEQ),
