@@ -706,7 +706,8 @@ module op_attention #(
   // is not ready.
   logic               fo_v1_q, fo_v2_q;  // stage 1 / 2 holds QL values
   logic signed [63:0] fo_sum_q [QL];
-  logic signed [95:0] fo_p_q   [QL];
+  localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
+  logic signed [FO_W-1:0] fo_p_q [QL];
   wire logic               fo_adv  = !fo_v2_q || wel_ready;
   wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
@@ -714,7 +715,7 @@ module op_attention #(
     if (fo_adv) begin
       for (int i = 0; i < QL; i++) begin
         fo_sum_q[i] <= acc_sum[i];
-        fo_p_q[i]   <= 96'(fo_sum_q[i]) * 96'(rcp_sig);
+        fo_p_q[i]   <= FO_W'(fo_sum_q[i]) * FO_W'(rcp_sig);
       end
     end
   end
@@ -727,9 +728,12 @@ module op_attention #(
       fo_v2_q <= fo_v1_q;
     end
   end
+  // The four values share rcp: one shift decode, a window per value (requant_round).
+  logic [FO_W*QL-1:0] fo_p;
   for (genvar i = 0; i < QL; i++) begin : g_out
-    assign o_d[32*i +: 32] = trit_num::sat32(trit_num::requant_shift(fo_p_q[i], rcp_q[30:23], 8'd0));
+    assign fo_p[FO_W*i +: FO_W] = fo_p_q[i];
   end
+  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0)) u_fo_round (.p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d));
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),

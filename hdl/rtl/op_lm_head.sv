@@ -235,16 +235,17 @@ module op_lm_head #(
     logic [1:0]         lv_q;      // stage 1 / 2 holds a logit
     logic [31:0]        l1_c_q;
     logic signed [47:0] l1_acc_q;
-    logic signed [95:0] l2_p_q;
+    logic signed [72:0] l2_p_q;  // a 48-bit sum times a significand
     logic [7:0]         l2_ex_q;
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
       l1_c_q   <= trit_num::fp32_mul(sx_q, el_data[p]);
       l1_acc_q <= acc_q;
-      l2_p_q   <= 96'(l1_acc_q) * 96'(l1_sig);
+      l2_p_q   <= 73'(l1_acc_q) * 73'(l1_sig);
       l2_ex_q  <= l1_c_q[30:23];
     end
-    wire logic signed [31:0] logit = trit_num::sat32(trit_num::requant_shift(l2_p_q, l2_ex_q, 8'd16));
+    logic signed [31:0] logit;
+    requant_round #(.LANES(1), .P_W(73), .FRAC(16)) u_round (.p_i (l2_p_q), .e_i (l2_ex_q), .y_o (logit));
     // A row's codes always flow; its scale (which finishes the row) waits until no logit is in
     // the stages and the hold slot is free (or being taken): the slot is free when it lands.
     wire logic row_ready = state_q == ROWS && (!is_scale || (lv_q == '0 && (!hold_q[p] || take[p])));

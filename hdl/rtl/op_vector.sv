@@ -197,8 +197,12 @@ module op_vector #(
   localparam int RW = PG > 1 ? $clog2(PG) : 1;
   logic [32*VL-1:0]   gate_rows [PG];
   logic [96*VL-1:0]   prod_rows [PG];
-  wire logic [32*VL-1:0] gate_row = gate_rows[RW'(idx_q)];   // the group coming in
-  wire logic [96*VL-1:0] feed_row = prod_rows[RW'(fidx_q)];  // the group being fed
+  // Both are read a cycle after the address (block RAM): the gate group in stage 1 of the
+  // product pipeline, beside the up group; the feeder's groups through a read-ahead FIFO.
+  logic [32*VL-1:0]   gate_rd_q;      // gate_rows at the group that came in the cycle before
+  logic [96*VL-1:0]   feed_rd_q;      // prod_rows at the feeder's read address of the cycle before
+  logic [96*VL-1:0]   feed_row;       // the group being fed
+  logic [31:0]        fr_q;           // the feeder's next read
   logic [96*VL-1:0]   prod_row;
   logic signed [95:0] prod     [VL];
   logic [95:0]        prod_max;       // max |product| over the group
@@ -245,7 +249,8 @@ module op_vector #(
     logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 12
     exp2_neg u_exp2 (.d_i (d3_q), .y_o (e4));
     sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e4_q), .y_o (sig_pos));
-    wire logic signed [31:0] g2     = g_s[1];
+    // Stage 1's gate: the gate element itself (wide rows) or the buffered gate group's lane.
+    wire logic signed [31:0] g2     = wide_q ? g_s[1] : $signed(gate_rd_q[32*l +: 32]);
     wire logic [47:0]        g_abs  = g2 < 0 ? 48'(0 - 48'(g2)) : 48'(g2);
     wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t2_q), 8'd16);
     wire logic signed [31:0] g12    = g_s[12];
@@ -253,12 +258,15 @@ module op_vector #(
     wire logic [30:0]        relu   = g12 < 0 ? 31'd0 : 31'(g12);
     wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs13_q), 8'd15);
     wire logic signed [31:0] up14   = up_s[14];
+    // One multiplier for both activations: silu(g) (signed Q.16) or relu(g)^2 (non-negative).
+    wire logic signed [62:0] act14  = silu_q ? 63'(silu14_q) : $signed({1'b0, rr14_q});
     always_ff @(posedge clk_i) begin
-      g_s[1]    <= $signed(wide_q ? el_wide[32*l +: 32] : gate_row[32*l +: 32]);
+      g_s[1]    <= $signed(el_wide[32*l +: 32]);
       up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
       live_s[1] <= e < n_q;
+      g_s[2]    <= g2;
       for (int t = 2; t < PL; t++) begin
-        g_s[t]    <= g_s[t-1];
+        if (t > 2) g_s[t] <= g_s[t-1];
         up_s[t]   <= up_s[t-1];
         live_s[t] <= live_s[t-1];
       end
@@ -269,18 +277,19 @@ module op_vector #(
       rr13_q   <= 62'(relu) * 62'(relu);
       silu14_q <= silu[47:0];
       rr14_q   <= rr13_q;
-      prod15_q <= !live_s[14] ? 96'sd0 : silu_q ? 96'(silu14_q) * 96'(up14) : $signed(96'(rr14_q)) * 96'(up14);
+      prod15_q <= !live_s[14] ? 96'sd0 : 96'(act14) * 96'(up14);
     end
     assign prod[l] = prod15_q;
     assign prod_row[96*l +: 96] = prod15_q;
-    wire logic signed [95:0] bn_full = trit_num::rne_shift($signed(feed_row[96*l +: 96]), bn_shift);  // |.| <= 2^30
-    assign bn_vals[32*l +: 32] = bn_full[31:0];
+    assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask);  // |.| <= 2^30
     logic unused_lane;
-    assign unused_lane = ^{g_log2e[95:48], silu[95:48], bn_full[95:32]};
+    assign unused_lane = ^{g_log2e[95:48], silu[95:48]};
   end
   always_ff @(posedge clk_i) begin
     if (state_q == GATE_DATA && el_fire) gate_rows[RW'(idx_q)] <= el_wide[32*VL-1:0];
     if (p_out) prod_rows[pidx_q[PL]] <= prod_row;
+    gate_rd_q <= gate_rows[RW'(idx_q)];
+    feed_rd_q <= prod_rows[RW'(fr_q)];
   end
   // The token's running max |product|, including the group leaving the pipeline (its first
   // group starts it).
@@ -301,12 +310,44 @@ module op_vector #(
     for (int b = 0; b < 96; b++) if (feed_pmax_q[b]) pbits = 8'(b + 1);
   end
   assign bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
+  // trit_num::rne_shift(x, s)[31:0] with the sticky mask decoded once for the four lanes and a
+  // 33-bit window per lane (the low 32 bits of the rounded value need only the low 32 of the
+  // quotient); proven equal for every x and s <= 66 (host/tests/proofs.rs).
+  // [proof: bn_at begin]
+  function automatic logic [95:0] bn_decode(input logic [7:0] s);  // the bits below the round bit
+    bn_decode = s == 8'd0 ? '0 : ~({96{1'b1}} << (s - 8'd1));
+  endfunction
+  /* verilator lint_off UNUSEDSIGNAL */  // w: only the window above the shift is read
+  function automatic logic [31:0] bn_at(input logic signed [95:0] x, input logic [7:0] s, input logic [95:0] lmask);
+    logic signed [96:0] w;  // {x, 0} >>> s: the quotient's low bits, then the round bit
+    logic               up;
+    w = $signed({x, 1'b0}) >>> s;
+    up = w[0] && ((|(x & lmask)) || w[1]);
+    bn_at = w[32:1] + 32'(up);
+  endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
+  // [proof: bn_at end]
+  wire logic [95:0] bn_lmask = bn_decode(bn_shift);
   assign bn_ex    = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
 
   // ---------------------------------------------------------------- feeder (FFN_ACT)
   logic feed_started_q;
   assign q_start    = ffn_q ? feed_busy_q && !feed_started_q && q_ready : state_q == ROW_CMD && rcmd_fire;
-  assign q_in_valid = ffn_q ? feed_busy_q && feed_started_q && fidx_q < groups : state_q == ROW_DATA && el_valid;
+  // The feeder reads the token's groups ahead into a FIFO from the hand-over on (the product
+  // pipeline writes a group only after the feeder has taken it: pair_ok).
+  logic        f_room, f_valid;
+  wire logic   handover = p_out && plast_q[PL];
+  wire logic   fr_issue = feed_busy_q && !handover && fr_q < groups && f_room;
+  read_ahead #(.W(96 * VL)) u_feed_ahead (
+    .clk_i, .rst_ni, .clear_i (handover), .issue_i (fr_issue), .rdata_i (feed_rd_q), .room_o (f_room),
+    .valid_o (f_valid), .ready_i (ffn_q && feed_busy_q && feed_started_q && q_in_ready), .data_o (feed_row)
+  );
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) fr_q <= '0;
+    else if (handover) fr_q <= '0;
+    else if (fr_issue) fr_q <= fr_q + 1;
+  end
+  assign q_in_valid = ffn_q ? feed_busy_q && feed_started_q && f_valid : state_q == ROW_DATA && el_valid;
   assign q_in       = ffn_q ? bn_vals : el_wide;
 
   // ---------------------------------------------------------------- writer

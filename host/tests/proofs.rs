@@ -6,7 +6,8 @@
 //! `trit_num::clamp_code(trit_num::requant_shift(p, e, 0), qmax)`, the 96-bit form the
 //! reference's quantization is written in, at both product widths the quantizers use; and
 //! requant_round.sv's `rq_apply` (with `rq_decode`, the shift decoded once for all lanes) against
-//! model::numerics::requant + sat_i32 (written out in SystemVerilog) at the widths op_linear uses.
+//! model::numerics::requant + sat_i32 (written out in SystemVerilog) at the widths op_linear uses;
+//! and op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`.
 
 use sim::tools::{find, Tool};
 use std::process::Command;
@@ -61,6 +62,19 @@ fn rq_equivalence_module(pw: usize, frac: u32) -> String {
          endmodule\n",
         p = pw - 1,
         body = marked(include_str!("../../hdl/rtl/requant_round.sv"), "rq_apply")
+    )
+}
+
+/// A module whose output `ok` is 1 iff op_vector's block normalization equals the low 32 bits of
+/// `trit_num::rne_shift(x, s)` (every shift the 96-bit products can need: s <= 96 - 30).
+fn bn_equivalence_module() -> String {
+    format!(
+        "module eq (input logic signed [95:0] x, input logic [7:0] s, output logic ok);\n{body}\n\
+         \x20 wire logic signed [95:0] reference = trit_num::rne_shift(x, s);\n\
+         \x20 wire logic [31:0] fast = bn_at(x, s, bn_decode(s));\n\
+         \x20 assign ok = s > 8'd66 || fast == reference[31:0];\n\
+         endmodule\n",
+        body = marked(include_str!("../../hdl/rtl/op_vector.sv"), "bn_at")
     )
 }
 
@@ -123,6 +137,18 @@ fn a_wrong_requant_rounding_is_caught() {
     let good = rq_equivalence_module(49, 16);
     let broken = good.replace("((|(p & lmask)) || t[1])", "t[1]");
     assert_ne!(broken, good, "the mutation must change the source");
+    let Some(log) = prove(&broken) else { return };
+    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+}
+
+#[test]
+fn op_vector_block_normalization_equals_the_reference_for_every_input() {
+    let Some(log) = prove(&bn_equivalence_module()) else { return };
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(log.contains(PROVEN), "bn_at differs from rne_shift:\n{}", tail.join("\n"));
+    // ... and a window one bit short of the round bit is caught.
+    let broken = bn_equivalence_module().replace("w[0] && ", "w[1] && ");
+    assert_ne!(broken, bn_equivalence_module(), "the mutation must change the source");
     let Some(log) = prove(&broken) else { return };
     assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
 }
