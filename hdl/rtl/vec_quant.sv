@@ -122,7 +122,9 @@ module vec_quant #(
     else l_v_q <= in_fire;
   end
   // A group's gains share one 8-gain word (LANES divides 8).
-  wire logic [127:0] gain_row = gain[GAW'((l_idx_q * 32'(LANES)) >> 3)];
+  // (read with the input register: block RAM, not LUT-RAM and a multiplexer)
+  logic [127:0] gain_row;
+  always_ff @(posedge clk_i) gain_row <= gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
   logic signed [47:0] p_in  [LANES];
   logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
   logic [47:0]        g_max;   // max |p| over the group's lanes
@@ -287,7 +289,11 @@ module vec_quant #(
   logic signed [CW-1:0] c_p_q [LANES];
   wire logic           c_adv  = !c_v_q || code_ready_i;
   wire logic           c_take = b_state_q == B_CODES && idx_q < groups && c_adv;
-  wire logic [PW*LANES-1:0] code_row = pbuf[PAW'(idx_q)];
+  // The buffer is read a cycle ahead, at the group idx_q will be next cycle (block RAM). The
+  // load writes only groups the codes have taken, and a vector's codes start after its load.
+  wire logic [PAW-1:0] idx_next = b_state_q == B_IDLE ? '0 : PAW'(c_take ? idx_q + 1 : idx_q);
+  logic [PW*LANES-1:0] code_row;
+  always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
   // inv's exponent decoded for the codes: set the cycle after inv, when the first group's
   // products are registered, so it is ready when they are rounded.
