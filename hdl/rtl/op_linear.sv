@@ -167,6 +167,10 @@ module op_linear #(
   logic [31:0] nx_k_q, nx_n_q;
   logic [31:0] nx_cb_q;   // ... its full chunk, worked out while the job runs
   logic        nx_sizing_q;
+  // Sizing first settles the matrix's steps and blocks (two cycles: each div_ceil is a
+  // multiply), then grows the chunk with a running product of its beats.
+  logic [1:0]  nx_settle_q;
+  logic [31:0] nx_kg_q, nx_steps_q, nx_blocks_q, nx_cb_beats_q;
 
   // The activation rows xmem and s_q hold (phases 1-2 of an earlier job), valid while no other
   // engine has started and no LINEAR has written over them.
@@ -201,6 +205,7 @@ module op_linear #(
   logic [63:0] ld_w_q;
   logic [31:0] ld_k_q, ld_n_q, ld_steps_q, ld_blocks_q;
   logic [31:0] ld_cb_q;          // blocks of a full chunk (worked out in L_SIZE)
+  logic [31:0] ld_cb_beats_q;    // ... times ld_steps_q, kept as a running sum
   logic        ld_split_q;      // one block's steps fit a quarter of the buffer (the chunk rule)
   logic        flush_q;          // forget the context once the load in flight is done
   logic [31:0] l_b0_q;           // next block to load
@@ -214,11 +219,13 @@ module op_linear #(
   logic [31:0]     cq_b0_q   [CHUNK_Q];
   logic [31:0]     cq_nb_q   [CHUNK_Q];
   logic [WA_W-1:0] cq_base_q [CHUNK_Q];
+  logic [31:0]     cq_beats_q [CHUNK_Q];
   logic [1:0]      cq_head_q, cq_tail_q;
   logic [2:0]      cq_cnt_q;
   // Runner: the TLMM unit over the loaded chunks, in load order.
   logic        r_running_q;
   logic [31:0] b0_q, nb_q;       // the chunk being run
+  logic [31:0] r_beats_q;        // ... its beats (given back to the ring when it ends)
   logic [WA_W-1:0] r_base_q;
 
   // Chunk sizes (model::pack::Tlmm::chunks): full chunks of ld_cb blocks, except that a
@@ -255,15 +262,28 @@ module op_linear #(
     l_use[0] = p0_free;
     for (int p = 1; p < PORTS; p++) l_use[p] = !hold_i[p-1];
   end
+  // The next chunk's beats, registered (a multiply off the ring's path): valid while
+  // what they were worked out from is unchanged.
+  logic [31:0] l_beats_q;
+  logic [31:0] ls_b0_q, ls_cb_q, ls_blocks_q, ls_steps_q;
+  logic        ls_split_q;
+  always_ff @(posedge clk_i) begin
+    l_beats_q   <= l_nb * ld_steps_q;
+    ls_b0_q     <= l_b0_q;
+    ls_cb_q     <= ld_cb_q;
+    ls_blocks_q <= ld_blocks_q;
+    ls_steps_q  <= ld_steps_q;
+    ls_split_q  <= ld_split_q;
+  end
+  wire logic l_sized = ls_b0_q == l_b0_q && ls_cb_q == ld_cb_q && ls_blocks_q == ld_blocks_q &&
+                       ls_steps_q == ld_steps_q && ls_split_q == ld_split_q;
   wire logic l_start_chunk = l_go && ld_valid_q && !flush_q && l_b0_q < ld_blocks_q && 32'(cq_cnt_q) < CHUNK_Q &&
-                             l_nb * ld_steps_q <= free_q && l_use != '0;
-  wire logic [31:0] nx_steps  = steps_of(nx_k_q);
-  wire logic [31:0] nx_blocks = blocks_of(nx_n_q);
+                             l_sized && l_beats_q <= free_q && l_use != '0;
   // The next matrix: after this job's (its hint), or with no context at all (SETUP's, pf_solo_q).
   logic pf_solo_q;
   wire logic l_next = l_go && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
                       ((ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q) || (pf_solo_q && !ld_valid_q && !flush_q)) &&
-                      fits(nx_steps, nx_blocks) && 4 * nx_steps <= 32'(WBUF_DEPTH);
+                      fits(nx_steps_q, nx_blocks_q) && 4 * nx_steps_q <= 32'(WBUF_DEPTH);
   wire logic tag_hit = ld_valid_q && !ld_claimed_q && !flush_q && ld_w_q == weights_i && ld_k_q == k_i &&
                        ld_n_q == n_i;
 
@@ -392,7 +412,6 @@ module op_linear #(
   logic [PORTS-1:0]      p_valid, p_ready, p_grant;
   logic [DATA_W-1:0]     p_data  [PORTS];
   logic [31:0]           written_q;   // beats written into the buffer
-  wire logic [31:0] chunk_beats = l_nb * ld_steps_q;  // of the chunk starting (L_IDLE)
   wire logic loading = l_state_q == L_DATA;
   // Beats per port: the chunk over the ports taking part (constant divisors, one per count),
   // worked out in L_SHARE from the chunk registered when its load started.
@@ -635,8 +654,14 @@ module op_linear #(
       nx_n_q    <= '0;
       nx_cb_q   <= '0;
       nx_sizing_q <= 1'b0;
+      nx_settle_q <= '0;
+      nx_kg_q     <= '0;
+      nx_steps_q  <= '0;
+      nx_blocks_q <= '0;
+      nx_cb_beats_q <= '0;
       b0_q      <= '0;
       nb_q      <= '0;
+      r_beats_q <= '0;
       l_state_q <= L_IDLE;
       ld_valid_q   <= 1'b0;
       ld_claimed_q <= 1'b0;
@@ -646,6 +671,7 @@ module op_linear #(
       ld_steps_q   <= '0;
       ld_blocks_q  <= '0;
       ld_cb_q      <= '0;
+      ld_cb_beats_q <= '0;
       ld_split_q  <= 1'b0;
       flush_q      <= 1'b0;
       l_b0_q    <= '0;
@@ -660,6 +686,7 @@ module op_linear #(
         cq_b0_q[i]   <= '0;
         cq_nb_q[i]   <= '0;
         cq_base_q[i] <= '0;
+        cq_beats_q[i] <= '0;
       end
       l_use_q   <= '0;
       chunk_q   <= '0;
@@ -722,8 +749,8 @@ module op_linear #(
             l_state_q <= L_SHARE;
             l_use_q   <= l_use;
             l_base_q  <= wp_q;
-            chunk_q   <= chunk_beats;
-            wp_q      <= wrap(32'(wp_q) + chunk_beats);
+            chunk_q   <= l_beats_q;
+            wp_q      <= wrap(32'(wp_q) + l_beats_q);
           end else if (l_next) begin
             // This job's matrix is loaded (or there is none): go on with the next one (a prefetch).
             pf_solo_q       <= 1'b0;
@@ -732,10 +759,11 @@ module op_linear #(
             ld_w_q          <= nx_w_q;
             ld_k_q          <= nx_k_q;
             ld_n_q          <= nx_n_q;
-            ld_steps_q      <= nx_steps;
-            ld_blocks_q     <= nx_blocks;
+            ld_steps_q      <= nx_steps_q;
+            ld_blocks_q     <= nx_blocks_q;
             ld_split_q     <= 1'b1;
             ld_cb_q         <= nx_cb_q;
+            ld_cb_beats_q   <= nx_cb_beats_q;
             l_b0_q          <= '0;
             nx_w_q          <= '0;
           end
@@ -743,8 +771,9 @@ module op_linear #(
         L_SIZE: begin
           // Grow a full chunk one block at a time while all its steps fit: a quarter of the buffer
           // when the matrix is split (see ld_split_q), else the whole buffer.
-          if ((ld_cb_q + 1) * ld_steps_q <= (ld_split_q ? 32'(QUARTER) : 32'(WBUF_DEPTH)) && ld_cb_q < ld_blocks_q) begin
-            ld_cb_q <= ld_cb_q + 1;
+          if (ld_cb_beats_q + ld_steps_q <= (ld_split_q ? 32'(QUARTER) : 32'(WBUF_DEPTH)) && ld_cb_q < ld_blocks_q) begin
+            ld_cb_q       <= ld_cb_q + 1;
+            ld_cb_beats_q <= ld_cb_beats_q + ld_steps_q;
           end else begin
             l_state_q <= L_IDLE;
           end
@@ -785,6 +814,7 @@ module op_linear #(
               cq_b0_q[cq_tail_q]   <= l_b0_q;
               cq_nb_q[cq_tail_q]   <= l_nb;
               cq_base_q[cq_tail_q] <= l_base_q;
+              cq_beats_q[cq_tail_q] <= chunk_q;
               cq_tail_q <= cq_tail_q + 1;
               l_b0_q    <= l_b0_q + l_nb;
               l_state_q <= L_IDLE;
@@ -795,7 +825,7 @@ module op_linear #(
       endcase
       // The ring's room and queue: a chunk's beats are taken when its load starts and given back
       // when its run ends; it joins the queue when loaded and leaves it when its run starts.
-      free_q   <= free_q - (ring_take ? l_nb * ld_steps_q : 32'd0) + (ring_give ? nb_q * steps_q : 32'd0);
+      free_q   <= free_q - (ring_take ? l_beats_q : 32'd0) + (ring_give ? r_beats_q : 32'd0);
       cq_cnt_q <= cq_cnt_q + 3'(cq_push) - 3'(cq_pop);
       // Forget prefetched weights (a new program): at once, or when the load in flight is done.
       if (flush_i || flush_q) begin
@@ -813,8 +843,20 @@ module op_linear #(
       end
       // The next matrix's full chunk (as L_SIZE, for a quarter of the buffer), so the switch is at once.
       if (nx_sizing_q) begin
-        if ((nx_cb_q + 1) * nx_steps <= 32'(QUARTER) && nx_cb_q < nx_blocks) nx_cb_q <= nx_cb_q + 1;
-        else nx_sizing_q <= 1'b0;
+        if (nx_settle_q == 2'd2) begin
+          nx_kg_q     <= div_ceil(nx_k_q, G);
+          nx_blocks_q <= blocks_of(nx_n_q);
+          nx_settle_q <= 2'd1;
+        end else if (nx_settle_q == 2'd1) begin
+          nx_steps_q    <= div_ceil(nx_kg_q, TABLES);
+          nx_cb_beats_q <= div_ceil(nx_kg_q, TABLES);  // nx_cb_q = 1
+          nx_settle_q   <= 2'd0;
+        end else if (nx_cb_beats_q + nx_steps_q <= 32'(QUARTER) && nx_cb_q < nx_blocks_q) begin
+          nx_cb_q       <= nx_cb_q + 1;
+          nx_cb_beats_q <= nx_cb_beats_q + nx_steps_q;
+        end else begin
+          nx_sizing_q <= 1'b0;
+        end
       end
 
       // ---- write-back: each run chunk's part of every row (or, see CHUNK_WB, whole rows at the end).
@@ -870,6 +912,7 @@ module op_linear #(
         nx_n_q      <= pf_n_i;
         nx_cb_q     <= 32'd1;
         nx_sizing_q <= 1'b1;
+        nx_settle_q <= 2'd2;
         pf_solo_q   <= 1'b1;
       end
 
@@ -893,6 +936,7 @@ module op_linear #(
           nx_n_q    <= pf_n_i;
           nx_cb_q   <= 32'd1;
           nx_sizing_q <= pf_weights_i != '0;
+          nx_settle_q <= 2'd2;
           pf_solo_q <= 1'b0;  // a job's own context and hint replace SETUP's
           sidx_q    <= '0;
           r_running_q <= 1'b0;
@@ -926,6 +970,7 @@ module op_linear #(
           ld_blocks_q     <= blocks_q;
           ld_split_q     <= 4 * steps_q <= 32'(WBUF_DEPTH);
           ld_cb_q         <= 32'd1;
+          ld_cb_beats_q   <= steps_q;
           l_b0_q          <= '0;
           l_state_q       <= L_SIZE;
           state_q         <= S_CMD;
@@ -1014,6 +1059,7 @@ module op_linear #(
             r_running_q <= 1'b1;
             b0_q        <= cq_b0_q[cq_head_q];
             nb_q        <= cq_nb_q[cq_head_q];
+            r_beats_q   <= cq_beats_q[cq_head_q];
             r_base_q    <= cq_base_q[cq_head_q];
             cq_head_q   <= cq_head_q + 1;
             fs_q        <= '0;

@@ -9,8 +9,13 @@ use model::Config;
 use std::path::Path;
 use std::process::Command;
 
-fn yosys_available() -> bool {
-    sim::tools::find(sim::tools::Tool::Yosys).is_ok()
+/// A scratch directory for a yosys test, or None (with a note) where yosys is not installed.
+fn yosys_workdir() -> Option<tempfile::TempDir> {
+    if sim::tools::find(sim::tools::Tool::Yosys).is_err() {
+        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
+        return None;
+    }
+    Some(tempfile::tempdir().unwrap())
 }
 
 /// The model within 5 % of simulation for decode and prefill cycles per layer on six configs,
@@ -107,11 +112,7 @@ fn tiny_design(dir: &Path) -> hdl::Design {
 /// that engine), and the tiny weight buffer lands in URAM.
 #[test]
 fn kernel_units_and_uram_check() {
-    if !yosys_available() {
-        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = yosys_workdir() else { return };
     let d = tiny_design(dir.path());
     let (units, hier) = host::report::kernel_units(dir.path(), &d.kernel).unwrap();
     let names: Vec<&str> = units.iter().map(|u| u.1.as_str()).collect();
@@ -135,11 +136,7 @@ fn kernel_units_and_uram_check() {
 /// barrel shifter of the whole vector and its mask), and the check finds one when it is there.
 #[test]
 fn no_part_select_shifters_in_the_kernel() {
-    if !yosys_available() {
-        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = yosys_workdir() else { return };
     let d = tiny_design(dir.path());
     let found = synth::part_select_shifters(dir.path(), &d.kernel, 64).unwrap();
     assert!(found.is_empty(), "part-selects written at computed positions (write by constant position instead): {found:?}");
@@ -159,11 +156,7 @@ fn no_part_select_shifters_in_the_kernel() {
 /// A weight buffer without the URAM attribute maps to block RAM: the check fails and says so.
 #[test]
 fn uram_check_fails_loudly_on_block_ram() {
-    if !yosys_available() {
-        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = yosys_workdir() else { return };
     let d = tiny_design(dir.path());
     let f = dir.path().join("rtl/tlmm_weight_buffer.sv");
     let text = std::fs::read_to_string(&f).unwrap();
@@ -197,11 +190,7 @@ endmodule
 /// the projected clock.
 #[test]
 fn logic_depth_orders_designs() {
-    if !yosys_available() {
-        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = yosys_workdir() else { return };
     std::fs::create_dir_all(dir.path().join("rtl")).unwrap();
     std::fs::write(dir.path().join("rtl/depth.sv"), DEPTH_RTL).unwrap();
     std::fs::write(dir.path().join("filelist.f"), "rtl/depth.sv\n").unwrap();
@@ -222,11 +211,7 @@ fn logic_depth_orders_designs() {
 /// OPTION_ABITS/WIDTH combination") unless the report's corrected copy is used.
 #[test]
 fn deep_lutram_memories_synthesize() {
-    if !yosys_available() {
-        println!("note: yosys not installed; skipping (scripts/setup.sh installs it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = yosys_workdir() else { return };
     std::fs::create_dir_all(dir.path().join("rtl")).unwrap();
     std::fs::write(
         dir.path().join("rtl/deep.sv"),
@@ -298,7 +283,7 @@ fn report_errors_name_the_cause() {
     assert!(err.contains("yosys") && err.contains("apt-get install yosys"), "{err}");
 
     // `--unit` names the kernel's units when asked for one it does not have.
-    if yosys_available() {
+    if sim::tools::find(sim::tools::Tool::Yosys).is_ok() {
         let out = trit()
             .args(["report", "--config", "tiny", "--unit", "op_nothing", "--out"])
             .arg(dir.path())
