@@ -218,69 +218,55 @@ module vec_quant #(
   // norm: 8.3 k LUTs with 96-bit shifters per lane, 5.4 k now (yosys synth_xilinx alone).
   // [proof: code_at begin]
   localparam int CW = PW + 25;  // a PW-bit value times a 24-bit significand (25 bits, signed)
-  // The decoded shift, {mode, s, hmask, lmask}: mode 0 every code 0, 1 right shift by s, 2 left
-  // shift by s (0..7), 3 saturate; hmask the bits of p that must copy its sign for the shifted
-  // value to fit 17 bits; lmask (right shifts) the bits below the round bit. (A packed vector,
-  // not a struct: yosys 0.23 does not assign a function's struct members.)
+  // The decoded shift, {mode, a, hmask, lmask}, as requant_round's (a code is p * 2^sh rounded,
+  // sh = e - 150): mode 0 every code 0, 1 shift, 3 saturate (sh > 7). A lane reads an 18-bit
+  // window of {p, 8'b0} >>> a, a = 7 - sh: the value before rounding over the round bit (a left
+  // shift's round bit is a padding zero). hmask: the bits of p that must copy its sign for that
+  // value to fit 17 bits; lmask: the bits of p below the round bit. (A packed vector, not a
+  // struct: yosys 0.23 does not assign a function's struct members.)
   localparam int CSW = 2 + 8 + 2 * CW;
   function automatic logic [CSW-1:0] code_shift(input logic [7:0] e);
     logic signed [10:0] sh;
-    logic [7:0]         s;
     logic [1:0]         mode;
-    logic [7:0]         amount;
+    logic [7:0]         a;
     logic [CW-1:0]      hmask;
     logic [CW-1:0]      lmask;
-    sh = 11'($signed({3'b0, e})) - 11'sd150;
-    s = 8'(11'sd0 - sh);
-    mode = 2'd0;
-    amount = '0;
-    hmask = '0;
-    lmask = '0;
-    if (sh > 11'sd7) begin
-      mode = 2'd3;
-    end else if (sh >= 11'sd0) begin
-      mode   = 2'd2;
-      amount = 8'(sh);
-      hmask  = {CW{1'b1}} << (8'd16 - 8'(sh));  // p << sh fits 17 bits
-    end else if (11'sd0 - sh >= 11'(CW)) begin
-      mode = 2'd0;  // |p| <= 2^(CW-1) <= 2^(s-1): rounds to 0 (-1/2 ties to 0)
-    end else begin
-      mode   = 2'd1;
-      amount = s;
-      hmask  = {CW{1'b1}} << (s + 8'd16);  // p >>> (s - 1) fits 18 bits
-      lmask  = ~({CW{1'b1}} << (s - 8'd1));
-    end
-    code_shift = {mode, amount, hmask, lmask};
+    sh    = 11'($signed({3'b0, e})) - 11'sd150;
+    mode  = 2'd1;
+    a     = 8'(11'sd7 - sh);
+    hmask = {CW{1'b1}} << (11'sd16 - sh);
+    lmask = sh < 11'sd0 ? ~({CW{1'b1}} << (11'sd0 - sh - 11'sd1)) : '0;
+    if (sh > 11'sd7) mode = 2'd3;
+    else if (sh < 11'sd0 && 11'sd0 - sh >= 11'(CW)) mode = 2'd0;  // |p| <= 2^(CW-1) <= half a step
+    code_shift = {mode, a, hmask, lmask};
   endfunction
+  /* verilator lint_off UNUSEDSIGNAL */  // w: only the 18-bit window above the shift is read
   function automatic logic signed [15:0] code_at(input logic signed [CW-1:0] p, input logic [CSW-1:0] c,
                                                  input logic [15:0] qmax);
-    logic [1:0]         mode;
-    logic [7:0]         s;
-    logic [CW-1:0]      hmask;
-    logic [CW-1:0]      lmask;
-    logic               neg;
-    logic               fits;
-    logic signed [17:0] t;   // p >>> (s - 1), low bits
-    logic signed [17:0] v;   // the rounded or left-shifted value, when it fits
-    logic signed [17:0] qm;
-    {mode, s, hmask, lmask} = c;
+    logic [1:0]            mode;
+    logic [7:0]            a;
+    logic [CW-1:0]         hmask;
+    logic [CW-1:0]         lmask;
+    logic                  neg;
+    logic                  fits;
+    logic signed [CW+7:0]  w;   // {p, 8'b0} >>> a
+    logic signed [17:0]    t;   // its low bits: the value before rounding, then the round bit
+    logic signed [17:0]    v;   // the rounded value, when it fits
+    logic signed [17:0]    qm;
+    {mode, a, hmask, lmask} = c;
     neg  = p[CW-1];
     fits = ((p ^ {CW{neg}}) & hmask) == '0;
     qm   = 18'($signed({1'b0, qmax}));
-    t    = '0;
-    v    = '0;
-    if (mode == 2'd1) begin
-      t = 18'(p >>> (s - 8'd1));
-      v = (t >>> 1) + ((t[0] && ((|(p & lmask)) || t[1])) ? 18'sd1 : 18'sd0);
-    end else if (mode == 2'd2) begin
-      v = 18'(p <<< s);
-    end
+    w    = $signed({p, 8'b0}) >>> a;
+    t    = w[17:0];
+    v    = (t >>> 1) + ((t[0] && ((|(p & lmask)) || t[1])) ? 18'sd1 : 18'sd0);
     if (mode == 2'd0 || p == '0) code_at = '0;
     else if (mode == 2'd3 || !fits) code_at = neg ? 16'(-qm) : 16'(qm);
     else if (v > qm) code_at = 16'(qm);
     else if (v < -qm) code_at = 16'(-qm);
     else code_at = 16'(v);
   endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
   // [proof: code_at end]
 
   // A group read from the buffer is multiplied by inv's significand into a register (held

@@ -437,8 +437,10 @@ pub fn default_dir(cfg: &Config) -> PathBuf {
 
 /// What each query of attention's block adds, as a share of a single-query engine's LUT, FF and
 /// DSP: its quantizer, and per port and lane its dot product (half a DSP, two per multiply) and
-/// value sum (two DSPs, a 64-bit accumulator row). Measured with yosys on one-port engines
-/// (one and two queries: +49 % DSP, +34 % LUT, before the paired products) and rounded up.
+/// value sum (two DSPs, a 64-bit accumulator row). Measured with yosys: one-port engines (one and
+/// two queries: +49 % DSP, +34 % LUT, before the paired products); tellme-kv260's four-port
+/// engine with its quantizers (one and four queries: 42.8 k -> 94.7 k LUTs, 368 -> 864 DSPs,
+/// 11.3 k -> 29.9 k FFs: +40 %, +45 %, +55 % per query).
 pub const ATTN_PER_QUERY: f64 = 0.5;
 
 /// Resources of `cfg` estimated from a synthesized report of a related config (`base`, same
