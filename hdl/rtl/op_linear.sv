@@ -139,9 +139,6 @@ module op_linear #(
     m = ((64'd1 << 32) + 64'(d) - 64'd1) / 64'(d);
     div_ceil = 32'(((64'(x) + 64'(d) - 64'd1) * m) >> 32);
   endfunction
-  function automatic logic [31:0] steps_of(input logic [31:0] k);
-    steps_of = div_ceil(div_ceil(k, G), TABLES);
-  endfunction
   function automatic logic [31:0] blocks_of(input logic [31:0] n);
     blocks_of = div_ceil(n, COLS);
   endfunction
@@ -151,7 +148,8 @@ module op_linear #(
 
   // ---------------------------------------------------------------- job registers
   typedef enum logic [3:0] {
-    IDLE, WAIT_LD, S_CMD, S_DATA, X_CMD, X_DATA, X_GO, Y_CMD, Y_DATA, Y_GO, C_WAIT, MATMUL
+    IDLE, J_SIZE, J_STEPS, J_CHECK, WAIT_LD, S_CMD, S_DATA, X_CMD, X_DATA, X_GO, Y_CMD, Y_DATA, Y_GO, C_WAIT,
+    MATMUL
   } state_e;
   state_e state_q;
 
@@ -193,9 +191,12 @@ module op_linear #(
   wire logic dst_hits_rows = hits_rows(dst_i, tokens_i, n_i, xv_codes_q, xv_scales_q, xv_tokens_q, xv_k_q);
   wire logic reuse_hit = xv_valid_q && codes_i == xv_codes_q && scales_i == xv_scales_q && k_i == xv_k_q &&
                          tokens_i == xv_tokens_q;
-  wire logic [31:0] steps  = steps_of(k_i);
-  wire logic [31:0] blocks = blocks_of(n_i);
-  wire logic bad = tokens_i == '0 || 32'(tokens_i) > MAX_TOKENS || !fits(steps, blocks);
+  // A job's steps and blocks are worked out after its start, one div_ceil (a multiply) per
+  // cycle (J_SIZE, J_STEPS), and checked in J_CHECK: multiplies from the start to the decision
+  // were the engine's longest path.
+  logic [31:0] kg_q;       // ceil(k / G)
+  logic        tag_hit_q;  // the job's matrix was the prefetched one at its start
+  wire logic bad = tokens_q == '0 || 32'(tokens_q) > MAX_TOKENS || !fits(steps_q, blocks_q);
 
   // ---------------------------------------------------------------- loader job context
   typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_CMD, L_DATA} lstate_e;
@@ -254,7 +255,8 @@ module op_linear #(
   // rows; a prefetch leaves it to the engine that runs next).
   wire logic p0_free = ld_claimed_q && state_q == MATMUL;
   // The loader's moves from L_IDLE wait while the job context is being replaced.
-  wire logic l_go = state_q != WAIT_LD && !(state_q == IDLE && start_i) && !flush_i;
+  wire logic l_go = state_q != WAIT_LD && !(state_q == IDLE && start_i) && state_q != J_SIZE &&
+                    state_q != J_STEPS && state_q != J_CHECK && !flush_i;
   // The ports a chunk starting now would use: port 0 when free, every weight port not held.
   logic [PORTS-1:0] l_use;
   always_comb begin
@@ -649,6 +651,8 @@ module op_linear #(
       w_scale_q <= '0;
       steps_q   <= '0;
       blocks_q  <= '0;
+      kg_q      <= '0;
+      tag_hit_q <= 1'b0;
       nx_w_q    <= '0;
       nx_k_q    <= '0;
       nx_n_q    <= '0;
@@ -919,13 +923,10 @@ module op_linear #(
       // ---- the job.
       unique case (state_q)
         IDLE: if (start_i) begin
-          err_o     <= bad;
           tokens_q  <= tokens_i;
           k_q       <= k_i;
           n_q       <= n_i;
           w_scale_q <= w_scale_i;
-          steps_q   <= steps;
-          blocks_q  <= blocks;
           codes_q   <= codes_i;
           scales_q  <= scales_i;
           weights_q <= weights_i;
@@ -940,12 +941,28 @@ module op_linear #(
           pf_solo_q <= 1'b0;  // a job's own context and hint replace SETUP's
           sidx_q    <= '0;
           r_running_q <= 1'b0;
-          reuse_q   <= reuse_hit && !bad;
+          reuse_q   <= reuse_hit;
+          tag_hit_q <= tag_hit;
           // This job's results would overwrite the held rows: later jobs must read them again.
           if (dst_hits_rows) xv_valid_q <= 1'b0;
+          state_q   <= J_SIZE;
+        end
+        J_SIZE: begin
+          kg_q     <= div_ceil(k_q, G);
+          blocks_q <= blocks_of(n_q);
+          state_q  <= J_STEPS;
+        end
+        J_STEPS: begin
+          steps_q <= div_ceil(kg_q, TABLES);
+          state_q <= J_CHECK;
+        end
+        J_CHECK: begin
+          err_o <= bad;
           if (bad) begin
-            done_o <= 1'b1;
-          end else if (tag_hit) begin
+            reuse_q <= 1'b0;
+            done_o  <= 1'b1;
+            state_q <= IDLE;
+          end else if (tag_hit_q) begin
             // Prefetched: its first chunks are loaded or loading.
             ld_claimed_q <= 1'b1;
             state_q      <= S_CMD;
