@@ -2,6 +2,7 @@
 //
 // op_linear: the LINEAR op (docs/isa.md): dst[t] (+)= requant(W x[t], scale[t] * w_scale) for
 // up to MAX_TOKENS tokens, W an n x k ternary matrix in the TLMM weight image. Phases:
+//   0. the job's steps and blocks, one multiply per cycle, and its size check (three cycles)
 //   1. scales row -> s[t];  c[t] = s[t] * w_scale on the scalar float unit (fp32_scalar) while
 //      phases 2 and 3 read the rows
 //   2. each token's int8 code row, re-cut into TLMM activation beats (stream_repack), into xmem
@@ -28,7 +29,7 @@
 //   cycles in blocks): the unit starts early, the
 //   next matrix's prefetch soon uses all ports, and the run after the last load is short.
 //   `model::pack::Tlmm::chunks` is the same rule; the weight image follows it.
-// - It starts at once when the op starts (during phases 1-3; port 0 joins in MATMUL).
+// - It starts once the op's sizes are checked (during phases 1-3; port 0 joins in MATMUL).
 // - A program's SETUP may name its first LINEAR's matrix (`pf_go_i`): the loader starts on it at
 //   once, as a prefetch, so the ops before that LINEAR (EMBED, NORM_QUANT) hide its first chunks.
 // - Prefetch: a LINEAR descriptor may name the next matrix (`prefetch_*`, docs/isa.md). When
