@@ -159,9 +159,18 @@ module op_rope_kv #(
   // Elements idx_q + l of the row, rotated (j_q + l = their index within the head); their
   // partners (the other half of the head) are the group half elements away.
   logic [VL*32-1:0] rotated;  // lane l: element idx_q + l after RoPE (or as read, for v)
+  // Both groups are read a cycle ahead, at the idx_q and j_q of the next cycle (block RAM, not
+  // LUT-RAM read twice per cycle). A group is consumed only once its head is loaded, i.e. a
+  // cycle after the head's last write at the earliest, and the first groups consumed then are
+  // not that last one (nor is its partner: head_dim >= 16 is four groups or more).
+  logic [31:0]             idx_next, j_next;
+  wire logic               next_first = j_next < half;
+  logic [32*VL-1:0]        x_group, y_group;
+  always_ff @(posedge clk_i) begin
+    x_group <= xbuf[XRW'(idx_next / VL)];
+    y_group <= xbuf[XRW'((next_first ? idx_next + half : idx_next - half) / VL)];
+  end
   wire logic               group_first = j_q < half;
-  wire logic [32*VL-1:0]   x_group = xbuf[XRW'(idx_q / VL)];
-  wire logic [32*VL-1:0]   y_group = xbuf[XRW'((group_first ? idx_q + half : idx_q - half) / VL)];
   // The group's table entries: j_q (or j_q - half) and the three after it, half of a table row.
   wire logic [31:0]  tab0     = group_first ? j_q : j_q - half;
   wire logic [127:0] cos_row  = cosb[TRW'(tab0 / 8)];
@@ -340,6 +349,32 @@ module op_rope_kv #(
     end
   end
 
+  // idx_q and j_q of the next cycle (the row buffer is read there, a cycle ahead).
+  always_comb begin
+    idx_next = idx_q;
+    j_next   = j_q;
+    case (state_q)
+      COS_CMD, SIN_CMD: idx_next = '0;
+      COS_DATA, SIN_DATA: if (el_fire) idx_next = idx_q + 8;
+      ROW_CMD: begin
+        idx_next = '0;
+        j_next   = '0;
+      end
+      Q_WRITE: begin
+        if (q_writing && wel_fire) begin
+          idx_next = idx_q + VL;
+          j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
+        end
+        if (!cmd_sent_q && idx_q == qd) idx_next = '0;
+      end
+      FEED: if (q_in_fire) begin
+        idx_next = idx_q + VL;
+        j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
+      end
+      default: ;
+    endcase
+  end
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q     <= IDLE;
@@ -368,6 +403,8 @@ module op_rope_kv #(
       err_o       <= 1'b0;
     end else begin
       done_o <= 1'b0;
+      idx_q  <= idx_next;
+      j_q    <= j_next;
       unique case (state_q)
         IDLE: if (start_i) begin
           tokens_q   <= tokens_i;
@@ -392,24 +429,20 @@ module op_rope_kv #(
           end
         end
         // The reads are in flight already (the issuer above): these states only set up.
-        COS_CMD: begin idx_q <= '0; state_q <= COS_DATA; end
+        COS_CMD: state_q <= COS_DATA;
         COS_DATA: if (el_fire) begin
-          idx_q <= idx_q + 8;
           if (idx_q + 8 == half) state_q <= SIN_CMD;
         end
-        SIN_CMD: begin idx_q <= '0; state_q <= SIN_DATA; end
+        SIN_CMD: state_q <= SIN_DATA;
         SIN_DATA: if (el_fire) begin
-          idx_q <= idx_q + 8;
           if (idx_q + 8 == half) begin
             part_q  <= 2'd0;
             state_q <= ROW_CMD;
           end
         end
         ROW_CMD: begin
-          idx_q       <= '0;
           ridx_q      <= '0;
           hend_q      <= 32'(hd_q);
-          j_q         <= '0;
           head_q      <= '0;
           cmd_sent_q  <= 1'b0;
           fed_start_q <= 1'b0;
@@ -419,15 +452,12 @@ module op_rope_kv #(
           if (el_fire && row_reading) ridx_q <= ridx_q + VL;
           if (q_writing && wcmd_fire) cmd_sent_q <= 1'b1;
           if (q_writing && wel_fire) begin
-            idx_q <= idx_q + VL;
-            j_q   <= j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
             if (j_q + VL == 32'(hd_q)) begin
               hend_q     <= hend_q + 32'(hd_q);
               cmd_sent_q <= 1'b0;
             end
           end
           if (!cmd_sent_q && idx_q == qd) begin
-            idx_q   <= '0;
             part_q  <= 2'd1;
             state_q <= ROW_CMD;
           end
@@ -436,10 +466,7 @@ module op_rope_kv #(
           if (el_fire && row_reading) ridx_q <= ridx_q + VL;
           if (|q_start) fed_start_q <= 1'b1;
           if (q_in_fire) begin
-            idx_q <= idx_q + VL;
-            j_q   <= j_q + VL;
             if (j_q + VL == 32'(hd_q)) begin
-              j_q         <= '0;
               fed_start_q <= 1'b0;
               head_q      <= head_q + 1;
               hend_q      <= hend_q + 32'(hd_q);
