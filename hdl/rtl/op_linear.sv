@@ -211,6 +211,7 @@ module op_linear #(
   logic        ld_split_q;      // one block's steps fit a quarter of the buffer (the chunk rule)
   logic        flush_q;          // forget the context once the load in flight is done
   logic [31:0] l_b0_q;           // next block to load
+  logic [31:0] l_beat0_q;        // ... its first beat in the matrix (l_b0_q x ld_steps_q)
   logic [PORTS-1:0] l_use_q;     // ports taking part in the chunk being loaded
   logic [WA_W-1:0] l_base_q;     // ring address of the chunk being loaded
   // The ring: the next chunk goes at wp_q; free_q beats are neither loaded, loading nor running.
@@ -680,6 +681,7 @@ module op_linear #(
       ld_split_q  <= 1'b0;
       flush_q      <= 1'b0;
       l_b0_q    <= '0;
+      l_beat0_q <= '0;
       l_base_q  <= '0;
       wp_q      <= '0;
       free_q    <= 32'(WBUF_DEPTH);
@@ -770,6 +772,7 @@ module op_linear #(
             ld_cb_q         <= nx_cb_q;
             ld_cb_beats_q   <= nx_cb_beats_q;
             l_b0_q          <= '0;
+            l_beat0_q       <= '0;
             nx_w_q          <= '0;
           end
         end
@@ -794,7 +797,7 @@ module op_linear #(
           for (int p = 0; p < PORTS; p++) begin
             p_words_q[p] <= p_len[p] * 32'(WPB);
             p_req_q[p]   <= p_len[p] * 32'(WPB);
-            p_raddr_q[p] <= ld_w_q + (64'(l_b0_q) * 64'(ld_steps_q) + 64'(p_slot[p]) * 64'(share_q)) * 64'(WPB * BYTES);
+            p_raddr_q[p] <= ld_w_q + (64'(l_beat0_q) + 64'(p_slot[p]) * 64'(share_q)) * 64'(WPB * BYTES);
             p_word_q[p]  <= '0;
             p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share_q);
           end
@@ -822,6 +825,7 @@ module op_linear #(
               cq_beats_q[cq_tail_q] <= chunk_q;
               cq_tail_q <= cq_tail_q + 1;
               l_b0_q    <= l_b0_q + l_nb;
+              l_beat0_q <= l_beat0_q + chunk_q;
               l_state_q <= L_IDLE;
             end
           end
@@ -990,6 +994,7 @@ module op_linear #(
           ld_cb_q         <= 32'd1;
           ld_cb_beats_q   <= steps_q;
           l_b0_q          <= '0;
+          l_beat0_q       <= '0;
           l_state_q       <= L_SIZE;
           state_q         <= S_CMD;
         end

@@ -237,10 +237,16 @@ module op_rope_kv #(
   // KV cache layout (hdl::isa::KvLayout). Head-major: head h's codes at h * head_stride, position
   // pos at pos * head_dim within them; scales likewise after the codes; v after k.
   wire logic [31:0] d_pos        = pos0_q + 32'(d_tok_q);
-  wire logic [63:0] head_stride  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
-  wire logic [63:0] scale_stride = trit_num::row_bytes(64'(max_seq_q) * 4);
-  wire logic [63:0] codes_sz     = 64'(kv_heads_q) * head_stride;
-  wire logic [63:0] scales_sz    = 64'(kv_heads_q) * scale_stride;
+  // The strides and sizes depend only on the op's sizes: registered, they settle two cycles
+  // after the start, long before the drain's first write (a chain of multiplies was the
+  // engine's longest path).
+  logic [63:0] head_stride, scale_stride, codes_sz, scales_sz;
+  always_ff @(posedge clk_i) begin
+    head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
+    scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
+    codes_sz     <= 64'(kv_heads_q) * head_stride;
+    scales_sz    <= 64'(kv_heads_q) * scale_stride;
+  end
   wire logic [63:0] part_base    = kv_q + (d_v_q ? codes_sz + scales_sz : 64'd0);
   wire logic [63:0] cache_codes  = part_base + 64'(d_head_q) * head_stride + 64'(d_pos) * 64'(hd_q);
   wire logic [63:0] cache_scales = part_base + codes_sz + 64'(d_head_q) * scale_stride + 64'(d_pos) * 4;
