@@ -215,7 +215,8 @@ module vec_quant #(
   // the value is beyond 2^16 > qmax and clamps), and the sticky bits below the round bit. Proven
   // equal to the 96-bit reference for every p, e and qmax (yosys sat -prove; the CW-bit products
   // of PW-bit values: 57 and 73 bits; host/tests/proofs.rs). A four-lane quantizer without a
-  // norm: 8.3 k LUTs with 96-bit shifters per lane, 5.4 k now (yosys synth_xilinx alone).
+  // norm: 8.3 k LUTs with 96-bit shifters per lane, 5.5 k with a left and a right shifter, 5.0 k
+  // with one window shifter (yosys synth_xilinx alone).
   // [proof: code_at begin]
   localparam int CW = PW + 25;  // a PW-bit value times a 24-bit significand (25 bits, signed)
   // The decoded shift, {mode, a, hmask, lmask}, as requant_round's (a code is p * 2^sh rounded,
