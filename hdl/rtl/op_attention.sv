@@ -91,12 +91,8 @@ module op_attention #(
   localparam int SHARE = (MAX_SEQ + PORTS - 1) / PORTS;  // most keys of one lane
   localparam int KW = SHARE > 1 ? $clog2(SHARE) : 1;
   // A lane's value sums: SHARE products of 49 bits (w < 2^40 times an int8 code, numerics §6)
-  // fit in 49 + KW bits. They are kept as two sums, of w's high and low 20 bits times the code
-  // (28-bit products, 28 + KW-bit sums): each is a multiply and an add of at most 48 bits, which
-  // a DSP slice does whole (one 58-bit adder per lane and query in LUTs before). The sum is
-  // high * 2^20 + low, formed at the finisher, which adds the PORTS lanes' sums at 64 bits.
-  localparam int HW = 28 + KW;   // one half's sum
-  localparam int EW = 2 * HW;    // a value sum in the memory: {high, low}
+  // fit in 49 + KW bits; the finisher adds the PORTS lanes' sums at 64.
+  localparam int AW = 49 + KW;
   localparam int QB = QUERIES;
   localparam int QW = QB > 1 ? $clog2(QB) : 1;
   // Query i's q vector comes over port i % PORTS (each lane's stream carries its share, so no
@@ -399,7 +395,7 @@ module op_attention #(
     end
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
     logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
-    logic [EW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
+    logic [AW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
     // Scale phases: query qi_q against this key (masked beyond its position), in four stages
     // so that none holds more than one multiply (numerics §6 steps 3 to 5):
     //   K_SCALES  1 a = sq * sk      2 c = a * alpha       3 raw * significand(c)   4 z = sat(round)
@@ -502,27 +498,20 @@ module op_attention #(
     for (genvar i = 0; i < QB; i++) begin : g_lq
       logic signed [31:0]  zb  [SHARE];  // raw scores, then scores z
       logic [39:0]         wb  [SHARE];  // value weights w
-      logic [EW*LANES-1:0] acc [ROWS];
+      logic [AW*LANES-1:0] acc [ROWS];
       logic signed [31:0]  dot;          // one code group's LANES products, exact
-      // Value products of w's two halves (21-bit signed operands times the code: 28 bits).
-      logic signed [HW-1:0] wvh   [LANES];
-      logic signed [HW-1:0] wvl   [LANES];
-      logic signed [HW-1:0] wvh_q [LANES];
-      logic signed [HW-1:0] wvl_q [LANES];
+      // Value products at their real width (41x8 -> 49 bits): written at 64 bits, yosys builds
+      // a full-width multiplier (a 48x64 product is eight DSP tiles plus adders).
+      logic signed [48:0]  wv   [LANES];
+      logic signed [48:0]  wv_q [LANES];
       always_comb begin
         dot = '0;
         for (int j = 0; j < LANES; j++) begin
-          wvh[j] = HW'($signed({1'b0, w_rd[i][39:20]})) * HW'($signed(x_wide[p][8*j +: 8]));
-          wvl[j] = HW'($signed({1'b0, w_rd[i][19:0]})) * HW'($signed(x_wide[p][8*j +: 8]));
+          wv[j] = $signed({1'b0, w_rd[i]}) * $signed(x_wide[p][8*j +: 8]);
           dot = dot + 32'($signed(qk_q[16*(LANES*i + j) +: 16]));
         end
       end
-      always_ff @(posedge clk_i) begin
-        for (int j = 0; j < LANES; j++) begin
-          wvh_q[j] <= wvh[j];
-          wvl_q[j] <= wvl[j];
-        end
-      end
+      always_ff @(posedge clk_i) for (int j = 0; j < LANES; j++) wv_q[j] <= wv[j];
       // Nothing writes key k_q's entries while it is worked on (K_CODES writes raw scores, the
       // scale phases commit keys already passed), so a read at k_next stays current.
       always_ff @(posedge clk_i) begin
@@ -530,12 +519,11 @@ module op_attention #(
         w_rd[i] <= wb[KW'(k_next)];
       end
       assign acc_rd[i] = acc[acc_addr];
-      logic [EW*LANES-1:0] acc_next;
+      logic [AW*LANES-1:0] acc_next;
       // The first key of the range starts the sums (no clearing pass).
       always_comb begin
         for (int j = 0; j < LANES; j++) begin
-          acc_next[EW*j + HW +: HW] = (c_first_q ? HW'(0) : $signed(acc_rd[i][EW*j + HW +: HW])) + wvh_q[j];
-          acc_next[EW*j +: HW]      = (c_first_q ? HW'(0) : $signed(acc_rd[i][EW*j +: HW])) + wvl_q[j];
+          acc_next[AW*j +: AW] = (c_first_q ? AW'(0) : $signed(acc_rd[i][AW*j +: AW])) + AW'(wv_q[j]);
         end
       end
       // One write port each (a raw score in K_CODES, then its score from the scale stages).
@@ -587,14 +575,12 @@ module op_attention #(
       end
     end
     // The finisher's query, QL sums of the row.
-    wire logic [EW*LANES-1:0] f_row = acc_rd[f_qi_q];
-    logic [EW*QL-1:0] f_sums;
+    wire logic [AW*LANES-1:0] f_row = acc_rd[f_qi_q];
+    logic [AW*QL-1:0] f_sums;
     always_comb begin
-      f_sums = f_row[EW*QL-1:0];
-      for (int s = 1; s < QPR; s++) if ((f_el_q % LANES) / QL == 32'(s)) f_sums = f_row[EW*QL*s +: EW*QL];
-      for (int j = 0; j < QL; j++) begin
-        lane_out[p][64*j +: 64] = (64'($signed(f_sums[EW*j + HW +: HW])) <<< 20) + 64'($signed(f_sums[EW*j +: HW]));
-      end
+      f_sums = f_row[AW*QL-1:0];
+      for (int s = 1; s < QPR; s++) if ((f_el_q % LANES) / QL == 32'(s)) f_sums = f_row[AW*QL*s +: AW*QL];
+      for (int j = 0; j < QL; j++) lane_out[p][64*j +: 64] = 64'($signed(f_sums[AW*j +: AW]));
     end
     if (p > 0) begin : g_port
       // This lane's own reader: in Q_CMD its share of the block's q vectors; then per head its
