@@ -416,7 +416,7 @@ module op_attention #(
     logic signed [47:0] s1_d_q;                          // V: max - z
     logic [15:0]        s2_e_q, s3_e_q, s4_e_q;          // V: the numerator e
     logic [31:0]        s1_x_q, s2_x_q;                  // K: the raw score; V: the value scale
-    logic signed [95:0] s3_p_q;                          // the exact product to round
+    logic signed [56:0] s3_p_q;                          // the exact product to round (32 x 25 bits)
     logic [7:0]         s3_ex_q;                         // ... the exponent of its scale
     logic signed [31:0] s4_z_q;                          // K: the score
     logic [39:0]        s4_w_q;                          // V: the value weight (masked: 0)
@@ -426,7 +426,12 @@ module op_attention #(
     wire logic signed [31:0] s2_m = st_k[2] ? $signed(s2_x_q) : $signed({16'd0, s2_e_q});
     wire logic [31:0]        s2_s = st_k[2] ? s2_c_q : s2_x_q;
     wire logic signed [24:0] s2_sig = trit_num::significand(s2_s);
-    wire logic signed [95:0] s3_r = trit_num::requant_shift(s3_p_q, s3_ex_q, 8'd16);
+    // Stage 4's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
+    // 32 bits after.
+    logic signed [40:0] s3_r;
+    requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41)) u_round (
+      .clk_i, .p_i (s3_p_q), .e_i (s3_ex_q), .y_o (s3_r)
+    );
     always_ff @(posedge clk_i) begin
       st_k     <= {st_k[3:1], state_q == K_SCALES};
       st_valid <= {st_valid[3:1], key <= pos + 32'(qi_q)};
@@ -443,10 +448,10 @@ module op_attention #(
       s2_c_q <= trit_num::fp32_mul(s1_a_q, score_q);
       s2_e_q <= e2;
       s2_x_q <= s1_x_q;
-      s3_p_q <= 96'(s2_m) * 96'(s2_sig);
+      s3_p_q <= 57'(s2_m) * 57'(s2_sig);
       s3_ex_q <= s2_s[30:23];
       s3_e_q <= s2_e_q;
-      s4_z_q <= trit_num::sat32(s3_r);
+      s4_z_q <= trit_num::sat32(96'(s3_r));
       s4_w_q <= st_valid[3] ? s3_r[39:0] : 40'd0;
       s4_e_q <= s3_e_q;
     end
@@ -733,7 +738,7 @@ module op_attention #(
   for (genvar i = 0; i < QL; i++) begin : g_out
     assign fo_p[FO_W*i +: FO_W] = fo_p_q[i];
   end
-  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0)) u_fo_round (.p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d));
+  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0)) u_fo_round (.clk_i, .p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d));
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),

@@ -245,7 +245,7 @@ module op_lm_head #(
       l2_ex_q  <= l1_c_q[30:23];
     end
     logic signed [31:0] logit;
-    requant_round #(.LANES(1), .P_W(73), .FRAC(16)) u_round (.p_i (l2_p_q), .e_i (l2_ex_q), .y_o (logit));
+    requant_round #(.LANES(1), .P_W(73), .FRAC(16)) u_round (.clk_i, .p_i (l2_p_q), .e_i (l2_ex_q), .y_o (logit));
     // A row's codes always flow; its scale (which finishes the row) waits until no logit is in
     // the stages and the hold slot is free (or being taken): the slot is free when it lands.
     wire logic row_ready = state_q == ROWS && (!is_scale || (lv_q == '0 && (!hold_q[p] || take[p])));

@@ -47,7 +47,7 @@ module requant #(
 
   // Stage 2: shift, round half to even, saturate.
   logic [32*LANES-1:0] y;
-  requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC)) u_round (.p_i (prod_q), .e_i (e_q), .y_o (y));
+  requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC)) u_round (.clk_i, .p_i (prod_q), .e_i (e_q), .y_o (y));
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) valid_o <= 1'b0;
     else valid_o <= v1_q;

@@ -207,68 +207,15 @@ module vec_quant #(
   );
 
   // ---------------------------------------------------------------- codes
-  // A code is trit_num::clamp_code(trit_num::requant_shift(p, e, 0), qmax) of the product p of a
-  // buffered value and inv's significand (e: inv's exponent). The shift e - 150 is the same for
-  // every code of a vector, so it is decoded once (code_shift, registered with inv) into a mode
-  // and two masks; per lane only what a 16-bit code needs is computed: the low 18 bits of
-  // p >>> (s - 1) (the value, its round bit), whether p's high bits are copies of its sign (else
-  // the value is beyond 2^16 > qmax and clamps), and the sticky bits below the round bit. Proven
-  // equal to the 96-bit reference for every p, e and qmax (yosys sat -prove; the CW-bit products
-  // of PW-bit values: 57 and 73 bits; host/tests/proofs.rs). A four-lane quantizer without a
-  // norm: 8.3 k LUTs with 96-bit shifters per lane, 5.5 k with a left and a right shifter, 5.0 k
-  // with one window shifter (yosys synth_xilinx alone).
-  // [proof: code_at begin]
+  // A code is clamp(requant(p, inv, 0), -qmax, qmax) of the product p of a buffered value and
+  // inv's significand: requant_round with 17-bit results (codes are at most 16 bits, so
+  // saturating there first changes no clamp), its shift decoded once per vector (registered:
+  // inv's exponent changes only between vectors), then the clamp. A four-lane quantizer without a
+  // norm: 8.3 k LUTs with 96-bit shifters per lane, 5.0 k with one window shifter per lane
+  // (yosys synth_xilinx alone).
   localparam int CW = PW + 25;  // a PW-bit value times a 24-bit significand (25 bits, signed)
-  // The decoded shift, {mode, a, hmask, lmask}, as requant_round's (a code is p * 2^sh rounded,
-  // sh = e - 150): mode 0 every code 0, 1 shift, 3 saturate (sh > 7). A lane reads an 18-bit
-  // window of {p, 8'b0} >>> a, a = 7 - sh: the value before rounding over the round bit (a left
-  // shift's round bit is a padding zero). hmask: the bits of p that must copy its sign for that
-  // value to fit 17 bits; lmask: the bits of p below the round bit. (A packed vector, not a
-  // struct: yosys 0.23 does not assign a function's struct members.)
-  localparam int CSW = 2 + 8 + 2 * CW;
-  function automatic logic [CSW-1:0] code_shift(input logic [7:0] e);
-    logic signed [10:0] sh;
-    logic [1:0]         mode;
-    logic [7:0]         a;
-    logic [CW-1:0]      hmask;
-    logic [CW-1:0]      lmask;
-    sh    = 11'($signed({3'b0, e})) - 11'sd150;
-    mode  = 2'd1;
-    a     = 8'(11'sd7 - sh);
-    hmask = {CW{1'b1}} << (11'sd16 - sh);
-    lmask = sh < 11'sd0 ? ~({CW{1'b1}} << (11'sd0 - sh - 11'sd1)) : '0;
-    if (sh > 11'sd7) mode = 2'd3;
-    else if (sh < 11'sd0 && 11'sd0 - sh >= 11'(CW)) mode = 2'd0;  // |p| <= 2^(CW-1) <= half a step
-    code_shift = {mode, a, hmask, lmask};
-  endfunction
-  /* verilator lint_off UNUSEDSIGNAL */  // w: only the 18-bit window above the shift is read
-  function automatic logic signed [15:0] code_at(input logic signed [CW-1:0] p, input logic [CSW-1:0] c,
-                                                 input logic [15:0] qmax);
-    logic [1:0]            mode;
-    logic [7:0]            a;
-    logic [CW-1:0]         hmask;
-    logic [CW-1:0]         lmask;
-    logic                  neg;
-    logic                  fits;
-    logic signed [CW+7:0]  w;   // {p, 8'b0} >>> a
-    logic signed [17:0]    t;   // its low bits: the value before rounding, then the round bit
-    logic signed [17:0]    v;   // the rounded value, when it fits
-    logic signed [17:0]    qm;
-    {mode, a, hmask, lmask} = c;
-    neg  = p[CW-1];
-    fits = ((p ^ {CW{neg}}) & hmask) == '0;
-    qm   = 18'($signed({1'b0, qmax}));
-    w    = $signed({p, 8'b0}) >>> a;
-    t    = w[17:0];
-    v    = (t >>> 1) + ((t[0] && ((|(p & lmask)) || t[1])) ? 18'sd1 : 18'sd0);
-    if (mode == 2'd0 || p == '0) code_at = '0;
-    else if (mode == 2'd3 || !fits) code_at = neg ? 16'(-qm) : 16'(qm);
-    else if (v > qm) code_at = 16'(qm);
-    else if (v < -qm) code_at = 16'(-qm);
-    else code_at = 16'(v);
-  endfunction
-  /* verilator lint_on UNUSEDSIGNAL */
-  // [proof: code_at end]
+  localparam int YW = 17;       // requant's result bits before the clamp
+  localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
   // A group read from the buffer is multiplied by inv's significand into a register (held
   // while the consumer is not ready); the rounding and clamp follow on the way out.
@@ -282,10 +229,6 @@ module vec_quant #(
   logic [PW*LANES-1:0] code_row;
   always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
-  // inv's exponent decoded for the codes: set the cycle after inv, when the first group's
-  // products are registered, so it is ready when they are rounded.
-  logic [CSW-1:0] c_shift_q;
-  always_ff @(posedge clk_i) c_shift_q <= code_shift(r_inv_q[30:23]);
   always_ff @(posedge clk_i) begin
     if (c_adv) begin
       for (int l = 0; l < LANES; l++) c_p_q[l] <= CW'($signed(code_row[PW*l +: PW])) * CW'(inv_sig);
@@ -296,9 +239,23 @@ module vec_quant #(
     else if (c_adv) c_v_q <= c_take;
   end
   assign code_valid_o = c_v_q;
+  // inv's exponent is decoded the cycle after inv is set, when the first group's products are
+  // registered: ready when they are rounded.
+  logic [CW*LANES-1:0] c_p_row;
+  logic [YW*LANES-1:0] c_y;
+  always_comb for (int l = 0; l < LANES; l++) c_p_row[CW*l +: CW] = c_p_q[l];
+  requant_round #(.LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1)) u_round (
+    .clk_i, .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
+  );
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
-      code_o[16*l +: 16] = code_at(c_p_q[l], c_shift_q, b_q.qmax);
+      logic signed [YQ-1:0] y;
+      logic signed [YQ-1:0] qm;
+      y  = YQ'($signed(c_y[YW*l +: YW]));
+      qm = YQ'($signed({1'b0, b_q.qmax}));
+      if (y > qm) code_o[16*l +: 16] = 16'(qm);
+      else if (y < -qm) code_o[16*l +: 16] = 16'(-qm);
+      else code_o[16*l +: 16] = 16'(y);
     end
   end
 

@@ -2,12 +2,10 @@
 //! definition for every input, checked with yosys `sat -prove` (a SAT solver over all input
 //! bits, not samples).
 //!
-//! vec_quant's `code_at` (with `code_shift`, the per-vector decode of inv's exponent) against
-//! `trit_num::clamp_code(trit_num::requant_shift(p, e, 0), qmax)`, the 96-bit form the
-//! reference's quantization is written in, at both product widths the quantizers use; and
-//! requant_round.sv's `rq_apply` (with `rq_decode`, the shift decoded once for all lanes) against
-//! model::numerics::requant + sat_i32 (written out in SystemVerilog) at the widths op_linear uses;
-//! and op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`.
+//! requant_round.sv's `rq_apply` (with `rq_decode`, the shift decoded once for all lanes)
+//! against model::numerics::requant + saturation (written out in SystemVerilog) at every width an
+//! engine instantiates it with (linear layers, LM head, attention, the quantizers' codes); and
+//! op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`.
 
 use sim::tools::{find, Tool};
 use std::process::Command;
@@ -19,45 +17,30 @@ fn marked<'a>(src: &'a str, name: &str) -> &'a str {
     &src[begin..end]
 }
 
-fn code_at_source() -> &'static str {
-    marked(include_str!("../../hdl/rtl/vec_quant.sv"), "code_at")
-}
-
-/// A module whose output `ok` is 1 iff code_at equals the reference for inputs p, e, qmax.
-fn equivalence_module(pw: usize) -> String {
-    format!(
-        "module eq (input logic signed [{p}:0] p, input logic [7:0] e, input logic [15:0] qmax, output logic ok);\n\
-         \x20 localparam int PW = {pw};\n{body}\n\
-         \x20 wire logic signed [15:0] fast = code_at(p, code_shift(e), qmax);\n\
-         \x20 wire logic signed [15:0] reference = trit_num::clamp_code(trit_num::requant_shift(96'(p), e, 8'd0), qmax);\n\
-         \x20 assign ok = fast == reference;\n\
-         endmodule\n",
-        p = pw + 24,
-        body = code_at_source()
-    )
-}
-
 /// A module whose output `ok` is 1 iff requant's lane rounding equals the reference for a
-/// product p of `pw` bits and a scale exponent e. The reference is model::numerics::requant
-/// then sat_i32 written out: p * 2^sh exact for sh >= 0 (in 128 bits: beyond sh = 63 every
-/// non-zero p saturates), `trit_num::rne_shift` for sh < 0. (`trit_num::requant_shift`
-/// saturates from sh = 8 on, which equals this only for products with a significand, |p| >=
-/// 2^23; the proof is over every p.)
-fn rq_equivalence_module(pw: usize, frac: u32) -> String {
+/// product p of `pw` bits and a scale exponent e, saturated to `out_w` signed bits. The reference
+/// is model::numerics::requant then saturation written out: p * 2^sh exact for sh >= 0 (in 192
+/// bits: beyond sh = 63 every non-zero p saturates), `trit_num::rne_shift` for sh < 0.
+/// (`trit_num::requant_shift` saturates from sh = 8 on, which equals this only for products with
+/// a significand, |p| >= 2^23; the proof is over every p.)
+fn rq_equivalence_module(pw: usize, frac: u32, out_w: u32) -> String {
     format!(
         "module eq (input logic signed [{p}:0] p, input logic [7:0] e, output logic ok);\n\
-         \x20 localparam int P_W = {pw};\n\x20 localparam int FRAC = {frac};\n{body}\n\
+         \x20 localparam int P_W = {pw};\n\x20 localparam int FRAC = {frac};\n\x20 localparam int OUT_W = {out_w};\n{body}\n\
+         \x20 localparam logic signed [191:0] HI = (192'sd1 <<< (OUT_W - 1)) - 192'sd1;\n\
+         \x20 localparam logic signed [191:0] LO = 192'sd0 - (192'sd1 <<< (OUT_W - 1));\n\
          \x20 wire logic signed [10:0] sh = 11'($signed({{3'b0, e}})) - 11'sd150 + 11'sd{frac};\n\
-         \x20 wire logic signed [127:0] left = 128'(p) <<< sh[5:0];\n\
-         \x20 wire logic signed [95:0] right = trit_num::rne_shift(96'(p), 8'(11'sd0 - sh));\n\
-         \x20 logic signed [31:0] reference;\n\
+         \x20 wire logic signed [191:0] left = 192'(p) <<< sh[5:0];\n\
+         \x20 wire logic signed [191:0] right = 192'(trit_num::rne_shift(96'(p), 8'(11'sd0 - sh)));\n\
+         \x20 logic signed [191:0] exact;\n\
+         \x20 logic signed [OUT_W-1:0] reference;\n\
          \x20 always_comb begin\n\
+         \x20   exact = sh >= 11'sd0 ? left : right;\n\
          \x20   if (e == 8'd0 || p == '0) reference = '0;\n\
-         \x20   else if (sh > 11'sd63) reference = p < 0 ? 32'sh8000_0000 : 32'sh7fff_ffff;\n\
-         \x20   else if (sh >= 11'sd0) reference = left > 128'sh7fff_ffff ? 32'sh7fff_ffff : left < -128'sh8000_0000 ? 32'sh8000_0000 : 32'(left);\n\
-         \x20   else reference = trit_num::sat32(right);\n\
+         \x20   else if (sh > 11'sd63) reference = p < 0 ? Y_MIN : Y_MAX;\n\
+         \x20   else reference = exact > HI ? Y_MAX : exact < LO ? Y_MIN : OUT_W'(exact);\n\
          \x20 end\n\
-         \x20 wire logic signed [31:0] fast = rq_apply(p, rq_decode(e));\n\
+         \x20 wire logic signed [OUT_W-1:0] fast = rq_apply(p, rq_decode(e));\n\
          \x20 assign ok = fast == reference;\n\
          endmodule\n",
         p = pw - 1,
@@ -102,43 +85,32 @@ fn prove(module: &str) -> Option<String> {
 const PROVEN: &str = "SAT proof finished - no model found: SUCCESS!";
 
 #[test]
-fn vec_quant_code_rounding_equals_the_reference_for_every_input() {
-    // PW = 32: quantizers without a norm (57-bit products); 48: with one (73 bits).
-    for pw in [32, 48] {
-        let Some(log) = prove(&equivalence_module(pw)) else { return };
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        assert!(log.contains(PROVEN), "PW = {pw}: code_at differs from the reference:\n{}", tail.join("\n"));
-    }
-}
-
-/// The proof can fail: a code_at that forgets the round-half-to-even tie rule differs.
-#[test]
-fn a_wrong_rounding_is_caught() {
-    let broken = equivalence_module(32).replace("|| t[1]", "|| 1'b1");
-    assert_ne!(broken, equivalence_module(32), "the mutation must change the source");
-    let Some(log) = prove(&broken) else { return };
-    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
-}
-
-#[test]
 fn requant_lane_rounding_equals_the_reference_for_every_input() {
-    // op_linear: 24-bit accumulators times a significand (49 bits), Q.16; and a 32-bit input at
-    // Q.0 (the widest shift range on the other side).
-    for (pw, frac) in [(49, 16), (57, 0)] {
-        let Some(log) = prove(&rq_equivalence_module(pw, frac)) else { return };
+    // (product bits, fraction bits, result bits) of every instance: op_linear (24-bit
+    // accumulators times a significand, Q.16), the LM head's logit (73, 16, 32), attention's
+    // outputs (89, 0, 32) and its scores and weights (57, 16, 41), the quantizers' codes before
+    // the clamp (57 or 73 bits, 0, 17); and a 32-bit input at Q.0.
+    for (pw, frac, out_w) in [(49, 16, 32), (57, 0, 32), (73, 16, 32), (89, 0, 32), (57, 16, 41), (57, 0, 17), (73, 0, 17)] {
+        let Some(log) = prove(&rq_equivalence_module(pw, frac, out_w)) else { return };
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        assert!(log.contains(PROVEN), "P_W = {pw}, FRAC = {frac}: rq_apply differs:\n{}", tail.join("\n"));
+        assert!(log.contains(PROVEN), "P_W = {pw}, FRAC = {frac}, OUT_W = {out_w}: rq_apply differs:\n{}", tail.join("\n"));
     }
 }
 
-/// The requant proof can fail too: dropping the sticky bit from the tie rule is caught.
+/// The requant proof can fail: dropping the sticky bit from the tie rule is caught, and so is
+/// the round-half-to-even tie rule forgotten (ties away from zero).
 #[test]
 fn a_wrong_requant_rounding_is_caught() {
-    let good = rq_equivalence_module(49, 16);
-    let broken = good.replace("((|(p & lmask)) || t[1])", "t[1]");
-    assert_ne!(broken, good, "the mutation must change the source");
-    let Some(log) = prove(&broken) else { return };
-    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+    for (pw, frac, out_w, from, to) in [
+        (49, 16, 32, "((|(p & lmask)) || t[1])", "t[1]"),
+        (57, 0, 17, "|| t[1]", "|| 1'b1"),
+    ] {
+        let good = rq_equivalence_module(pw, frac, out_w);
+        let broken = good.replace(from, to);
+        assert_ne!(broken, good, "the mutation must change the source");
+        let Some(log) = prove(&broken) else { return };
+        assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+    }
 }
 
 #[test]
