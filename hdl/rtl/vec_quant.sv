@@ -6,7 +6,7 @@
 // cache, qmax 127 or 7), ATTENTION (the query), LM_HEAD (int16, qmax 32767).
 //
 //   load   x_i streams in: p_i = x_i * gain_i (or x_i) kept on chip, max |p_i| and sum x_i^2
-//          accumulated exactly;
+//          accumulated exactly (three stages per group);
 //   inv    inv = qmax / f32(max) on the sequential fp32_scalar unit (integer conversions in two
 //          cycles: trit_num::lead_one, a register, trit_num::i2f_at);
 //   codes  code_i = clamp(requant(p_i, inv, 0), -qmax, qmax) streams out while the rest of the
@@ -104,12 +104,18 @@ module vec_quant #(
   assign in_ready_o = f_state_q == F_LOAD && f_idx_q < f_groups &&
                       (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
-  // A group taken is registered (the producer's logic ends there), then loaded: per lane the
-  // product with its gain, |product|, the square; the group's max and sum; its buffer row.
-  logic                l_v_q;     // a group waits in the input register
-  logic                l_last_q;  // ... the vector's last
+  // A group taken goes through three registered stages (the producer's logic ends at the first;
+  // a product, its magnitude, a four-way maximum and the running maximum in one cycle were the
+  // quantizers' longest path):
+  //   l  the values (0 past n) and their gain word;
+  //   m  per lane the product with its gain and the square;
+  //   g  the group's max |p| and sum of squares, its products written to the buffer;
+  // then the vector's running max and sum take the group's.
+  logic                l_v_q, m_v_q, g_v_q;           // the stage holds a group
+  logic                l_last_q, m_last_q, g_last_q;  // ... the vector's last
   logic [31:0]         l_idx_q;   // ... which
-  logic [32*LANES-1:0] l_x_q;     // ... its values (0 past n)
+  logic [PAW-1:0]      m_idx_q;
+  logic [32*LANES-1:0] l_x_q;     // l: the group's values
   always_ff @(posedge clk_i) begin
     l_last_q <= f_idx_q + 1 == f_groups;
     l_idx_q  <= f_idx_q;
@@ -118,39 +124,59 @@ module vec_quant #(
     end
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) l_v_q <= 1'b0;
-    else l_v_q <= in_fire;
+    if (!rst_ni) begin
+      l_v_q <= 1'b0;
+      m_v_q <= 1'b0;
+      g_v_q <= 1'b0;
+    end else begin
+      l_v_q <= in_fire;
+      m_v_q <= l_v_q;
+      g_v_q <= m_v_q;
+    end
   end
   // A group's gains share one 8-gain word (LANES divides 8).
   // (read with the input register: block RAM, not LUT-RAM and a multiplexer)
   logic [127:0] gain_row;
   always_ff @(posedge clk_i) gain_row <= gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
-  logic signed [47:0] p_in  [LANES];
-  logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
-  logic [47:0]        g_max;   // max |p| over the group's lanes
-  logic [79:0]        g_ss;    // sum of x^2 over the group's lanes
-  always_comb begin
-    g_max = '0;
-    g_ss  = '0;
+  logic signed [47:0]  m_p_q  [LANES];  // m: the products
+  logic [63:0]         m_sq_q [LANES];  // ... the squares (with a norm)
+  always_ff @(posedge clk_i) begin
+    m_last_q <= l_last_q;
+    m_idx_q  <= PAW'(l_idx_q);
     for (int l = 0; l < LANES; l++) begin
       logic [2:0]         e;  // the element's gain within the 8-gain word
       logic signed [31:0] x;
       logic [127:0]       w;
       logic signed [15:0] g;
-      logic [47:0]        a;
       e = 3'(l_idx_q * 32'(LANES) + 32'(l));
       x = $signed(l_x_q[32*l +: 32]);
       w = gain_row;
       g = w[16 * e +: 16];
-      p_in[l] = NORM && f_q.norm ? 48'(x) * 48'(g) : 48'(x);
-      p_row[PW*l +: PW] = PW'(p_in[l]);
-      a = p_in[l] < 0 ? 48'(0 - p_in[l]) : 48'(p_in[l]);
+      m_p_q[l]  <= NORM && f_q.norm ? 48'(x) * 48'(g) : 48'(x);
+      m_sq_q[l] <= NORM ? 64'(x * x) : 64'd0;
+    end
+  end
+  logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
+  logic [47:0]         g_max;  // max |p| over the group's lanes
+  logic [79:0]         g_ss;   // sum of x^2 over the group's lanes
+  logic [47:0]         g_max_q;
+  logic [79:0]         g_ss_q;
+  always_comb begin
+    g_max = '0;
+    g_ss  = '0;
+    for (int l = 0; l < LANES; l++) begin
+      logic [47:0] a;
+      p_row[PW*l +: PW] = PW'(m_p_q[l]);
+      a = m_p_q[l] < 0 ? 48'(0 - m_p_q[l]) : 48'(m_p_q[l]);
       if (a > g_max) g_max = a;
-      if (NORM) g_ss = g_ss + 80'(64'(x * x));
+      g_ss = g_ss + 80'(m_sq_q[l]);
     end
   end
   always_ff @(posedge clk_i) begin
-    if (l_v_q) pbuf[PAW'(l_idx_q)] <= p_row;
+    g_last_q <= m_last_q;
+    g_max_q  <= g_max;
+    g_ss_q   <= g_ss;
+    if (m_v_q) pbuf[m_idx_q] <= p_row;
   end
 
   // ---------------------------------------------------------------- scalar steps
@@ -300,10 +326,10 @@ module vec_quant #(
         end
         F_LOAD: begin
           if (in_fire) f_idx_q <= f_idx_q + 1;
-          if (l_v_q) begin
-            if (g_max > f_q.mx) f_q.mx <= g_max;
-            f_q.ss <= f_q.ss + g_ss;
-            if (l_last_q) f_state_q <= F_HAND;
+          if (g_v_q) begin
+            if (g_max_q > f_q.mx) f_q.mx <= g_max_q;
+            f_q.ss <= f_q.ss + g_ss_q;
+            if (g_last_q) f_state_q <= F_HAND;
           end
         end
         F_HAND: if (hand) f_state_q <= F_IDLE;
