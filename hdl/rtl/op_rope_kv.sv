@@ -170,18 +170,22 @@ module op_rope_kv #(
     x_group <= xbuf[XRW'(idx_next / VL)];
     y_group <= xbuf[XRW'((next_first ? idx_next + half : idx_next - half) / VL)];
   end
-  wire logic               group_first = j_q < half;
   // The group's table entries: j_q (or j_q - half) and the three after it, half of a table row
-  // (read a cycle ahead too, at j_next).
-  wire logic [31:0]  tab0      = group_first ? j_q : j_q - half;
+  // (read a cycle ahead too, at j_next). Which half of the head, and which half of the table
+  // row, are registered with the reads (a compare with half in front of the rotation was on the
+  // engine's longest path).
   wire logic [31:0]  tab0_next = next_first ? j_next : j_next - half;
   logic [127:0]      cos_row, sin_row;
+  logic              group_first;  // j_q < half
+  logic              tab_upper;    // the group's entries are the table row's upper four
   always_ff @(posedge clk_i) begin
-    cos_row <= cosb[TRW'(tab0_next / 8)];
-    sin_row <= sinb[TRW'(tab0_next / 8)];
+    cos_row     <= cosb[TRW'(tab0_next / 8)];
+    sin_row     <= sinb[TRW'(tab0_next / 8)];
+    group_first <= next_first;
+    tab_upper   <= tab0_next[2];
   end
-  wire logic [63:0]  cos_four = tab0[2] ? cos_row[127:64] : cos_row[63:0];
-  wire logic [63:0]  sin_four = tab0[2] ? sin_row[127:64] : sin_row[63:0];
+  wire logic [63:0]  cos_four = tab_upper ? cos_row[127:64] : cos_row[63:0];
+  wire logic [63:0]  sin_four = tab_upper ? sin_row[127:64] : sin_row[63:0];
   for (genvar l = 0; l < VL; l++) begin : g_rot
     wire logic signed [47:0] c    = 48'($signed(cos_four[16*l +: 16]));
     wire logic signed [47:0] sn   = 48'($signed(sin_four[16*l +: 16]));
@@ -199,7 +203,7 @@ module op_rope_kv #(
     assign rotated[32*l +: 32] = part_q == 2'd2 ? x_group[32*l +: 32] : r;
   end
   logic unused_tab;
-  assign unused_tab = ^{tab0[31:3], tab0[1:0], tab0_next[2:0]};  // tab0: a multiple of VL
+  assign unused_tab = ^{tab0_next[31:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
 
   // ---------------------------------------------------------------- quantizers (k, v per head)
   // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below
