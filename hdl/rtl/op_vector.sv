@@ -281,7 +281,7 @@ module op_vector #(
     end
     assign prod[l] = prod15_q;
     assign prod_row[96*l +: 96] = prod15_q;
-    assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask);  // |.| <= 2^30
+    assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask_q);  // |.| <= 2^30
     logic unused_lane;
     assign unused_lane = ^{g_log2e[95:48], silu[95:48]};
   end
@@ -303,13 +303,19 @@ module op_vector #(
     end
   end
 
-  // block_normalize: shift so that every magnitude is at most 2^30.
-  logic [7:0] pbits;
-  always_comb begin
-    pbits = '0;
-    for (int b = 0; b < 96; b++) if (feed_pmax_q[b]) pbits = 8'(b + 1);
+  // block_normalize: shift so that every magnitude is at most 2^30 (the max's bits beyond 30).
+  // The shift and its sticky mask are registered (the max's leading one, the mask and the
+  // lanes' window shifters in one cycle were op_vector's longest path): the feeder starts the
+  // quantizer only once they have settled, bn_settle_q cycles after the hand-over.
+  wire logic [7:0] lead = trit_num::lead_one(feed_pmax_q);
+  logic [7:0]  bn_shift_q;
+  logic [95:0] bn_lmask_q;
+  logic [1:0]  bn_settle_q;
+  always_ff @(posedge clk_i) begin
+    bn_shift_q <= lead >= 8'd30 ? lead - 8'd29 : 8'd0;
+    bn_lmask_q <= bn_decode(bn_shift_q);
   end
-  assign bn_shift = pbits > 8'd30 ? pbits - 8'd30 : 8'd0;
+  assign bn_shift = bn_shift_q;
   // trit_num::rne_shift(x, s)[31:0] with the sticky mask decoded once for the four lanes and a
   // 33-bit window per lane (the low 32 bits of the rounded value need only the low 32 of the
   // quotient); proven equal for every x and s <= 66 (host/tests/proofs.rs).
@@ -327,12 +333,12 @@ module op_vector #(
   endfunction
   /* verilator lint_on UNUSEDSIGNAL */
   // [proof: bn_at end]
-  wire logic [95:0] bn_lmask = bn_decode(bn_shift);
-  assign bn_ex    = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
+  assign bn_ex = 32'(bn_shift) - (silu_q ? 32'sd32 : 32'sd48);
 
   // ---------------------------------------------------------------- feeder (FFN_ACT)
   logic feed_started_q;
-  assign q_start    = ffn_q ? feed_busy_q && !feed_started_q && q_ready : state_q == ROW_CMD && rcmd_fire;
+  assign q_start    = ffn_q ? feed_busy_q && !feed_started_q && q_ready && bn_settle_q == '0 :
+                              state_q == ROW_CMD && rcmd_fire;
   // The feeder reads the token's groups ahead into a FIFO from the hand-over on (the product
   // pipeline writes a group only after the feeder has taken it: pair_ok).
   logic        f_room, f_valid;
@@ -380,6 +386,7 @@ module op_vector #(
       feed_busy_q    <= 1'b0;
       feed_started_q <= 1'b0;
       feed_pmax_q    <= '0;
+      bn_settle_q    <= '0;
       pmax_q         <= '0;
     end else if (state_q == IDLE) begin
       w_tok_q        <= '0;
@@ -408,9 +415,11 @@ module op_vector #(
       end
       // Feeder: the token's last group out of the product pipeline hands the token over.
       if (p_out) pmax_q <= run_max;
+      if (bn_settle_q != '0) bn_settle_q <= bn_settle_q - 2'd1;
       if (p_out && plast_q[PL]) begin
         feed_busy_q <= 1'b1;
         feed_pmax_q <= run_max;
+        bn_settle_q <= 2'd2;  // the shift registered from it, then the mask
         fidx_q      <= '0;
       end
       if (q_start && ffn_q) feed_started_q <= 1'b1;

@@ -167,9 +167,18 @@ package trit_num;
 
   // i2f in two halves, for a register between them: the position of x's leading one (0 for
   // x = 0)...
+  // Two levels: the highest non-zero byte, and every byte's own leading one, chosen by it (a
+  // priority chain over 96 bits was eleven LUT + MUXF levels deep).
   function automatic logic [7:0] lead_one(input logic [95:0] x);
-    lead_one = '0;
-    for (int b = 0; b < 96; b++) if (x[b]) lead_one = 8'(b);
+    logic [3:0]  g;   // the highest non-zero byte
+    logic [35:0] b;   // each byte's leading one, byte i at 3*i
+    g = '0;
+    b = '0;
+    for (int i = 0; i < 12; i++) begin
+      for (int k = 0; k < 8; k++) if (x[8*i + k]) b[3*i +: 3] = 3'(k);
+      if (x[8*i +: 8] != '0) g = 4'(i);
+    end
+    lead_one = {1'b0, g, b[3*g +: 3]};
   endfunction
 
   // ... then the rounding, given e = lead_one(x) (0 for x = 0, which converts to +0).

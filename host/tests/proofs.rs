@@ -5,7 +5,8 @@
 //! requant_round.sv's `rq_apply` (with `rq_decode`, the shift decoded once for all lanes)
 //! against model::numerics::requant + saturation (written out in SystemVerilog) at every width an
 //! engine instantiates it with (linear layers, LM head, attention, the quantizers' codes); and
-//! op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`.
+//! op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`; and
+//! `trit_num::lead_one` (two levels: bytes, then bits) against the plain priority loop.
 
 use sim::tools::{find, Tool};
 use std::process::Command;
@@ -122,5 +123,26 @@ fn op_vector_block_normalization_equals_the_reference_for_every_input() {
     let broken = bn_equivalence_module().replace("w[0] && ", "w[1] && ");
     assert_ne!(broken, bn_equivalence_module(), "the mutation must change the source");
     let Some(log) = prove(&broken) else { return };
+    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+}
+
+#[test]
+fn lead_one_equals_the_priority_loop_for_every_input() {
+    let module = |body: &str| {
+        format!(
+            "module eq (input logic [95:0] x, output logic ok);\n\
+             \x20 logic [7:0] reference;\n\
+             \x20 always_comb begin\n\
+             \x20   reference = '0;\n\
+             \x20   for (int b = 0; b < 96; b++) if (x[b]) reference = 8'(b);\n\
+             \x20 end\n\
+             \x20 assign ok = {body};\n\
+             endmodule\n"
+        )
+    };
+    let Some(log) = prove(&module("trit_num::lead_one(x) == reference")) else { return };
+    assert!(log.contains(PROVEN), "lead_one differs from the loop:\n{log}");
+    // ... and an off-by-one is caught.
+    let Some(log) = prove(&module("trit_num::lead_one(x >> 1) == reference")) else { return };
     assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
 }
