@@ -164,29 +164,42 @@ module op_attention #(
     row_at = base + 64'(tok) * row + 64'(head) * 64'(hd) * 4;
   endfunction
 
-  // Key ranges, one per port: [p * share, p * share + range_len[p]), registered like the
-  // addresses (the block changes leaving V_CODES; K_CODES comes after Q_QUANT), with each
-  // range's code groups and its start's offsets into the code and scale regions.
-  wire logic [31:0] share_d = (keys + 32'(PORTS) - 1) / 32'(PORTS);
+  // Key ranges, one per port: [p * share, p * share + range_len[p]), with each range's code
+  // groups and its start's offsets into the code and scale regions. They change only with the
+  // block (leaving V_CODES) and are worked out in three registered steps -- the key count, the
+  // ranges, their products -- while Q_QUANT waits for range_wait_q (the chain from the block's
+  // first token to a range's code count was the engine's longest path).
+  localparam int SW = $clog2(MAX_SEQ + 1);  // a key count (<= MAX_SEQ)
+  localparam int OW = SW + 16;               // ... times a head's size
+  logic [31:0] keys_q;
+  wire logic [31:0] share_d = (keys_q + 32'(PORTS) - 1) / 32'(PORTS);
   logic [31:0] share;
   logic [31:0] len_d       [PORTS];
   logic [31:0] range_len   [PORTS];
   logic [31:0] range_codes [PORTS];  // range_len * groups: the range's code elements
   logic [63:0] code_off    [PORTS];
   logic [63:0] scale_off   [PORTS];
+  logic [1:0]  range_wait_q;         // cycles until the ranges are the block's
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
-      len_d[p] = keys > 32'(p) * share_d ? keys - 32'(p) * share_d : 32'd0;
+      len_d[p] = keys_q > 32'(p) * share_d ? keys_q - 32'(p) * share_d : 32'd0;
       if (len_d[p] > share_d) len_d[p] = share_d;
     end
   end
   always_ff @(posedge clk_i) begin
-    share <= share_d;
+    keys_q <= keys;
+    share  <= share_d;
     for (int p = 0; p < PORTS; p++) begin
+      logic [SW-1:0]    start;  // the range's first key
+      logic [OW-1:0]    codes;  // ... its code elements (narrow: one multiplier tile each)
+      logic [OW-1:0]    off;
+      start = SW'(32'(p) * share);
+      codes = OW'(SW'(range_len[p])) * OW'(groups[15:0]);
+      off   = OW'(start) * OW'(hd_q);
       range_len[p]   <= len_d[p];
-      range_codes[p] <= len_d[p] * groups;
-      code_off[p]    <= 64'(32'(p) * share_d) * 64'(hd_q);
-      scale_off[p]   <= 64'(32'(p) * share_d) * 4;
+      range_codes[p] <= 32'(codes);
+      code_off[p]    <= 64'(off);
+      scale_off[p]   <= 64'(start) * 4;
     end
   end
 
@@ -822,6 +835,7 @@ module op_attention #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       state_q      <= IDLE;
+      range_wait_q <= '0;
       tokens_q     <= '0;
       tok_q        <= '0;
       heads_q      <= '0;
@@ -848,6 +862,7 @@ module op_attention #(
       err_o        <= 1'b0;
     end else begin
       done_o <= 1'b0;
+      if (range_wait_q != '0) range_wait_q <= range_wait_q - 2'd1;
       if (rcmd_valid && rcmd_ready) issue_q <= issue_q + 1;
       // The query quantizers: codes into their rows, the scales into sq_q.
       for (int i = 0; i < QB; i++) begin
@@ -890,14 +905,15 @@ module op_attention #(
           sub_q   <= sub_q - 32'(kv_heads_q);
           group_q <= group_q + 1;
         end else begin
-          issue_q <= '0;
-          state_q <= Q_CMD;  // the lanes' feeders take the block's queries
+          issue_q      <= '0;
+          range_wait_q <= 2'd2;
+          state_q      <= Q_CMD;  // the lanes' feeders take the block's queries
         end
         // Every port's q commands out (port 0's here, the others' in their lanes).
         Q_CMD: if (issue_q >= q_on_port(nb, 0) && &lane_qcmds) state_q <= Q_QUANT;
         // Until the block's q codes and scales are in (the first block's streamed here, every
         // later one's during the previous head's V_CODES).
-        Q_QUANT: if (lane_qwin == '0 && &(q_have_q | ~q_need)) begin
+        Q_QUANT: if (lane_qwin == '0 && &(q_have_q | ~q_need) && range_wait_q == '0) begin
           issue_q <= '0;
           state_q <= K_CODES;
         end
@@ -915,8 +931,9 @@ module op_attention #(
           if (!has_next) begin
             state_q <= FINISH;
           end else begin
-            head_q <= next_head;
-            tok_q  <= next_tok;
+            head_q       <= next_head;
+            tok_q        <= next_tok;
+            range_wait_q <= 2'd2;
             if (last_head) begin
               kvh_q    <= '0;
               gcount_q <= '0;
