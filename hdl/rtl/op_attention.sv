@@ -409,68 +409,77 @@ module op_attention #(
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
     logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
     logic [AW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
-    // Scale phases: query qi_q against this key (masked beyond its position), in four stages
-    // so that none holds more than one multiply (numerics §6 steps 3 to 5):
-    //   K_SCALES  1 a = sq * sk      2 c = a * alpha       3 raw * significand(c)   4 z = sat(round)
-    //   V_SCALES  1 d = max - z      2 e = exp2_neg(d)     3 e * significand(sv)    4 w = round
-    // Stage 4's results are committed: z or w into the query's memory at the key, the query's
+    // Scale phases: query qi_q against this key (masked beyond its position), in six stages so
+    // that none holds more than one multiply or one binary32 rounding (numerics §6 steps 3 to 5;
+    // a binary32 multiply is two: trit_num::fp32_mul_front, fp32_mul_back):
+    //   K_SCALES  1,2 a = sq * sk    3,4 c = a * alpha         5 raw * significand(c)   6 z = sat(round)
+    //   V_SCALES  1 d = max - z      3 e = exp2_neg(d)         5 e * significand(sv)    6 w = round
+    // Stage 6's results are committed: z or w into the query's memory at the key, the query's
     // running max or numerator sum.
+    localparam int NS = 6;
     wire logic               issue = step && scale_phase;
     wire logic [31:0]        sc    = x_wide[p][31:0];
     wire logic signed [31:0] z_key = z_rd[qi_q];
-    logic [3:0]         sv_q;        // stage s holds a result
+    logic [NS-1:0]      sv_q;        // stage s holds a result (bit s - 1)
     // What travels with a (key, query) through the stages, per stage: K_SCALES (else V_SCALES),
     // the key is at or before the query's position, it is the range's first key (it starts the
     // max / sum), the key within the range, the query.
-    logic [4:1]         st_k, st_valid, st_first;
-    logic [KW-1:0]      st_ka [4:1];
-    logic [QW-1:0]      st_qi [4:1];
-    logic [31:0]        s1_a_q, s2_c_q;                  // K: sq * sk, then the score factor c
-    logic signed [47:0] s1_d_q;                          // V: max - z
-    logic [15:0]        s2_e_q, s3_e_q, s4_e_q;          // V: the numerator e
-    logic [31:0]        s1_x_q, s2_x_q;                  // K: the raw score; V: the value scale
-    logic signed [56:0] s3_p_q;                          // the exact product to round (32 x 25 bits)
-    logic [7:0]         s3_ex_q;                         // ... the exponent of its scale
-    logic signed [31:0] s4_z_q;                          // K: the score
-    logic [39:0]        s4_w_q;                          // V: the value weight (masked: 0)
+    logic [NS:1]        st_k, st_valid, st_first;
+    logic [KW-1:0]      st_ka [NS:1];
+    logic [QW-1:0]      st_qi [NS:1];
+    logic [trit_num::FMUL_W-1:0] s1_a_q, s3_c_q;         // K: sq * sk, then the score factor c, unrounded
+    logic [31:0]        s2_a_q, s4_c_q;                  // ... rounded
+    logic signed [47:0] s1_d_q, s2_d_q;                  // V: max - z
+    logic [15:0]        s3_e_q, s4_e_q, s5_e_q, s6_e_q;  // V: the numerator e
+    logic [31:0]        s1_x_q, s2_x_q, s3_x_q, s4_x_q;  // K: the raw score; V: the value scale
+    logic signed [56:0] s5_p_q;                          // the exact product to round (32 x 25 bits)
+    logic [7:0]         s5_ex_q;                         // ... the exponent of its scale
+    logic signed [31:0] s6_z_q;                          // K: the score
+    logic [39:0]        s6_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
-    exp2_neg u_exp2 (.d_i (s1_d_q), .y_o (e2));
+    exp2_neg u_exp2 (.d_i (s2_d_q), .y_o (e2));
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
-    wire logic signed [31:0] s2_m = st_k[2] ? $signed(s2_x_q) : $signed({16'd0, s2_e_q});
-    wire logic [31:0]        s2_s = st_k[2] ? s2_c_q : s2_x_q;
-    wire logic signed [24:0] s2_sig = trit_num::significand(s2_s);
-    // Stage 4's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
+    wire logic signed [31:0] s4_m = st_k[4] ? $signed(s4_x_q) : $signed({16'd0, s4_e_q});
+    wire logic [31:0]        s4_s = st_k[4] ? s4_c_q : s4_x_q;
+    wire logic signed [24:0] s4_sig = trit_num::significand(s4_s);
+    // Stage 6's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
     // 32 bits after.
-    logic signed [40:0] s3_r;
+    logic signed [40:0] s5_r;
     requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41)) u_round (
-      .clk_i, .p_i (s3_p_q), .e_i (s3_ex_q), .y_o (s3_r)
+      .clk_i, .p_i (s5_p_q), .e_i (s5_ex_q), .y_o (s5_r)
     );
     always_ff @(posedge clk_i) begin
-      st_k     <= {st_k[3:1], state_q == K_SCALES};
-      st_valid <= {st_valid[3:1], key <= pos + 32'(qi_q)};
-      st_first <= {st_first[3:1], k_q == '0};
+      st_k     <= {st_k[NS-1:1], state_q == K_SCALES};
+      st_valid <= {st_valid[NS-1:1], key <= pos + 32'(qi_q)};
+      st_first <= {st_first[NS-1:1], k_q == '0};
       st_ka[1] <= ka;
       st_qi[1] <= qi_q;
-      for (int t = 2; t <= 4; t++) begin
+      for (int t = 2; t <= NS; t++) begin
         st_ka[t] <= st_ka[t-1];
         st_qi[t] <= st_qi[t-1];
       end
-      s1_a_q <= trit_num::fp32_mul(sq_q[qi_q], sc);
-      s1_d_q <= 48'(64'(zmax_q[qi_q]) - 64'(z_key));
-      s1_x_q <= state_q == K_SCALES ? 32'(z_key) : sc;
-      s2_c_q <= trit_num::fp32_mul(s1_a_q, score_q);
-      s2_e_q <= e2;
-      s2_x_q <= s1_x_q;
-      s3_p_q <= 57'(s2_m) * 57'(s2_sig);
-      s3_ex_q <= s2_s[30:23];
-      s3_e_q <= s2_e_q;
-      s4_z_q <= trit_num::sat32(96'(s3_r));
-      s4_w_q <= st_valid[3] ? s3_r[39:0] : 40'd0;
-      s4_e_q <= s3_e_q;
+      s1_a_q  <= trit_num::fp32_mul_front(sq_q[qi_q], sc);
+      s1_d_q  <= 48'(64'(zmax_q[qi_q]) - 64'(z_key));
+      s1_x_q  <= state_q == K_SCALES ? 32'(z_key) : sc;
+      s2_a_q  <= trit_num::fp32_mul_back(s1_a_q);
+      s2_d_q  <= s1_d_q;
+      s2_x_q  <= s1_x_q;
+      s3_c_q  <= trit_num::fp32_mul_front(s2_a_q, score_q);
+      s3_e_q  <= e2;
+      s3_x_q  <= s2_x_q;
+      s4_c_q  <= trit_num::fp32_mul_back(s3_c_q);
+      s4_e_q  <= s3_e_q;
+      s4_x_q  <= s3_x_q;
+      s5_p_q  <= 57'(s4_m) * 57'(s4_sig);
+      s5_ex_q <= s4_s[30:23];
+      s5_e_q  <= s4_e_q;
+      s6_z_q  <= trit_num::sat32(96'(s5_r));
+      s6_w_q  <= st_valid[5] ? s5_r[39:0] : 40'd0;
+      s6_e_q  <= s5_e_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) sv_q <= '0;
-      else sv_q <= {sv_q[2:0], issue};
+      else sv_q <= {sv_q[NS-2:0], issue};
     end
     // Code phases in two stages: the products of the element taken (registered), then their
     // sums -- K_CODES adds a key group's dot products into the raw scores, V_CODES adds the
@@ -545,14 +554,14 @@ module op_attention #(
         end
       end
       // One write port each (a raw score in K_CODES, then its score from the scale stages).
-      wire logic               commit = sv_q[3] && st_qi[4] == QW'(i);
+      wire logic               commit = sv_q[NS-1] && st_qi[NS] == QW'(i);
       wire logic               k_code = c_v_q && c_k_q;  // a K_CODES element in stage 2
-      wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[4]);
-      wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[4];
-      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s4_z_q;
+      wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[NS]);
+      wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[NS];
+      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s6_z_q;
       always_ff @(posedge clk_i) begin
         if (zb_we) zb[zb_wa] <= zb_wd;
-        if (commit && !st_k[4]) wb[st_ka[4]] <= s4_w_q;
+        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s6_w_q;
         if (c_v_q && !c_k_q) acc[acc_addr] <= acc_next;
       end
       always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -567,10 +576,10 @@ module op_attention #(
         if (!rst_ni) begin
           lane_max[p][i] <= '0;
           lane_sum[p][i] <= '0;
-        end else if (commit && st_k[4]) begin
-          if (st_valid[4] && (st_first[4] || s4_z_q > lane_max[p][i])) lane_max[p][i] <= s4_z_q;
+        end else if (commit && st_k[NS]) begin
+          if (st_valid[NS] && (st_first[NS] || s6_z_q > lane_max[p][i])) lane_max[p][i] <= s6_z_q;
         end else if (commit) begin
-          lane_sum[p][i] <= (st_first[4] ? 48'd0 : lane_sum[p][i]) + (st_valid[4] ? 48'(s4_e_q) : 48'd0);
+          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s6_e_q) : 48'd0);
         end
       end
     end

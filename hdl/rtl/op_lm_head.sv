@@ -230,17 +230,22 @@ module op_lm_head #(
         dot = dot + 48'($signed(x_codes[16*j +: 16])) * 48'($signed(el_wide[p][HEAD_BITS*j +: HEAD_BITS]));
       end
     end
-    // The logit in stages of one multiply each: c = sx * the row's scale (with the row's sum);
-    // the sum times c's significand; rounded and saturated into the hold slot.
-    logic [1:0]         lv_q;      // stage 1 / 2 holds a logit
+    // The logit in stages of one multiply each: c = sx * the row's scale (with the row's sum) in
+    // two (the significands' product, then its rounding); the sum times c's significand;
+    // rounded and saturated into the hold slot.
+    logic [2:0]         lv_q;      // stage 0 / 1 / 2 holds a logit
+    logic [trit_num::FMUL_W-1:0] l0_c_q;
+    logic signed [47:0] l0_acc_q;
     logic [31:0]        l1_c_q;
     logic signed [47:0] l1_acc_q;
     logic signed [72:0] l2_p_q;  // a 48-bit sum times a significand
     logic [7:0]         l2_ex_q;
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
-      l1_c_q   <= trit_num::fp32_mul(sx_q, el_data[p]);
-      l1_acc_q <= acc_q;
+      l0_c_q   <= trit_num::fp32_mul_front(sx_q, el_data[p]);
+      l0_acc_q <= acc_q;
+      l1_c_q   <= trit_num::fp32_mul_back(l0_c_q);
+      l1_acc_q <= l0_acc_q;
       l2_p_q   <= 73'(l1_acc_q) * 73'(l1_sig);
       l2_ex_q  <= l1_c_q[30:23];
     end
@@ -289,8 +294,8 @@ module op_lm_head #(
             end
           end
           if (take[p]) hold_l <= 1'b0;
-          lv_q <= {lv_q[0], fire && is_scale};
-          if (lv_q[1]) begin
+          lv_q <= {lv_q[1:0], fire && is_scale};
+          if (lv_q[2]) begin
             hold_l <= 1'b1;
             held_l <= 32'(logit);
           end

@@ -103,12 +103,42 @@ package trit_num;
   endfunction
 
   // model::numerics::fmul: binary32 multiply, round to nearest even, then a subnormal result
-  // flushed to +0 (subnormal operands read as zero, as in fp32_scalar). One cycle of logic: the
-  // attention engine needs one per key, too many for the sequential fp32_scalar.
-  function automatic logic [31:0] fp32_mul(input logic [31:0] a, input logic [31:0] b);
+  // flushed to +0 (subnormal operands read as zero, as in fp32_scalar). In two halves, for a
+  // register between them where a clock needs it: fp32_mul_front (the significands' product,
+  // the exponent sum, the special operands' fixed results) and fp32_mul_back (normalize, round,
+  // range). The attention engine and the LM head need one per key / row, too many for the
+  // sequential fp32_scalar.
+  localparam int FMUL_W = 1 + 32 + 1 + 11 + 48;  // fp32_mul_front's result: {fixed, its value, s, e, p}
+  function automatic logic [FMUL_W-1:0] fp32_mul_front(input logic [31:0] a, input logic [31:0] b);
     logic        s;
     logic [7:0]  ea;
     logic [7:0]  eb;
+    logic [47:0] p;
+    logic signed [10:0] e;  // the exponent before normalization
+    logic        fixed;     // a special operand decides the result
+    logic [31:0] fv;
+    s = a[31] ^ b[31];
+    ea = a[30:23];
+    eb = b[30:23];
+    p = {1'b1, a[22:0]} * {1'b1, b[22:0]};
+    e = 11'($signed({3'b0, ea})) + 11'($signed({3'b0, eb})) - 11'sd127;
+    fixed = 1'b1;
+    if ((ea == 8'hff && a[22:0] != '0) || (eb == 8'hff && b[22:0] != '0)) begin
+      fv = 32'h7fc0_0000;                                   // NaN operand
+    end else if (ea == 8'hff || eb == 8'hff) begin
+      fv = (ea == 8'd0 || eb == 8'd0) ? 32'h7fc0_0000 : {s, 8'hff, 23'd0};  // inf * 0, inf
+    end else if (ea == 8'd0 || eb == 8'd0) begin
+      fv = {s, 31'd0};                                      // zero (or flushed) operand
+    end else begin
+      fixed = 1'b0;
+      fv = '0;
+    end
+    fp32_mul_front = {fixed, fv, s, e, p};
+  endfunction
+  function automatic logic [31:0] fp32_mul_back(input logic [FMUL_W-1:0] f);
+    logic        fixed;
+    logic [31:0] fv;
+    logic        s;
     logic [47:0] p;
     logic [23:0] m;
     logic [24:0] mr;
@@ -116,11 +146,7 @@ package trit_num;
     logic        st;
     logic signed [10:0] e;   // exponent of the unrounded, normalized product
     logic signed [10:0] er;  // after the rounding carry
-    s = a[31] ^ b[31];
-    ea = a[30:23];
-    eb = b[30:23];
-    p = {1'b1, a[22:0]} * {1'b1, b[22:0]};
-    e = 11'($signed({3'b0, ea})) + 11'($signed({3'b0, eb})) - 11'sd127;
+    {fixed, fv, s, e, p} = f;
     if (p[47]) begin
       m = p[47:24];
       g = p[23];
@@ -137,24 +163,23 @@ package trit_num;
       mr = mr >> 1;
       er = e + 11'sd1;
     end
-    if ((ea == 8'hff && a[22:0] != '0) || (eb == 8'hff && b[22:0] != '0)) begin
-      fp32_mul = 32'h7fc0_0000;                                   // NaN operand
-    end else if (ea == 8'hff || eb == 8'hff) begin
-      fp32_mul = (ea == 8'd0 || eb == 8'd0) ? 32'h7fc0_0000 : {s, 8'hff, 23'd0};  // inf * 0, inf
-    end else if (ea == 8'd0 || eb == 8'd0) begin
-      fp32_mul = {s, 31'd0};                                      // zero (or flushed) operand
+    if (fixed) begin
+      fp32_mul_back = fv;
     end else if (er >= 11'sd255) begin
-      fp32_mul = {s, 8'hff, 23'd0};                               // overflow
+      fp32_mul_back = {s, 8'hff, 23'd0};                               // overflow
     end else if (er >= 11'sd1) begin
-      fp32_mul = {s, er[7:0], mr[22:0]};
+      fp32_mul_back = {s, er[7:0], mr[22:0]};
     end else begin
       // Below the normal range, decided from the unrounded value (M + r) * 2^(E - 150):
       // IEEE rounds it at subnormal precision, then the flush keeps only the smallest normal
       // (reached from E = 0 with M all ones) and the signed zero of a product <= 2^-150.
-      if (e == 11'sd0 && m == 24'hff_ffff) fp32_mul = {s, 8'd1, 23'd0};
-      else if (e < -11'sd23 || (e == -11'sd23 && m == 24'h80_0000 && !g && !st)) fp32_mul = {s, 31'd0};
-      else fp32_mul = 32'd0;
+      if (e == 11'sd0 && m == 24'hff_ffff) fp32_mul_back = {s, 8'd1, 23'd0};
+      else if (e < -11'sd23 || (e == -11'sd23 && m == 24'h80_0000 && !g && !st)) fp32_mul_back = {s, 31'd0};
+      else fp32_mul_back = 32'd0;
     end
+  endfunction
+  function automatic logic [31:0] fp32_mul(input logic [31:0] a, input logic [31:0] b);
+    fp32_mul = fp32_mul_back(fp32_mul_front(a, b));
   endfunction
 
   // model::numerics::f32_from_int for an unsigned integer below 2^96: binary32, round half to
