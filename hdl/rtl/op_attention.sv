@@ -124,22 +124,39 @@ module op_attention #(
   logic [QB-1:0] q_have_q;     // query i's codes and scale (of the current or next head) are in
   logic [QB-1:0] q_need;       // the block's queries
 
-  // The block: nb queries at positions pos .. pos + nb - 1; the keys of its last.
-  wire logic [31:0] left   = 32'(tokens_q) - 32'(tok_q);
-  wire logic [31:0] nb     = left < QB ? left : QB;
-  wire logic [31:0] pos    = pos0_q + 32'(tok_q);
+  // The block: nb queries at positions pos .. pos + nb - 1; the keys of its last. The
+  // (block, head) after this one: its q is read and quantized during this head's values. Both
+  // are registered: they follow tok_q and head_q (set at the op's start and leaving V_CODES) a
+  // cycle late, and nothing reads them that early -- GROUP lasts two cycles or more, and Q_QUANT
+  // waits range_wait_q (the chain from tok_q through them into a command's address or a range's
+  // code count was the engine's longest path).
+  logic [31:0] nb, pos, next_nb, next_head;
+  logic [15:0] next_tok;
+  logic        has_next, last_head;
+  always_ff @(posedge clk_i) begin
+    logic [31:0] left;
+    logic [31:0] nb_d;
+    logic        last_d;
+    logic [15:0] next_tok_d;
+    logic [31:0] next_left;
+    left       = 32'(tokens_q) - 32'(tok_q);
+    nb_d       = left < QB ? left : QB;
+    last_d     = head_q + 1 == 32'(heads_q);
+    next_tok_d = last_d ? tok_q + 16'(nb_d) : tok_q;
+    next_left  = 32'(tokens_q) - 32'(next_tok_d);
+    nb         <= nb_d;
+    pos        <= pos0_q + 32'(tok_q);
+    last_head  <= last_d;
+    next_tok   <= next_tok_d;
+    has_next   <= next_tok_d < tokens_q;
+    next_head  <= last_d ? 32'd0 : head_q + 1;
+    next_nb    <= next_left < QB ? next_left : QB;
+  end
   wire logic [31:0] keys   = pos + nb;
   always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < nb;
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   logic [63:0] q_row;  // a q-layout row's bytes (registered below)
-  // The (block, head) after this one: its q is read and quantized during this head's values.
-  wire logic        last_head = head_q + 1 == 32'(heads_q);
-  wire logic [15:0] next_tok  = last_head ? tok_q + 16'(nb) : tok_q;
-  wire logic        has_next  = next_tok < tokens_q;
-  wire logic [31:0] next_head = last_head ? 32'd0 : head_q + 1;
-  wire logic [31:0] next_left = 32'(tokens_q) - 32'(next_tok);
-  wire logic [31:0] next_nb   = next_left < QB ? next_left : QB;
   // Head-major cache regions (hdl::isa::KvLayout).
   // The address terms are registered: they change only with the op's arguments (at its start),
   // the KV head (leaving V_CODES) and the block (likewise), and a stream command first uses them
@@ -163,12 +180,25 @@ module op_attention #(
                                          input logic [63:0] row, input logic [15:0] hd);
     row_at = base + 64'(tok) * row + 64'(head) * 64'(hd) * 4;
   endfunction
+  // The q vectors of this (block, head) and the next: registered bases (the block's first
+  // token), a port's j-th query PORTS rows on (j < QB: a narrow multiply).
+  localparam int QJ = $clog2(QB + 1);
+  logic [63:0] q_blk_q, q_nxt_q, q_step_q;
+  always_ff @(posedge clk_i) begin
+    q_blk_q  <= row_at(q_q, 32'(tok_q), head_q, q_row, hd_q);
+    q_nxt_q  <= row_at(q_q, 32'(next_tok), next_head, q_row, hd_q);
+    q_step_q <= 64'(PORTS) * q_row;
+  end
+  function automatic logic [63:0] q_addr(input logic [63:0] base, input logic [QJ-1:0] j);
+    q_addr = base + 64'(j) * q_step_q;
+  endfunction
 
   // Key ranges, one per port: [p * share, p * share + range_len[p]), with each range's code
   // groups and its start's offsets into the code and scale regions. They change only with the
-  // block (leaving V_CODES) and are worked out in three registered steps -- the key count, the
-  // ranges, their products -- while Q_QUANT waits for range_wait_q (the chain from the block's
-  // first token to a range's code count was the engine's longest path).
+  // block (leaving V_CODES) and are worked out in three registered steps after the block's
+  // geometry -- the key count, the ranges, their products -- while GROUP or Q_QUANT waits for
+  // range_wait_q (the chain from the block's first token to a range's code count was the
+  // engine's longest path).
   localparam int SW = $clog2(MAX_SEQ + 1);  // a key count (<= MAX_SEQ)
   localparam int OW = SW + 16;               // ... times a head's size
   logic [31:0] keys_q;
@@ -216,13 +246,11 @@ module op_attention #(
   logic [31:0] rcmd_count, el_data;
   logic [127:0] el_wide;
   logic [2:0]  rcmd_size;
-  // The token whose q the command reads: Q_CMD's issue_q-th query of port 0; a stream's
+  // The q vector a command reads: Q_CMD's issue_q-th query of port 0; a stream's
   // (issue_q-3)-th.
-  wire logic [31:0] q_tok      = 32'(tok_q) + issue_q * 32'(PORTS);
-  wire logic [31:0] next_q_tok = 32'(next_tok) + (issue_q - 32'd3) * 32'(PORTS);
   always_comb begin
     rcmd_valid = (state_q == Q_CMD && issue_q < q_on_port(nb, 0)) || (streaming && issue_q < stream_cmds);
-    rcmd_addr  = row_at(q_q, q_tok, head_q, q_row, hd_q);
+    rcmd_addr  = q_addr(q_blk_q, QJ'(issue_q));
     rcmd_count = 32'(hd_q) / QL;  // a head's q: four int32 per 16-byte element
     rcmd_size  = 3'd4;
     if (streaming) begin
@@ -237,7 +265,7 @@ module op_attention #(
       end else if (issue_q == 32'd2) begin
         rcmd_addr = vs_base;
       end else if (issue_q < 32'd3 + next_q_cmds) begin
-        rcmd_addr  = row_at(q_q, next_q_tok, next_head, q_row, hd_q);
+        rcmd_addr  = q_addr(q_nxt_q, QJ'(issue_q - 32'd3));
         rcmd_count = 32'(hd_q) / QL;
         rcmd_size  = 3'd4;
       end else begin
@@ -623,10 +651,14 @@ module op_attention #(
       wire logic [31:0] nq_next  = has_next ? q_on_port(next_nb, p) : 32'd0;
       wire logic        q_slot   = state_q == Q_CMD || (pissue_q >= 32'd3 && pissue_q < 32'd3 + nq_next);
       wire logic        live     = state_q == Q_CMD ? pissue_q < nq_first : streaming && pissue_q < 32'd4 + nq_next;
-      // The token of the q vector a q slot reads: the lane's j-th query is p + j * PORTS.
-      wire logic [31:0] q_j      = state_q == Q_CMD ? pissue_q : pissue_q - 32'd3;
-      wire logic [31:0] q_token  = (state_q == Q_CMD ? 32'(tok_q) : 32'(next_tok)) + 32'(p) + q_j * 32'(PORTS);
-      wire logic [31:0] q_head   = state_q == Q_CMD ? head_q : next_head;
+      // The q vector a q slot reads: the lane's j-th query is p + j * PORTS, p rows after
+      // port 0's.
+      wire logic [QJ-1:0] q_j    = QJ'(state_q == Q_CMD ? pissue_q : pissue_q - 32'd3);
+      logic [63:0]      q_lane_blk_q, q_lane_nxt_q;  // this lane's first q row: port 0's plus p rows
+      always_ff @(posedge clk_i) begin
+        q_lane_blk_q <= q_blk_q + 64'(p) * q_row;
+        q_lane_nxt_q <= q_nxt_q + 64'(p) * q_row;
+      end
       wire logic        skip     = live && !q_slot && range_len[p] == '0;  // no keys: no K/V reads
       wire logic        c_valid  = live && !skip;
       // The lane's range starts share * p keys into each region.
@@ -635,7 +667,7 @@ module op_attention #(
         c_count = range_codes[p];
         c_addr  = vc_base + code_off[p];
         if (q_slot) begin
-          c_addr  = row_at(q_q, q_token, q_head, q_row, hd_q);
+          c_addr  = q_addr(state_q == Q_CMD ? q_lane_blk_q : q_lane_nxt_q, q_j);
           c_count = 32'(hd_q) / QL;
           c_size  = 3'd4;
         end else if (pissue_q == 32'd0) begin
@@ -899,6 +931,7 @@ module op_attention #(
           gcount_q   <= '0;
           group_q    <= '0;
           sub_q      <= 32'(heads_i);
+          range_wait_q <= 2'd3;  // the block's geometry, ranges and q bases settle during GROUP
           err_o      <= 1'b0;
           if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i == '0 || 32'(head_dim_i) % LANES != 0 || 32'(heads_i) > MAX_HEADS || kv_heads_i == '0 ||
               kv_heads_i > heads_i || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
@@ -913,10 +946,9 @@ module op_attention #(
         GROUP: if (sub_q >= 32'(kv_heads_q)) begin
           sub_q   <= sub_q - 32'(kv_heads_q);
           group_q <= group_q + 1;
-        end else begin
-          issue_q      <= '0;
-          range_wait_q <= 2'd2;
-          state_q      <= Q_CMD;  // the lanes' feeders take the block's queries
+        end else if (range_wait_q == '0) begin
+          issue_q <= '0;
+          state_q <= Q_CMD;  // the lanes' feeders take the block's queries
         end
         // Every port's q commands out (port 0's here, the others' in their lanes).
         Q_CMD: if (issue_q >= q_on_port(nb, 0) && &lane_qcmds) state_q <= Q_QUANT;
@@ -942,7 +974,7 @@ module op_attention #(
           end else begin
             head_q       <= next_head;
             tok_q        <= next_tok;
-            range_wait_q <= 2'd2;
+            range_wait_q <= 2'd3;
             if (last_head) begin
               kvh_q    <= '0;
               gcount_q <= '0;
