@@ -77,8 +77,13 @@ module op_rope_kv #(
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
   wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
-  wire logic [63:0] src_row = (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) +
-                              64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
+  // The part's row of the token (only q's is written back, in Q_WRITE): registered, since
+  // tok_q and part_q change cycles before the first write command (COS_CMD or ROW_CMD come
+  // between) and the multiply in front of the write address was the engine's longest path.
+  logic [63:0] src_row;
+  always_ff @(posedge clk_i) begin
+    src_row <= (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) + 64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
+  end
   wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
   wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
