@@ -93,15 +93,6 @@ package trit_num;
   endfunction
   /* verilator lint_on UNUSEDSIGNAL */
 
-  // Clamp to -qmax..=qmax (codes; symmetric, -qmax-1 never occurs).
-  function automatic logic signed [15:0] clamp_code(input logic signed [95:0] x, input logic [15:0] qmax);
-    logic signed [95:0] q;
-    q = 96'($signed({1'b0, qmax}));
-    if (x > q) clamp_code = 16'(q);
-    else if (x < 96'sd0 - q) clamp_code = 16'(96'sd0 - q);
-    else clamp_code = 16'(x);
-  endfunction
-
   // model::numerics::fmul: binary32 multiply, round to nearest even, then a subnormal result
   // flushed to +0 (subnormal operands read as zero, as in fp32_scalar). In two halves, for a
   // register between them where a clock needs it: fp32_mul_front (the significands' product,
