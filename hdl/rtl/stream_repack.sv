@@ -51,9 +51,11 @@ module stream_repack #(
   localparam int CAP_U = IN_U + OUT_U;              // buffer units
   localparam int CNT_W = $clog2(CAP_U + 1);
 
+  localparam int OB_W  = $clog2(OUT_BYTES + 1);  // a byte count within one output word
+
   logic [8*U*CAP_U-1:0] buf_q;    // unit 0 is the oldest
   logic [CNT_W-1:0]     fill_q;   // valid units in buf_q
-  logic [31:0]          in_left_q, out_left_q, emitted_q, len_q;
+  logic [31:0]          in_left_q, out_left_q, row_left_q;  // row_left_q: bytes not yet emitted
   logic                 busy_q;
 
   wire logic need_more = out_left_q != '0 && 32'(fill_q) < OUT_U;
@@ -62,18 +64,38 @@ module stream_repack #(
   // Emit when a full word is buffered, or when the input is exhausted (zero-filled tail).
   assign out_valid_o = busy_q && out_left_q != '0 && (!need_more || in_left_q == '0);
 
-  // Bytes of the output word that are real: buffered, and before the row's end.
-  wire logic [31:0] row_left  = len_q > emitted_q ? len_q - emitted_q : 32'd0;
-  wire logic [31:0] buffered  = 32'(fill_q) * U;
-  wire logic [31:0] out_bytes = buffered < row_left ? buffered : row_left;
+  // Bytes of the output word that are real: buffered, and before the row's end (both counted
+  // within one word, so each byte's test is a small compare, not one of 32 bits).
+  wire logic [OB_W-1:0] row_bytes = row_left_q >= OUT_BYTES ? OB_W'(OUT_BYTES) : OB_W'(row_left_q);
+  wire logic [OB_W-1:0] buf_bytes = 32'(fill_q) * U >= OUT_BYTES ? OB_W'(OUT_BYTES) : OB_W'(32'(fill_q) * U);
+  wire logic [OB_W-1:0] out_bytes = buf_bytes < row_bytes ? buf_bytes : row_bytes;
   always_comb begin
     for (int b = 0; b < OUT_BYTES; b++) begin
-      out_data_o[8*b +: 8] = 32'(b) < out_bytes ? buf_q[8*b +: 8] : 8'd0;
+      out_data_o[8*b +: 8] = OB_W'(b) < out_bytes ? buf_q[8*b +: 8] : 8'd0;
     end
   end
 
   wire logic in_fire  = in_valid_i && in_ready_o;
   wire logic out_fire = out_valid_o && out_ready_i;
+
+  // The buffer after this cycle: the output word leaves (the rest moves down OUT_U units), then
+  // an input word lands at the fill level. Unit p takes input unit p - f when that is one of
+  // the word's IN_U units (an indexed select: a multiplexer per unit, not a chain of IN_U
+  // priority tests), else keeps its (moved) contents.
+  logic [8*U*CAP_U-1:0] shifted, buf_d;
+  logic [CNT_W:0]       f;     // fill after the output word left
+  wire logic            take = in_fire && out_left_q - 32'(out_fire) != '0;
+  always_comb begin
+    shifted = out_fire ? buf_q >> (8 * OUT_BYTES) : buf_q;
+    f = (CNT_W+1)'(fill_q);
+    if (out_fire) f = 32'(f) > OUT_U ? f - (CNT_W+1)'(OUT_U) : '0;
+    for (int p = 0; p < CAP_U; p++) begin
+      logic [CNT_W:0] src;
+      src = (CNT_W+1)'(p) - f;
+      buf_d[8*U*p +: 8*U] = shifted[8*U*p +: 8*U];
+      if (take && (CNT_W+1)'(p) >= f && src < (CNT_W+1)'(IN_U)) buf_d[8*U*p +: 8*U] = in_data_i[8*U*src +: 8*U];
+    end
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -81,40 +103,21 @@ module stream_repack #(
       fill_q     <= '0;
       in_left_q  <= '0;
       out_left_q <= '0;
-      emitted_q  <= '0;
-      len_q      <= '0;
+      row_left_q <= '0;
       busy_q     <= 1'b0;
     end else if (start_i && !busy_q) begin
       fill_q     <= '0;
       in_left_q  <= in_words_i;
       out_left_q <= out_words_i;
-      emitted_q  <= '0;
-      len_q      <= len_i;
+      row_left_q <= len_i;
       busy_q     <= in_words_i != '0 || out_words_i != '0;
     end else if (busy_q) begin
-      logic [8*U*CAP_U-1:0] b;
-      logic [CNT_W:0]       f;
-      b = buf_q;
-      f = (CNT_W+1)'(fill_q);
-      if (out_fire) begin
-        b = b >> (8 * OUT_BYTES);
-        f = 32'(f) > OUT_U ? f - (CNT_W+1)'(OUT_U) : '0;
-      end
-      if (in_fire && out_left_q - 32'(out_fire) != '0) begin
-        // Unit p takes input unit p - f: at most IN_U candidates per buffer unit.
-        for (int p = 0; p < CAP_U; p++) begin
-          for (int i = 0; i < IN_U; i++) begin
-            if (32'(f) + 32'(i) == 32'(p)) b[8*U*p +: 8*U] = in_data_i[8*U*i +: 8*U];
-          end
-        end
-        f = f + (CNT_W+1)'(IN_U);
-      end
-      buf_q  <= b;
-      fill_q <= CNT_W'(f);
+      buf_q  <= buf_d;
+      fill_q <= CNT_W'(take ? f + (CNT_W+1)'(IN_U) : f);
       if (in_fire) in_left_q <= in_left_q - 1;
       if (out_fire) begin
         out_left_q <= out_left_q - 1;
-        emitted_q  <= emitted_q + OUT_BYTES;
+        row_left_q <= row_left_q > OUT_BYTES ? row_left_q - OUT_BYTES : 32'd0;
       end
       if (in_left_q - 32'(in_fire) == '0 && out_left_q - 32'(out_fire) == '0) busy_q <= 1'b0;
     end
