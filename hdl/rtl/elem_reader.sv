@@ -64,8 +64,17 @@ module elem_reader #(
   wire logic [OFF_W-1:0] ptr  = started_q ? ptr_q : q_off[head_q];
   wire logic [31:0]      left = started_q ? left_q : q_count[head_q];
   wire logic [2:0]       size = q_size[head_q];
-  assign el_wide_o = 128'(rd_data_i >> {ptr, 3'b000});
-  wire logic [31:0]      raw  = el_wide_o[31:0];
+  // An element never crosses a 16-byte boundary (16-byte elements start on one, smaller ones
+  // are element-aligned): the word's 16-byte granule at ptr, then only the low 32 bits shifted
+  // by bytes within it (a full 128-bit byte shifter per reader was most of its LUTs).
+  logic [127:0] granule;
+  if (OFF_W > 4) begin : g_granules
+    assign granule = 128'(rd_data_i >> {ptr[OFF_W-1:4], 7'b0});
+  end else begin : g_one_granule
+    assign granule = 128'(rd_data_i);
+  end
+  wire logic [31:0] raw = 32'(granule >> {ptr[3:0], 3'b000});
+  assign el_wide_o = {granule[127:32], raw};
   always_comb begin
     unique case (size)
       3'd0:    el_data_o = {{24{raw[7]}}, raw[7:0]};
