@@ -71,21 +71,34 @@ module elem_writer #(
   for (genvar b = 0; b < 16; b++) begin : g_byte
     assign el_bytes[b] = el_data_i[8*b +: 8];
   end
+  // The bytes of a word position that lie within one element slot (ebytes - 1).
+  wire logic [OFF_W-1:0] slot_mask = OFF_W'(ebytes - 5'd1);
   logic [DATA_W-1:0] put_word;
   logic [BYTES-1:0]  put_strb;
   always_comb begin
     put_word = word_q;
     put_strb = full_q ? '0 : strb_q;  // a word being sent: the element starts the next one
-    // Per word byte w, the element byte landing there: w - ptr (elements are aligned, so one
-    // never crosses a word). Indexed by the word's byte, not the element's, so each byte is a
-    // 16-way choice and not a computed part-select (a 128-bit shifter per element byte).
+    // Per word byte w, the element byte landing there: w - ptr. Elements are aligned (ptr is a
+    // multiple of ebytes), so that is w's position within its ebytes-sized slot -- one of five
+    // choices by size, not a 16-way choice by ptr -- and the element covers w when w's slot
+    // starts at ptr.
     for (int w = 0; w < BYTES; w++) begin
-      logic [OFF_W-1:0] b;
-      b = OFF_W'(w) - ptr_q;
-      if (32'(w) >= 32'(ptr_q) && 32'(b) < 32'(ebytes)) begin
-        put_word[8*w +: 8] = el_bytes[4'(32'(b))];  // b < ebytes <= 16
+      logic [3:0]       wl;  // w's low bits
+      logic [3:0]       b;
+      logic [OFF_W-1:0] slot;
+      wl = 4'(w);
+      unique case (size_q)
+        3'd0:    b = 4'd0;
+        3'd1:    b = {3'd0, wl[0]};
+        3'd2:    b = {2'd0, wl[1:0]};
+        3'd3:    b = {1'd0, wl[2:0]};
+        default: b = wl;
+      endcase
+      slot = OFF_W'(w) & ~slot_mask;
+      if (slot == ptr_q) begin
+        put_word[8*w +: 8] = el_bytes[b];
         // A short last element (a row of codes written four at a time) leaves the rest alone.
-        if (32'(b) < 32'(el_len_i)) put_strb[w] = 1'b1;
+        if (5'(b) < el_len_i) put_strb[w] = 1'b1;
       end
     end
   end
