@@ -369,10 +369,16 @@ module op_rope_kv #(
     end
   end
 
-  // idx_q and j_q of the next cycle (the row buffer is read there, a cycle ahead).
+  // idx_q and j_q of the next cycle (the row buffer is read there, a cycle ahead). A group is
+  // taken by q's write-back (Q_WRITE) or by a quantizer (FEED); either moves to the next.
+  wire logic group_taken = (state_q == Q_WRITE && q_writing && wel_fire) || (state_q == FEED && q_in_fire);
   always_comb begin
     idx_next = idx_q;
     j_next   = j_q;
+    if (group_taken) begin
+      idx_next = idx_q + VL;
+      j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
+    end
     case (state_q)
       COS_CMD, SIN_CMD: idx_next = '0;
       COS_DATA, SIN_DATA: if (el_fire) idx_next = idx_q + 8;
@@ -380,17 +386,7 @@ module op_rope_kv #(
         idx_next = '0;
         j_next   = '0;
       end
-      Q_WRITE: begin
-        if (q_writing && wel_fire) begin
-          idx_next = idx_q + VL;
-          j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
-        end
-        if (!cmd_sent_q && idx_q == qd) idx_next = '0;
-      end
-      FEED: if (q_in_fire) begin
-        idx_next = idx_q + VL;
-        j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
-      end
+      Q_WRITE: if (!cmd_sent_q && idx_q == qd) idx_next = '0;
       default: ;
     endcase
   end
