@@ -200,7 +200,7 @@ module op_linear #(
   wire logic bad = tokens_q == '0 || 32'(tokens_q) > MAX_TOKENS || !fits(steps_q, blocks_q);
 
   // ---------------------------------------------------------------- loader job context
-  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_CMD, L_DATA} lstate_e;
+  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_LEN, L_CMD, L_DATA} lstate_e;
   lstate_e     l_state_q;
   logic        ld_valid_q;       // the context holds a matrix
   logic        ld_claimed_q;     // ... the running (or last) LINEAR's; else a prefetch
@@ -409,6 +409,8 @@ module op_linear #(
   logic [PORTS-1:0]      p_flight;           // requested words still to come
   logic [PORTS-1:0]      p_full_q;    // a complete beat waits for the buffer's write port
   logic [31:0]           p_len   [PORTS];
+  logic [31:0]           p_len_q   [PORTS];  // L_LEN: the port's beats of the chunk
+  logic [31:0]           p_first_q [PORTS];  // ... and its first beat within the chunk
   logic [31:0]           p_words_q [PORTS];  // words still to receive
   logic [31:0]           p_word_q  [PORTS];  // word within the beat being assembled
   logic [WA_W-1:0]       p_addr_q  [PORTS];  // buffer address of the beat being assembled / held
@@ -427,7 +429,7 @@ module op_linear #(
     for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = div_ceil(chunk_q, k);
   end
   // A chunk's load is under way (its context must stay).
-  wire logic l_busy = l_state_q == L_SHARE || l_state_q == L_CMD || l_state_q == L_DATA;
+  wire logic l_busy = l_state_q == L_SHARE || l_state_q == L_LEN || l_state_q == L_CMD || l_state_q == L_DATA;
   // Slots in port order over the ports taking part.
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
@@ -726,6 +728,8 @@ module op_linear #(
         p_addr_q[p]  <= '0;
         p_req_q[p]   <= '0;
         p_raddr_q[p] <= '0;
+        p_len_q[p]   <= '0;
+        p_first_q[p] <= '0;
       end
       fs_q      <= '0;
       ft_q      <= '0;
@@ -788,18 +792,27 @@ module op_linear #(
         end
         L_SHARE: begin
           share_q   <= share;
+          l_state_q <= L_LEN;
+        end
+        // Each port's beats of the chunk and its first, then (L_CMD) its words and where they
+        // start, requested in L_DATA: a state each, since the slot times share into the length
+        // into the words was op_linear's longest path.
+        L_LEN: begin
           l_state_q <= L_CMD;
+          for (int p = 0; p < PORTS; p++) begin
+            p_len_q[p]   <= p_len[p];
+            p_first_q[p] <= p_slot[p] * share_q;
+          end
         end
         L_CMD: begin
-          // Each port's share of the chunk: its words and where they start (requested in L_DATA).
           l_state_q <= L_DATA;
           written_q <= '0;
           for (int p = 0; p < PORTS; p++) begin
-            p_words_q[p] <= p_len[p] * 32'(WPB);
-            p_req_q[p]   <= p_len[p] * 32'(WPB);
-            p_raddr_q[p] <= ld_w_q + (64'(l_beat0_q) + 64'(p_slot[p]) * 64'(share_q)) * 64'(WPB * BYTES);
+            p_words_q[p] <= p_len_q[p] * 32'(WPB);
+            p_req_q[p]   <= p_len_q[p] * 32'(WPB);
+            p_raddr_q[p] <= ld_w_q + (64'(l_beat0_q) + 64'(p_first_q[p])) * 64'(WPB * BYTES);
             p_word_q[p]  <= '0;
-            p_addr_q[p]  <= wrap(32'(l_base_q) + p_slot[p] * share_q);
+            p_addr_q[p]  <= wrap(32'(l_base_q) + p_first_q[p]);
           end
         end
         L_DATA: begin
