@@ -77,12 +77,19 @@ module op_rope_kv #(
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
   wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
+  // Bytes from one q (k, v) row to the next: registered, the sizes are the op's (the first row
+  // read is the third command, two cycles after the start at the earliest).
+  logic [63:0] q_stride, kv_stride;
+  always_ff @(posedge clk_i) begin
+    q_stride  <= trit_num::row_bytes(64'(qd) * 4);
+    kv_stride <= trit_num::row_bytes(64'(kvd) * 4);
+  end
   // The part's row of the token (only q's is written back, in Q_WRITE): registered, since
   // tok_q and part_q change cycles before the first write command (COS_CMD or ROW_CMD come
   // between) and the multiply in front of the write address was the engine's longest path.
   logic [63:0] src_row;
   always_ff @(posedge clk_i) begin
-    src_row <= (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) + 64'(tok_q) * trit_num::row_bytes(64'(n_row) * 4);
+    src_row <= (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) + 64'(tok_q) * (part_q == 2'd0 ? q_stride : kv_stride);
   end
   wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
@@ -125,7 +132,7 @@ module op_rope_kv #(
   wire logic [31:0] i_pos = pos0_q + 32'(i_tok_q);
   wire logic [31:0] i_n   = i_part_q == 3'd2 ? qd : kvd;
   wire logic [63:0] i_row = (i_part_q == 3'd2 ? q_q : i_part_q == 3'd3 ? k_q : v_q) +
-                            64'(i_tok_q) * trit_num::row_bytes(64'(i_n) * 4);
+                            64'(i_tok_q) * (i_part_q == 3'd2 ? q_stride : kv_stride);
   assign rcmd_valid = i_busy_q;
   assign rcmd_addr  = i_part_q >= 3'd2 ? i_row :
                       rope_q + (64'(i_pos) + (i_part_q == 3'd1 ? 64'(max_seq_q) : 64'd0)) * rope_row;
