@@ -87,8 +87,15 @@ module op_lm_head #(
 
   wire logic [31:0] groups     = hidden_q / CODES;  // CODES-wide code groups per row
   wire logic [31:0] gain_words = (hidden_q + 32'd7) >> 3;
-  wire logic [63:0] head_row   = trit_num::row_bytes(64'(hidden_q) * HEAD_BITS / 8);
-  wire logic [63:0] row_stride = 64'(PORTS) * head_row;  // a lane's rows are PORTS apart
+  // Row sizes and the last token's row depend only on the op's arguments: registered (the
+  // address arithmetic in front of a read command was the engine's longest path; the first
+  // use is after the SHIFT and GAIN phases).
+  logic [63:0] head_row, row_stride, x_last_row;
+  always_ff @(posedge clk_i) begin
+    head_row   <= trit_num::row_bytes(64'(hidden_q) * HEAD_BITS / 8);
+    row_stride <= 64'(PORTS) * head_row;  // a lane's rows are PORTS apart
+    x_last_row <= src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
+  end
 
   // ---------------------------------------------------------------- readers, one per port
   logic [PORTS-1:0]      rcmd_valid, rcmd_ready, el_valid, el_ready;
@@ -210,7 +217,7 @@ module op_lm_head #(
           end
           ROW_CMD: begin
             rcmd_valid[p] = 1'b1;
-            rcmd_addr[p]  = src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
+            rcmd_addr[p]  = x_last_row;
             rcmd_count[p] = hidden_q;
           end
           default: ;
