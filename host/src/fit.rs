@@ -33,6 +33,9 @@ pub fn shares(r: &Resources, b: &Resources) -> [(&'static str, f64); 5] {
 pub fn fit(cfg: &Config, points: Vec<SweepPoint>) -> Result<FitResult> {
     let budget = report::budget(cfg);
     let evaluated = points.len();
+    // The variant nearest to fitting: the smallest largest share (what a user would shrink to).
+    let worst = |p: &SweepPoint| shares(&p.resources, &budget).iter().map(|(_, s)| *s).fold(0.0, f64::max);
+    let nearest = points.iter().min_by(|a, b| worst(a).total_cmp(&worst(b))).cloned();
     let ok: Vec<SweepPoint> =
         points.into_iter().filter(|p| shares(&p.resources, &budget).iter().all(|(_, s)| *s <= 0.9)).collect();
     let feasible = ok.len();
@@ -48,7 +51,28 @@ pub fn fit(cfg: &Config, points: Vec<SweepPoint>) -> Result<FitResult> {
             b.resources.lut.total_cmp(&a.resources.lut)
         }
     }) else {
-        bail!("no engine variant of {} fits within 90% of every {} resource", cfg.name, cfg.board.name);
+        let Some(n) = nearest else {
+            bail!("no engine variant of {} validates, so none can fit the {}", cfg.name, cfg.board.name);
+        };
+        let over: Vec<String> = shares(&n.resources, &budget)
+            .iter()
+            .filter(|(_, s)| *s > 0.9)
+            .map(|(r, s)| format!("{r} {:.0}%", 100.0 * s))
+            .collect();
+        bail!(
+            "no engine variant of {} fits within 90% of every {} resource ({evaluated} evaluated); the nearest \
+             (tables_per_step {}, columns_per_cycle {}, prefill_tokens {}, weight_buffer_beats {}, attention_queries {}) \
+             still needs {} of the board -- the engines' fixed logic, not the swept parameters, has to shrink \
+             (docs/report.md, \"Where tellme-kv260 stands\")",
+            cfg.name,
+            cfg.board.name,
+            n.tables,
+            n.cols,
+            n.tokens,
+            n.wbuf,
+            n.queries,
+            over.join(", ")
+        );
     };
     let mut binds = Vec::new();
     let s = shares(&best.resources, &budget);

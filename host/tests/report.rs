@@ -391,6 +391,30 @@ fn plots_are_written_with_their_legends() {
     }
 }
 
+/// A design whose fixed logic alone is over the board: `trit fit` fails with the variant that
+/// came nearest and the resource over 90 %, not just "nothing fits".
+#[test]
+fn fit_that_cannot_fit_names_the_nearest_variant_and_what_binds() {
+    let dir = synthesized_units(&[
+        ("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
+        ("op_vector", 200000.0, 9000.0, 0.0, 0.0, 20.0),
+        ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
+    ]);
+    let o = trit()
+        .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("fit.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(stderr.contains("the nearest (tables_per_step"), "{stderr}");
+    assert!(stderr.contains("still needs lut "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!dir.path().join("fit.toml").exists(), "no config may be written when nothing fits");
+}
+
 /// When the attention engine's query block is what does not fit (DSPs here), `trit fit`
 /// shrinks the block rather than giving up or choosing an over-budget design.
 #[test]
