@@ -266,21 +266,32 @@ module op_linear #(
     l_use[0] = p0_free;
     for (int p = 1; p < PORTS; p++) l_use[p] = !hold_i[p-1];
   end
-  // The next chunk's beats, registered (a multiply off the ring's path): valid while
-  // what they were worked out from is unchanged.
-  logic [31:0] l_beats_q;
+  // The next chunk's blocks, then its beats, registered (the sizing compares and the multiply
+  // off the ring's path, a stage each): valid while what they were worked out from is
+  // unchanged (ls_*: the inputs l_beats_q came from; the blocks' inputs travel a stage with
+  // l_nb_q).
+  logic [31:0] l_nb_q, l_beats_q;
+  logic [31:0] lm_b0_q, lm_cb_q, lm_blocks_q;
+  logic        lm_split_q;
   logic [31:0] ls_b0_q, ls_cb_q, ls_blocks_q, ls_steps_q;
   logic        ls_split_q;
   always_ff @(posedge clk_i) begin
-    l_beats_q   <= l_nb * ld_steps_q;
-    ls_b0_q     <= l_b0_q;
-    ls_cb_q     <= ld_cb_q;
-    ls_blocks_q <= ld_blocks_q;
+    l_nb_q      <= l_nb;
+    lm_b0_q     <= l_b0_q;
+    lm_cb_q     <= ld_cb_q;
+    lm_blocks_q <= ld_blocks_q;
+    lm_split_q  <= ld_split_q;
+    l_beats_q   <= l_nb_q * ld_steps_q;
+    ls_b0_q     <= lm_b0_q;
+    ls_cb_q     <= lm_cb_q;
+    ls_blocks_q <= lm_blocks_q;
     ls_steps_q  <= ld_steps_q;
-    ls_split_q  <= ld_split_q;
+    ls_split_q  <= lm_split_q;
   end
   wire logic l_sized = ls_b0_q == l_b0_q && ls_cb_q == ld_cb_q && ls_blocks_q == ld_blocks_q &&
-                       ls_steps_q == ld_steps_q && ls_split_q == ld_split_q;
+                       ls_steps_q == ld_steps_q && ls_split_q == ld_split_q &&
+                       lm_b0_q == l_b0_q && lm_cb_q == ld_cb_q && lm_blocks_q == ld_blocks_q &&
+                       lm_split_q == ld_split_q;
   wire logic l_start_chunk = l_go && ld_valid_q && !flush_q && l_b0_q < ld_blocks_q && 32'(cq_cnt_q) < CHUNK_Q &&
                              l_sized && l_beats_q <= free_q && l_use != '0;
   // The next matrix: after this job's (its hint), or with no context at all (SETUP's, pf_solo_q).
@@ -833,11 +844,11 @@ module op_linear #(
             written_q <= written_q + 1;
             if (written_q + 1 == chunk_q) begin
               cq_b0_q[cq_tail_q]   <= l_b0_q;
-              cq_nb_q[cq_tail_q]   <= l_nb;
+              cq_nb_q[cq_tail_q]   <= l_nb_q;
               cq_base_q[cq_tail_q] <= l_base_q;
               cq_beats_q[cq_tail_q] <= chunk_q;
               cq_tail_q <= cq_tail_q + 1;
-              l_b0_q    <= l_b0_q + l_nb;
+              l_b0_q    <= l_b0_q + l_nb_q;
               l_beat0_q <= l_beat0_q + chunk_q;
               l_state_q <= L_IDLE;
             end
