@@ -291,9 +291,22 @@ module op_vector #(
     gate_rd_q <= gate_rows[RW'(idx_q)];
     feed_rd_q <= prod_rows[RW'(fr_q)];
   end
-  // The token's running max |product|, including the group leaving the pipeline (its first
-  // group starts it).
-  wire logic [95:0] run_max = pidx_q[PL] == '0 || prod_max > pmax_q ? prod_max : pmax_q;
+  // The token's running max |product|, a stage behind the pipeline's output: the group's max
+  // is registered (gm_*), then folded in (its first group starts it; |product|, a four-way max
+  // and the running max in one cycle were op_vector's longest path). The token's max is final
+  // the cycle after its hand-over, which bn_settle_q allows for.
+  logic        gm_v_q, gm_first_q, gm_last_q;  // gm_max_q holds a group's max / its token's first / last
+  logic [95:0] gm_max_q;
+  always_ff @(posedge clk_i) begin
+    gm_max_q   <= prod_max;
+    gm_first_q <= pidx_q[PL] == '0;
+    gm_last_q  <= plast_q[PL];
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) gm_v_q <= 1'b0;
+    else gm_v_q <= p_out;
+  end
+  wire logic [95:0] run_max = gm_first_q || gm_max_q > pmax_q ? gm_max_q : pmax_q;
   always_comb begin
     prod_max = '0;
     for (int l = 0; l < VL; l++) begin
@@ -414,12 +427,12 @@ module op_vector #(
         if (w_tok_q + 1 == tokens_q) w_all_q <= 1'b1;
       end
       // Feeder: the token's last group out of the product pipeline hands the token over.
-      if (p_out) pmax_q <= run_max;
+      if (gm_v_q) pmax_q <= run_max;
+      if (gm_v_q && gm_last_q) feed_pmax_q <= run_max;
       if (bn_settle_q != '0) bn_settle_q <= bn_settle_q - 2'd1;
       if (p_out && plast_q[PL]) begin
         feed_busy_q <= 1'b1;
-        feed_pmax_q <= run_max;
-        bn_settle_q <= 2'd2;  // the shift registered from it, then the mask
+        bn_settle_q <= 2'd3;  // the token's max next cycle, the shift registered from it, then the mask
         fidx_q      <= '0;
       end
       if (q_start && ffn_q) feed_started_q <= 1'b1;

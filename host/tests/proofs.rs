@@ -91,10 +91,16 @@ fn requant_lane_rounding_equals_the_reference_for_every_input() {
     // accumulators times a significand, Q.16), the LM head's logit (73, 16, 32), attention's
     // outputs (89, 0, 32) and its scores and weights (57, 16, 41), the quantizers' codes before
     // the clamp (57 or 73 bits, 0, 17); and a 32-bit input at Q.0.
-    for (pw, frac, out_w) in [(49, 16, 32), (57, 0, 32), (73, 16, 32), (89, 0, 32), (57, 16, 41), (57, 0, 17), (73, 0, 17)] {
+    for (pw, frac, out_w) in
+        [(49, 16, 32), (57, 0, 32), (73, 16, 32), (89, 0, 32), (57, 16, 41), (57, 0, 17), (73, 0, 17)]
+    {
         let Some(log) = prove(&rq_equivalence_module(pw, frac, out_w)) else { return };
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        assert!(log.contains(PROVEN), "P_W = {pw}, FRAC = {frac}, OUT_W = {out_w}: rq_apply differs:\n{}", tail.join("\n"));
+        assert!(
+            log.contains(PROVEN),
+            "P_W = {pw}, FRAC = {frac}, OUT_W = {out_w}: rq_apply differs:\n{}",
+            tail.join("\n")
+        );
     }
 }
 
@@ -102,10 +108,9 @@ fn requant_lane_rounding_equals_the_reference_for_every_input() {
 /// the round-half-to-even tie rule forgotten (ties away from zero).
 #[test]
 fn a_wrong_requant_rounding_is_caught() {
-    for (pw, frac, out_w, from, to) in [
-        (49, 16, 32, "((|(p & lmask)) || t[1])", "t[1]"),
-        (57, 0, 17, "|| t[1]", "|| 1'b1"),
-    ] {
+    for (pw, frac, out_w, from, to) in
+        [(49, 16, 32, "((|(p & lmask)) || t[1])", "t[1]"), (57, 0, 17, "|| t[1]", "|| 1'b1")]
+    {
         let good = rq_equivalence_module(pw, frac, out_w);
         let broken = good.replace(from, to);
         assert_ne!(broken, good, "the mutation must change the source");
