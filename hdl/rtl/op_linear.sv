@@ -420,6 +420,7 @@ module op_linear #(
   logic [PORTS-1:0]      p_flight;           // requested words still to come
   logic [PORTS-1:0]      p_full_q;    // a complete beat waits for the buffer's write port
   logic [31:0]           p_len   [PORTS];
+  logic [31:0]           p_first [PORTS];    // the port's first beat within the chunk
   logic [31:0]           p_len_q   [PORTS];  // L_LEN: the port's beats of the chunk
   logic [31:0]           p_first_q [PORTS];  // ... and its first beat within the chunk
   logic [31:0]           p_words_q [PORTS];  // words still to receive
@@ -446,7 +447,8 @@ module op_linear #(
     for (int p = 0; p < PORTS; p++) begin
       p_slot[p] = '0;
       for (int q = 0; q < p; q++) p_slot[p] = p_slot[p] + 32'(l_use_q[q]);
-      p_len[p]  = chunk_q > p_slot[p] * share_q ? chunk_q - p_slot[p] * share_q : 32'd0;
+      p_first[p] = p_slot[p] * share_q;
+      p_len[p]   = chunk_q > p_first[p] ? chunk_q - p_first[p] : 32'd0;
       if (p_len[p] > share_q) p_len[p] = share_q;
       if (!l_use_q[p]) p_len[p] = '0;
     end
@@ -812,7 +814,7 @@ module op_linear #(
           l_state_q <= L_CMD;
           for (int p = 0; p < PORTS; p++) begin
             p_len_q[p]   <= p_len[p];
-            p_first_q[p] <= p_slot[p] * share_q;
+            p_first_q[p] <= p_first[p];
           end
         end
         L_CMD: begin
