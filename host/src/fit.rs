@@ -36,8 +36,7 @@ pub fn fit(cfg: &Config, points: Vec<SweepPoint>) -> Result<FitResult> {
     // The variant nearest to fitting: the smallest largest share (what a user would shrink to).
     let worst = |p: &SweepPoint| shares(&p.resources, &budget).iter().map(|(_, s)| *s).fold(0.0, f64::max);
     let nearest = points.iter().min_by(|a, b| worst(a).total_cmp(&worst(b))).cloned();
-    let ok: Vec<SweepPoint> =
-        points.into_iter().filter(|p| shares(&p.resources, &budget).iter().all(|(_, s)| *s <= 0.9)).collect();
+    let ok: Vec<SweepPoint> = points.into_iter().filter(|p| worst(p) <= 0.9).collect();
     let feasible = ok.len();
     let key = |p: &SweepPoint| (p.projected.decode_tok_s, -p.projected.ttft_s.1);
     let Some(best) = ok.into_iter().max_by(|a, b| {

@@ -317,15 +317,20 @@ fn synthesized_units(units: &[(&str, f64, f64, f64, f64, f64)]) -> tempfile::Tem
 
 /// `trit fit --board kv260 --config tellme-kv260` on the units in `dir`: the chosen config,
 /// the output, and the written file.
-fn fit_kv260(dir: &tempfile::TempDir) -> (Config, String, std::path::PathBuf) {
-    let out = dir.path().join("fit.toml");
-    let o = trit()
+/// `trit fit --board kv260 --config tellme-kv260` on the units in `dir`, writing `dir/fit.toml`.
+fn run_fit_kv260(dir: &tempfile::TempDir) -> std::process::Output {
+    trit()
         .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
         .arg(dir.path())
         .arg("--out")
-        .arg(&out)
+        .arg(dir.path().join("fit.toml"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn fit_kv260(dir: &tempfile::TempDir) -> (Config, String, std::path::PathBuf) {
+    let out = dir.path().join("fit.toml");
+    let o = run_fit_kv260(dir);
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{}{}", stdout, String::from_utf8_lossy(&o.stderr));
     let chosen = Config::load(out.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
@@ -400,13 +405,7 @@ fn fit_that_cannot_fit_names_the_nearest_variant_and_what_binds() {
         ("op_vector", 200000.0, 9000.0, 0.0, 0.0, 20.0),
         ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
     ]);
-    let o = trit()
-        .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path().join("fit.toml"))
-        .output()
-        .unwrap();
+    let o = run_fit_kv260(&dir);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
     assert!(stderr.contains("the nearest (tables_per_step"), "{stderr}");
