@@ -315,12 +315,10 @@ fn synthesized_units(units: &[(&str, f64, f64, f64, f64, f64)]) -> tempfile::Tem
     dir
 }
 
-/// `trit fit --board kv260 --config tellme-kv260` on the units in `dir`: the chosen config,
-/// the output, and the written file.
-/// `trit fit --board kv260 --config tellme-kv260` on the units in `dir`, writing `dir/fit.toml`.
-fn run_fit_kv260(dir: &tempfile::TempDir) -> std::process::Output {
+/// `trit fit --board kv260 --config CONFIG` on the units in `dir`, writing `dir/fit.toml`.
+fn run_fit(dir: &tempfile::TempDir, config: &str) -> std::process::Output {
     trit()
-        .args(["fit", "--board", "kv260", "--config", "tellme-kv260", "--build"])
+        .args(["fit", "--board", "kv260", "--config", config, "--build"])
         .arg(dir.path())
         .arg("--out")
         .arg(dir.path().join("fit.toml"))
@@ -328,9 +326,14 @@ fn run_fit_kv260(dir: &tempfile::TempDir) -> std::process::Output {
         .unwrap()
 }
 
-fn fit_kv260(dir: &tempfile::TempDir) -> (Config, String, std::path::PathBuf) {
+fn run_fit_kv260(dir: &tempfile::TempDir) -> std::process::Output {
+    run_fit(dir, "tellme-kv260")
+}
+
+/// `trit fit` on `config` and the units in `dir`: the chosen config, the output, and the written file.
+fn fit(dir: &tempfile::TempDir, config: &str) -> (Config, String, std::path::PathBuf) {
     let out = dir.path().join("fit.toml");
-    let o = run_fit_kv260(dir);
+    let o = run_fit(dir, config);
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{}{}", stdout, String::from_utf8_lossy(&o.stderr));
     let chosen = Config::load(out.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
@@ -344,7 +347,7 @@ fn fit_chooses_a_config_within_budget() {
         ("op_attention", 15000.0, 9000.0, 10.0, 0.0, 20.0),
         ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
     ]);
-    let (chosen, stdout, out) = fit_kv260(&dir);
+    let (chosen, stdout, out) = fit(&dir, "tellme-kv260");
     assert!(stdout.contains("binds:"), "{stdout}");
     let base = Config::preset("tellme-kv260").unwrap();
     let units = host::report::load_units(dir.path()).unwrap();
@@ -418,14 +421,18 @@ fn fit_that_cannot_fit_names_the_nearest_variant_and_what_binds() {
 /// shrinks the block rather than giving up or choosing an over-budget design.
 #[test]
 fn fit_shrinks_the_attention_block_that_does_not_fit() {
-    let base = Config::preset("tellme-kv260").unwrap();
-    assert_eq!(base.engine.attention_queries, 4);
+    let preset = include_str!("../../configs/tellme-kv260.toml");
+    assert!(preset.contains("\nattention_queries = 1\n"));
+    let four_queries = preset.replace("\nattention_queries = 1\n", "\nattention_queries = 4\n");
+    let base = Config::from_toml(&four_queries, "four queries", None).unwrap();
     let dir = synthesized_units(&[
         ("op_linear", 40000.0, 30000.0, 8.0, 32.0, 40.0),
         ("op_attention", 30000.0, 9000.0, 0.0, 0.0, 1200.0),
         ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
     ]);
-    let (chosen, stdout, _) = fit_kv260(&dir);
+    let four = dir.path().join("four-queries.toml");
+    std::fs::write(&four, &four_queries).unwrap();
+    let (chosen, stdout, _) = fit(&dir, four.to_str().unwrap());
     assert!(chosen.engine.attention_queries < 4, "{stdout}");
     let units = host::report::load_units(dir.path()).unwrap();
     let est = host::report::estimate_resources(&base, &units, &chosen);
