@@ -230,19 +230,12 @@ module op_lm_head #(
     logic [31:0] gidx_next;
     logic [16*CODES-1:0] x_codes;
     always_ff @(posedge clk_i) x_codes <= xc[XW'(gidx_next)];
-    logic signed [47:0] dot;  // one group's CODES products, exact
-    always_comb begin
-      dot = '0;
-      for (int j = 0; j < CODES; j++) begin
-        dot = dot + 48'($signed(x_codes[16*j +: 16])) * 48'($signed(el_wide[p][HEAD_BITS*j +: HEAD_BITS]));
-      end
-    end
+    logic signed [47:0] dot_q;  // one code group's products summed (below)
     // The logit in stages of one multiply each: c = sx * the row's scale (with the row's sum) in
     // two (the significands' product, then its rounding); the sum times c's significand;
     // rounded and saturated into the hold slot.
     logic [2:0]         lv_q;      // stage 0 / 1 / 2 holds a logit
     logic [trit_num::FMUL_W-1:0] l0_c_q;
-    logic signed [47:0] l0_acc_q;
     logic [31:0]        l1_c_q;
     logic signed [47:0] l1_acc_q;
     logic signed [72:0] l2_p_q;  // a 48-bit sum times a significand
@@ -250,9 +243,8 @@ module op_lm_head #(
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
       l0_c_q   <= trit_num::fp32_mul_front(sx_q, el_data[p]);
-      l0_acc_q <= acc_q;
       l1_c_q   <= trit_num::fp32_mul_back(l0_c_q);
-      l1_acc_q <= l0_acc_q;
+      l1_acc_q <= acc_q + dot_q;
       l2_p_q   <= 73'(l1_acc_q) * 73'(l1_sig);
       l2_ex_q  <= l1_c_q[30:23];
     end
@@ -269,6 +261,25 @@ module op_lm_head #(
     end
     wire logic fire = state_q == ROWS && el_valid[p] && el_ready[p];
     assign gidx_next = state_q != ROWS || (fire && is_scale) ? 32'd0 : fire ? gidx_q + 1 : gidx_q;
+    // One group's CODES products, exact, in two registered stages (the products, then their
+    // sum; zero for a fire that is not a code group), added into acc_q a cycle later: the reader's
+    // queue, a multiply, the sum tree and the accumulator in one cycle were the engine's longest
+    // path. A row's sum is complete in acc_q + dot_q one cycle after its scale fires (its last
+    // group fired a cycle before the scale at the latest), when stage 1 of the logit takes it.
+    localparam int PROD_W = 16 + HEAD_BITS;
+    logic signed [PROD_W-1:0] prod_q [CODES];
+    always_ff @(posedge clk_i) begin
+      for (int j = 0; j < CODES; j++) begin
+        prod_q[j] <= fire && !is_scale ?
+                     PROD_W'($signed(x_codes[16*j +: 16]) * $signed(el_wide[p][HEAD_BITS*j +: HEAD_BITS])) : '0;
+      end
+    end
+    logic signed [47:0]       prod_sum;
+    always_comb begin
+      prod_sum = '0;
+      for (int j = 0; j < CODES; j++) prod_sum = prod_sum + 48'(prod_q[j]);
+    end
+    always_ff @(posedge clk_i) dot_q <= prod_sum;
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
         code_addr_q  <= '0;
@@ -306,9 +317,9 @@ module op_lm_head #(
             hold_l <= 1'b1;
             held_l <= 32'(logit);
           end
-          if (fire) begin
-            acc_q <= is_scale ? '0 : acc_q + dot;
-          end
+          // The row's sum went to stage 1 (lv_q[0]: its scale fired a cycle ago); the next
+          // row's first group reaches dot_q a cycle later at the earliest.
+          acc_q <= lv_q[0] ? '0 : acc_q + dot_q;
         end
       end
     end
