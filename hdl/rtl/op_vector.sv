@@ -213,9 +213,12 @@ module op_vector #(
   // token's running max |product|; the token's last group leaving hands the token to the
   // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
   //   1 inputs   2 |g| * log2(e)   3 rounded   4 exp2_neg   5..12 sigmoid (sigmoid_pipe)
-  //   13 g * sigmoid, relu^2   14 silu rounded   15 the product with up
+  //   13 sigmoid(g) from sigmoid(|g|)   14 g * sigmoid, relu^2   15 silu rounded
+  //   16 the product with up
+  // (Stage 13 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
+  // engine's longest path.)
   localparam int SIG_L = 8;           // sigmoid_pipe's latency
-  localparam int PL    = 7 + SIG_L;   // stages
+  localparam int PL    = 8 + SIG_L;   // stages
   wire logic     p_in = (state_q == UP_DATA || state_q == PAIR_DATA) && el_fire;
   logic [PL:1]   pv_q;                // per stage: holds a group
   logic [PL:1]   plast_q;             // ... the token's last
@@ -240,11 +243,12 @@ module op_vector #(
     logic [47:0]        t2_q;      // |g| * log2(e) in Q.32
     logic [47:0]        d3_q;      // ... in Q.16
     logic [15:0]        e4_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
-    logic signed [48:0] gs13_q;    // g * sigmoid(g) in Q.31
-    logic [61:0]        rr13_q;    // relu(g)^2
-    logic signed [47:0] silu14_q;  // silu(g) in Q.16
-    logic [61:0]        rr14_q;
-    logic signed [95:0] prod15_q;
+    logic signed [31:0] sig13_q;   // sigmoid(g) in Q.15
+    logic signed [48:0] gs14_q;    // g * sigmoid(g) in Q.31
+    logic [61:0]        rr14_q;    // relu(g)^2
+    logic signed [47:0] silu15_q;  // silu(g) in Q.16
+    logic [61:0]        rr15_q;
+    logic signed [95:0] prod16_q;
     logic [15:0]        e4;
     logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 12
     exp2_neg u_exp2 (.d_i (d3_q), .y_o (e4));
@@ -254,12 +258,12 @@ module op_vector #(
     wire logic [47:0]        g_abs  = g2 < 0 ? 48'(0 - 48'(g2)) : 48'(g2);
     wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t2_q), 8'd16);
     wire logic signed [31:0] g12    = g_s[12];
-    wire logic signed [31:0] sig    = g12 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
-    wire logic [30:0]        relu   = g12 < 0 ? 31'd0 : 31'(g12);
-    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs13_q), 8'd15);
-    wire logic signed [31:0] up14   = up_s[14];
+    wire logic signed [31:0] g13    = g_s[13];
+    wire logic [30:0]        relu   = g13 < 0 ? 31'd0 : 31'(g13);
+    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs14_q), 8'd15);
+    wire logic signed [31:0] up15   = up_s[15];
     // One multiplier for both activations: silu(g) (signed Q.16) or relu(g)^2 (non-negative).
-    wire logic signed [62:0] act14  = silu_q ? 63'(silu14_q) : $signed({1'b0, rr14_q});
+    wire logic signed [62:0] act15  = silu_q ? 63'(silu15_q) : $signed({1'b0, rr15_q});
     always_ff @(posedge clk_i) begin
       g_s[1]    <= $signed(el_wide[32*l +: 32]);
       up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
@@ -273,14 +277,15 @@ module op_vector #(
       t2_q     <= 48'(g_abs * 48'd94548);
       d3_q     <= g_log2e[47:0];
       e4_q     <= e4;
-      gs13_q   <= 49'(g12) * 49'(sig);
-      rr13_q   <= 62'(relu) * 62'(relu);
-      silu14_q <= silu[47:0];
-      rr14_q   <= rr13_q;
-      prod15_q <= !live_s[14] ? 96'sd0 : 96'(act14) * 96'(up14);
+      sig13_q  <= g12 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
+      gs14_q   <= 49'(g13) * 49'(sig13_q);
+      rr14_q   <= 62'(relu) * 62'(relu);
+      silu15_q <= silu[47:0];
+      rr15_q   <= rr14_q;
+      prod16_q <= !live_s[15] ? 96'sd0 : 96'(act15) * 96'(up15);
     end
-    assign prod[l] = prod15_q;
-    assign prod_row[96*l +: 96] = prod15_q;
+    assign prod[l] = prod16_q;
+    assign prod_row[96*l +: 96] = prod16_q;
     assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask_q);  // |.| <= 2^30
     logic unused_lane;
     assign unused_lane = ^{g_log2e[95:48], silu[95:48]};
