@@ -72,6 +72,7 @@ module op_rope_kv #(
   logic [31:0] ridx_q, hend_q;  // row elements read; end of the head being processed
   logic [63:0] q_q, k_q, v_q, rope_q, kv_q;
   logic        cmd_sent_q, fed_start_q;
+  logic        q_open_q;  // Q_WRITE: the head's command is sent and its groups are still to produce
 
   wire logic [31:0] half   = 32'(hd_q) >> 1;
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
@@ -217,10 +218,21 @@ module op_rope_kv #(
   logic unused_tab;
   assign unused_tab = ^{tab0_next[31:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
 
+  // The rotated group is registered (rs_*) before its consumer, q's write-back or a quantizer:
+  // the rotation's multiplies and rounding and then the writer's or the quantizer's input
+  // multiplexers in one cycle were the engine's longest path. The machine produces a group into
+  // the stage when it is empty or being emptied (one group per cycle still) and moves on; the
+  // consumer takes it a cycle later.
+  localparam int QW = $clog2(NQ);
+  logic             rs_v_q;      // rs_data_q holds a group
+  logic             rs_write_q;  // ... of q, for the write-back (else for quantizer rs_quant_q)
+  logic             rs_last_q;   // ... its head's last
+  logic [QW-1:0]    rs_quant_q;
+  logic [32*VL-1:0] rs_data_q;
+
   // ---------------------------------------------------------------- quantizers (k, v per head)
   // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below
   // writes the heads' codes and scales in the same order, freeing each quantizer after its scale.
-  localparam int QW = $clog2(NQ);
   logic [NQ-1:0]      q_busy_q;   // started, scale not yet written
   logic [NQ-1:0]      q_done_q;   // done_o seen: scale_o holds the head's scale
   logic [NQ-1:0]      q_done;
@@ -230,14 +242,14 @@ module op_rope_kv #(
   wire logic [QW-1:0] fq = QW'(head_q);
   for (genvar i = 0; i < NQ; i++) begin : g_quant
     assign q_start[i]    = state_q == FEED && !fed_start_q && fq == QW'(i) && !q_busy_q[i];
-    assign q_in_valid[i] = state_q == FEED && fed_start_q && fq == QW'(i) && j_q < 32'(hd_q) && loaded;
+    assign q_in_valid[i] = rs_v_q && !rs_write_q && rs_quant_q == QW'(i);
     logic q_ready;  // q_busy_q covers it: a quantizer restarts only after its scale is written
     vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL), .NORM (1'b0)) u_quant (
       .clk_i, .rst_ni,
       .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
       .start_i (q_start[i]), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
       .qmax_i (kv_qmax_q), .eps_i ('0),
-      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (rotated),
+      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (rs_data_q),
       .code_valid_o (q_code_valid[i]), .code_ready_i (q_code_ready[i]), .code_o (q_code[VL*16*i +: VL*16]),
       .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
     );
@@ -307,8 +319,8 @@ module op_rope_kv #(
       wcmd_addr  = src_row + 64'(idx_q) * 4;
       wcmd_count = 32'(hd_q) / VL;
       wcmd_size  = 3'd4;
-      wel_valid  = cmd_sent_q && loaded;
-      wel_data   = rotated;
+      wel_valid  = rs_v_q && rs_write_q;
+      wel_data   = rs_data_q;
       wel_len    = 5'd16;
     end else begin
       // Drain: head d_head_q's head_dim codes, four per 4-byte element, then its scale.
@@ -329,6 +341,27 @@ module op_rope_kv #(
   end
   wire logic wcmd_fire = wcmd_valid && wcmd_ready;
   wire logic wel_fire  = wel_valid && wel_ready;
+
+  // The stage: emptied by its consumer, filled by the machine (Q_WRITE: the open head's next
+  // group; FEED: the fed head's next group), each once the group's head is loaded.
+  wire logic rs_take    = (q_writing && wel_fire) || q_in_fire;
+  wire logic rs_free    = !rs_v_q || rs_take;
+  wire logic produce_q  = state_q == Q_WRITE && q_open_q && loaded && rs_free;
+  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < 32'(hd_q) && loaded && rs_free;
+  wire logic head_end   = j_q + VL == 32'(hd_q);  // the group is its head's last
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) rs_v_q <= 1'b0;
+    else if (produce_q || produce_kv) rs_v_q <= 1'b1;
+    else if (rs_take) rs_v_q <= 1'b0;
+  end
+  always_ff @(posedge clk_i) begin
+    if (produce_q || produce_kv) begin
+      rs_data_q  <= rotated;
+      rs_write_q <= produce_q;
+      rs_last_q  <= head_end;
+      rs_quant_q <= fq;
+    end
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -376,9 +409,9 @@ module op_rope_kv #(
     end
   end
 
-  // idx_q and j_q of the next cycle (the row buffer is read there, a cycle ahead). A group is
-  // taken by q's write-back (Q_WRITE) or by a quantizer (FEED); either moves to the next.
-  wire logic group_taken = (state_q == Q_WRITE && q_writing && wel_fire) || (state_q == FEED && q_in_fire);
+  // idx_q and j_q of the next cycle (the row buffer is read there, a cycle ahead). A group
+  // produced into the stage moves to the next.
+  wire logic group_taken = produce_q || produce_kv;
   always_comb begin
     idx_next = idx_q;
     j_next   = j_q;
@@ -421,6 +454,7 @@ module op_rope_kv #(
       rope_q      <= '0;
       kv_q        <= '0;
       cmd_sent_q  <= 1'b0;
+      q_open_q    <= 1'b0;
       fed_start_q <= 1'b0;
       done_o      <= 1'b0;
       err_o       <= 1'b0;
@@ -468,18 +502,23 @@ module op_rope_kv #(
           hend_q      <= 32'(hd_q);
           head_q      <= '0;
           cmd_sent_q  <= 1'b0;
+          q_open_q    <= 1'b0;
           fed_start_q <= 1'b0;
           state_q     <= part_q == 2'd0 ? Q_WRITE : FEED;
         end
         Q_WRITE: begin
           if (el_fire && row_reading) ridx_q <= ridx_q + VL;
-          if (q_writing && wcmd_fire) cmd_sent_q <= 1'b1;
-          if (q_writing && wel_fire) begin
-            if (j_q + VL == 32'(hd_q)) begin
-              hend_q     <= hend_q + 32'(hd_q);
-              cmd_sent_q <= 1'b0;
-            end
+          // The head's command opens it for the producer (up to its last group) and gives the
+          // writer to q until that last group is written.
+          if (q_writing && wcmd_fire) begin
+            cmd_sent_q <= 1'b1;
+            q_open_q   <= 1'b1;
           end
+          if (produce_q && head_end) begin
+            hend_q   <= hend_q + 32'(hd_q);
+            q_open_q <= 1'b0;
+          end
+          if (q_writing && wel_fire && rs_last_q) cmd_sent_q <= 1'b0;
           if (!cmd_sent_q && idx_q == qd) begin
             part_q  <= 2'd1;
             state_q <= ROW_CMD;
@@ -488,8 +527,8 @@ module op_rope_kv #(
         FEED: begin
           if (el_fire && row_reading) ridx_q <= ridx_q + VL;
           if (|q_start) fed_start_q <= 1'b1;
-          if (q_in_fire) begin
-            if (j_q + VL == 32'(hd_q)) begin
+          if (produce_kv) begin
+            if (head_end) begin
               fed_start_q <= 1'b0;
               head_q      <= head_q + 1;
               hend_q      <= hend_q + 32'(hd_q);
@@ -507,7 +546,7 @@ module op_rope_kv #(
             end
           end
         end
-        FINISH: if (w_idle && q_busy_q == '0) begin
+        FINISH: if (w_idle && q_busy_q == '0 && !rs_v_q) begin
           done_o  <= 1'b1;
           state_q <= IDLE;
         end
