@@ -232,6 +232,8 @@ module op_attention #(
       scale_off[p]   <= 64'(start) * 4;
     end
   end
+  logic unused_off;  // port 0's range starts at the first key: its offsets are zero, never read
+  assign unused_off = ^{code_off[0], scale_off[0]};
 
   // ---------------------------------------------------------------- reads
   // Q_CMD: the first block's q (one command per query). Then per head, queued together: the KV

@@ -35,6 +35,7 @@ module trit_kernel_core #(
   parameter int          LANES        = 16,            // int8 codes per cycle in attention and LM head
   parameter int          MEM_PORTS    = 1,             // AXI masters: gmem0 + (MEM_PORTS-1) weight ports
   parameter int          ATTN_QUERIES = 1,             // prefill attention: queries per pass over the keys
+  parameter int          ATTN_PORTS   = 1,             // ... memory ports it streams over (gmem0 + ATTN_PORTS-1 weight ports)
   parameter int          CTRL_ADDR_W  = 8,             // AXI4-Lite address bits
   parameter int          N_COUNTERS   = 8,             // 64-bit performance counters
   parameter logic [31:0] OFF_CTRL     = 32'h00,        // register offsets (hdl::regmap)
@@ -298,8 +299,12 @@ module trit_kernel_core #(
   // port 1 out). In decode the one row is not worth a port of prefetch.
   logic [XP-1:0] lin_ports_busy;
   wire logic wide_ffn     = opcode == OP_FFN_ACT && tokens > 16'd1 && MEM_PORTS > 2;
-  wire logic lin_hold_all = opcode == OP_ATTENTION || opcode == OP_LM_HEAD || opcode == OP_END;
-  wire logic [XP-1:0] lin_hold = lin_hold_all ? '1 : wide_ffn ? XP'(1) : '0;
+  wire logic lin_hold_all = opcode == OP_LM_HEAD || opcode == OP_END;
+  // ATTENTION takes the weight ports it streams over (ATTN_PORTS - 1 of them); the loader keeps
+  // the others and may go on prefetching there.
+  localparam logic [XP-1:0] ATTN_WPORTS = XP'((1 << (ATTN_PORTS - 1)) - 1);
+  wire logic [XP-1:0] lin_hold = lin_hold_all ? '1 : opcode == OP_ATTENTION ? ATTN_WPORTS :
+                                 wide_ffn ? XP'(1) : '0;
   wire logic wait_ports = |(lin_hold & lin_ports_busy);
   for (genvar i = 0; i < N_ENG; i++) begin : g_start
     assign e_start[i] = state_q == DECODE && !wait_ports && have_setup_q && implemented && 32'(sel) == i &&
@@ -404,9 +409,11 @@ module trit_kernel_core #(
 
   // ATTENTION: a pos0, addr q, layer KV cache, dst.
   logic attn_busy;
+  localparam int AXP = ATTN_PORTS > 1 ? ATTN_PORTS - 1 : 1;  // its weight-port slots
+  logic [XP-1:0] attn_owns_w;  // weight port slot i streams for ATTENTION now
   op_attention #(
     .DATA_W (DATA_W), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS), .MAX_SEQ (MAX_SEQ),
-    .ACT_QMAX (ACT_QMAX), .LANES (LANES), .PORTS (MEM_PORTS), .QUERIES (ATTN_QUERIES)
+    .ACT_QMAX (ACT_QMAX), .LANES (LANES), .PORTS (ATTN_PORTS), .QUERIES (ATTN_QUERIES)
   ) u_attention (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_ATTN]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),
@@ -421,10 +428,19 @@ module trit_kernel_core #(
     .wr_cmd_addr_o (e_wr_cmd_addr[E_ATTN]), .wr_cmd_beats_o (e_wr_cmd_beats[E_ATTN]),
     .wr_valid_o (e_wr_valid[E_ATTN]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_ATTN]),
     .wr_strb_o (e_wr_strb[E_ATTN]), .wr_done_i (wr_done),
-    .wrd_cmd_valid_o (a_w_cmd_valid), .wrd_cmd_ready_i (w_cmd_ready & {XP{w_owner == W_ATTN}}),
-    .wrd_cmd_addr_o (a_w_cmd_addr), .wrd_cmd_beats_o (a_w_cmd_beats), .wrd_valid_i (w_valid & {XP{w_owner == W_ATTN}}),
-    .wrd_ready_o (a_w_ready), .wrd_data_i (w_data)
+    .wrd_cmd_valid_o (a_w_cmd_valid[AXP-1:0]), .wrd_cmd_ready_i (w_cmd_ready[AXP-1:0] & attn_owns_w[AXP-1:0]),
+    .wrd_cmd_addr_o (a_w_cmd_addr[AXP*64-1:0]), .wrd_cmd_beats_o (a_w_cmd_beats[AXP*32-1:0]),
+    .wrd_valid_i (w_valid[AXP-1:0] & attn_owns_w[AXP-1:0]), .wrd_ready_o (a_w_ready[AXP-1:0]),
+    .wrd_data_i (w_data[AXP*DATA_W-1:0])
   );
+  if (XP > AXP) begin : g_attn_ports
+    assign a_w_cmd_valid[XP-1:AXP]       = '0;
+    assign a_w_ready[XP-1:AXP]           = '0;
+    assign a_w_cmd_addr[XP*64-1:AXP*64]  = '0;
+    assign a_w_cmd_beats[XP*32-1:AXP*32] = '0;
+    logic unused_attn_owns;  // the slots ATTENTION does not use are never its
+    assign unused_attn_owns = ^attn_owns_w[XP-1:AXP];
+  end
 
   // LM_HEAD: addr src, final norm, head codes, head scales, logits.
   op_lm_head #(
@@ -451,8 +467,9 @@ module trit_kernel_core #(
 
   // The weight masters belong to LINEAR, or to LM_HEAD / ATTENTION / a wide FFN_ACT while they run.
   for (genvar i = 0; i < XP; i++) begin : g_wmux
-    wire logic [1:0] own = i == 0 && vec_owns1 ? W_VEC : w_owner;
-    assign lin_owns_w[i] = own == W_LIN;
+    wire logic [1:0] own = i == 0 && vec_owns1 ? W_VEC : w_owner == W_ATTN && !ATTN_WPORTS[i] ? W_LIN : w_owner;
+    assign lin_owns_w[i]  = own == W_LIN;
+    assign attn_owns_w[i] = own == W_ATTN;
     assign w_cmd_valid[i] = own == W_HEAD ? h_w_cmd_valid[i] : own == W_ATTN ? a_w_cmd_valid[i] :
                             own == W_VEC ? v_w_cmd_valid[i] : l_w_cmd_valid[i];
     assign w_cmd_addr[64*i +: 64] = own == W_HEAD ? h_w_cmd_addr[64*i +: 64] : own == W_ATTN ? a_w_cmd_addr[64*i +: 64] :

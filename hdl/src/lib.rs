@@ -175,6 +175,9 @@ pub struct KernelShape {
     pub MEM_PORTS: usize,
     /// Prefill attention: queries per pass over the keys (`engine.attention_queries`).
     pub ATTN_QUERIES: usize,
+    /// Memory ports the attention engine streams over (`engine.attention_ports`, default all):
+    /// `m_axi_gmem0` and the first ATTN_PORTS-1 weight ports.
+    pub ATTN_PORTS: usize,
     /// Bits per LM head code (`quant.lm_head`: 8 or 4).
     pub HEAD_BITS: usize,
 }
@@ -186,14 +189,16 @@ impl KernelShape {
     /// The limits of a config's model.
     pub fn from_config(cfg: &Config) -> KernelShape {
         let m = &cfg.model;
+        let ports = (cfg.board.axi_ports as usize).clamp(1, MAX_MEM_PORTS);
         KernelShape {
             VEC_DEPTH: m.hidden.max(m.ffn).max(m.heads * m.head_dim),
             MAX_HIDDEN: m.hidden,
             MAX_HEAD_DIM: m.head_dim,
             MAX_HEADS: m.heads,
             MAX_SEQ: m.max_seq,
-            MEM_PORTS: (cfg.board.axi_ports as usize).clamp(1, MAX_MEM_PORTS),
+            MEM_PORTS: ports,
             ATTN_QUERIES: cfg.engine.attention_queries,
+            ATTN_PORTS: cfg.engine.attention_ports.unwrap_or(ports).clamp(1, ports),
             HEAD_BITS: cfg.quant.lm_head.bits() as usize,
         }
     }
@@ -211,6 +216,7 @@ impl KernelShape {
             MAX_SEQ: 64,
             MEM_PORTS: 1,
             ATTN_QUERIES: p.MAX_TOKENS.clamp(1, 2),
+            ATTN_PORTS: 1,
             HEAD_BITS: 8,
         }
     }
@@ -225,6 +231,7 @@ impl KernelShape {
             ("MAX_SEQ", self.MAX_SEQ),
             ("MEM_PORTS", self.MEM_PORTS),
             ("ATTN_QUERIES", self.ATTN_QUERIES),
+            ("ATTN_PORTS", self.ATTN_PORTS),
             ("HEAD_BITS", self.HEAD_BITS),
         ]
     }

@@ -36,24 +36,29 @@ fn tiny_sim_equals_ref() {
     check("tiny", Config::preset("tiny").unwrap());
 }
 
-/// Also attention query blocks of four (tiny: two): a 7-token prompt ends in a block of three.
+/// Also attention query blocks of four (tiny: two): a 7-token prompt ends in a block of three;
+/// and attention over three of the four ports (the loader keeps the fourth).
 #[test]
 fn silu_mha_head_dim_32_without_sub_norms_sim_equals_ref() {
     check(
         "silu-mha-hd32",
         variant(
             "[model]\nffn_activation = \"silu\"\nsub_norms = false\nheads = 2\nkv_heads = 2\nhead_dim = 32\n\
-             [engine]\nattention_queries = 4\n",
+             [engine]\nattention_queries = 4\nattention_ports = 3\n",
         ),
     );
 }
 
-/// Also the int4 LM head (two codes per byte: 32 codes per port and cycle).
+/// Also the int4 LM head (two codes per byte: 32 codes per port and cycle), and attention over
+/// port 0 alone (the loader prefetches over the three weight ports meanwhile).
 #[test]
 fn gqa_4_to_1_tied_int4_kv_and_head_sim_equals_ref() {
     check(
         "gqa4-tied-int4",
-        variant("[model]\nkv_heads = 1\ntied_embeddings = true\n[quant]\nkv = \"int4\"\nlm_head = \"int4\"\n"),
+        variant(
+            "[model]\nkv_heads = 1\ntied_embeddings = true\n[quant]\nkv = \"int4\"\nlm_head = \"int4\"\n\
+             [engine]\nattention_ports = 1\n",
+        ),
     );
 }
 

@@ -204,6 +204,12 @@ pub struct EngineConfig {
     /// dot products and value sums run side by side; 1..=4, at most `prefill_tokens`).
     #[serde(default = "default_one")]
     pub attention_queries: usize,
+    /// AXI ports the attention engine streams keys and values over, each with its own dot
+    /// products and value sums (1..= the board's `axi_ports`, at most 4); default: all of them.
+    /// Fewer save the per-port logic and leave the other weight ports to the linear loader's
+    /// prefetch while attention runs, at more attention cycles (docs/report.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_ports: Option<usize>,
     /// On-chip weight buffer (URAM) depth in weight beats; larger matrices are split by rows.
     pub weight_buffer_beats: usize,
 }
@@ -471,6 +477,15 @@ impl Config {
                     e.prefill_tokens, e.attention_queries
                 ),
             );
+        }
+        if let Some(a) = e.attention_ports {
+            let most = (self.board.axi_ports as usize).min(4);
+            if a == 0 || a > most {
+                return err(
+                    "engine.attention_ports",
+                    format!("must be in 1..={most} (the board's AXI ports, at most 4), got {a}"),
+                );
+            }
         }
         if e.pipeline_stages > 8 {
             return err("engine.pipeline_stages", format!("must be in 0..=8, got {}", e.pipeline_stages));

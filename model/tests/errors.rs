@@ -52,6 +52,10 @@ fn other_rules() {
     assert!(e.contains("unknown variant `quaternary`"), "{e}");
     let e = load_edited("tlmm_group = 3", "tlmm_group = 7");
     assert!(e.contains("`engine.tlmm_group`") && e.contains("must be 2, 3 or 4, got 7"), "{e}");
+    let e = load_edited("tlmm_group = 3", "tlmm_group = 3\nattention_ports = 5");
+    assert!(e.contains("`engine.attention_ports`") && e.contains("must be in 1..=4") && e.contains("got 5"), "{e}");
+    let e = load_edited("tlmm_group = 3", "tlmm_group = 3\nattention_ports = 0");
+    assert!(e.contains("`engine.attention_ports`") && e.contains("got 0"), "{e}");
     let e = load_edited("board = \"kv260\"", "board = \"zcu999\"");
     assert!(e.contains("unknown board `zcu999`") && e.contains("kv260"), "{e}");
     let e = load_edited("rope_theta = 10000.0", "rope_theta = -1.0");
