@@ -60,7 +60,7 @@ pub fn fit(cfg: &Config, points: Vec<SweepPoint>) -> Result<FitResult> {
             .collect();
         bail!(
             "no engine variant of {} fits within 90% of every {} resource ({evaluated} evaluated); the nearest \
-             (tables_per_step {}, columns_per_cycle {}, prefill_tokens {}, weight_buffer_beats {}, attention_queries {}) \
+             (tables_per_step {}, columns_per_cycle {}, prefill_tokens {}, weight_buffer_beats {}, attention_queries {}, attention_ports {}) \
              still needs {} of the board -- the engines' fixed logic, not the swept parameters, has to shrink \
              (docs/report.md, \"Where tellme-kv260 stands\")",
             cfg.name,
@@ -70,6 +70,7 @@ pub fn fit(cfg: &Config, points: Vec<SweepPoint>) -> Result<FitResult> {
             n.tokens,
             n.wbuf,
             n.queries,
+            n.attn_ports,
             over.join(", ")
         );
     };
@@ -101,6 +102,7 @@ pub fn with(cfg: &Config, p: &SweepPoint) -> Config {
     c.engine.prefill_tokens = p.tokens;
     c.engine.weight_buffer_beats = p.wbuf;
     c.engine.attention_queries = p.queries;
+    c.engine.attention_ports = Some(p.attn_ports);
     c
 }
 

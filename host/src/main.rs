@@ -420,8 +420,8 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("writing {}", out.display()))?;
             let b = &r.best;
             println!(
-                "trit fit: {} variants, {} within 90% of every {} resource; chosen: {} tables x {} columns, {} tokens per fetch, {} buffer beats, attention blocks of {} queries",
-                r.evaluated, r.feasible, board, b.tables, b.cols, b.tokens, b.wbuf, b.queries
+                "trit fit: {} variants, {} within 90% of every {} resource; chosen: {} tables x {} columns, {} tokens per fetch, {} buffer beats, attention blocks of {} queries over {} port(s)",
+                r.evaluated, r.feasible, board, b.tables, b.cols, b.tokens, b.wbuf, b.queries, b.attn_ports
             );
             println!(
                 "  projected at {:.0} MHz: decode {:.1} tok/s (context {}), TTFT {:.3} s / {:.3} s (64 / 128 tokens)",

@@ -40,8 +40,8 @@ pub const FEATURES: [&[&str]; 6] = [
         "token x head",
         "token x head x 16-lane beat",
         "block x head",
-        "query x key x head",
-        "block x key x head x 16-lane beat",
+        "query x key x head / ports",
+        "block x key x head x 16-lane beat / ports",
     ],
     &["op", "token", "token x ffn words / read ports", "token x ffn words (sub-norm)"],
 ];
@@ -54,17 +54,17 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9484, 41.0407, 1.0001], // EMBED: op, token, token x hidden words
-        &[169.6812, 28.3762, 1.1141, 0.0000, 139.2157], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[100.7588, 42.8638, 0.7920, 1.0553, 17.9582], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
-        &[133.0479, 105.3537, 1.6544, 1.6890], // ROPE_KV: op, token, token x head, token x (q+k+v) words
-        &[156.4451, 9.7354, 4.7435, 101.6480, 0.2705, 0.3523], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head, block x key x head x 16-lane beat
-        &[260.9307, 35.6387, 2.5936, 1.3182], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
+        &[60.9551, 41.0348, 1.0001], // EMBED: op, token, token x hidden words
+        &[170.1151, 28.7281, 1.1172, 0.0000, 139.8194], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
+        &[105.2528, 41.8479, 0.8057, 1.0541, 18.0810], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
+        &[132.6729, 111.7983, 0.9986, 1.7308], // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[149.7519, 5.9561, 4.5347, 111.9225, 1.7761, 1.3137], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
+        &[270.3386, 40.5645, 2.5639, 1.3459], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
     prefetch_hidden: 0.260,
     vector_factor: 1.075,
-    decode_prefetch_hidden: 0.080,
-    decode_vector_factor: 1.000,
+    decode_prefetch_hidden: 0.040,
+    decode_vector_factor: 0.950,
     lm_head_efficiency: 0.920,
 };
 
@@ -136,6 +136,8 @@ pub struct Machine {
     pub bus: f64,
     /// AXI master ports (weights stream over all of them).
     pub ports: f64,
+    /// ... of which attention streams keys and values over (`engine.attention_ports`).
+    pub attn_ports: f64,
     /// DRAM bytes per kernel cycle at the board's clock.
     pub dram_bpc: f64,
 }
@@ -147,6 +149,7 @@ impl Machine {
         Machine {
             bus: cfg.board.axi_data_bits as f64 / 8.0,
             ports: shape.MEM_PORTS as f64,
+            attn_ports: shape.ATTN_PORTS as f64,
             dram_bpc: cfg.board.bandwidth_gbs * 1e3 / cfg.board.clock_mhz,
         }
     }
@@ -203,6 +206,7 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     let query_keys: f64 = blocks.iter().map(|&(nb, keys)| (nb * keys) as f64).sum();
     let beats = m.head_dim.div_ceil(16) as f64;
     let h = m.heads as f64;
+    let ap = mc.attn_ports;  // each port's lanes take a range of the keys
     let sub = if m.sub_norms { 1.0 } else { 0.0 };
     // A prefill FFN_ACT reads its up rows over a borrowed weight port beside the gate rows
     // (trit_kernel_core: several tokens and more than two memory ports).
@@ -215,7 +219,7 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
         OpInst { kind: 3, x: vec![1.0, tf, tf * h, tf * qkv_words], load: 0.0 },
         OpInst {
             kind: 4,
-            x: vec![1.0, tf * h, tf * h * beats, blocks.len() as f64 * h, query_keys * h, block_keys * h * beats],
+            x: vec![1.0, tf * h, tf * h * beats, blocks.len() as f64 * h, query_keys * h / ap, block_keys * h * beats / ap],
             load: 0.0,
         },
         norm(m.hidden, m.sub_norms),
@@ -249,6 +253,8 @@ pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst], decode: bool) -> f
     let share = if mc.ports > 1.0 { (mc.ports - 1.0) / mc.ports } else { 0.0 };
     let p = hdl::TlmmParams::from_config(cfg);
     let ring = (p.WBUF_DEPTH * p.tlmm().beat_stride(mc.bus as usize)) as f64 / mc.stream_bpc();
+    // ATTENTION holds the weight ports it streams over; the loader goes on over the others.
+    let attn_free = if mc.ports > 1.0 { (mc.ports - mc.attn_ports) / (mc.ports - 1.0) } else { 0.0 };
     let mut total = 0.0;
     let mut since = 0.0;
     for op in ops {
@@ -264,7 +270,7 @@ pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst], decode: bool) -> f
             since = (cy - op.load).max(0.0);
         } else {
             total += if decode { c.decode_vector_factor } else { c.vector_factor } * cy;
-            since += cy;
+            since += if op.kind == 4 { attn_free * cy } else { cy };
         }
     }
     total
@@ -736,6 +742,7 @@ pub fn calibration_configs() -> Vec<(String, Config)> {
         v("MHA, SiLU, no sub-norms", "[model]\nkv_heads = 4\nffn_activation = \"silu\"\nsub_norms = false\n"),
         v("8 tokens per fetch, query blocks of 4", "[engine]\nprefill_tokens = 8\nattention_queries = 4\n"),
         v("8 tables x 8 columns", "[engine]\ntables_per_step = 8\ncolumns_per_cycle = 8\n"),
+        v("attention over one port", "[engine]\nattention_ports = 1\n"),
         v(
             "wider model",
             "[model]\nhidden = 192\nffn = 512\nheads = 6\nhead_dim = 32\n[engine]\nweight_buffer_beats = 1024\n",

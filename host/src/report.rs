@@ -443,17 +443,28 @@ pub fn default_dir(cfg: &Config) -> PathBuf {
 /// 11.3 k -> 29.9 k FFs: +40 %, +45 %, +55 % per query).
 pub const ATTN_PER_QUERY: f64 = 0.5;
 
+/// What each memory port attention streams over adds, as a share of a one-port engine's LUT, FF
+/// and DSP: per port, a reader and LANES dot products and value sums per query. Measured with
+/// yosys on tellme-kv260's engine at one query: two ports 26.6 k LUTs, 8.1 k FFs, 208 DSPs; four
+/// 41.8 k, 12.2 k, 334 (+7.6 k, +2.0 k, +63 per port over a ~19 k, ~6 k, ~145 one-port engine:
+/// +40 %, +34 %, +43 %).
+pub const ATTN_PER_PORT: f64 = 0.4;
+
 /// Resources of `cfg` estimated from a synthesized report of a related config (`base`, same
 /// model and board): every unit as synthesized, except the linear engine (`op_linear`), whose
 /// LUT, FF and DSP scale with the lookups per cycle (TABLES x COLS) and whose block RAM scales
 /// with its accumulator memory (tokens x blocks); URAM is the weight buffer's exact primitive
-/// count; the attention engine's LUT, FF and DSP scale as `1 + ATTN_PER_QUERY * (queries - 1)`.
+/// count; the attention engine's LUT, FF and DSP scale as `1 + ATTN_PER_QUERY * (queries - 1)`
+/// times `1 + ATTN_PER_PORT * (ports - 1)`.
 /// A coarse rule (the engine's fixed parts scale too, so it errs high), stated in
 /// docs/report.md; `trit report` on the chosen config gives the real counts.
 pub fn estimate_resources(base_cfg: &Config, base: &[UnitSynth], cfg: &Config) -> Resources {
     let (pb, pc) = (hdl::TlmmParams::from_config(base_cfg), hdl::TlmmParams::from_config(cfg));
     let lk = (pc.TABLES * pc.COLS) as f64 / (pb.TABLES * pb.COLS) as f64;
-    let block = |c: &Config| 1.0 + ATTN_PER_QUERY * (c.engine.attention_queries as f64 - 1.0);
+    let block = |c: &Config| {
+        let ports = hdl::KernelShape::from_config(c).ATTN_PORTS as f64;
+        (1.0 + ATTN_PER_QUERY * (c.engine.attention_queries as f64 - 1.0)) * (1.0 + ATTN_PER_PORT * (ports - 1.0))
+    };
     let aq = block(cfg) / block(base_cfg);
     let acc = (pc.MAX_TOKENS * pc.MAX_BLOCKS) as f64 / (pb.MAX_TOKENS * pb.MAX_BLOCKS) as f64;
     let uram = |c: &Config| {
@@ -531,6 +542,8 @@ pub struct SweepPoint {
     pub wbuf: usize,
     /// Prefill attention's query block.
     pub queries: usize,
+    /// Memory ports attention streams over.
+    pub attn_ports: usize,
     /// Estimated resources.
     pub resources: Resources,
     /// Projection.
@@ -538,7 +551,7 @@ pub struct SweepPoint {
 }
 
 /// Engine variants of `cfg` (TLMM tables, columns, tokens per fetch, buffer depth, attention's
-/// query block) that validate.
+/// query block and memory ports) that validate.
 pub fn variants(cfg: &Config) -> Vec<Config> {
     let mut out = Vec::new();
     for tables in [7, 14, 21, 28, 42, 56] {
@@ -546,14 +559,17 @@ pub fn variants(cfg: &Config) -> Vec<Config> {
             for tokens in [4, 8, 16] {
                 for wbuf in [1024, 2048, 4096] {
                     for queries in [1, 2, 4] {
-                        let mut c = cfg.clone();
-                        c.engine.tables_per_step = tables;
-                        c.engine.columns_per_cycle = cols;
-                        c.engine.prefill_tokens = tokens;
-                        c.engine.weight_buffer_beats = wbuf;
-                        c.engine.attention_queries = queries;
-                        if c.validate().is_ok() {
-                            out.push(c);
+                        for attn_ports in [1, 2, 4] {
+                            let mut c = cfg.clone();
+                            c.engine.tables_per_step = tables;
+                            c.engine.columns_per_cycle = cols;
+                            c.engine.prefill_tokens = tokens;
+                            c.engine.weight_buffer_beats = wbuf;
+                            c.engine.attention_queries = queries;
+                            c.engine.attention_ports = Some(attn_ports);
+                            if c.validate().is_ok() {
+                                out.push(c);
+                            }
                         }
                     }
                 }
@@ -573,6 +589,7 @@ pub fn sweep(cfg: &Config, base: &[UnitSynth], mhz: f64) -> Vec<SweepPoint> {
             tokens: c.engine.prefill_tokens,
             wbuf: c.engine.weight_buffer_beats,
             queries: c.engine.attention_queries,
+            attn_ports: hdl::KernelShape::from_config(&c).ATTN_PORTS,
             resources: estimate_resources(cfg, base, &c),
             projected: perfmodel::project(&c, mhz),
         })

@@ -376,7 +376,8 @@ fn plots_are_written_with_their_legends() {
         cols: 16,
         tokens: 8,
         wbuf: 4096,
-        queries: 4,
+        queries: 1,
+        attn_ports: 4,
         resources: synth::Resources { lut, ..Default::default() },
         projected: projected.clone(),
     };
@@ -418,7 +419,8 @@ fn fit_that_cannot_fit_names_the_nearest_variant_and_what_binds() {
 }
 
 /// When the attention engine's query block is what does not fit (DSPs here), `trit fit`
-/// shrinks the block rather than giving up or choosing an over-budget design.
+/// shrinks the engine (its queries or its ports) rather than giving up or choosing an
+/// over-budget design.
 #[test]
 fn fit_shrinks_the_attention_block_that_does_not_fit() {
     let preset = include_str!("../../configs/tellme-kv260.toml");
@@ -433,7 +435,9 @@ fn fit_shrinks_the_attention_block_that_does_not_fit() {
     let four = dir.path().join("four-queries.toml");
     std::fs::write(&four, &four_queries).unwrap();
     let (chosen, stdout, _) = fit(&dir, four.to_str().unwrap());
-    assert!(chosen.engine.attention_queries < 4, "{stdout}");
+    // Fewer queries or fewer ports: either shrinks the engine's lanes.
+    let lanes = |c: &Config| c.engine.attention_queries * hdl::KernelShape::from_config(c).ATTN_PORTS;
+    assert!(lanes(&chosen) < lanes(&base), "{stdout}");
     let units = host::report::load_units(dir.path()).unwrap();
     let est = host::report::estimate_resources(&base, &units, &chosen);
     assert!(est.dsp <= 0.9 * host::report::budget(&chosen).dsp, "{} DSPs", est.dsp);
