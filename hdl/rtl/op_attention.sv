@@ -463,7 +463,6 @@ module op_attention #(
     logic [15:0]        s3_e_q, s4_e_q, s5_e_q, s6_e_q;  // V: the numerator e
     logic [31:0]        s1_x_q, s2_x_q, s3_x_q, s4_x_q;  // K: the raw score; V: the value scale
     logic signed [56:0] s5_p_q;                          // the exact product to round (32 x 25 bits)
-    logic [7:0]         s5_ex_q;                         // ... the exponent of its scale
     logic signed [31:0] s6_z_q;                          // K: the score
     logic [39:0]        s6_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
@@ -473,10 +472,11 @@ module op_attention #(
     wire logic [31:0]        s4_s = st_k[4] ? s4_c_q : s4_x_q;
     wire logic signed [24:0] s4_sig = trit_num::significand(s4_s);
     // Stage 6's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
-    // 32 bits after.
+    // 32 bits after. Its shift and masks are decoded from the scale's exponent in stage 5, beside
+    // the product (decoding them in front of the rounding was the engine's longest path).
     logic signed [40:0] s5_r;
-    requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41)) u_round (
-      .clk_i, .p_i (s5_p_q), .e_i (s5_ex_q), .y_o (s5_r)
+    requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41), .DECODE_REG (1'b1)) u_round (
+      .clk_i, .p_i (s5_p_q), .e_i (s4_s[30:23]), .y_o (s5_r)
     );
     always_ff @(posedge clk_i) begin
       st_k     <= {st_k[NS-1:1], state_q == K_SCALES};
@@ -501,7 +501,6 @@ module op_attention #(
       s4_e_q  <= s3_e_q;
       s4_x_q  <= s3_x_q;
       s5_p_q  <= 57'(s4_m) * 57'(s4_sig);
-      s5_ex_q <= s4_s[30:23];
       s5_e_q  <= s4_e_q;
       s6_z_q  <= trit_num::sat32(96'(s5_r));
       s6_w_q  <= st_valid[5] ? s5_r[39:0] : 40'd0;

@@ -41,12 +41,15 @@ module op_embed #(
 );
 
   localparam int BYTES = DATA_W / 8;
-  localparam int HALF  = DATA_W / 2;  // input bits that make one output word
   localparam int LANES = DATA_W / 32; // values per output word
   localparam int TW    = MAX_TOKENS > 1 ? $clog2(MAX_TOKENS) : 1;
 
-  // fp16 -> Q.16 int32, exactly as model::numerics::f16_to_fx.
-  function automatic logic [31:0] f16_to_fx(input logic [15:0] h);
+  // fp16 -> Q.16 int32, exactly as model::numerics::f16_to_fx, in two halves: f16_pre as a word
+  // arrives (exponent, shift and rounding: the magnitude, its sign, whether it saturates), fx_post
+  // as it leaves (the sign): the whole conversion in front of the write data was the engine's
+  // longest path.
+  localparam int PRE_W = 34;  // {saturate, negative, magnitude}
+  function automatic logic [PRE_W-1:0] f16_pre(input logic [15:0] h);
     logic [4:0]  e;
     logic [10:0] m;
     logic [42:0] wide;
@@ -60,11 +63,12 @@ module op_embed #(
     sh = (e == 5'd0) ? -8 : 32'(e) - 9;  // value * 2^16 = m * 2^sh
     mag = '0;
     if (e == 5'd31) begin
-      f16_to_fx = h[9:0] != '0 ? 32'd0 : (h[15] ? 32'h8000_0000 : 32'h7fff_ffff);
+      f16_pre = h[9:0] != '0 ? '0 : {1'b1, h[15], 32'd0};  // NaN: 0; infinities saturate
     end else begin
       if (sh >= 0) begin
         wide = 43'(m) << sh;
-        if (wide >= 43'h0_8000_0000) mag = 32'h8000_0000;  // saturate (negatives reach -2^31 exactly)
+        // saturate (negatives reach -2^31 exactly)
+        if (wide >= 43'h0_8000_0000) mag = 32'h8000_0000;
         else mag = wide[31:0];
       end else begin
         q = m >> (-sh);
@@ -73,9 +77,12 @@ module op_embed #(
         mag = 32'(q);
         if (rem > half || (rem == half && q[0])) mag = mag + 32'd1;
       end
-      if (h[15]) f16_to_fx = (mag == 32'h8000_0000) ? 32'h8000_0000 : -mag;
-      else f16_to_fx = (mag == 32'h8000_0000) ? 32'h7fff_ffff : mag;
+      f16_pre = {mag == 32'h8000_0000, h[15], mag};
     end
+  endfunction
+  function automatic logic [31:0] fx_post(input logic [PRE_W-1:0] p);
+    if (p[33]) fx_post = p[32] ? 32'h8000_0000 : 32'h7fff_ffff;
+    else fx_post = p[32] ? -p[31:0] : p[31:0];
   endfunction
 
   typedef enum logic [2:0] {IDLE, IDS_CMD, IDS_DATA, ROW_CMD, ROW_DATA, ROW_WAIT} state_e;
@@ -87,7 +94,7 @@ module op_embed #(
   logic [31:0] in_beats_q, out_beats_q, in_left_q, out_left_q;
   logic [63:0] in_stride_q, out_stride_q;
   logic        second_q;  // emitting the upper half of the held input word
-  logic [DATA_W-1:0] hold_q;
+  logic [2*LANES*PRE_W-1:0] hold_q;  // the held input word's values, f16_pre'd (low half first)
   logic        hold_valid_q;
   logic        rd_cmd_sent_q, wr_cmd_sent_q;
 
@@ -105,7 +112,7 @@ module op_embed #(
   assign wr_valid_o = state_q == ROW_DATA && emit;
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
-      wr_data_o[32*l +: 32] = f16_to_fx(hold_q[(second_q ? HALF : 0) + 16*l +: 16]);
+      wr_data_o[32*l +: 32] = fx_post(hold_q[PRE_W*((second_q ? LANES : 0) + l) +: PRE_W]);
     end
   end
   wire logic out_fire = wr_valid_o && wr_ready_i;
@@ -184,7 +191,7 @@ module op_embed #(
             end
           end
           if (rd_valid_i && rd_ready_o) begin
-            hold_q       <= rd_data_i;
+            for (int v = 0; v < 2 * LANES; v++) hold_q[PRE_W*v +: PRE_W] <= f16_pre(rd_data_i[16*v +: 16]);
             hold_valid_q <= 1'b1;
             in_left_q    <= in_left_q - 1;
           end

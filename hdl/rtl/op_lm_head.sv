@@ -239,17 +239,18 @@ module op_lm_head #(
     logic [31:0]        l1_c_q;
     logic signed [47:0] l1_acc_q;
     logic signed [72:0] l2_p_q;  // a 48-bit sum times a significand
-    logic [7:0]         l2_ex_q;
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
       l0_c_q   <= trit_num::fp32_mul_front(sx_q, el_data[p]);
       l1_c_q   <= trit_num::fp32_mul_back(l0_c_q);
       l1_acc_q <= acc_q + dot_q;
       l2_p_q   <= 73'(l1_acc_q) * 73'(l1_sig);
-      l2_ex_q  <= l1_c_q[30:23];
     end
     logic signed [31:0] logit;
-    requant_round #(.LANES(1), .P_W(73), .FRAC(16)) u_round (.clk_i, .p_i (l2_p_q), .e_i (l2_ex_q), .y_o (logit));
+    // The rounding's shift and masks decoded from c's exponent beside the product (stage 2).
+    requant_round #(.LANES(1), .P_W(73), .FRAC(16), .DECODE_REG(1'b1)) u_round (
+      .clk_i, .p_i (l2_p_q), .e_i (l1_c_q[30:23]), .y_o (logit)
+    );
     // A row's codes always flow; its scale (which finishes the row) waits until no logit is in
     // the stages and the hold slot is free (or being taken): the slot is free when it lands.
     wire logic row_ready = state_q == ROWS && (!is_scale || (lv_q == '0 && (!hold_q[p] || take[p])));
