@@ -90,11 +90,17 @@ module op_lm_head #(
   // Row sizes and the last token's row depend only on the op's arguments: registered (the
   // address arithmetic in front of a read command was the engine's longest path; the first
   // use is after the SHIFT and GAIN phases).
-  logic [63:0] head_row, row_stride, x_last_row;
+  // The last row's address in three steps (row size, offset, address: the 64-bit multiply-add in
+  // one was the engine's longest path), settled four cycles after the start, before ROW_CMD
+  // (SHIFT and GAIN read memory first); a start with no tokens never gets there.
+  logic [63:0] head_row, row_stride, x_row, x_off, x_last_row;
+  wire logic [15:0] last_tok = tokens_q - 16'd1;
   always_ff @(posedge clk_i) begin
     head_row   <= trit_num::row_bytes(64'(hidden_q) * HEAD_BITS / 8);
     row_stride <= 64'(PORTS) * head_row;  // a lane's rows are PORTS apart
-    x_last_row <= src_q + (64'(tokens_q) - 64'd1) * trit_num::row_bytes(64'(hidden_q) * 4);
+    x_row      <= trit_num::row_bytes(64'(hidden_q) * 4);
+    x_off      <= 64'(last_tok) * x_row;
+    x_last_row <= src_q + x_off;
   end
 
   // ---------------------------------------------------------------- readers, one per port

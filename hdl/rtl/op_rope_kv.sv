@@ -75,11 +75,16 @@ module op_rope_kv #(
   logic        q_open_q;  // Q_WRITE: the head's command is sent and its groups are still to produce
 
   wire logic [31:0] half   = 32'(hd_q) >> 1;
-  wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
-  wire logic [31:0] kvd    = 32'(kv_heads_q) * 32'(hd_q);
+  // Row lengths: registered (the op's sizes, settled a cycle after the start; the first use is
+  // the issuer's first row command, three cycles later).
+  logic [31:0] qd, kvd;
+  always_ff @(posedge clk_i) begin
+    qd  <= 32'(heads_q) * 32'(hd_q);
+    kvd <= 32'(kv_heads_q) * 32'(hd_q);
+  end
   wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
-  // Bytes from one q (k, v) row to the next: registered, the sizes are the op's (the first row
-  // read is the third command, two cycles after the start at the earliest).
+  // Bytes from one q (k, v) row to the next: registered, the sizes are the op's (settled three
+  // cycles after the start; the issuer first advances a row address five cycles after it).
   logic [63:0] q_stride, kv_stride;
   always_ff @(posedge clk_i) begin
     q_stride  <= trit_num::row_bytes(64'(qd) * 4);
@@ -92,7 +97,8 @@ module op_rope_kv #(
   always_ff @(posedge clk_i) begin
     src_row <= (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) + 64'(tok_q) * (part_q == 2'd0 ? q_stride : kv_stride);
   end
-  wire logic [63:0] rope_row = trit_num::row_bytes(64'(hd_q));  // head_dim/2 i16 per table row
+  logic [63:0] rope_row;  // head_dim/2 i16 per table row
+  always_ff @(posedge clk_i) rope_row <= trit_num::row_bytes(64'(hd_q));
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
   wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
                          32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
@@ -130,13 +136,39 @@ module op_rope_kv #(
   logic [15:0] i_tok_q;
   logic [2:0]  i_part_q;  // 0 cos, 1 sin, 2 q row, 3 k row, 4 v row
   logic        i_busy_q;  // reads left to issue
-  wire logic [31:0] i_pos = pos0_q + 32'(i_tok_q);
-  wire logic [31:0] i_n   = i_part_q == 3'd2 ? qd : kvd;
-  wire logic [63:0] i_row = (i_part_q == 3'd2 ? q_q : i_part_q == 3'd3 ? k_q : v_q) +
-                            64'(i_tok_q) * (i_part_q == 3'd2 ? q_stride : kv_stride);
-  assign rcmd_valid = i_busy_q;
-  assign rcmd_addr  = i_part_q >= 3'd2 ? i_row :
-                      rope_q + (64'(i_pos) + (i_part_q == 3'd1 ? 64'(max_seq_q) : 64'd0)) * rope_row;
+  // Each read's address is a register that advances by its stride per token (a multiply-add in
+  // front of the command was the engine's longest path). The first table rows' need pos0 x the
+  // row size: worked out while the issuer waits two cycles after the start (i_wait_q).
+  logic [1:0]  i_wait_q;
+  logic [63:0] i_cos_q, i_sin_q, i_q_q, i_k_q, i_v_q;
+  wire logic [31:0] i_n = i_part_q == 3'd2 ? qd : kvd;
+  assign rcmd_valid = i_busy_q && i_wait_q == '0;
+  always_comb begin
+    unique case (i_part_q)
+      3'd0:    rcmd_addr = i_cos_q;
+      3'd1:    rcmd_addr = i_sin_q;
+      3'd2:    rcmd_addr = i_q_q;
+      3'd3:    rcmd_addr = i_k_q;
+      default: rcmd_addr = i_v_q;
+    endcase
+  end
+  always_ff @(posedge clk_i) begin
+    if (i_wait_q != '0) begin
+      i_cos_q <= rope_q + 64'(pos0_q) * rope_row;
+      i_sin_q <= rope_q + (64'(pos0_q) + 64'(max_seq_q)) * rope_row;
+      i_q_q   <= q_q;
+      i_k_q   <= k_q;
+      i_v_q   <= v_q;
+    end else if (rcmd_valid && rcmd_ready) begin
+      if (i_part_q == 3'd2) i_q_q <= i_q_q + q_stride;
+      if (i_part_q == 3'd3) i_k_q <= i_k_q + kv_stride;
+      if (i_part_q == 3'd4) begin
+        i_v_q   <= i_v_q + kv_stride;
+        i_cos_q <= i_cos_q + rope_row;
+        i_sin_q <= i_sin_q + rope_row;
+      end
+    end
+  end
   // Table rows: head_dim/2 i16, eight per element (head_dim is a multiple of 16).
   assign rcmd_count = i_part_q >= 3'd2 ? i_n / VL : half >> 3;
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -144,10 +176,14 @@ module op_rope_kv #(
       i_tok_q  <= '0;
       i_part_q <= '0;
       i_busy_q <= 1'b0;
+      i_wait_q <= '0;
     end else if (state_q == IDLE) begin
       i_tok_q  <= '0;
       i_part_q <= '0;
       i_busy_q <= start_i && !bad_start && tokens_i != '0;
+      i_wait_q <= 2'd2;
+    end else if (i_wait_q != '0) begin
+      i_wait_q <= i_wait_q - 2'd1;
     end else if (rcmd_valid && rcmd_ready) begin
       i_part_q <= i_part_q == 3'd4 ? 3'd0 : i_part_q + 3'd1;
       if (i_part_q == 3'd4) begin
