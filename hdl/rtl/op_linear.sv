@@ -200,7 +200,7 @@ module op_linear #(
   wire logic bad = tokens_q == '0 || 32'(tokens_q) > MAX_TOKENS || !fits(steps_q, blocks_q);
 
   // ---------------------------------------------------------------- loader job context
-  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_LEN, L_CMD, L_DATA} lstate_e;
+  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_FIRST, L_LEN, L_CMD, L_DATA} lstate_e;
   lstate_e     l_state_q;
   logic        ld_valid_q;       // the context holds a matrix
   logic        ld_claimed_q;     // ... the running (or last) LINEAR's; else a prefetch
@@ -413,7 +413,6 @@ module op_linear #(
   localparam int SUB_WORDS = 256;     // bus words per command (4 KiB at 128 bits)
   logic [31:0]           share_q;     // beats per port (the last port may get fewer)
   logic [31:0]           chunk_q;     // beats of the chunk being loaded
-  logic [31:0]           p_slot  [PORTS];
   logic [31:0]           p_req_q   [PORTS];  // words still to request
   logic [63:0]           p_raddr_q [PORTS];  // address of the next request
   logic [31:0]           p_sub     [PORTS];  // words of the next request
@@ -421,7 +420,7 @@ module op_linear #(
   logic [PORTS-1:0]      p_full_q;    // a complete beat waits for the buffer's write port
   logic [31:0]           p_len   [PORTS];
   logic [31:0]           p_first [PORTS];    // the port's first beat within the chunk
-  logic [31:0]           p_len_q   [PORTS];  // L_LEN: the port's beats of the chunk
+  logic [31:0]           p_len_q   [PORTS];  // L_LEN: the port's beats of the chunk (from p_first_q)
   logic [31:0]           p_first_q [PORTS];  // ... and its first beat within the chunk
   logic [31:0]           p_words_q [PORTS];  // words still to receive
   logic [31:0]           p_word_q  [PORTS];  // word within the beat being assembled
@@ -441,14 +440,15 @@ module op_linear #(
     for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = div_ceil(chunk_q, k);
   end
   // A chunk's load is under way (its context must stay).
-  wire logic l_busy = l_state_q == L_SHARE || l_state_q == L_LEN || l_state_q == L_CMD || l_state_q == L_DATA;
+  wire logic l_busy = l_state_q == L_SHARE || l_state_q == L_FIRST || l_state_q == L_LEN || l_state_q == L_CMD ||
+                      l_state_q == L_DATA;
   // Slots in port order over the ports taking part.
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
-      p_slot[p] = '0;
-      for (int q = 0; q < p; q++) p_slot[p] = p_slot[p] + 32'(l_use_q[q]);
-      p_first[p] = p_slot[p] * share_q;
-      p_len[p]   = chunk_q > p_first[p] ? chunk_q - p_first[p] : 32'd0;
+      // The port's first beat: a share per port before it that takes part (sums, no multiply).
+      p_first[p] = '0;
+      for (int q = 0; q < p; q++) if (l_use_q[q]) p_first[p] = p_first[p] + share_q;
+      p_len[p]   = chunk_q > p_first_q[p] ? chunk_q - p_first_q[p] : 32'd0;
       if (p_len[p] > share_q) p_len[p] = share_q;
       if (!l_use_q[p]) p_len[p] = '0;
     end
@@ -805,17 +805,18 @@ module op_linear #(
         end
         L_SHARE: begin
           share_q   <= share;
-          l_state_q <= L_LEN;
+          l_state_q <= L_FIRST;
         end
-        // Each port's beats of the chunk and its first, then (L_CMD) its words and where they
+        // Each port's first beat of the chunk, its beats, then (L_CMD) its words and where they
         // start, requested in L_DATA: a state each, since the slot times share into the length
-        // into the words was op_linear's longest path.
+        // into the words (and then the first beat into the length) was op_linear's longest path.
+        L_FIRST: begin
+          l_state_q <= L_LEN;
+          for (int p = 0; p < PORTS; p++) p_first_q[p] <= p_first[p];
+        end
         L_LEN: begin
           l_state_q <= L_CMD;
-          for (int p = 0; p < PORTS; p++) begin
-            p_len_q[p]   <= p_len[p];
-            p_first_q[p] <= p_first[p];
-          end
+          for (int p = 0; p < PORTS; p++) p_len_q[p] <= p_len[p];
         end
         L_CMD: begin
           l_state_q <= L_DATA;

@@ -296,30 +296,37 @@ module op_vector #(
     gate_rd_q <= gate_rows[RW'(idx_q)];
     feed_rd_q <= prod_rows[RW'(fr_q)];
   end
-  // The token's running max |product|, a stage behind the pipeline's output: the group's max
-  // is registered (gm_*), then folded in (its first group starts it; |product|, a four-way max
-  // and the running max in one cycle were op_vector's longest path). The token's max is final
-  // the cycle after its hand-over, which bn_settle_q allows for.
+  // The token's running max |product|, two stages behind the pipeline's output: the lanes'
+  // magnitudes are registered (ab_*), then the group's max (gm_*), then folded in (its first
+  // group starts it; |product|, a four-way max and the running max in one cycle, then the
+  // magnitudes and the max in one, were op_vector's longest path). The token's max is final two
+  // cycles after its hand-over, which bn_settle_q allows for.
+  logic        ab_v_q, ab_first_q, ab_last_q;  // ab_q holds a group's magnitudes / ...
+  logic [95:0] ab_q [VL];
   logic        gm_v_q, gm_first_q, gm_last_q;  // gm_max_q holds a group's max / its token's first / last
   logic [95:0] gm_max_q;
   always_ff @(posedge clk_i) begin
+    for (int l = 0; l < VL; l++) ab_q[l] <= prod[l] < 0 ? 96'(0 - prod[l]) : 96'(prod[l]);
+    ab_first_q <= pidx_q[PL] == '0;
+    ab_last_q  <= plast_q[PL];
     gm_max_q   <= prod_max;
-    gm_first_q <= pidx_q[PL] == '0;
-    gm_last_q  <= plast_q[PL];
+    gm_first_q <= ab_first_q;
+    gm_last_q  <= ab_last_q;
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) gm_v_q <= 1'b0;
-    else gm_v_q <= p_out;
-  end
-  wire logic [95:0] run_max = gm_first_q || gm_max_q > pmax_q ? gm_max_q : pmax_q;
-  always_comb begin
-    prod_max = '0;
-    for (int l = 0; l < VL; l++) begin
-      logic [95:0] a;
-      a = prod[l] < 0 ? 96'(0 - prod[l]) : 96'(prod[l]);
-      if (a > prod_max) prod_max = a;
+    if (!rst_ni) begin
+      ab_v_q <= 1'b0;
+      gm_v_q <= 1'b0;
+    end else begin
+      ab_v_q <= p_out;
+      gm_v_q <= ab_v_q;
     end
   end
+  wire logic [95:0] run_max = gm_first_q || gm_max_q > pmax_q ? gm_max_q : pmax_q;
+  // A two-level tree (VL = 4): two compares deep, not four in a chain.
+  wire logic [95:0] ab_01 = ab_q[0] > ab_q[1] ? ab_q[0] : ab_q[1];
+  wire logic [95:0] ab_23 = ab_q[2] > ab_q[3] ? ab_q[2] : ab_q[3];
+  assign prod_max = ab_01 > ab_23 ? ab_01 : ab_23;
 
   // block_normalize: shift so that every magnitude is at most 2^30 (the max's bits beyond 30).
   // The shift and its sticky mask are registered (the max's leading one, the mask and the
@@ -328,7 +335,7 @@ module op_vector #(
   wire logic [7:0] lead = trit_num::lead_one(feed_pmax_q);
   logic [7:0]  bn_shift_q;
   logic [95:0] bn_lmask_q;
-  logic [1:0]  bn_settle_q;
+  logic [2:0]  bn_settle_q;
   always_ff @(posedge clk_i) begin
     bn_shift_q <= lead >= 8'd30 ? lead - 8'd29 : 8'd0;
     bn_lmask_q <= bn_decode(bn_shift_q);
@@ -434,10 +441,10 @@ module op_vector #(
       // Feeder: the token's last group out of the product pipeline hands the token over.
       if (gm_v_q) pmax_q <= run_max;
       if (gm_v_q && gm_last_q) feed_pmax_q <= run_max;
-      if (bn_settle_q != '0) bn_settle_q <= bn_settle_q - 2'd1;
+      if (bn_settle_q != '0) bn_settle_q <= bn_settle_q - 3'd1;
       if (p_out && plast_q[PL]) begin
         feed_busy_q <= 1'b1;
-        bn_settle_q <= 2'd3;  // the token's max next cycle, the shift registered from it, then the mask
+        bn_settle_q <= 3'd4;  // the token's max in two cycles, the shift registered from it, then the mask
         fidx_q      <= '0;
       end
       if (q_start && ffn_q) feed_started_q <= 1'b1;
