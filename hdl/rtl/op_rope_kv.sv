@@ -84,7 +84,7 @@ module op_rope_kv #(
   end
   wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
   // Bytes from one q (k, v) row to the next: registered, the sizes are the op's (settled three
-  // cycles after the start; the issuer first advances a row address five cycles after it).
+  // cycles after the start; the issuer first advances a row address six cycles after it).
   logic [63:0] q_stride, kv_stride;
   always_ff @(posedge clk_i) begin
     q_stride  <= trit_num::row_bytes(64'(qd) * 4);
@@ -137,10 +137,12 @@ module op_rope_kv #(
   logic [2:0]  i_part_q;  // 0 cos, 1 sin, 2 q row, 3 k row, 4 v row
   logic        i_busy_q;  // reads left to issue
   // Each read's address is a register that advances by its stride per token (a multiply-add in
-  // front of the command was the engine's longest path). The first table rows' need pos0 x the
-  // row size: worked out while the issuer waits two cycles after the start (i_wait_q).
+  // front of the command was the engine's longest path). The first table rows' need pos0 (and
+  // max_seq) x the row size: products, then sums, while the issuer waits three cycles after the
+  // start (i_wait_q; the row size settles in the first).
   logic [1:0]  i_wait_q;
   logic [63:0] i_cos_q, i_sin_q, i_q_q, i_k_q, i_v_q;
+  logic [63:0] i_pos_off_q, i_seq_off_q;
   wire logic [31:0] i_n = i_part_q == 3'd2 ? qd : kvd;
   assign rcmd_valid = i_busy_q && i_wait_q == '0;
   always_comb begin
@@ -154,8 +156,10 @@ module op_rope_kv #(
   end
   always_ff @(posedge clk_i) begin
     if (i_wait_q != '0) begin
-      i_cos_q <= rope_q + 64'(pos0_q) * rope_row;
-      i_sin_q <= rope_q + (64'(pos0_q) + 64'(max_seq_q)) * rope_row;
+      i_pos_off_q <= 64'(pos0_q) * rope_row;
+      i_seq_off_q <= 64'(max_seq_q) * rope_row;
+      i_cos_q     <= rope_q + i_pos_off_q;
+      i_sin_q     <= rope_q + i_pos_off_q + i_seq_off_q;
       i_q_q   <= q_q;
       i_k_q   <= k_q;
       i_v_q   <= v_q;
@@ -181,7 +185,7 @@ module op_rope_kv #(
       i_tok_q  <= '0;
       i_part_q <= '0;
       i_busy_q <= start_i && !bad_start && tokens_i != '0;
-      i_wait_q <= 2'd2;
+      i_wait_q <= 2'd3;
     end else if (i_wait_q != '0) begin
       i_wait_q <= i_wait_q - 2'd1;
     end else if (rcmd_valid && rcmd_ready) begin
