@@ -94,7 +94,9 @@ module op_embed #(
   logic [31:0] in_beats_q, out_beats_q, in_left_q, out_left_q;
   logic [63:0] in_stride_q, out_stride_q;
   logic        second_q;  // emitting the upper half of the held input word
-  logic [2*LANES*PRE_W-1:0] hold_q;  // the held input word's values, f16_pre'd (low half first)
+  logic [DATA_W/2-1:0] hold_q;  // the held word's high half (its low half is in pre_q first)
+  logic [LANES*PRE_W-1:0] pre_q;  // the half being emitted, f16_pre'd: a word's low half as it
+                                  // arrives, its high half as the low one leaves
   logic        hold_valid_q;
   logic        rd_cmd_sent_q, wr_cmd_sent_q;
 
@@ -112,13 +114,22 @@ module op_embed #(
   assign wr_valid_o = state_q == ROW_DATA && emit;
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
-      wr_data_o[32*l +: 32] = fx_post(hold_q[PRE_W*((second_q ? LANES : 0) + l) +: PRE_W]);
+      wr_data_o[32*l +: 32] = fx_post(pre_q[PRE_W*l +: PRE_W]);
     end
   end
   wire logic out_fire = wr_valid_o && wr_ready_i;
+  wire logic capture  = rd_valid_i && rd_ready_o && state_q == ROW_DATA;
   wire logic drop = state_q == ROW_DATA && hold_valid_q && out_left_q == '0;
   wire logic half_done = out_fire || drop;
   assign rd_ready_o = state_q == IDS_DATA || (state_q == ROW_DATA && (!hold_valid_q || (half_done && second_q)));
+  // A word is taken only when none is held or its high half leaves, so a capture and the low
+  // half leaving never meet; one set of converters behind a multiplexer serves both.
+  wire logic [DATA_W/2-1:0] pre_src = capture ? rd_data_i[DATA_W/2-1:0] : hold_q;
+  always_ff @(posedge clk_i) begin
+    if (capture || (half_done && !second_q)) begin
+      for (int l = 0; l < LANES; l++) pre_q[PRE_W*l +: PRE_W] <= f16_pre(pre_src[16*l +: 16]);
+    end
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -191,7 +202,7 @@ module op_embed #(
             end
           end
           if (rd_valid_i && rd_ready_o) begin
-            for (int v = 0; v < 2 * LANES; v++) hold_q[PRE_W*v +: PRE_W] <= f16_pre(rd_data_i[16*v +: 16]);
+            hold_q       <= rd_data_i[DATA_W-1:DATA_W/2];
             hold_valid_q <= 1'b1;
             in_left_q    <= in_left_q - 1;
           end
