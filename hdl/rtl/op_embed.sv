@@ -123,8 +123,9 @@ module op_embed #(
   wire logic half_done = out_fire || drop;
   assign rd_ready_o = state_q == IDS_DATA || (state_q == ROW_DATA && (!hold_valid_q || (half_done && second_q)));
   // A word is taken only when none is held or its high half leaves, so a capture and the low
-  // half leaving never meet; one set of converters behind a multiplexer serves both.
-  wire logic [DATA_W/2-1:0] pre_src = capture ? rd_data_i[DATA_W/2-1:0] : hold_q;
+  // half leaving never meet; one set of converters behind a multiplexer serves both, switched
+  // by registers alone (while a low half is out, the next conversion is its high half's).
+  wire logic [DATA_W/2-1:0] pre_src = hold_valid_q && !second_q ? hold_q : rd_data_i[DATA_W/2-1:0];
   always_ff @(posedge clk_i) begin
     if (capture || (half_done && !second_q)) begin
       for (int l = 0; l < LANES; l++) pre_q[PRE_W*l +: PRE_W] <= f16_pre(pre_src[16*l +: 16]);
