@@ -237,6 +237,25 @@ module op_rope_kv #(
     group_first <= next_first;
     tab_upper   <= tab0_next[2];
   end
+  // The rotation runs in two registered stages before its consumer, q's write-back or a
+  // quantizer: P holds the group's products (x cos, y sin), R (rs_*) the rotated, rounded group.
+  // The machine produces a group into P when P is empty or moving on (one group per cycle
+  // still), P moves to R when R is empty or being taken, and the consumer takes R. (The reads,
+  // the multiplies, the rounding and the consumers' input multiplexers in one cycle, then the
+  // reads, multiplies and rounding, were the engine's longest path.)
+  localparam int QW = $clog2(NQ);
+  logic             p_v_q;       // P holds a group
+  logic             p_write_q;   // ... of q, for the write-back (else for quantizer p_quant_q)
+  logic             p_last_q;    // ... its head's last
+  logic             p_first_q;   // ... in the first half of its head
+  logic             p_pass_q;    // ... of v: passed through unrotated
+  logic [QW-1:0]    p_quant_q;
+  logic             p_load;      // the machine produces a group into P
+  logic             rs_v_q;      // rs_data_q holds a group
+  logic             rs_write_q;
+  logic             rs_last_q;
+  logic [QW-1:0]    rs_quant_q;
+  logic [32*VL-1:0] rs_data_q;
   wire logic [63:0]  cos_four = tab_upper ? cos_row[127:64] : cos_row[63:0];
   wire logic [63:0]  sin_four = tab_upper ? sin_row[127:64] : sin_row[63:0];
   for (genvar l = 0; l < VL; l++) begin : g_rot
@@ -246,29 +265,27 @@ module op_rope_kv #(
     wire logic signed [47:0] y    = 48'($signed(y_group[32*l +: 32]));
     // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
     // |x c| + |y sn| <= 2^47: the sum fits 48 bits.
-    wire logic signed [47:0] rot_sum = group_first ? x * c - y * sn : x * c + y * sn;
+    logic signed [47:0] xc_q, ys_q;
+    logic        [31:0] xp_q;  // x as read (v)
+    always_ff @(posedge clk_i) begin
+      if (p_load) begin
+        xc_q <= x * c;
+        ys_q <= y * sn;
+        xp_q <= x_group[32*l +: 32];
+      end
+    end
+    wire logic signed [47:0] rot_sum = p_first_q ? xc_q - ys_q : xc_q + ys_q;
     // trit_num::sat32(trit_num::rne_shift(rot_sum, 14)) at the width rot_sum has: the quotient,
     // the round bit, the bits below it.
     wire logic signed [33:0] rq   = rot_sum[47:14];
     wire logic               up   = rot_sum[13] && ((|rot_sum[12:0]) || rq[0]);
     wire logic signed [34:0] rr   = 35'(rq) + 35'(up);
     wire logic signed [31:0] r    = rr > 35'sh7fff_ffff ? 32'sh7fff_ffff : rr < -35'sh8000_0000 ? 32'sh8000_0000 : 32'(rr);
-    assign rotated[32*l +: 32] = part_q == 2'd2 ? x_group[32*l +: 32] : r;
+    assign rotated[32*l +: 32] = p_pass_q ? xp_q : r;
   end
   logic unused_tab;
   assign unused_tab = ^{tab0_next[31:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
 
-  // The rotated group is registered (rs_*) before its consumer, q's write-back or a quantizer:
-  // the rotation's multiplies and rounding and then the writer's or the quantizer's input
-  // multiplexers in one cycle were the engine's longest path. The machine produces a group into
-  // the stage when it is empty or being emptied (one group per cycle still) and moves on; the
-  // consumer takes it a cycle later.
-  localparam int QW = $clog2(NQ);
-  logic             rs_v_q;      // rs_data_q holds a group
-  logic             rs_write_q;  // ... of q, for the write-back (else for quantizer rs_quant_q)
-  logic             rs_last_q;   // ... its head's last
-  logic [QW-1:0]    rs_quant_q;
-  logic [32*VL-1:0] rs_data_q;
 
   // ---------------------------------------------------------------- quantizers (k, v per head)
   // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below
@@ -382,24 +399,40 @@ module op_rope_kv #(
   wire logic wcmd_fire = wcmd_valid && wcmd_ready;
   wire logic wel_fire  = wel_valid && wel_ready;
 
-  // The stage: emptied by its consumer, filled by the machine (Q_WRITE: the open head's next
-  // group; FEED: the fed head's next group), each once the group's head is loaded.
+  // The stages: R emptied by its consumer, P moving into R, the machine producing into P
+  // (Q_WRITE: the open head's next group; FEED: the fed head's next group), each once the
+  // group's head is loaded.
   wire logic rs_take    = (q_writing && wel_fire) || q_in_fire;
-  wire logic rs_free    = !rs_v_q || rs_take;
-  wire logic produce_q  = state_q == Q_WRITE && q_open_q && loaded && rs_free;
-  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < 32'(hd_q) && loaded && rs_free;
+  wire logic p_move     = p_v_q && (!rs_v_q || rs_take);
+  wire logic p_free     = !p_v_q || p_move;
+  wire logic produce_q  = state_q == Q_WRITE && q_open_q && loaded && p_free;
+  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < 32'(hd_q) && loaded && p_free;
   wire logic head_end   = j_q + VL == 32'(hd_q);  // the group is its head's last
+  assign p_load = produce_q || produce_kv;
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) rs_v_q <= 1'b0;
-    else if (produce_q || produce_kv) rs_v_q <= 1'b1;
-    else if (rs_take) rs_v_q <= 1'b0;
+    if (!rst_ni) begin
+      p_v_q  <= 1'b0;
+      rs_v_q <= 1'b0;
+    end else begin
+      if (p_load) p_v_q <= 1'b1;
+      else if (p_move) p_v_q <= 1'b0;
+      if (p_move) rs_v_q <= 1'b1;
+      else if (rs_take) rs_v_q <= 1'b0;
+    end
   end
   always_ff @(posedge clk_i) begin
-    if (produce_q || produce_kv) begin
+    if (p_load) begin
+      p_write_q <= produce_q;
+      p_last_q  <= head_end;
+      p_first_q <= group_first;
+      p_pass_q  <= part_q == 2'd2;
+      p_quant_q <= fq;
+    end
+    if (p_move) begin
       rs_data_q  <= rotated;
-      rs_write_q <= produce_q;
-      rs_last_q  <= head_end;
-      rs_quant_q <= fq;
+      rs_write_q <= p_write_q;
+      rs_last_q  <= p_last_q;
+      rs_quant_q <= p_quant_q;
     end
   end
 
@@ -586,7 +619,7 @@ module op_rope_kv #(
             end
           end
         end
-        FINISH: if (w_idle && q_busy_q == '0 && !rs_v_q) begin
+        FINISH: if (w_idle && q_busy_q == '0 && !rs_v_q && !p_v_q) begin
           done_o  <= 1'b1;
           state_q <= IDLE;
         end
