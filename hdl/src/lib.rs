@@ -182,8 +182,8 @@ pub struct KernelShape {
     pub HEAD_BITS: usize,
 }
 
-/// Most AXI master ports the kernel uses (the KV260's four HP ports reach its DDR bandwidth).
-pub const MAX_MEM_PORTS: usize = 4;
+/// Most AXI master ports the kernel uses (`model::config::MAX_MEM_PORTS`).
+pub const MAX_MEM_PORTS: usize = model::config::MAX_MEM_PORTS;
 
 impl KernelShape {
     /// The limits of a config's model.

@@ -178,6 +178,10 @@ pub struct QuantConfig {
     pub lm_head: HeadFormat,
 }
 
+/// Most AXI master ports the kernel uses (the KV260's four HP ports reach its DDR bandwidth);
+/// `engine.attention_ports` is checked against it here, the kernel generator uses it too.
+pub const MAX_MEM_PORTS: usize = 4;
+
 /// Engine parameters (the TLMM core; more engines add their own).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,7 +209,8 @@ pub struct EngineConfig {
     #[serde(default = "default_one")]
     pub attention_queries: usize,
     /// AXI ports the attention engine streams keys and values over, each with its own dot
-    /// products and value sums (1..= the board's `axi_ports`, at most 4); default: all of them.
+    /// products and value sums (1..= the board's `axi_ports`, at most [`MAX_MEM_PORTS`]);
+    /// default: all of them.
     /// Fewer save the per-port logic and leave the other weight ports to the linear loader's
     /// prefetch while attention runs, at more attention cycles (docs/report.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -479,11 +484,11 @@ impl Config {
             );
         }
         if let Some(a) = e.attention_ports {
-            let most = (self.board.axi_ports as usize).min(4);
+            let most = (self.board.axi_ports as usize).min(MAX_MEM_PORTS);
             if a == 0 || a > most {
                 return err(
                     "engine.attention_ports",
-                    format!("must be in 1..={most} (the board's AXI ports, at most 4), got {a}"),
+                    format!("must be in 1..={most} (the board's AXI ports, at most {MAX_MEM_PORTS}), got {a}"),
                 );
             }
         }
