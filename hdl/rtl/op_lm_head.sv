@@ -88,11 +88,10 @@ module op_lm_head #(
   wire logic [31:0] groups     = hidden_q / CODES;  // CODES-wide code groups per row
   wire logic [31:0] gain_words = (hidden_q + 32'd7) >> 3;
   // Row sizes and the last token's row depend only on the op's arguments: registered (the
-  // address arithmetic in front of a read command was the engine's longest path; the first
-  // use is after the SHIFT and GAIN phases).
-  // The last row's address in three steps (row size, offset, address: the 64-bit multiply-add in
-  // one was the engine's longest path), settled four cycles after the start, before ROW_CMD
-  // (SHIFT and GAIN read memory first); a start with no tokens never gets there.
+  // address arithmetic in front of a read command was the engine's longest path), the last
+  // row's address in three steps (row size, offset, address: the 64-bit multiply-add in one was
+  // the next), settled four cycles after the start -- the first use is ROW_CMD, after the SHIFT
+  // and GAIN reads; a start with no tokens never gets there.
   logic [63:0] head_row, row_stride, x_row, x_off, x_last_row;
   wire logic [15:0] last_tok = tokens_q - 16'd1;
   always_ff @(posedge clk_i) begin
