@@ -209,11 +209,12 @@ module op_rope_kv #(
     if (el_fire && row_reading) xbuf[XRW'(ridx_q / VL)] <= el_wide[32*VL-1:0];
   end
 
-  // Elements idx_q + l of the row, rotated (j_q + l = their index within the head); their
-  // partners (the other half of the head) are the group half elements away.
-  logic [VL*32-1:0] rotated;  // lane l: element idx_q + l after RoPE (or as read, for v)
+  // Elements idx_q + l of the row (j_q + l = their index within the head) and their partners
+  // (the other half of the head, the group half elements away) are multiplied by the tables as
+  // the group is produced into stage P (below); `rotated` is P's group finished.
+  logic [VL*32-1:0] rotated;  // lane l: P's element l after RoPE (or as read, for v)
   // Both groups are read a cycle ahead, at the idx_q and j_q of the next cycle (block RAM, not
-  // LUT-RAM read twice per cycle). A group is consumed only once its head is loaded, i.e. a
+  // LUT-RAM read twice per cycle). A group is produced only once its head is loaded, i.e. a
   // cycle after the head's last write at the earliest, and the first groups consumed then are
   // not that last one (nor is its partner: head_dim >= 16 is four groups or more).
   logic [31:0]             idx_next, j_next;
