@@ -206,7 +206,7 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     let query_keys: f64 = blocks.iter().map(|&(nb, keys)| (nb * keys) as f64).sum();
     let beats = m.head_dim.div_ceil(16) as f64;
     let h = m.heads as f64;
-    let ap = mc.attn_ports;  // each port's lanes take a range of the keys
+    let ap = mc.attn_ports; // each port's lanes take a range of the keys
     let sub = if m.sub_norms { 1.0 } else { 0.0 };
     // A prefill FFN_ACT reads its up rows over a borrowed weight port beside the gate rows
     // (trit_kernel_core: several tokens and more than two memory ports).
@@ -219,7 +219,14 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
         OpInst { kind: 3, x: vec![1.0, tf, tf * h, tf * qkv_words], load: 0.0 },
         OpInst {
             kind: 4,
-            x: vec![1.0, tf * h, tf * h * beats, blocks.len() as f64 * h, query_keys * h / ap, block_keys * h * beats / ap],
+            x: vec![
+                1.0,
+                tf * h,
+                tf * h * beats,
+                blocks.len() as f64 * h,
+                query_keys * h / ap,
+                block_keys * h * beats / ap,
+            ],
             load: 0.0,
         },
         norm(m.hidden, m.sub_norms),
