@@ -202,7 +202,7 @@ module op_embed #(
               second_q <= 1'b1;
             end
           end
-          if (rd_valid_i && rd_ready_o) begin
+          if (capture) begin
             hold_q       <= rd_data_i[DATA_W-1:DATA_W/2];
             hold_valid_q <= 1'b1;
             in_left_q    <= in_left_q - 1;

@@ -76,7 +76,7 @@ module op_rope_kv #(
 
   wire logic [31:0] half   = 32'(hd_q) >> 1;
   // Row lengths: registered (the op's sizes, settled a cycle after the start; the first use is
-  // the issuer's first row command, three cycles later).
+  // the issuer's first row command, six cycles later: after its three-cycle wait).
   logic [31:0] qd, kvd;
   always_ff @(posedge clk_i) begin
     qd  <= 32'(heads_q) * 32'(hd_q);
@@ -287,7 +287,6 @@ module op_rope_kv #(
   logic unused_tab;
   assign unused_tab = ^{tab0_next[31:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
 
-
   // ---------------------------------------------------------------- quantizers (k, v per head)
   // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below
   // writes the heads' codes and scales in the same order, freeing each quantizer after its scale.
@@ -319,7 +318,6 @@ module op_rope_kv #(
   // ---------------------------------------------------------------- drain: codes, then scale, per head
   // Its own position in the (token, part, head) order, so the main machine goes on reading and
   // feeding while earlier heads are written.
-  logic [15:0] d_tok_q;
   logic        d_v_q;       // part: 0 k, 1 v
   logic [31:0] d_head_q, d_el_q;
   logic [1:0]  d_step_q;    // 0 codes command, 1 codes, 2 scale command, 3 scale
@@ -327,20 +325,27 @@ module op_rope_kv #(
   wire logic          d_work = q_busy_q[dq];  // set exactly while head d_head_q is in its quantizer
   // KV cache layout (hdl::isa::KvLayout). Head-major: head h's codes at h * head_stride, position
   // pos at pos * head_dim within them; scales likewise after the codes; v after k.
-  wire logic [31:0] d_pos        = pos0_q + 32'(d_tok_q);
-  // The strides and sizes depend only on the op's sizes: registered, they settle two cycles
+  // The strides and sizes depend only on the op's sizes: registered, they settle a few cycles
   // after the start, long before the drain's first write (a chain of multiplies was the
   // engine's longest path).
-  logic [63:0] head_stride, scale_stride, codes_sz, scales_sz;
+  logic [63:0] head_stride, scale_stride, codes_sz, scales_sz, v_off, pos_codes;
+  logic [63:0] first_codes, first_scales;  // token 0's k head 0
   always_ff @(posedge clk_i) begin
     head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
     scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
     codes_sz     <= 64'(kv_heads_q) * head_stride;
     scales_sz    <= 64'(kv_heads_q) * scale_stride;
+    v_off        <= codes_sz + scales_sz;
+    pos_codes    <= 64'(pos0_q) * 64'(hd_q);
+    first_codes  <= kv_q + pos_codes;
+    first_scales <= kv_q + codes_sz + 64'(pos0_q) * 4;
   end
-  wire logic [63:0] part_base    = kv_q + (d_v_q ? codes_sz + scales_sz : 64'd0);
-  wire logic [63:0] cache_codes  = part_base + 64'(d_head_q) * head_stride + 64'(d_pos) * 64'(hd_q);
-  wire logic [63:0] cache_scales = part_base + codes_sz + 64'(d_head_q) * scale_stride + 64'(d_pos) * 4;
+  // The drain's addresses are registers that step with it (head: + a stride; k -> v: + v_off
+  // from the token's k head 0; next token: + a position), so no multiply sits in front of the
+  // writer's command (the multiply-adds here were op_rope_kv's longest path). Until the drain's
+  // first command they follow first_*.
+  logic [63:0] d_codes_q, d_scales_q, t_codes_q, t_scales_q;  // the head's; the token's k head 0
+  logic        d_fresh_q;
   wire logic [VL*16-1:0] d_codes = q_code[VL*16*dq +: VL*16];
 
   // ---------------------------------------------------------------- writes
@@ -383,7 +388,7 @@ module op_rope_kv #(
     end else begin
       // Drain: head d_head_q's head_dim codes, four per 4-byte element, then its scale.
       wcmd_valid = d_cmd_go;
-      wcmd_addr  = d_step_q[1] ? cache_scales : cache_codes;
+      wcmd_addr  = d_step_q[1] ? d_scales_q : d_codes_q;
       wcmd_count = d_step_q[1] ? 32'd1 : 32'(hd_q) / VL;
       wcmd_size  = 3'd2;
       wel_valid  = d_work && (d_step_q == 2'd1 ? q_code_valid[dq] : d_step_q == 2'd3 && q_done_q[dq]);
@@ -439,23 +444,24 @@ module op_rope_kv #(
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      d_tok_q  <= '0;
-      d_v_q    <= 1'b0;
-      d_head_q <= '0;
-      d_el_q   <= '0;
-      d_step_q <= '0;
-      q_busy_q <= '0;
-      q_done_q <= '0;
+      d_fresh_q <= 1'b1;
+      d_v_q     <= 1'b0;
+      d_head_q  <= '0;
+      d_el_q    <= '0;
+      d_step_q  <= '0;
+      q_busy_q  <= '0;
+      q_done_q  <= '0;
     end else begin
       if (state_q == IDLE) begin
-        d_tok_q  <= '0;
-        d_v_q    <= 1'b0;
-        d_head_q <= '0;
-        d_step_q <= '0;
+        d_fresh_q <= 1'b1;
+        d_v_q     <= 1'b0;
+        d_head_q  <= '0;
+        d_step_q  <= '0;
       end else if (!q_writing) begin
         if (wcmd_fire) begin
-          d_el_q   <= '0;
-          d_step_q <= d_step_q + 2'd1;
+          d_fresh_q <= 1'b0;
+          d_el_q    <= '0;
+          d_step_q  <= d_step_q + 2'd1;
         end
         if (wel_fire && d_step_q == 2'd1) begin
           d_el_q <= d_el_q + 1;
@@ -466,7 +472,6 @@ module op_rope_kv #(
           if (d_head_q + 1 == 32'(kv_heads_q)) begin
             d_head_q <= '0;
             d_v_q    <= !d_v_q;
-            if (d_v_q) d_tok_q <= d_tok_q + 1;
           end else begin
             d_head_q <= d_head_q + 1;
           end
@@ -483,13 +488,35 @@ module op_rope_kv #(
     end
   end
 
+  wire logic d_head_done = !q_writing && wel_fire && d_step_q == 2'd3;
+  always_ff @(posedge clk_i) begin
+    if (d_fresh_q) begin
+      t_codes_q  <= first_codes;
+      t_scales_q <= first_scales;
+      d_codes_q  <= first_codes;
+      d_scales_q <= first_scales;
+    end else if (d_head_done) begin
+      if (d_head_q + 1 != 32'(kv_heads_q)) begin
+        d_codes_q  <= d_codes_q + head_stride;
+        d_scales_q <= d_scales_q + scale_stride;
+      end else if (!d_v_q) begin
+        d_codes_q  <= t_codes_q + v_off;
+        d_scales_q <= t_scales_q + v_off;
+      end else begin
+        t_codes_q  <= t_codes_q + 64'(hd_q);
+        t_scales_q <= t_scales_q + 4;
+        d_codes_q  <= t_codes_q + 64'(hd_q);
+        d_scales_q <= t_scales_q + 4;
+      end
+    end
+  end
+
   // idx_q and j_q of the next cycle (the row buffer is read there, a cycle ahead). A group
   // produced into the stage moves to the next.
-  wire logic group_taken = produce_q || produce_kv;
   always_comb begin
     idx_next = idx_q;
     j_next   = j_q;
-    if (group_taken) begin
+    if (p_load) begin
       idx_next = idx_q + VL;
       j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
     end

@@ -326,10 +326,6 @@ fn run_fit(dir: &tempfile::TempDir, config: &str) -> std::process::Output {
         .unwrap()
 }
 
-fn run_fit_kv260(dir: &tempfile::TempDir) -> std::process::Output {
-    run_fit(dir, "tellme-kv260")
-}
-
 /// `trit fit` on `config` and the units in `dir`: the chosen config, the output, and the written file.
 fn fit(dir: &tempfile::TempDir, config: &str) -> (Config, String, std::path::PathBuf) {
     let out = dir.path().join("fit.toml");
@@ -409,7 +405,7 @@ fn fit_that_cannot_fit_names_the_nearest_variant_and_what_binds() {
         ("op_vector", 200000.0, 9000.0, 0.0, 0.0, 20.0),
         ("kernel glue", 5000.0, 4000.0, 2.0, 0.0, 0.0),
     ]);
-    let o = run_fit_kv260(&dir);
+    let o = run_fit(&dir, "tellme-kv260");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
     assert!(stderr.contains("the nearest (tables_per_step"), "{stderr}");
