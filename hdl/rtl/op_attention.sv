@@ -160,9 +160,13 @@ module op_attention #(
   // Head-major cache regions (hdl::isa::KvLayout).
   // The address terms are registered: they change only with the op's arguments (at its start),
   // the KV head (leaving V_CODES) and the block (likewise), and a stream command first uses them
-  // at least two cycles later (GROUP/Q_CMD, Q_QUANT come between), so the multiplies are paths
-  // of their own instead of the front of every command's address.
+  // at least four cycles later (Q_QUANT waits out range_wait_q), so the multiplies are paths of
+  // their own instead of the front of every command's address: the regions' sizes and the KV
+  // head's offsets a stage ahead of the sums (a multiply into a four-term add was the unit's
+  // longest path).
   logic [63:0] head_stride, scale_stride, codes_sz, scales_sz;
+  logic [63:0] kvh_codes, kvh_scales;               // the KV head's offset in a codes / scales region
+  logic [63:0] ks_region, vc_region, vs_region;     // key scales, value codes, value scales at head 0
   logic [63:0] kc_base, ks_base, vs_base, vc_base;  // the KV head's four regions at key 0
   always_ff @(posedge clk_i) begin
     q_row        <= trit_num::row_bytes(64'(qd) * 4);
@@ -170,10 +174,15 @@ module op_attention #(
     scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
     codes_sz     <= 64'(kv_heads_q) * head_stride;
     scales_sz    <= 64'(kv_heads_q) * scale_stride;
-    kc_base      <= kv_q + 64'(kvh_q) * head_stride;                              // key codes
-    ks_base      <= kv_q + codes_sz + 64'(kvh_q) * scale_stride;                  // key scales
-    vs_base      <= kv_q + 2 * codes_sz + scales_sz + 64'(kvh_q) * scale_stride;  // value scales
-    vc_base      <= kv_q + codes_sz + scales_sz + 64'(kvh_q) * head_stride;       // value codes
+    kvh_codes    <= 64'(kvh_q) * head_stride;
+    kvh_scales   <= 64'(kvh_q) * scale_stride;
+    ks_region    <= kv_q + codes_sz;
+    vc_region    <= kv_q + codes_sz + scales_sz;
+    vs_region    <= vc_region + codes_sz;
+    kc_base      <= kv_q + kvh_codes;
+    ks_base      <= ks_region + kvh_scales;
+    vs_base      <= vs_region + kvh_scales;
+    vc_base      <= vc_region + kvh_codes;
   end
   // A (token, head) of a q-layout row: the q vectors and the outputs.
   function automatic logic [63:0] row_at(input logic [63:0] base, input logic [31:0] tok, input logic [31:0] head,

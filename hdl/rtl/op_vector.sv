@@ -79,7 +79,7 @@ module op_vector #(
   logic              gate_sent_q, up_sent_q;  // wide FFN_ACT: the token's two row commands
   logic [15:0]       tokens_q, tok_q;
   logic [31:0]       n_q, idx_q;
-  logic [63:0]       src_q, up_q, norm_q, codes_q, scales_q;
+  logic [63:0]       norm_q;
   logic [31:0]       eps_q;
   logic signed [31:0] shift_q;
   logic [95:0]       pmax_q;      // max |act(gate) * up| of the token's groups out of the pipeline
@@ -98,9 +98,16 @@ module op_vector #(
     .rd_cmd_valid_o, .rd_cmd_ready_i, .rd_cmd_addr_o, .rd_cmd_beats_o, .rd_valid_i, .rd_ready_o, .rd_data_i
   );
 
-  wire logic [63:0] in_row   = trit_num::row_bytes(64'(n_q) * 4);
+  // Row pitches, registered (n_q settles at the start; the first use is a token's end), and
+  // each row's address a register stepped by them per token: no multiply in front of a
+  // command (the token x pitch multiply-adds were op_vector's longest path).
+  logic [63:0] in_row, code_row;
+  always_ff @(posedge clk_i) begin
+    in_row   <= trit_num::row_bytes(64'(n_q) * 4);
+    code_row <= trit_num::row_bytes(64'(n_q));
+  end
+  logic [63:0] src_row_q, up_row_q;  // the token's input rows
   wire logic [31:0] gain_words = (n_q + 32'd7) >> 3;
-  wire logic [63:0] code_row = trit_num::row_bytes(64'(n_q));
   wire logic [31:0] groups   = (n_q + 32'(VL) - 1) / 32'(VL);
 
   logic        ucmd_valid, ucmd_ready, uel_valid, uel_ready;
@@ -108,7 +115,7 @@ module op_vector #(
   logic [127:0] uel_wide;  // wide FFN_ACT: four int32 of an up row
   elem_reader #(.DATA_W (DATA_W)) u_up_rd (
     .clk_i, .rst_ni,
-    .cmd_valid_i (ucmd_valid), .cmd_ready_o (ucmd_ready), .cmd_addr_i (up_q + 64'(tok_q) * in_row),
+    .cmd_valid_i (ucmd_valid), .cmd_ready_o (ucmd_ready), .cmd_addr_i (up_row_q),
     .cmd_count_i (groups), .cmd_size_i (3'd4), .el_valid_o (uel_valid), .el_ready_i (uel_ready),
     .el_data_o (unused_udata), .el_wide_o (uel_wide),
     .rd_cmd_valid_o (up_cmd_valid_o), .rd_cmd_ready_i (up_cmd_ready_i), .rd_cmd_addr_o (up_cmd_addr_o),
@@ -162,13 +169,13 @@ module op_vector #(
       // Rows: four int32 per 16-byte element (rows start 64-byte aligned; lanes past n ignored).
       ROW_CMD:   begin
         rcmd_valid = ffn_q ? !gate_sent_q : q_ready;
-        rcmd_addr  = src_q + 64'(tok_q) * in_row;
+        rcmd_addr  = src_row_q;
         rcmd_count = groups;
         rcmd_size  = 3'd4;
       end
       UP_CMD:    begin
         rcmd_valid = !feed_busy_q && !p_tail;
-        rcmd_addr  = up_q + 64'(tok_q) * in_row;
+        rcmd_addr  = up_row_q;
         rcmd_count = groups;
         rcmd_size  = 3'd4;
       end
@@ -385,12 +392,13 @@ module op_vector #(
   // Per token: the codes command, its codes straight from the quantizer, then the scale once
   // the quantizer's done_o has given it.
   logic [15:0] w_tok_q;
+  logic [63:0] w_codes_q, w_scales_q;  // the token's codes row and scale
   logic [31:0] w_group_q;
   logic [1:0]  w_step_q;     // 0 codes command, 1 codes, 2 scale command, 3 scale
   logic        w_all_q;      // every token's codes and scale handed to the writer
   logic        scale_ready_q;
   assign wcmd_valid   = !w_all_q && state_q != IDLE && state_q != FINISH && (w_step_q == 2'd0 || w_step_q == 2'd2);
-  assign wcmd_addr    = w_step_q[1] ? scales_q + 64'(w_tok_q) * 4 : codes_q + 64'(w_tok_q) * code_row;
+  assign wcmd_addr    = w_step_q[1] ? w_scales_q : w_codes_q;
   // Codes: four per 4-byte element, the last one cut to the row's length.
   assign wcmd_count   = w_step_q[1] ? 32'd1 : groups;
   assign wel_valid    = !w_all_q && (w_step_q == 2'd3 ? scale_ready_q : w_step_q == 2'd1 && q_code_valid);
@@ -403,6 +411,8 @@ module op_vector #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       w_tok_q        <= '0;
+      w_codes_q      <= '0;
+      w_scales_q     <= '0;
       w_group_q      <= '0;
       w_step_q       <= '0;
       w_all_q        <= 1'b0;
@@ -415,6 +425,8 @@ module op_vector #(
       pmax_q         <= '0;
     end else if (state_q == IDLE) begin
       w_tok_q        <= '0;
+      w_codes_q      <= codes_i;  // the op's, taken with start_i like the main machine's
+      w_scales_q     <= scales_i;
       w_group_q      <= '0;
       w_step_q       <= '0;
       w_all_q        <= 1'b0;
@@ -436,6 +448,8 @@ module op_vector #(
         scale_ready_q <= 1'b0;
         w_step_q      <= 2'd0;
         w_tok_q       <= w_tok_q + 1;
+        w_codes_q     <= w_codes_q + code_row;
+        w_scales_q    <= w_scales_q + 4;
         if (w_tok_q + 1 == tokens_q) w_all_q <= 1'b1;
       end
       // Feeder: the token's last group out of the product pipeline hands the token over.
@@ -470,11 +484,9 @@ module op_vector #(
       tok_q    <= '0;
       n_q      <= '0;
       idx_q    <= '0;
-      src_q    <= '0;
-      up_q     <= '0;
+      src_row_q <= '0;
+      up_row_q  <= '0;
       norm_q   <= '0;
-      codes_q  <= '0;
-      scales_q <= '0;
       eps_q    <= '0;
       shift_q  <= '0;
       done_o   <= 1'b0;
@@ -488,11 +500,9 @@ module op_vector #(
           silu_q   <= silu_i;
           tokens_q <= tokens_i;
           n_q      <= n_i;
-          src_q    <= src_i;
-          up_q     <= up_i;
+          src_row_q <= src_i;
+          up_row_q  <= up_i;
           norm_q   <= norm_i;
-          codes_q  <= codes_i;
-          scales_q <= scales_i;
           eps_q    <= eps_i;
           shift_q  <= '0;
           tok_q    <= '0;
@@ -534,7 +544,9 @@ module op_vector #(
               GATE_DATA: state_q <= UP_CMD;
               default: begin
                 // The row is read (NORM_QUANT: into the quantizer; FFN_ACT: into the products).
-                tok_q   <= tok_q + 1;
+                tok_q     <= tok_q + 1;
+                src_row_q <= src_row_q + in_row;
+                up_row_q  <= up_row_q + in_row;
                 state_q <= tok_q + 1 == tokens_q ? READ_DONE : ROW_CMD;
               end
             endcase
