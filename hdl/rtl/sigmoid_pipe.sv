@@ -47,15 +47,20 @@ module sigmoid_pipe #(
     wire logic [31:0] den = 32'(den_in);
     logic [31:0] r;
     logic [15:0] q;
+    // Each compare-subtract is one subtraction whose borrow is the compare (written as a
+    // compare and a subtract, yosys builds two carry chains).
+    logic [32:0] d_hi, d_lo;
     always_comb begin
       r = rem_in;
       q = quo_in;
-      if (r >= den << HI) begin
-        r = r - (den << HI);
+      d_hi = {1'b0, r} - {1'b0, den << HI};
+      if (!d_hi[32]) begin
+        r = d_hi[31:0];
         q[HI] = 1'b1;
       end
-      if (r >= den << (HI - 1)) begin
-        r = r - (den << (HI - 1));
+      d_lo = {1'b0, r} - {1'b0, den << (HI - 1)};
+      if (!d_lo[32]) begin
+        r = d_lo[31:0];
         q[HI-1] = 1'b1;
       end
     end

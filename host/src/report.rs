@@ -445,22 +445,31 @@ pub const ATTN_PER_QUERY: f64 = 0.5;
 
 /// What each memory port attention streams over adds, as a share of a one-port engine's LUT, FF
 /// and DSP: per port, a reader and LANES dot products and value sums per query. Measured with
-/// yosys on tellme-kv260's engine at one query: two ports 26.6 k LUTs, 8.1 k FFs, 208 DSPs; four
-/// 41.8 k, 12.2 k, 334 (+7.6 k, +2.0 k, +63 per port over a ~19 k, ~6 k, ~145 one-port engine:
-/// +40 %, +34 %, +43 %).
-pub const ATTN_PER_PORT: f64 = 0.4;
+/// yosys on tellme-kv260's engine at one query: one port 20.0 k LUTs, 6.1 k FFs, 141 DSPs; two
+/// 26.6 k, 8.1 k, 208; four 39.9 k, 12.7 k, 334 (+33 %, +36 %, +46 % per port; LUTs bind).
+pub const ATTN_PER_PORT: f64 = 0.33;
+
+/// The share of the linear engine's LUTs and FFs that does not scale with its lookups per cycle
+/// (TABLES x COLS): the ports' beat multiplexer, the weight buffer's writes, control, the COLS
+/// requantizer lanes and the accumulator memory's addressing. Measured with yosys on
+/// tellme-kv260's engine: 28 x 16 lookups (8 tokens) 51.9 k LUTs, 30.2 k FFs; 14 x 16 (4 tokens)
+/// 35.1 k, 19.8 k -- 75 LUTs and 46 FFs per lookup over ~18 k and ~9 k fixed (35 %, 31 %).
+pub const LINEAR_FIXED_SHARE: f64 = 0.33;
 
 /// Resources of `cfg` estimated from a synthesized report of a related config (`base`, same
 /// model and board): every unit as synthesized, except the linear engine (`op_linear`), whose
-/// LUT, FF and DSP scale with the lookups per cycle (TABLES x COLS) and whose block RAM scales
-/// with its accumulator memory (tokens x blocks); URAM is the weight buffer's exact primitive
-/// count; the attention engine's LUT, FF and DSP scale as `1 + ATTN_PER_QUERY * (queries - 1)`
-/// times `1 + ATTN_PER_PORT * (ports - 1)`.
-/// A coarse rule (the engine's fixed parts scale too, so it errs high), stated in
-/// docs/report.md; `trit report` on the chosen config gives the real counts.
+/// LUT and FF scale as `LINEAR_FIXED_SHARE + (1 - LINEAR_FIXED_SHARE) x` the ratio of lookups
+/// per cycle (TABLES x COLS), whose DSPs (the requantizer lanes) scale with COLS and whose block
+/// RAM scales with its accumulator memory (tokens x blocks); URAM is the weight buffer's exact
+/// primitive count; the attention engine's LUT, FF and DSP scale as
+/// `1 + ATTN_PER_QUERY * (queries - 1)` times `1 + ATTN_PER_PORT * (ports - 1)`.
+/// A linear rule fitted to two or three synthesized points per unit, stated in docs/report.md;
+/// `trit report` on the chosen config gives the real counts.
 pub fn estimate_resources(base_cfg: &Config, base: &[UnitSynth], cfg: &Config) -> Resources {
     let (pb, pc) = (hdl::TlmmParams::from_config(base_cfg), hdl::TlmmParams::from_config(cfg));
-    let lk = (pc.TABLES * pc.COLS) as f64 / (pb.TABLES * pb.COLS) as f64;
+    let lookups = (pc.TABLES * pc.COLS) as f64 / (pb.TABLES * pb.COLS) as f64;
+    let lk = LINEAR_FIXED_SHARE + (1.0 - LINEAR_FIXED_SHARE) * lookups;
+    let cols = pc.COLS as f64 / pb.COLS as f64;
     let block = |c: &Config| {
         let ports = hdl::KernelShape::from_config(c).ATTN_PORTS as f64;
         (1.0 + ATTN_PER_QUERY * (c.engine.attention_queries as f64 - 1.0)) * (1.0 + ATTN_PER_PORT * (ports - 1.0))
@@ -476,7 +485,7 @@ pub fn estimate_resources(base_cfg: &Config, base: &[UnitSynth], cfg: &Config) -
         if u.name == "op_linear" {
             r.lut *= lk;
             r.ff *= lk;
-            r.dsp *= lk;
+            r.dsp *= cols;
             r.bram36 *= acc.max(1.0);
             r.uram += uram(cfg) - uram(base_cfg);
         }
