@@ -770,21 +770,26 @@ module op_attention #(
   logic        wcmd_ready, wel_ready, w_idle;
   logic [QL*32-1:0] o_d;
   wire logic [31:0] f_out_tok = 32'(f_tok_q) + 32'(f_qi_q);  // the finished query's token
-  // F_OUT in two stages: the lanes' sums of QL values, then their products with 1/S's
-  // significand, rounded into the writer. The stages move together and hold while the writer
-  // is not ready.
-  logic               fo_v1_q, fo_v2_q;  // stage 1 / 2 holds QL values
+  // F_OUT in three stages: the lanes' sums of QL values; their two 32-bit halves times 1/S's
+  // significand; the products (the halves' sum), rounded into the writer. The stages move
+  // together and hold while the writer is not ready. (The 64 x 25-bit multiply in one stage,
+  // its DSPs' partial sums on a carry chain, was op_attention's longest path.)
+  logic               fo_v1_q, fo_v2_q, fo_v3_q;  // stage 1 / 2 / 3 holds QL values
   logic signed [63:0] fo_sum_q [QL];
   localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
+  logic signed [57:0] fo_lo_q [QL];  // the low half (unsigned) times the significand
+  logic signed [56:0] fo_hi_q [QL];  // the high half (signed) times the significand
   logic signed [FO_W-1:0] fo_p_q [QL];
-  wire logic               fo_adv  = !fo_v2_q || wel_ready;
+  wire logic               fo_adv  = !fo_v3_q || wel_ready;
   wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
   always_ff @(posedge clk_i) begin
     if (fo_adv) begin
       for (int i = 0; i < QL; i++) begin
         fo_sum_q[i] <= acc_sum[i];
-        fo_p_q[i]   <= FO_W'(fo_sum_q[i]) * FO_W'(rcp_sig);
+        fo_lo_q[i]  <= $signed({26'd0, fo_sum_q[i][31:0]}) * 58'(rcp_sig);
+        fo_hi_q[i]  <= 57'($signed(fo_sum_q[i][63:32])) * 57'(rcp_sig);
+        fo_p_q[i]   <= (FO_W'(fo_hi_q[i]) <<< 32) + FO_W'(fo_lo_q[i]);
       end
     end
   end
@@ -792,9 +797,11 @@ module op_attention #(
     if (!rst_ni) begin
       fo_v1_q <= 1'b0;
       fo_v2_q <= 1'b0;
+      fo_v3_q <= 1'b0;
     end else if (fo_adv) begin
       fo_v1_q <= fo_take;
       fo_v2_q <= fo_v1_q;
+      fo_v3_q <= fo_v2_q;
     end
   end
   // The four values share rcp: one shift decode, a window per value (requant_round).
@@ -808,7 +815,7 @@ module op_attention #(
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (row_at(dst_q, f_out_tok, f_head_q, q_row, hd_q)),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
-    .el_valid_i (fo_v2_q), .el_ready_o (wel_ready), .el_data_i (o_d),
+    .el_valid_i (fo_v3_q), .el_ready_o (wel_ready), .el_data_i (o_d),
     .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
@@ -871,7 +878,7 @@ module op_attention #(
           if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
           if (fo_take) f_el_q <= f_el_q + QL;
           // Every value handed to the writer (which posts the write): the next query, or done.
-          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v1_q && !fo_v2_q) begin
+          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v1_q && !fo_v2_q && !fo_v3_q) begin
             f_qi_q    <= f_qi_q + 1;
             f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_LEAD : F_IDLE;
           end

@@ -200,7 +200,7 @@ module op_linear #(
   wire logic bad = tokens_q == '0 || 32'(tokens_q) > MAX_TOKENS || !fits(steps_q, blocks_q);
 
   // ---------------------------------------------------------------- loader job context
-  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_SHARE, L_FIRST, L_LEN, L_CMD, L_DATA} lstate_e;
+  typedef enum logic [2:0] {L_IDLE, L_SIZE, L_DIV, L_SHARE, L_FIRST, L_LEN, L_CMD, L_DATA} lstate_e;
   lstate_e     l_state_q;
   logic        ld_valid_q;       // the context holds a matrix
   logic        ld_claimed_q;     // ... the running (or last) LINEAR's; else a prefetch
@@ -430,17 +430,21 @@ module op_linear #(
   logic [DATA_W-1:0]     p_data  [PORTS];
   logic [31:0]           written_q;   // beats written into the buffer
   wire logic loading = l_state_q == L_DATA;
-  // Beats per port: the chunk over the ports taking part (constant divisors, one per count),
-  // worked out in L_SHARE from the chunk registered when its load started.
+  // Beats per port: the chunk over the ports taking part. The chunk registered when its load
+  // started is divided by every port count in L_DIV (constant divisors, a multiply each, into
+  // registers) and the count taking part picks one in L_SHARE (the multiply into the pick was
+  // op_linear's longest path).
   logic [31:0] n_use, share;
+  logic [31:0] quot_q [PORTS];  // quot_q[k-1] = ceil(chunk_q / k)
+  always_ff @(posedge clk_i) for (int k = 1; k <= PORTS; k++) quot_q[k-1] <= div_ceil(chunk_q, k);
   always_comb begin
     n_use = '0;
     for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use_q[p]);
     share = chunk_q;
-    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = div_ceil(chunk_q, k);
+    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = quot_q[k-1];
   end
   // A chunk's load is under way (its context must stay).
-  wire logic l_busy = l_state_q == L_SHARE || l_state_q == L_FIRST || l_state_q == L_LEN || l_state_q == L_CMD ||
+  wire logic l_busy = l_state_q == L_DIV || l_state_q == L_SHARE || l_state_q == L_FIRST || l_state_q == L_LEN || l_state_q == L_CMD ||
                       l_state_q == L_DATA;
   // Slots in port order over the ports taking part.
   always_comb begin
@@ -770,7 +774,7 @@ module op_linear #(
       unique case (l_state_q)
         L_IDLE: begin
           if (l_start_chunk) begin
-            l_state_q <= L_SHARE;
+            l_state_q <= L_DIV;
             l_use_q   <= l_use;
             l_base_q  <= wp_q;
             chunk_q   <= l_beats_q;
@@ -803,6 +807,7 @@ module op_linear #(
             l_state_q <= L_IDLE;
           end
         end
+        L_DIV: l_state_q <= L_SHARE;
         L_SHARE: begin
           share_q   <= share;
           l_state_q <= L_FIRST;
