@@ -221,11 +221,11 @@ module op_vector #(
   // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
   //   1 inputs   2 |g| * log2(e)   3 rounded   4 exp2_neg   5..12 sigmoid (sigmoid_pipe)
   //   13 sigmoid(g) from sigmoid(|g|)   14 g * sigmoid, relu^2   15 silu rounded
-  //   16 the product with up
+  //   16 the activation's two halves times up   17 their sum, the product
   // (Stage 13 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
-  // engine's longest path.)
+  // engine's longest path; so was the 63 x 32-bit product in one stage, before 16/17.)
   localparam int SIG_L = 8;           // sigmoid_pipe's latency
-  localparam int PL    = 8 + SIG_L;   // stages
+  localparam int PL    = 9 + SIG_L;   // stages
   wire logic     p_in = (state_q == UP_DATA || state_q == PAIR_DATA) && el_fire;
   logic [PL:1]   pv_q;                // per stage: holds a group
   logic [PL:1]   plast_q;             // ... the token's last
@@ -243,10 +243,10 @@ module op_vector #(
   end
   for (genvar l = 0; l < VL; l++) begin : g_lane
     wire logic [31:0] e = idx_q * 32'(VL) + 32'(l);
-    // Gate, up and whether the lane is within the row, carried along stages 1 .. PL-1.
-    logic signed [31:0] g_s  [1:PL-1];
-    logic signed [31:0] up_s [1:PL-1];
-    logic [PL-1:1]      live_s;
+    // Gate, up and whether the lane is within the row, carried along stages 1 .. PL-2.
+    logic signed [31:0] g_s  [1:PL-2];
+    logic signed [31:0] up_s [1:PL-2];
+    logic [PL-2:1]      live_s;
     logic [47:0]        t2_q;      // |g| * log2(e) in Q.32
     logic [47:0]        d3_q;      // ... in Q.16
     logic [15:0]        e4_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
@@ -255,7 +255,9 @@ module op_vector #(
     logic [61:0]        rr14_q;    // relu(g)^2
     logic signed [47:0] silu15_q;  // silu(g) in Q.16
     logic [61:0]        rr15_q;
-    logic signed [95:0] prod16_q;
+    logic signed [63:0] plo16_q;   // the activation's low 31 bits (non-negative) times up
+    logic signed [63:0] phi16_q;   // ... its high 32 bits (signed) times up
+    logic signed [95:0] prod17_q;
     logic [15:0]        e4;
     logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 12
     exp2_neg u_exp2 (.d_i (d3_q), .y_o (e4));
@@ -276,7 +278,7 @@ module op_vector #(
       up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
       live_s[1] <= e < n_q;
       g_s[2]    <= g2;
-      for (int t = 2; t < PL; t++) begin
+      for (int t = 2; t < PL - 1; t++) begin
         if (t > 2) g_s[t] <= g_s[t-1];
         up_s[t]   <= up_s[t-1];
         live_s[t] <= live_s[t-1];
@@ -289,10 +291,12 @@ module op_vector #(
       rr14_q   <= 62'(relu) * 62'(relu);
       silu15_q <= silu[47:0];
       rr15_q   <= rr14_q;
-      prod16_q <= !live_s[15] ? 96'sd0 : 96'(act15) * 96'(up15);
+      plo16_q  <= !live_s[15] ? 64'sd0 : 64'($signed({1'b0, act15[30:0]})) * 64'(up15);
+      phi16_q  <= !live_s[15] ? 64'sd0 : 64'($signed(act15[62:31])) * 64'(up15);
+      prod17_q <= (96'(phi16_q) <<< 31) + 96'(plo16_q);
     end
-    assign prod[l] = prod16_q;
-    assign prod_row[96*l +: 96] = prod16_q;
+    assign prod[l] = prod17_q;
+    assign prod_row[96*l +: 96] = prod17_q;
     assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask_q);  // |.| <= 2^30
     logic unused_lane;
     assign unused_lane = ^{g_log2e[95:48], silu[95:48]};
