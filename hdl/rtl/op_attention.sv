@@ -770,6 +770,16 @@ module op_attention #(
   logic        wcmd_ready, wel_ready, w_idle;
   logic [QL*32-1:0] o_d;
   wire logic [31:0] f_out_tok = 32'(f_tok_q) + 32'(f_qi_q);  // the finished query's token
+  // The output row's address (row_at), free-running in two stages: its terms, then their sum.
+  // The finisher's token, head and query settle on entering F_LEAD and F_OUT's command comes
+  // after F_LEAD, F_I2F and the divide; in front of the command the multiply-adds were
+  // op_attention's longest path.
+  logic [63:0] f_row_off_q, f_head_off_q, f_dst_q;
+  always_ff @(posedge clk_i) begin
+    f_row_off_q  <= 64'(f_out_tok) * q_row;
+    f_head_off_q <= 64'(f_head_q) * 64'(hd_q) * 4;
+    f_dst_q      <= dst_q + f_row_off_q + f_head_off_q;
+  end
   // F_OUT in three stages: the lanes' sums of QL values; their two 32-bit halves times 1/S's
   // significand; the products (the halves' sum), rounded into the writer. The stages move
   // together and hold while the writer is not ready. (The 64 x 25-bit multiply in one stage,
@@ -813,7 +823,7 @@ module op_attention #(
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
-    .cmd_addr_i (row_at(dst_q, f_out_tok, f_head_q, q_row, hd_q)),
+    .cmd_addr_i (f_dst_q),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
     .el_valid_i (fo_v3_q), .el_ready_o (wel_ready), .el_data_i (o_d),
     .el_len_i (5'd16),
