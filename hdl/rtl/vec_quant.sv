@@ -243,11 +243,15 @@ module vec_quant #(
   localparam int YW = 17;       // requant's result bits before the clamp
   localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
-  // A group read from the buffer is multiplied by inv's significand into a register (held
-  // while the consumer is not ready); the rounding and clamp follow on the way out.
+  // A group read from the buffer is multiplied by inv's significand into a register; the
+  // rounding and clamp follow into the output register (the two move as an elastic pipeline,
+  // holding while the consumer is not ready). Rounding and clamp on the way out, into the
+  // consumer's logic, were the longest path of the engines that quantize.
   logic                c_v_q;      // the register holds a group's products
   logic signed [CW-1:0] c_p_q [LANES];
-  wire logic           c_adv  = !c_v_q || code_ready_i;
+  logic                o_v_q;      // the output register holds a group's codes
+  wire logic           o_adv  = !o_v_q || code_ready_i;
+  wire logic           c_adv  = !c_v_q || o_adv;
   wire logic           c_take = b_state_q == B_CODES && idx_q < groups && c_adv;
   // The buffer is read a cycle ahead, at the group idx_q will be next cycle (block RAM). The
   // load writes only groups the codes have taken, and a vector's codes start after its load.
@@ -261,10 +265,15 @@ module vec_quant #(
     end
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) c_v_q <= 1'b0;
-    else if (c_adv) c_v_q <= c_take;
+    if (!rst_ni) begin
+      c_v_q <= 1'b0;
+      o_v_q <= 1'b0;
+    end else begin
+      if (c_adv) c_v_q <= c_take;
+      if (o_adv) o_v_q <= c_v_q;
+    end
   end
-  assign code_valid_o = c_v_q;
+  assign code_valid_o = o_v_q;
   // inv's exponent is decoded the cycle after inv is set, when the first group's products are
   // registered: ready when they are rounded.
   logic [CW*LANES-1:0] c_p_row;
@@ -273,15 +282,17 @@ module vec_quant #(
   requant_round #(.LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1)) u_round (
     .clk_i, .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
   );
-  always_comb begin
-    for (int l = 0; l < LANES; l++) begin
-      logic signed [YQ-1:0] y;
-      logic signed [YQ-1:0] qm;
-      y  = YQ'($signed(c_y[YW*l +: YW]));
-      qm = YQ'($signed({1'b0, b_q.qmax}));
-      if (y > qm) code_o[16*l +: 16] = 16'(qm);
-      else if (y < -qm) code_o[16*l +: 16] = 16'(-qm);
-      else code_o[16*l +: 16] = 16'(y);
+  always_ff @(posedge clk_i) begin
+    if (o_adv) begin
+      for (int l = 0; l < LANES; l++) begin
+        logic signed [YQ-1:0] y;
+        logic signed [YQ-1:0] qm;
+        y  = YQ'($signed(c_y[YW*l +: YW]));
+        qm = YQ'($signed({1'b0, b_q.qmax}));
+        if (y > qm) code_o[16*l +: 16] <= 16'(qm);
+        else if (y < -qm) code_o[16*l +: 16] <= 16'(-qm);
+        else code_o[16*l +: 16] <= 16'(y);
+      end
     end
   end
 
@@ -371,7 +382,7 @@ module vec_quant #(
           end
           if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups && !c_v_q && steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups && !c_v_q && !o_v_q && steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
