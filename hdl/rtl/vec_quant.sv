@@ -161,16 +161,18 @@ module vec_quant #(
   logic [79:0]         g_ss;   // sum of x^2 over the group's lanes
   logic [47:0]         g_max_q;
   logic [79:0]         g_ss_q;
+  // The max as a tree (mt[i] = max(mt[2i], mt[2i+1]) over the lanes' magnitudes at
+  // mt[LANES + l]; a chain of LANES compares was the longest path of the engines that quantize).
+  logic [47:0] mt [1:2*LANES-1];
   always_comb begin
-    g_max = '0;
-    g_ss  = '0;
+    g_ss = '0;
     for (int l = 0; l < LANES; l++) begin
-      logic [47:0] a;
       p_row[PW*l +: PW] = PW'(m_p_q[l]);
-      a = m_p_q[l] < 0 ? 48'(0 - m_p_q[l]) : 48'(m_p_q[l]);
-      if (a > g_max) g_max = a;
+      mt[LANES+l] = m_p_q[l] < 0 ? 48'(0 - m_p_q[l]) : 48'(m_p_q[l]);
       g_ss = g_ss + 80'(m_sq_q[l]);
     end
+    for (int i = LANES - 1; i >= 1; i--) mt[i] = mt[2*i] > mt[2*i+1] ? mt[2*i] : mt[2*i+1];
+    g_max = mt[1];
   end
   always_ff @(posedge clk_i) begin
     g_last_q <= m_last_q;
