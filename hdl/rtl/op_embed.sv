@@ -47,39 +47,30 @@ module op_embed #(
   // fp16 -> Q.16 int32, exactly as model::numerics::f16_to_fx, in two halves: f16_pre as a word
   // arrives (exponent, shift and rounding: the magnitude, its sign, whether it saturates), fx_post
   // as it leaves (the sign): the whole conversion in front of the write data was the engine's
-  // longest path.
+  // longest path. f16_pre by cases of the exponent: only e = 30 saturates (m * 2^21 >= 2^31),
+  // and a right shift rounds by its round and sticky bits (no compares of the remainder; equal
+  // to the straightforward conversion for every input: host/tests/proofs.rs).
   localparam int PRE_W = 34;  // {saturate, negative, magnitude}
+  // [proof: f16_pre begin]
   function automatic logic [PRE_W-1:0] f16_pre(input logic [15:0] h);
     logic [4:0]  e;
     logic [10:0] m;
-    logic [42:0] wide;
-    logic [31:0] mag;
+    logic [3:0]  s;      // right shift of a small value: 1..8
     logic [10:0] q;
-    logic [10:0] rem;
-    logic [10:0] half;
-    int          sh;
+    logic        round;  // the last bit shifted out
+    logic        sticky; // any bit below it
     e = h[14:10];
     m = (e == 5'd0) ? {1'b0, h[9:0]} : {1'b1, h[9:0]};
-    sh = (e == 5'd0) ? -8 : 32'(e) - 9;  // value * 2^16 = m * 2^sh
-    mag = '0;
-    if (e == 5'd31) begin
-      f16_pre = h[9:0] != '0 ? '0 : {1'b1, h[15], 32'd0};  // NaN: 0; infinities saturate
-    end else begin
-      if (sh >= 0) begin
-        wide = 43'(m) << sh;
-        // saturate (negatives reach -2^31 exactly)
-        if (wide >= 43'h0_8000_0000) mag = 32'h8000_0000;
-        else mag = wide[31:0];
-      end else begin
-        q = m >> (-sh);
-        rem = m & ((11'd1 << (-sh)) - 11'd1);
-        half = 11'd1 << (-sh - 1);
-        mag = 32'(q);
-        if (rem > half || (rem == half && q[0])) mag = mag + 32'd1;
-      end
-      f16_pre = {mag == 32'h8000_0000, h[15], mag};
-    end
+    s = (e == 5'd0) ? 4'd8 : 4'(5'd9 - e);
+    q = m >> s;
+    round  = m[s - 4'd1];
+    sticky = |(m & ((11'd1 << (s - 4'd1)) - 11'd1));
+    if (e == 5'd31) f16_pre = h[9:0] != '0 ? '0 : {1'b1, h[15], 32'd0};  // NaN: 0; infinities saturate
+    else if (e == 5'd30) f16_pre = {1'b1, h[15], 32'h8000_0000};          // m * 2^21 >= 2^31
+    else if (e >= 5'd9) f16_pre = {1'b0, h[15], 32'(m) << (e - 5'd9)};    // exact, below 2^31
+    else f16_pre = {1'b0, h[15], 32'(q) + 32'(round && (sticky || q[0]))};
   endfunction
+  // [proof: f16_pre end]
   function automatic logic [31:0] fx_post(input logic [PRE_W-1:0] p);
     if (p[33]) fx_post = p[32] ? 32'h8000_0000 : 32'h7fff_ffff;
     else fx_post = p[32] ? -p[31:0] : p[31:0];

@@ -6,7 +6,9 @@
 //! against model::numerics::requant + saturation (written out in SystemVerilog) at every width an
 //! engine instantiates it with (linear layers, LM head, attention, the quantizers' codes); and
 //! op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`; and
-//! `trit_num::lead_one` (two levels: bytes, then bits) against the plain priority loop.
+//! `trit_num::lead_one` (two levels: bytes, then bits) against the plain priority loop; and
+//! op_embed's `f16_pre` (fp16 -> Q.16 by cases of the exponent) against the conversion written
+//! out (shift, remainder against half a step, saturation by compare).
 
 use sim::tools::{find, Tool};
 use std::process::Command;
@@ -149,5 +151,49 @@ fn lead_one_equals_the_priority_loop_for_every_input() {
     assert!(log.contains(PROVEN), "lead_one differs from the loop:\n{log}");
     // ... and an off-by-one is caught.
     let Some(log) = prove(&module("trit_num::lead_one(x >> 1) == reference")) else { return };
+    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+}
+
+/// A module whose output `ok` is 1 iff op_embed's `f16_pre` equals the fp16 -> Q.16 conversion
+/// of model::numerics::f16_to_fx written out plainly: value * 2^16 = m * 2^sh, a left shift
+/// saturating at 2^31 by compare, a right shift rounding half to even by its remainder.
+fn f16_equivalence_module() -> String {
+    format!(
+        "module eq (input logic [15:0] h, output logic ok);\n\
+         \x20 localparam int PRE_W = 34;\n{body}\n\
+         \x20 logic [4:0] e;\n\x20 logic [10:0] m, q, rem, half;\n\x20 logic [42:0] wide;\n\
+         \x20 logic [31:0] mag;\n\x20 logic signed [6:0] sh;\n\x20 logic [PRE_W-1:0] reference;\n\
+         \x20 always_comb begin\n\
+         \x20   e = h[14:10];\n\
+         \x20   m = e == 5'd0 ? {{1'b0, h[9:0]}} : {{1'b1, h[9:0]}};\n\
+         \x20   sh = e == 5'd0 ? -7'sd8 : 7'($signed({{2'b0, e}})) - 7'sd9;\n\
+         \x20   mag = '0;\n\x20   wide = '0;\n\x20   q = '0;\n\x20   rem = '0;\n\x20   half = '0;\n\
+         \x20   if (sh >= 0) begin\n\
+         \x20     wide = 43'(m) << sh;\n\
+         \x20     mag = wide >= 43'h0_8000_0000 ? 32'h8000_0000 : wide[31:0];\n\
+         \x20   end else begin\n\
+         \x20     q = m >> (-sh);\n\
+         \x20     rem = m & ((11'd1 << (-sh)) - 11'd1);\n\
+         \x20     half = 11'd1 << (-sh - 7'sd1);\n\
+         \x20     mag = 32'(q) + 32'(rem > half || (rem == half && q[0]));\n\
+         \x20   end\n\
+         \x20   if (e == 5'd31) reference = h[9:0] != '0 ? '0 : {{1'b1, h[15], 32'd0}};\n\
+         \x20   else reference = {{mag == 32'h8000_0000, h[15], mag}};\n\
+         \x20 end\n\
+         \x20 assign ok = f16_pre(h) == reference;\n\
+         endmodule\n",
+        body = marked(include_str!("../../hdl/rtl/op_embed.sv"), "f16_pre")
+    )
+}
+
+#[test]
+fn f16_conversion_equals_the_plain_one_for_every_input() {
+    let Some(log) = prove(&f16_equivalence_module()) else { return };
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(log.contains(PROVEN), "f16_pre differs from the plain conversion:\n{}", tail.join("\n"));
+    // ... and rounding ties away from zero is caught.
+    let broken = f16_equivalence_module().replace("(sticky || q[0])", "1'b1");
+    assert_ne!(broken, f16_equivalence_module(), "the mutation must change the source");
+    let Some(log) = prove(&broken) else { return };
     assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
 }
