@@ -219,7 +219,7 @@ module op_vector #(
   // PAIR_DATA) and leaves PL cycles later into the product buffer at its group, with the
   // token's running max |product|; the token's last group leaving hands the token to the
   // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
-  //   1 inputs   2 |g| * log2(e)   3 rounded   4 exp2_neg   5..12 sigmoid (sigmoid_pipe)
+  //   1 inputs   2 g * log2(e)   3 |.| rounded   4 exp2_neg   5..12 sigmoid (sigmoid_pipe)
   //   13 sigmoid(g) from sigmoid(|g|)   14 g * sigmoid, relu^2   15 silu rounded
   //   16 the activation's two halves times up   17 their sum, the product
   // (Stage 13 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
@@ -247,7 +247,7 @@ module op_vector #(
     logic signed [31:0] g_s  [1:PL-2];
     logic signed [31:0] up_s [1:PL-2];
     logic [PL-2:1]      live_s;
-    logic [47:0]        t2_q;      // |g| * log2(e) in Q.32
+    logic signed [48:0] t2_q;      // g * log2(e) in Q.32 (its magnitude is taken in stage 3)
     logic [47:0]        d3_q;      // ... in Q.16
     logic [15:0]        e4_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
     logic signed [31:0] sig13_q;   // sigmoid(g) in Q.15
@@ -264,8 +264,10 @@ module op_vector #(
     sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e4_q), .y_o (sig_pos));
     // Stage 1's gate: the gate element itself (wide rows) or the buffered gate group's lane.
     wire logic signed [31:0] g2     = wide_q ? g_s[1] : $signed(gate_rd_q[32*l +: 32]);
-    wire logic [47:0]        g_abs  = g2 < 0 ? 48'(0 - 48'(g2)) : 48'(g2);
-    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t2_q), 8'd16);
+    // |g| log2(e) = |g log2(e)|: the magnitude after the multiply, not between the gate
+    // buffer's read and the multiplier (that was the unit's longest path).
+    wire logic [47:0]        t2_abs  = t2_q < 0 ? 48'(0 - t2_q) : 48'(t2_q);
+    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t2_abs), 8'd16);
     wire logic signed [31:0] g12    = g_s[12];
     wire logic signed [31:0] g13    = g_s[13];
     wire logic [30:0]        relu   = g13 < 0 ? 31'd0 : 31'(g13);
@@ -283,7 +285,7 @@ module op_vector #(
         up_s[t]   <= up_s[t-1];
         live_s[t] <= live_s[t-1];
       end
-      t2_q     <= 48'(g_abs * 48'd94548);
+      t2_q     <= 49'(g2) * 49'sd94548;
       d3_q     <= g_log2e[47:0];
       e4_q     <= e4;
       sig13_q  <= g12 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
