@@ -197,18 +197,21 @@ package trit_num;
     lead_one = {1'b0, g, b[3*g +: 3]};
   endfunction
 
-  // ... then the rounding, given e = lead_one(x) (0 for x = 0, which converts to +0).
+  // ... then the rounding, given e = lead_one(x) (0 for x = 0, which converts to +0). Round half
+  // to even by the round bit (the last bit shifted out) and the sticky bit (any below it, by a
+  // thermometer mask): no 96-bit remainder compares (they were the quantizers' longest path;
+  // proven equal to the remainder-against-half rounding in host/tests/proofs.rs).
   function automatic logic [31:0] i2f_at(input logic [95:0] x, input logic [7:0] e_in);
     logic [7:0]  e;
     logic [7:0]  sh;
     logic [95:0] q;
-    logic [95:0] rem;
-    logic [95:0] half;
+    logic        round;
+    logic        sticky;
     e = e_in;
     q = '0;
-    rem = '0;
-    half = '0;
     sh = '0;
+    round = 1'b0;
+    sticky = 1'b0;
     if (x == '0) begin
       i2f_at = 32'd0;
     end else if (e <= 8'd23) begin
@@ -217,9 +220,9 @@ package trit_num;
     end else begin
       sh = e - 8'd23;
       q = x >> sh;
-      rem = x & ((96'd1 << sh) - 96'd1);
-      half = 96'd1 << (sh - 8'd1);
-      if (rem > half || (rem == half && q[0])) q = q + 96'd1;
+      round = x[7'(sh - 8'd1)];
+      sticky = |(x & ~({96{1'b1}} << (sh - 8'd1)));
+      q = q + 96'(round && (sticky || q[0]));
       if (q[24]) begin
         q = q >> 1;
         e = e + 8'd1;

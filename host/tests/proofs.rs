@@ -8,7 +8,8 @@
 //! op_vector's `bn_at` (block normalization) against `trit_num::rne_shift`; and
 //! `trit_num::lead_one` (two levels: bytes, then bits) against the plain priority loop; and
 //! op_embed's `f16_pre` (fp16 -> Q.16 by cases of the exponent) against the conversion written
-//! out (shift, remainder against half a step, saturation by compare).
+//! out (shift, remainder against half a step, saturation by compare); and `trit_num::i2f_at`
+//! (rounding by round and sticky bits) against the remainder-against-half rounding.
 
 use sim::tools::{find, Tool};
 use std::process::Command;
@@ -194,6 +195,49 @@ fn f16_conversion_equals_the_plain_one_for_every_input() {
     // ... and rounding ties away from zero is caught.
     let broken = f16_equivalence_module().replace("(sticky || q[0])", "1'b1");
     assert_ne!(broken, f16_equivalence_module(), "the mutation must change the source");
+    let Some(log) = prove(&broken) else { return };
+    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+}
+
+/// A module whose output `ok` is 1 iff `trit_num::i2f_at(x, lead_one(x))` equals the
+/// conversion written out with the remainder compared against half a step (model::numerics'
+/// `f32` of an integer: round half to even), for every 96-bit x.
+fn i2f_equivalence_module() -> String {
+    "module eq (input logic [95:0] x, output logic ok);\n\
+     \x20 logic [7:0] e, sh;\n\x20 logic [95:0] q, rem, half;\n\x20 logic [31:0] reference;\n\
+     \x20 always_comb begin\n\
+     \x20   e = trit_num::lead_one(x);\n\
+     \x20   q = '0;\n\x20   rem = '0;\n\x20   half = '0;\n\x20   sh = '0;\n\
+     \x20   if (x == '0) reference = 32'd0;\n\
+     \x20   else if (e <= 8'd23) begin\n\
+     \x20     q = x << (8'd23 - e);\n\
+     \x20     reference = {1'b0, e + 8'd127, q[22:0]};\n\
+     \x20   end else begin\n\
+     \x20     sh = e - 8'd23;\n\
+     \x20     q = x >> sh;\n\
+     \x20     rem = x & ((96'd1 << sh) - 96'd1);\n\
+     \x20     half = 96'd1 << (sh - 8'd1);\n\
+     \x20     if (rem > half || (rem == half && q[0])) q = q + 96'd1;\n\
+     \x20     if (q[24]) begin\n\
+     \x20       q = q >> 1;\n\
+     \x20       e = e + 8'd1;\n\
+     \x20     end\n\
+     \x20     reference = {1'b0, e + 8'd127, q[22:0]};\n\
+     \x20   end\n\
+     \x20 end\n\
+     \x20 assign ok = trit_num::i2f_at(x, trit_num::lead_one(x)) == reference;\n\
+     endmodule\n"
+        .to_string()
+}
+
+#[test]
+fn i2f_rounding_equals_the_remainder_compare_for_every_input() {
+    let Some(log) = prove(&i2f_equivalence_module()) else { return };
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(log.contains(PROVEN), "i2f_at differs from the plain rounding:\n{}", tail.join("\n"));
+    // ... and ties rounded up instead of to even are caught.
+    let broken = i2f_equivalence_module().replace("(rem == half && q[0])", "rem == half");
+    assert_ne!(broken, i2f_equivalence_module(), "the mutation must change the source");
     let Some(log) = prove(&broken) else { return };
     assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
 }
