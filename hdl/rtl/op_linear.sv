@@ -158,6 +158,17 @@ module op_linear #(
   logic [15:0] tokens_q;
   logic [31:0] k_q, n_q, w_scale_q, steps_q, blocks_q, tok_q;
   logic        next_sent_q;  // X/Y: the next token's row is already requested (its latency hidden)
+  // Row addresses as registers stepped per token (X: the codes rows, Y: the destination rows;
+  // the write-back's likewise): no token x pitch multiply in front of a command (those
+  // multiply-adds were op_linear's longest path). The pitches are registered: k and n settle
+  // at the job's start, three sizing states before the first row command.
+  logic [63:0] x_pitch_q, y_pitch_q;   // a codes row's bytes, a destination row's
+  logic [63:0] row_q, row_next_q;      // X/Y: token tok_q's row and the next one's
+  logic [63:0] wb_addr_q;              // the write-back's command: token wb_tok_q's part
+  always_ff @(posedge clk_i) begin
+    x_pitch_q <= 64'(row_bytes(k_q));
+    y_pitch_q <= 64'(row_bytes(n_q * 4));
+  end
   logic [63:0] codes_q, scales_q, weights_q, dst_q;
   logic        acc_q;
   logic [31:0] s_q [MAX_TOKENS];
@@ -613,23 +624,23 @@ module op_linear #(
       end
       X_CMD: begin
         rd_cmd_valid_o = 1'b1;
-        rd_cmd_addr_o  = codes_q + 64'(tok_q) * 64'(row_bytes(k_q));
+        rd_cmd_addr_o  = row_q;
         rd_cmd_beats_o = row_bytes(k_q) / BYTES;
       end
       // While a row streams in, the next token's row is requested.
       X_DATA: begin
         rd_cmd_valid_o = !next_sent_q && tok_q + 1 < 32'(tokens_q);
-        rd_cmd_addr_o  = codes_q + (64'(tok_q) + 64'd1) * 64'(row_bytes(k_q));
+        rd_cmd_addr_o  = row_next_q;
         rd_cmd_beats_o = row_bytes(k_q) / BYTES;
       end
       Y_CMD: begin
         rd_cmd_valid_o = 1'b1;
-        rd_cmd_addr_o  = dst_q + 64'(tok_q) * 64'(row_bytes(n_q * 4));
+        rd_cmd_addr_o  = row_q;
         rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
       end
       Y_DATA: begin
         rd_cmd_valid_o = !next_sent_q && tok_q + 1 < 32'(tokens_q);
-        rd_cmd_addr_o  = dst_q + (64'(tok_q) + 64'd1) * 64'(row_bytes(n_q * 4));
+        rd_cmd_addr_o  = row_next_q;
         rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
       end
       MATMUL: begin
@@ -643,7 +654,7 @@ module op_linear #(
   assign rd_ready_o = (state_q == S_DATA) || (state_q == X_DATA && xr_in_ready) ||
                       (state_q == Y_DATA && yr_in_ready) || p_ready[0];
   assign wr_cmd_valid_o = wb_state_q == WB_CMD;
-  assign wr_cmd_addr_o  = dst_q + 64'(wb_tok_q) * 64'(row_bytes(n_q * 4)) + 64'(seg_off);
+  assign wr_cmd_addr_o  = wb_addr_q;
   assign wr_cmd_beats_o = seg_words;
 
   assign xr_start = (state_q == X_CMD && rd_cmd_ready_i) || state_q == X_GO;
@@ -714,9 +725,9 @@ module op_linear #(
         cq_base_q[i] <= '0;
         cq_beats_q[i] <= '0;
       end
-      l_use_q   <= '0;
-      chunk_q   <= '0;
-      share_q   <= '0;
+      l_use_q     <= '0;
+      chunk_q     <= '0;
+      share_q     <= '0;
       r_running_q <= 1'b0;
       pf_solo_q   <= 1'b0;
       xv_valid_q  <= 1'b0;
@@ -725,20 +736,22 @@ module op_linear #(
       xv_k_q      <= '0;
       xv_tokens_q <= '0;
       reuse_q     <= 1'b0;
-      tok_q     <= '0;
-      codes_q   <= '0;
-      scales_q  <= '0;
-      weights_q <= '0;
-      dst_q     <= '0;
-      acc_q     <= 1'b0;
+      tok_q       <= '0;
+      row_q       <= '0;
+      row_next_q  <= '0;
+      codes_q     <= '0;
+      scales_q    <= '0;
+      weights_q   <= '0;
+      dst_q       <= '0;
+      acc_q       <= 1'b0;
       next_sent_q <= 1'b0;
-      fp_sent_q <= 1'b0;
-      cm_busy_q <= 1'b0;
-      cm_tok_q  <= '0;
-      x_wa_q    <= '0;
-      y_wa_q    <= '0;
-      p_full_q  <= '0;
-      written_q <= '0;
+      fp_sent_q   <= 1'b0;
+      cm_busy_q   <= 1'b0;
+      cm_tok_q    <= '0;
+      x_wa_q      <= '0;
+      y_wa_q      <= '0;
+      p_full_q    <= '0;
+      written_q   <= '0;
       for (int p = 0; p < PORTS; p++) begin
         p_words_q[p] <= '0;
         p_word_q[p]  <= '0;
@@ -748,16 +761,17 @@ module op_linear #(
         p_len_q[p]   <= '0;
         p_first_q[p] <= '0;
       end
-      fs_q      <= '0;
-      ft_q      <= '0;
-      feeding_q <= 1'b0;
-      ob_q      <= '0;
-      ot_q      <= '0;
-      ob_read_q <= '0;
+      fs_q        <= '0;
+      ft_q        <= '0;
+      feeding_q   <= 1'b0;
+      ob_q        <= '0;
+      ot_q        <= '0;
+      ob_read_q   <= '0;
       wb_state_q  <= WB_IDLE;
       wb_b0_q     <= '0;
       wb_nb_q     <= '0;
       wb_tok_q    <= '0;
+      wb_addr_q   <= '0;
       wq_b0_q[0]  <= '0;
       wq_b0_q[1]  <= '0;
       wq_nb_q[0]  <= '0;
@@ -765,8 +779,8 @@ module op_linear #(
       wq_head_q   <= 1'b0;
       wq_cnt_q    <= '0;
       runs_done_q <= 1'b0;
-      ustart_q  <= 1'b0;
-      sidx_q    <= '0;
+      ustart_q    <= 1'b0;
+      sidx_q      <= '0;
     end else begin
       done_o <= 1'b0;
 
@@ -912,6 +926,7 @@ module op_linear #(
           wb_b0_q    <= wq_b0_q[wq_head_q];
           wb_nb_q    <= wq_nb_q[wq_head_q];
           wb_tok_q   <= '0;
+          wb_addr_q  <= dst_q + 64'(wq_b0_q[wq_head_q] * 32'(LANE_B));  // token 0's part (seg_off)
           wb_state_q <= WB_CMD;
         end
         WB_CMD: if (wr_cmd_ready_i) begin
@@ -927,6 +942,7 @@ module op_linear #(
             wb_state_q <= WB_IDLE;
           end else begin
             wb_tok_q   <= wb_tok_q + 1;
+            wb_addr_q  <= wb_addr_q + y_pitch_q;
             wb_state_q <= WB_CMD;
           end
         end
@@ -1032,11 +1048,13 @@ module op_linear #(
         end
         S_CMD: if (reuse_q) begin
           // The rows and s[t] are the previous job's: only c[t] (a new w_scale) is worked out.
-          state_q   <= acc_q ? Y_CMD : C_WAIT;
-          tok_q     <= '0;
-          cm_busy_q <= 1'b1;
-          cm_tok_q  <= '0;
-          fp_sent_q <= 1'b0;
+          state_q    <= acc_q ? Y_CMD : C_WAIT;
+          tok_q      <= '0;
+          row_q      <= dst_q;
+          row_next_q <= dst_q + y_pitch_q;
+          cm_busy_q  <= 1'b1;
+          cm_tok_q   <= '0;
+          fp_sent_q  <= 1'b0;
         end else if (rd_cmd_ready_i) begin
           state_q <= S_DATA;
         end
@@ -1046,11 +1064,13 @@ module op_linear #(
           end
           sidx_q <= sidx_q + BYTES / 4;
           if (sidx_q + BYTES / 4 >= 32'(tokens_q)) begin
-            state_q   <= X_CMD;
-            tok_q     <= '0;
-            cm_busy_q <= 1'b1;
-            cm_tok_q  <= '0;
-            fp_sent_q <= 1'b0;
+            state_q    <= X_CMD;
+            tok_q      <= '0;
+            row_q      <= codes_q;
+            row_next_q <= codes_q + x_pitch_q;
+            cm_busy_q  <= 1'b1;
+            cm_tok_q   <= '0;
+            fp_sent_q  <= 1'b0;
           end
         end
         X_CMD: if (rd_cmd_ready_i) begin
@@ -1063,8 +1083,10 @@ module op_linear #(
           if (rd_cmd_valid_o && rd_cmd_ready_i) next_sent_q <= 1'b1;
           if (!xr_busy && !xr_start) begin
             if (tok_q + 1 == 32'(tokens_q)) begin
-              tok_q   <= '0;
-              state_q <= acc_q ? Y_CMD : C_WAIT;
+              tok_q      <= '0;
+              row_q      <= dst_q;
+              row_next_q <= dst_q + y_pitch_q;
+              state_q    <= acc_q ? Y_CMD : C_WAIT;
               // Held for the next jobs, unless this one's results land on them.
               xv_valid_q  <= !hits_rows(dst_q, tokens_q, n_q, codes_q, scales_q, tokens_q, k_q);
               xv_codes_q  <= codes_q;
@@ -1072,7 +1094,9 @@ module op_linear #(
               xv_k_q      <= k_q;
               xv_tokens_q <= tokens_q;
             end else begin
-              tok_q   <= tok_q + 1;
+              tok_q      <= tok_q + 1;
+              row_q      <= row_next_q;
+              row_next_q <= row_next_q + x_pitch_q;
               // The next row's command is out (or goes out now): start its re-cut at once.
               state_q <= next_sent_q || (rd_cmd_valid_o && rd_cmd_ready_i) ? X_GO : X_CMD;
             end
@@ -1096,8 +1120,10 @@ module op_linear #(
               tok_q   <= '0;
               state_q <= C_WAIT;
             end else begin
-              tok_q   <= tok_q + 1;
-              state_q <= next_sent_q || (rd_cmd_valid_o && rd_cmd_ready_i) ? Y_GO : Y_CMD;
+              tok_q      <= tok_q + 1;
+              row_q      <= row_next_q;
+              row_next_q <= row_next_q + y_pitch_q;
+              state_q    <= next_sent_q || (rd_cmd_valid_o && rd_cmd_ready_i) ? Y_GO : Y_CMD;
             end
           end
         end
