@@ -88,6 +88,18 @@ fn prove(module: &str) -> Option<String> {
 
 const PROVEN: &str = "SAT proof finished - no model found: SUCCESS!";
 
+/// Proves `module` (`what` names the function in the failure message), then checks that the
+/// proof can fail: `module` with `from` replaced by `to` must give a counterexample.
+fn assert_proven_and_mutation_caught(module: &str, what: &str, from: &str, to: &str) {
+    let Some(log) = prove(module) else { return };
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(log.contains(PROVEN), "{what} differs from its reference:\n{}", tail.join("\n"));
+    let broken = module.replace(from, to);
+    assert_ne!(broken, module, "the mutation must change the source");
+    let Some(log) = prove(&broken) else { return };
+    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+}
+
 #[test]
 fn requant_lane_rounding_equals_the_reference_for_every_input() {
     // (product bits, fraction bits, result bits) of every instance: op_linear (24-bit
@@ -124,14 +136,8 @@ fn a_wrong_requant_rounding_is_caught() {
 
 #[test]
 fn op_vector_block_normalization_equals_the_reference_for_every_input() {
-    let Some(log) = prove(&bn_equivalence_module()) else { return };
-    let tail: Vec<&str> = log.lines().rev().take(40).collect();
-    assert!(log.contains(PROVEN), "bn_at differs from rne_shift:\n{}", tail.join("\n"));
     // ... and a window one bit short of the round bit is caught.
-    let broken = bn_equivalence_module().replace("w[0] && ", "w[1] && ");
-    assert_ne!(broken, bn_equivalence_module(), "the mutation must change the source");
-    let Some(log) = prove(&broken) else { return };
-    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+    assert_proven_and_mutation_caught(&bn_equivalence_module(), "bn_at", "w[0] && ", "w[1] && ");
 }
 
 #[test]
@@ -189,14 +195,8 @@ fn f16_equivalence_module() -> String {
 
 #[test]
 fn f16_conversion_equals_the_plain_one_for_every_input() {
-    let Some(log) = prove(&f16_equivalence_module()) else { return };
-    let tail: Vec<&str> = log.lines().rev().take(40).collect();
-    assert!(log.contains(PROVEN), "f16_pre differs from the plain conversion:\n{}", tail.join("\n"));
     // ... and rounding ties away from zero is caught.
-    let broken = f16_equivalence_module().replace("(sticky || q[0])", "1'b1");
-    assert_ne!(broken, f16_equivalence_module(), "the mutation must change the source");
-    let Some(log) = prove(&broken) else { return };
-    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+    assert_proven_and_mutation_caught(&f16_equivalence_module(), "f16_pre", "(sticky || q[0])", "1'b1");
 }
 
 /// A module whose output `ok` is 1 iff `trit_num::i2f_at(x, lead_one(x))` equals the
@@ -232,12 +232,6 @@ fn i2f_equivalence_module() -> String {
 
 #[test]
 fn i2f_rounding_equals_the_remainder_compare_for_every_input() {
-    let Some(log) = prove(&i2f_equivalence_module()) else { return };
-    let tail: Vec<&str> = log.lines().rev().take(40).collect();
-    assert!(log.contains(PROVEN), "i2f_at differs from the plain rounding:\n{}", tail.join("\n"));
     // ... and ties rounded up instead of to even are caught.
-    let broken = i2f_equivalence_module().replace("(rem == half && q[0])", "rem == half");
-    assert_ne!(broken, i2f_equivalence_module(), "the mutation must change the source");
-    let Some(log) = prove(&broken) else { return };
-    assert!(!log.contains(PROVEN) && log.contains("model found: FAIL!"), "expected a counterexample:\n{log}");
+    assert_proven_and_mutation_caught(&i2f_equivalence_module(), "i2f_at", "(rem == half && q[0])", "rem == half");
 }
