@@ -130,17 +130,41 @@ module op_linear #(
   function automatic logic [31:0] row_bytes(input logic [31:0] b);
     row_bytes = ((b + 32'd63) >> 6) << 6;
   endfunction
-  // ceil(x / d) for a constant d >= 1, as a multiply by m = ceil(2^32 / d) and a shift -- yosys
-  // builds a 32-deep array divider even for a constant divisor (the engine's longest path was
-  // two of them). Exact while x * (m d - 2^32) < 2^32, i.e. for x < 2^32 / d (m d - 2^32 < d):
-  // every chunk and layer size here; beyond, the result only errs high (m >= 2^32 / d), which
-  // the size checks reject just the same.
-  function automatic logic [31:0] div_ceil(input logic [31:0] x, input int d);
-    logic [63:0] m;
-    m = ((64'd1 << 32) + 64'(d) - 64'd1) / 64'(d);
-    div_ceil = 32'(((64'(x) + 64'(d) - 64'd1) * m) >> 32);
+  // The sizes the checks admit fit DW bits: a longer row (k) or more outputs (n) than the
+  // buffers hold is rejected, and a chunk is at most the buffer. The divisions below take only
+  // DW bits of their operands: one DSP each (a 14 x 24-bit product at full size) instead of a
+  // 32 x 33-bit product and its adders, which was op_linear's longest path.
+  localparam int DW_K = $clog2(MAX_STEPS * G * TABLES + 1);
+  localparam int DW_N = $clog2(MAX_BLOCKS * COLS + 1);
+  localparam int DW_C = $clog2(WBUF_DEPTH + 1);
+  localparam int DW   = DW_K > DW_N ? (DW_K > DW_C ? DW_K : DW_C) : (DW_N > DW_C ? DW_N : DW_C);
+  // ceil(x / d) for a constant 1 <= d <= 512 and x < 2^DW, as a multiply by m = ceil(2^S / d),
+  // S = DW + 10, and a shift -- yosys builds a 32-deep array divider even for a constant
+  // divisor. With b = x + d - 1 = q d + r (0 <= r < d) and m d = 2^S + e (0 <= e < d),
+  // b m / 2^S = q + (r + b e / 2^S) / d: exact while b e < 2^S, as b < 2^(DW+1) and e < 512.
+  // Operands of DW or more bits must be rejected by the caller (sizes_ok).
+  // [proof: div_ceil begin]
+  localparam int S = DW + 10;
+  function automatic logic [31:0] div_ceil(input logic [DW-1:0] x, input int d);
+    logic [S:0]       m;
+    logic [DW:0]      b;
+    /* verilator lint_off UNUSEDSIGNAL */  // prod: its low S bits are the fraction
+    logic [DW+S+1:0]  prod;
+    /* verilator lint_on UNUSEDSIGNAL */
+    m    = (S+1)'(((64'd1 << S) + 64'(d) - 64'd1) / 64'(d));
+    b    = (DW+1)'(x) + (DW+1)'(d - 1);
+    prod = (DW+S+2)'(b) * (DW+S+2)'(m);
+    div_ceil = 32'(prod[DW+S+1:S]);
   endfunction
-  function automatic logic [31:0] blocks_of(input logic [31:0] n);
+  // [proof: div_ceil end]
+  if (G > 512 || TABLES > 512 || COLS > 512 || PORTS > 512) begin : g_bad_divisor
+    $error("op_linear: G = %0d, TABLES = %0d, COLS = %0d, PORTS = %0d: div_ceil is exact for divisors up to 512",
+           G, TABLES, COLS, PORTS);
+  end
+  function automatic logic sizes_ok(input logic [31:0] k, input logic [31:0] n);
+    sizes_ok = (k >> DW) == '0 && (n >> DW) == '0;
+  endfunction
+  function automatic logic [31:0] blocks_of(input logic [DW-1:0] n);
     blocks_of = div_ceil(n, COLS);
   endfunction
   function automatic logic fits(input logic [31:0] steps, input logic [31:0] blocks);
@@ -180,7 +204,8 @@ module op_linear #(
   // Sizing first settles the matrix's steps and blocks (two cycles: each div_ceil is a
   // multiply), then grows the chunk with a running product of its beats.
   logic [1:0]  nx_settle_q;
-  logic [31:0] nx_kg_q, nx_steps_q, nx_blocks_q, nx_cb_beats_q;
+  logic [DW-1:0] nx_kg_q;
+  logic [31:0] nx_steps_q, nx_blocks_q, nx_cb_beats_q;
 
   // The activation rows xmem and s_q hold (phases 1-2 of an earlier job), valid while no other
   // engine has started and no LINEAR has written over them.
@@ -206,9 +231,9 @@ module op_linear #(
   // A job's steps and blocks are worked out after its start, one div_ceil (a multiply) per
   // cycle (J_SIZE, J_STEPS), and checked in J_CHECK: multiplies from the start to the decision
   // were the engine's longest path.
-  logic [31:0] kg_q;       // ceil(k / G)
+  logic [DW-1:0] kg_q;     // ceil(k / G) (k < 2^DW when sizes_ok)
   logic        tag_hit_q;  // the job's matrix was the prefetched one at its start
-  wire logic bad = tokens_q == '0 || 32'(tokens_q) > MAX_TOKENS || !fits(steps_q, blocks_q);
+  wire logic bad = tokens_q == '0 || 32'(tokens_q) > MAX_TOKENS || !sizes_ok(k_q, n_q) || !fits(steps_q, blocks_q);
 
   // ---------------------------------------------------------------- loader job context
   typedef enum logic [2:0] {L_IDLE, L_SIZE, L_DIV, L_SHARE, L_FIRST, L_LEN, L_CMD, L_DATA} lstate_e;
@@ -309,7 +334,7 @@ module op_linear #(
   logic pf_solo_q;
   wire logic l_next = l_go && nx_w_q != '0 && !nx_sizing_q && PORTS > 1 &&
                       ((ld_valid_q && ld_claimed_q && l_b0_q >= ld_blocks_q) || (pf_solo_q && !ld_valid_q && !flush_q)) &&
-                      fits(nx_steps_q, nx_blocks_q) && 4 * nx_steps_q <= 32'(WBUF_DEPTH);
+                      sizes_ok(nx_k_q, nx_n_q) && fits(nx_steps_q, nx_blocks_q) && 4 * nx_steps_q <= 32'(WBUF_DEPTH);
   wire logic tag_hit = ld_valid_q && !ld_claimed_q && !flush_q && ld_w_q == weights_i && ld_k_q == k_i &&
                        ld_n_q == n_i;
 
@@ -446,13 +471,13 @@ module op_linear #(
   // registers) and the count taking part picks one in L_SHARE (the multiply into the pick was
   // op_linear's longest path).
   logic [31:0] n_use, share;
-  logic [31:0] quot_q [PORTS];  // quot_q[k-1] = ceil(chunk_q / k)
-  always_ff @(posedge clk_i) for (int k = 1; k <= PORTS; k++) quot_q[k-1] <= div_ceil(chunk_q, k);
+  logic [31:0] quot_q [2:PORTS > 1 ? PORTS : 2];  // quot_q[k] = ceil(chunk_q / k), chunk_q <= WBUF_DEPTH
+  always_ff @(posedge clk_i) for (int k = 2; k <= PORTS; k++) quot_q[k] <= div_ceil(DW'(chunk_q), k);
   always_comb begin
     n_use = '0;
     for (int p = 0; p < PORTS; p++) n_use = n_use + 32'(l_use_q[p]);
     share = chunk_q;
-    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = quot_q[k-1];
+    for (int k = 2; k <= PORTS; k++) if (n_use == 32'(k)) share = quot_q[k];
   end
   // A chunk's load is under way (its context must stay).
   wire logic l_busy = l_state_q == L_DIV || l_state_q == L_SHARE || l_state_q == L_FIRST || l_state_q == L_LEN || l_state_q == L_CMD ||
@@ -625,23 +650,23 @@ module op_linear #(
       X_CMD: begin
         rd_cmd_valid_o = 1'b1;
         rd_cmd_addr_o  = row_q;
-        rd_cmd_beats_o = row_bytes(k_q) / BYTES;
+        rd_cmd_beats_o = 32'(x_pitch_q / 64'(BYTES));
       end
       // While a row streams in, the next token's row is requested.
       X_DATA: begin
         rd_cmd_valid_o = !next_sent_q && tok_q + 1 < 32'(tokens_q);
         rd_cmd_addr_o  = row_next_q;
-        rd_cmd_beats_o = row_bytes(k_q) / BYTES;
+        rd_cmd_beats_o = 32'(x_pitch_q / 64'(BYTES));
       end
       Y_CMD: begin
         rd_cmd_valid_o = 1'b1;
         rd_cmd_addr_o  = row_q;
-        rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
+        rd_cmd_beats_o = 32'(y_pitch_q / 64'(BYTES));
       end
       Y_DATA: begin
         rd_cmd_valid_o = !next_sent_q && tok_q + 1 < 32'(tokens_q);
         rd_cmd_addr_o  = row_next_q;
-        rd_cmd_beats_o = row_bytes(n_q * 4) / BYTES;
+        rd_cmd_beats_o = 32'(y_pitch_q / 64'(BYTES));
       end
       MATMUL: begin
         rd_cmd_valid_o = loading && p_req_q[0] != '0;
@@ -899,8 +924,8 @@ module op_linear #(
       // The next matrix's full chunk (as L_SIZE, for a quarter of the buffer), so the switch is at once.
       if (nx_sizing_q) begin
         if (nx_settle_q == 2'd2) begin
-          nx_kg_q     <= div_ceil(nx_k_q, G);
-          nx_blocks_q <= blocks_of(nx_n_q);
+          nx_kg_q     <= DW'(div_ceil(DW'(nx_k_q), G));
+          nx_blocks_q <= blocks_of(DW'(nx_n_q));
           nx_settle_q <= 2'd1;
         end else if (nx_settle_q == 2'd1) begin
           nx_steps_q    <= div_ceil(nx_kg_q, TABLES);
@@ -1001,8 +1026,8 @@ module op_linear #(
           state_q   <= J_SIZE;
         end
         J_SIZE: begin
-          kg_q     <= div_ceil(k_q, G);
-          blocks_q <= blocks_of(n_q);
+          kg_q     <= DW'(div_ceil(DW'(k_q), G));
+          blocks_q <= blocks_of(DW'(n_q));
           state_q  <= J_STEPS;
         end
         J_STEPS: begin

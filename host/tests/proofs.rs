@@ -9,7 +9,8 @@
 //! `trit_num::lead_one` (two levels: bytes, then bits) against the plain priority loop; and
 //! op_embed's `f16_pre` (fp16 -> Q.16 by cases of the exponent) against the conversion written
 //! out (shift, remainder against half a step, saturation by compare); and `trit_num::i2f_at`
-//! (rounding by round and sticky bits) against the remainder-against-half rounding.
+//! (rounding by round and sticky bits) against the remainder-against-half rounding; and
+//! op_linear's `div_ceil` (a multiply by a reciprocal) against the division it replaces.
 
 use sim::tools::{find, Tool};
 use std::process::Command;
@@ -234,4 +235,33 @@ fn i2f_equivalence_module() -> String {
 fn i2f_rounding_equals_the_remainder_compare_for_every_input() {
     // ... and ties rounded up instead of to even are caught.
     assert_proven_and_mutation_caught(&i2f_equivalence_module(), "i2f_at", "(rem == half && q[0])", "rem == half");
+}
+
+/// A module whose output `ok` is 1 iff op_linear's `div_ceil(x, d)` equals ceil(x / d) for every
+/// x of `dw` bits.
+fn div_ceil_equivalence_module(dw: u32, d: u32) -> String {
+    format!(
+        "module eq (input logic [{top}:0] x, output logic ok);\n\
+         \x20 localparam int DW = {dw};\n{body}\n\
+         \x20 wire logic [{dw}:0] plain = ({{1'b0, x}} + {dw1}'d{dm1}) / {dw1}'d{d};\n\
+         \x20 assign ok = div_ceil(x, {d}) == 32'(plain);\n\
+         endmodule\n",
+        top = dw - 1,
+        dw1 = dw + 1,
+        dm1 = d - 1,
+        body = marked(include_str!("../../hdl/rtl/op_linear.sv"), "div_ceil")
+    )
+}
+
+#[test]
+fn linear_sizing_division_equals_the_plain_one_for_every_input() {
+    // The divisors op_linear's presets use (tlmm_group 3, 28 tables, 16 columns, 2..4 ports) at
+    // tellme-kv260's 13 bits and tiny's 9; the most a config admits (256) and the largest the
+    // function states (511) at 16 bits. With too few fraction bits in the reciprocal it fails.
+    for (dw, d) in [(13, 3), (13, 28), (13, 16), (13, 4), (9, 3), (9, 7), (16, 256), (16, 511)] {
+        let Some(log) = prove(&div_ceil_equivalence_module(dw, d)) else { return };
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        assert!(log.contains(PROVEN), "DW = {dw}, d = {d}: div_ceil differs:\n{}", tail.join("\n"));
+    }
+    assert_proven_and_mutation_caught(&div_ceil_equivalence_module(13, 28), "div_ceil", "S = DW + 10", "S = DW + 2");
 }
