@@ -245,16 +245,25 @@ module vec_quant #(
   localparam int YW = 17;       // requant's result bits before the clamp
   localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
-  // A group read from the buffer is multiplied by inv's significand into a register; the
-  // rounding and clamp follow into the output register (the two move as an elastic pipeline,
-  // holding while the consumer is not ready). Rounding and clamp on the way out, into the
-  // consumer's logic, were the longest path of the engines that quantize.
+  // A group read from the buffer is multiplied by inv's significand in pieces (each a DSP's
+  // 18 x 25-bit product) into a register, the pieces are summed into the next, and the rounding
+  // and clamp follow into the output register (the three move as an elastic pipeline, holding
+  // while the consumer is not ready). The whole 48 x 25-bit product in one cycle (four DSPs and
+  // their adders) was the longest path of the engines that quantize; rounding and clamp on the
+  // way out, into the consumer's logic, had been before it.
+  localparam int PIECE = 17;                          // value bits per piece below the top one
+  localparam int NPC   = (PW + PIECE - 1) / PIECE;    // pieces per value
+  localparam int TOP_W = PW - PIECE * (NPC - 1);      // the top piece's bits (signed)
+  localparam int PP_W  = PIECE + 1 + 25;              // a piece's product
+  logic                 h_v_q;      // the register holds a group's piece products
+  logic signed [PP_W-1:0] h_pp_q [LANES][NPC];
   logic                c_v_q;      // the register holds a group's products
   logic signed [CW-1:0] c_p_q [LANES];
   logic                o_v_q;      // the output register holds a group's codes
   wire logic           o_adv  = !o_v_q || code_ready_i;
   wire logic           c_adv  = !c_v_q || o_adv;
-  wire logic           c_take = b_state_q == B_CODES && idx_q < groups && c_adv;
+  wire logic           h_adv  = !h_v_q || c_adv;
+  wire logic           c_take = b_state_q == B_CODES && idx_q < groups && h_adv;
   // The buffer is read a cycle ahead, at the group idx_q will be next cycle (block RAM). The
   // load writes only groups the codes have taken, and a vector's codes start after its load.
   wire logic [PAW-1:0] idx_next = b_state_q == B_IDLE ? '0 : PAW'(c_take ? idx_q + 1 : idx_q);
@@ -262,16 +271,30 @@ module vec_quant #(
   always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
   always_ff @(posedge clk_i) begin
+    if (h_adv) begin
+      for (int l = 0; l < LANES; l++) begin
+        for (int i = 0; i < NPC - 1; i++)
+          h_pp_q[l][i] <= PP_W'($signed({1'b0, code_row[PW*l + PIECE*i +: PIECE]})) * PP_W'(inv_sig);
+        h_pp_q[l][NPC-1] <= PP_W'($signed(code_row[PW*l + PIECE*(NPC-1) +: TOP_W])) * PP_W'(inv_sig);
+      end
+    end
     if (c_adv) begin
-      for (int l = 0; l < LANES; l++) c_p_q[l] <= CW'($signed(code_row[PW*l +: PW])) * CW'(inv_sig);
+      for (int l = 0; l < LANES; l++) begin
+        logic signed [CW-1:0] sum;
+        sum = '0;
+        for (int i = 0; i < NPC; i++) sum = sum + (CW'(h_pp_q[l][i]) <<< (PIECE * i));
+        c_p_q[l] <= sum;
+      end
     end
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      h_v_q <= 1'b0;
       c_v_q <= 1'b0;
       o_v_q <= 1'b0;
     end else begin
-      if (c_adv) c_v_q <= c_take;
+      if (h_adv) h_v_q <= c_take;
+      if (c_adv) c_v_q <= h_v_q;
       if (o_adv) o_v_q <= c_v_q;
     end
   end
@@ -384,7 +407,7 @@ module vec_quant #(
           end
           if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups && !c_v_q && !o_v_q && steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups && !h_v_q && !c_v_q && !o_v_q && steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
