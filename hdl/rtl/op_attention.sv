@@ -156,7 +156,7 @@ module op_attention #(
   always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < nb;
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
-  logic [63:0] q_row;  // a q-layout row's bytes (registered below)
+  logic [31:0] q_row;  // a q-layout row's bytes (registered below; heads x head_dim are checked)
   // Head-major cache regions (hdl::isa::KvLayout).
   // The address terms are registered: they change only with the op's arguments (at its start),
   // the KV head (leaving V_CODES) and the block (likewise), and a stream command first uses them
@@ -169,7 +169,7 @@ module op_attention #(
   logic [63:0] ks_region, vc_region, vs_region;     // key scales, value codes, value scales at head 0
   logic [63:0] kc_base, ks_base, vs_base, vc_base;  // the KV head's four regions at key 0
   always_ff @(posedge clk_i) begin
-    q_row        <= trit_num::row_bytes(64'(qd) * 4);
+    q_row        <= 32'(trit_num::row_bytes(64'(qd) * 4));
     head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
     scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
     codes_sz     <= 64'(kv_heads_q) * head_stride;
@@ -184,20 +184,19 @@ module op_attention #(
     vs_base      <= vs_region + kvh_scales;
     vc_base      <= vc_region + kvh_codes;
   end
-  // A (token, head) of a q-layout row: the q vectors and the outputs.
-  function automatic logic [63:0] row_at(input logic [63:0] base, input logic [31:0] tok, input logic [31:0] head,
-                                         input logic [63:0] row, input logic [15:0] hd);
-    row_at = base + 64'(tok) * row + 64'(head) * 64'(hd) * 4;
-  endfunction
-  // The q vectors of this (block, head) and the next: registered bases (the block's first
-  // token), a port's j-th query PORTS rows on (j < QB: a narrow multiply).
+  // The q vectors of this (block, head) and the next: their rows' addresses (row_addr: two
+  // cycles after tok_q / head_q, three after next_tok / next_head; GROUP and Q_QUANT wait
+  // RANGE_WAIT cycles), a port's j-th query PORTS rows on (j < QB: a narrow multiply).
   localparam int QJ = $clog2(QB + 1);
   logic [63:0] q_blk_q, q_nxt_q, q_step_q;
-  always_ff @(posedge clk_i) begin
-    q_blk_q  <= row_at(q_q, 32'(tok_q), head_q, q_row, hd_q);
-    q_nxt_q  <= row_at(q_q, 32'(next_tok), next_head, q_row, hd_q);
-    q_step_q <= 64'(PORTS) * q_row;
-  end
+  row_addr u_q_blk (
+    .clk_i, .base_i (q_q), .tok_i (tok_q), .head_i (16'(head_q)), .row_i (q_row), .hd_i (hd_q), .addr_o (q_blk_q)
+  );
+  row_addr u_q_nxt (
+    .clk_i, .base_i (q_q), .tok_i (next_tok), .head_i (16'(next_head)), .row_i (q_row), .hd_i (hd_q),
+    .addr_o (q_nxt_q)
+  );
+  always_ff @(posedge clk_i) q_step_q <= 64'(PORTS) * 64'(q_row);
   function automatic logic [63:0] q_addr(input logic [63:0] base, input logic [QJ-1:0] j);
     q_addr = base + 64'(j) * q_step_q;
   endfunction
@@ -209,36 +208,41 @@ module op_attention #(
   // range_wait_q (the chain from the block's first token to a range's code count was the
   // engine's longest path).
   localparam int SW = $clog2(MAX_SEQ + 1);  // a key count (<= MAX_SEQ)
-  localparam int OW = SW + 16;               // ... times a head's size
+  localparam int OW = SW + 17;               // a range's first key times a head's size
+  localparam int STW = SW + 1;               // a range's first key (< MAX_SEQ + PORTS)
   logic [31:0] keys_q;
   wire logic [31:0] share_d = (keys_q + 32'(PORTS) - 1) / 32'(PORTS);
-  logic [31:0] share;
+  logic [STW-1:0] start_q  [PORTS];  // the range's first key: p * share
   logic [31:0] len_d       [PORTS];
   logic [31:0] range_len   [PORTS];
   logic [31:0] range_codes [PORTS];  // range_len * groups: the range's code elements
   logic [63:0] code_off    [PORTS];
   logic [63:0] scale_off   [PORTS];
-  logic [1:0]  range_wait_q;         // cycles until the ranges are the block's
+  logic [2:0]  range_wait_q;         // cycles until the ranges and q rows are the block's
+  // ... from tok_q's change: the ranges' offsets are registered four cycles later (nb and pos,
+  // keys_q, the ranges, their products), and so is a lane's first q row (row_addr's two
+  // stages, then the lane's rows on).
+  localparam int RANGE_WAIT = 4;
   always_comb begin
     for (int p = 0; p < PORTS; p++) begin
       len_d[p] = keys_q > 32'(p) * share_d ? keys_q - 32'(p) * share_d : 32'd0;
       if (len_d[p] > share_d) len_d[p] = share_d;
     end
   end
+  // The products take registered operands: the start times the share into a multiply was the
+  // engine's longest path.
   always_ff @(posedge clk_i) begin
     keys_q <= keys;
-    share  <= share_d;
     for (int p = 0; p < PORTS; p++) begin
-      logic [SW-1:0]    start;  // the range's first key
       logic [OW-1:0]    codes;  // ... its code elements (narrow: one multiplier tile each)
       logic [OW-1:0]    off;
-      start = SW'(32'(p) * share);
       codes = OW'(SW'(range_len[p])) * OW'(groups[15:0]);
-      off   = OW'(start) * OW'(hd_q);
+      off   = OW'(start_q[p]) * OW'(hd_q);
+      start_q[p]     <= STW'(32'(p) * share_d);
       range_len[p]   <= len_d[p];
       range_codes[p] <= 32'(codes);
       code_off[p]    <= 64'(off);
-      scale_off[p]   <= 64'(start) * 4;
+      scale_off[p]   <= 64'(start_q[p]) * 4;
     end
   end
   logic unused_off;  // port 0's range starts at the first key: its offsets are zero, never read
@@ -351,7 +355,8 @@ module op_attention #(
   // The finisher's registers (below): the lanes' sums are read at its position.
   logic [47:0]   f_sum_q [QB];
   logic [15:0]   f_tok_q;
-  logic [31:0]   f_head_q, f_el_q, f_nb_q;
+  logic [15:0]   f_head_q;
+  logic [31:0]   f_el_q, f_nb_q;
   logic [QW-1:0] f_qi_q;     // the query being finished
   logic [31:0]   rcp_q;
   logic          f_sent_q, f_cmd_q;
@@ -436,13 +441,13 @@ module op_attention #(
     // outputs hold key k_q's entries when it is worked on (block RAM reads are synchronous).
     wire logic [31:0] k_next = phase_end || !lane_phase ? 32'd0 :
                                step && (scale_phase ? last_query : last_group) ? k_q + 1 : k_q;
-    wire logic [31:0]   key = 32'(p) * share + k_q;  // the key's position
+    wire logic [31:0]   key = 32'(start_q[p]) + k_q;  // the key's position
     // Query i has keys here when the range starts at or before its position (lane 0: key 0).
     for (genvar i = 0; i < QB; i++) begin : g_used
       if (p == 0) begin : g_first
         assign lane_used[i][p] = range_len[p] != '0;
       end else begin : g_later
-        assign lane_used[i][p] = range_len[p] != '0 && 32'(p) * share <= pos + 32'(i);
+        assign lane_used[i][p] = range_len[p] != '0 && 32'(start_q[p]) <= pos + 32'(i);
       end
     end
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
@@ -666,8 +671,8 @@ module op_attention #(
       wire logic [QJ-1:0] q_j    = QJ'(state_q == Q_CMD ? pissue_q : pissue_q - 32'd3);
       logic [63:0]      q_lane_blk_q, q_lane_nxt_q;  // this lane's first q row: port 0's plus p rows
       always_ff @(posedge clk_i) begin
-        q_lane_blk_q <= q_blk_q + 64'(p) * q_row;
-        q_lane_nxt_q <= q_nxt_q + 64'(p) * q_row;
+        q_lane_blk_q <= q_blk_q + 64'(p) * 64'(q_row);
+        q_lane_nxt_q <= q_nxt_q + 64'(p) * 64'(q_row);
       end
       wire logic        skip     = live && !q_slot && range_len[p] == '0;  // no keys: no K/V reads
       wire logic        c_valid  = live && !skip;
@@ -769,17 +774,14 @@ module op_attention #(
 
   logic        wcmd_ready, wel_ready, w_idle;
   logic [QL*32-1:0] o_d;
-  wire logic [31:0] f_out_tok = 32'(f_tok_q) + 32'(f_qi_q);  // the finished query's token
-  // The output row's address (row_at), free-running in two stages: its terms, then their sum.
-  // The finisher's token, head and query settle on entering F_LEAD and F_OUT's command comes
-  // after F_LEAD, F_I2F and the divide; in front of the command the multiply-adds were
-  // op_attention's longest path.
-  logic [63:0] f_row_off_q, f_head_off_q, f_dst_q;
-  always_ff @(posedge clk_i) begin
-    f_row_off_q  <= 64'(f_out_tok) * q_row;
-    f_head_off_q <= 64'(f_head_q) * 64'(hd_q) * 4;
-    f_dst_q      <= dst_q + f_row_off_q + f_head_off_q;
-  end
+  wire logic [15:0] f_out_tok = f_tok_q + 16'(f_qi_q);  // the finished query's token
+  // The output row's address (row_addr, two cycles). The finisher's token, head and query
+  // settle on entering F_LEAD and F_OUT's command comes after F_LEAD, F_I2F and the divide.
+  logic [63:0] f_dst_q;
+  row_addr u_f_dst (
+    .clk_i, .base_i (dst_q), .tok_i (f_out_tok), .head_i (f_head_q), .row_i (q_row), .hd_i (hd_q),
+    .addr_o (f_dst_q)
+  );
   // F_OUT in three stages: the lanes' sums of QL values; their two 32-bit halves times 1/S's
   // significand; the products (the halves' sum), rounded into the writer. The stages move
   // together and hold while the writer is not ready. (The 64 x 25-bit multiply in one stage,
@@ -858,7 +860,7 @@ module op_attention #(
             f_used_q[i] <= lane_used[i];
           end
           f_tok_q   <= tok_q;
-          f_head_q  <= head_q;
+          f_head_q  <= 16'(head_q);
           f_nb_q    <= nb;
           f_qi_q    <= '0;
           f_state_q <= F_LEAD;
@@ -930,7 +932,7 @@ module op_attention #(
       err_o        <= 1'b0;
     end else begin
       done_o <= 1'b0;
-      if (range_wait_q != '0) range_wait_q <= range_wait_q - 2'd1;
+      if (range_wait_q != '0) range_wait_q <= range_wait_q - 3'd1;
       if (rcmd_valid && rcmd_ready) issue_q <= issue_q + 1;
       // The query quantizers: codes into their rows, the scales into sq_q.
       for (int i = 0; i < QB; i++) begin
@@ -958,7 +960,7 @@ module op_attention #(
           gcount_q   <= '0;
           group_q    <= '0;
           sub_q      <= 32'(heads_i);
-          range_wait_q <= 2'd3;  // the block's geometry, ranges and q bases settle during GROUP
+          range_wait_q <= 3'(RANGE_WAIT);  // the block's geometry, ranges and q bases settle during GROUP
           err_o      <= 1'b0;
           if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i == '0 || 32'(head_dim_i) % LANES != 0 || 32'(heads_i) > MAX_HEADS || kv_heads_i == '0 ||
               kv_heads_i > heads_i || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
@@ -1001,7 +1003,7 @@ module op_attention #(
           end else begin
             head_q       <= next_head;
             tok_q        <= next_tok;
-            range_wait_q <= 2'd3;
+            range_wait_q <= 3'(RANGE_WAIT);
             if (last_head) begin
               kvh_q    <= '0;
               gcount_q <= '0;

@@ -44,6 +44,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("sigmoid_pipe.sv", include_str!("../rtl/sigmoid_pipe.sv")),
     ("op_vector.sv", include_str!("../rtl/op_vector.sv")),
     ("op_rope_kv.sv", include_str!("../rtl/op_rope_kv.sv")),
+    ("row_addr.sv", include_str!("../rtl/row_addr.sv")),
     ("op_attention.sv", include_str!("../rtl/op_attention.sv")),
     ("op_lm_head.sv", include_str!("../rtl/op_lm_head.sv")),
     ("trit_kernel_core.sv", include_str!("../rtl/trit_kernel_core.sv")),
