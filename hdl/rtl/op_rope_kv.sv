@@ -90,12 +90,16 @@ module op_rope_kv #(
     q_stride  <= trit_num::row_bytes(64'(qd) * 4);
     kv_stride <= trit_num::row_bytes(64'(kvd) * 4);
   end
-  // The part's row of the token (only q's is written back, in Q_WRITE): registered, since
-  // tok_q and part_q change cycles before the first write command (COS_CMD or ROW_CMD come
-  // between) and the multiply in front of the write address was the engine's longest path.
+  // The token's q row (the only part written back, in Q_WRITE), in two registered stages: the
+  // offset (q_stride < 2^32: heads x head_dim is checked against VEC_DEPTH), then the sum.
+  // tok_q changes many cycles before the first write command (COS_CMD .. ROW_CMD come between,
+  // and Q_WRITE waits for the head's row), and the multiply-add in front of the write address
+  // was the engine's longest path.
+  logic [47:0] src_off;
   logic [63:0] src_row;
   always_ff @(posedge clk_i) begin
-    src_row <= (part_q == 2'd0 ? q_q : part_q == 2'd1 ? k_q : v_q) + 64'(tok_q) * (part_q == 2'd0 ? q_stride : kv_stride);
+    src_off <= 48'(tok_q) * 48'(q_stride[31:0]);
+    src_row <= q_q + 64'(src_off);
   end
   logic [63:0] rope_row;  // head_dim/2 i16 per table row
   always_ff @(posedge clk_i) rope_row <= trit_num::row_bytes(64'(hd_q));
