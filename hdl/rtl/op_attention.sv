@@ -152,7 +152,6 @@ module op_attention #(
     next_head  <= last_d ? 32'd0 : head_q + 1;
     next_nb    <= next_left < QB ? next_left : QB;
   end
-  wire logic [31:0] keys   = pos + nb;
   always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < nb;
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
@@ -203,46 +202,45 @@ module op_attention #(
 
   // Key ranges, one per port: [p * share, p * share + range_len[p]), with each range's code
   // groups and its start's offsets into the code and scale regions. They change only with the
-  // block (leaving V_CODES) and are worked out in three registered steps after the block's
-  // geometry -- the key count, the ranges, their products -- while GROUP or Q_QUANT waits for
-  // range_wait_q (the chain from the block's first token to a range's code count was the
-  // engine's longest path).
-  localparam int SW = $clog2(MAX_SEQ + 1);  // a key count (<= MAX_SEQ)
-  localparam int OW = SW + 17;               // a range's first key times a head's size
+  // block (leaving V_CODES) and are worked out in registered steps after the block's geometry
+  // -- the key count; the share and the ranges' first keys; the ranges' lengths and offsets;
+  // their code counts -- while GROUP or Q_QUANT waits for range_wait_q (each step's operands
+  // registered: the share into a multiply into the length was the engine's longest path).
+  localparam int SW = $clog2(MAX_SEQ + 1);  // a key count (<= MAX_SEQ: the op's check)
   localparam int STW = SW + 1;               // a range's first key (< MAX_SEQ + PORTS)
-  logic [31:0] keys_q;
-  wire logic [31:0] share_d = (keys_q + 32'(PORTS) - 1) / 32'(PORTS);
-  logic [STW-1:0] start_q  [PORTS];  // the range's first key: p * share
-  logic [31:0] len_d       [PORTS];
-  logic [31:0] range_len   [PORTS];
-  logic [31:0] range_codes [PORTS];  // range_len * groups: the range's code elements
-  logic [63:0] code_off    [PORTS];
-  logic [63:0] scale_off   [PORTS];
-  logic [2:0]  range_wait_q;         // cycles until the ranges and q rows are the block's
-  // ... from tok_q's change: the ranges' offsets are registered four cycles later (nb and pos,
-  // keys_q, the ranges, their products), and so is a lane's first q row (row_addr's two
-  // stages, then the lane's rows on).
-  localparam int RANGE_WAIT = 4;
-  always_comb begin
-    for (int p = 0; p < PORTS; p++) begin
-      len_d[p] = keys_q > 32'(p) * share_d ? keys_q - 32'(p) * share_d : 32'd0;
-      if (len_d[p] > share_d) len_d[p] = share_d;
-    end
-  end
-  // The products take registered operands: the start times the share into a multiply was the
-  // engine's longest path.
+  localparam int OW = STW + 16;              // ... times a head's size
+  // p * x for a constant p < 256 by shifts and adds (a constant multiply maps to a DSP).
+  function automatic logic [STW-1:0] times(input int p, input logic [SW-1:0] x);
+    times = '0;
+    for (int b = 0; b < 8; b++) if (((p >> b) & 1) != 0) times = times + (STW'(x) << b);
+  endfunction
+  logic [SW-1:0]  keys_q;
+  wire logic [SW-1:0] share_d = SW'((STW'(keys_q) + STW'(PORTS - 1)) / STW'(PORTS));
+  logic [SW-1:0]  share_q;
+  logic [STW-1:0] start_q     [PORTS];  // the range's first key: p * share
+  logic [31:0]    range_len   [PORTS];
+  logic [31:0]    range_codes [PORTS];  // range_len * groups: the range's code elements
+  logic [63:0]    code_off    [PORTS];
+  logic [63:0]    scale_off   [PORTS];
+  logic [2:0]     range_wait_q;         // cycles until the ranges and q rows are the block's
+  // ... from tok_q's change: the ranges' code counts are registered five cycles later (nb and
+  // pos, keys_q, the share and first keys, the lengths, the code counts), a lane's first q row
+  // four (row_addr's two stages, then the lane's rows on); one cycle of margin.
+  localparam int RANGE_WAIT = 5;
   always_ff @(posedge clk_i) begin
-    keys_q <= keys;
+    keys_q  <= SW'(pos + nb);  // the keys of the block's last query
+    share_q <= share_d;
     for (int p = 0; p < PORTS; p++) begin
-      logic [OW-1:0]    codes;  // ... its code elements (narrow: one multiplier tile each)
-      logic [OW-1:0]    off;
-      codes = OW'(SW'(range_len[p])) * OW'(groups[15:0]);
-      off   = OW'(start_q[p]) * OW'(hd_q);
-      start_q[p]     <= STW'(32'(p) * share_d);
-      range_len[p]   <= len_d[p];
-      range_codes[p] <= 32'(codes);
-      code_off[p]    <= 64'(off);
-      scale_off[p]   <= 64'(start_q[p]) * 4;
+      logic [STW-1:0] len;
+      logic [OW-1:0]  off;
+      start_q[p] <= times(p, share_d);
+      len = STW'(keys_q) > start_q[p] ? STW'(keys_q) - start_q[p] : '0;
+      if (len > STW'(share_q)) len = STW'(share_q);
+      range_len[p] <= 32'(len);
+      off = OW'(start_q[p]) * OW'(hd_q);
+      code_off[p]  <= 64'(off);
+      scale_off[p] <= 64'(start_q[p]) * 4;
+      range_codes[p] <= 32'(OW'(SW'(range_len[p])) * OW'(groups[15:0]));
     end
   end
   logic unused_off;  // port 0's range starts at the first key: its offsets are zero, never read
