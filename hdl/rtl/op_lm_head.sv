@@ -236,19 +236,22 @@ module op_lm_head #(
     logic [16*CODES-1:0] x_codes;
     always_ff @(posedge clk_i) x_codes <= xc[XW'(gidx_next)];
     logic signed [47:0] dot_q;  // one code group's products summed (below)
-    // The logit in stages of one multiply each: c = sx * the row's scale (with the row's sum) in
-    // two (the significands' product, then its rounding); the sum times c's significand;
-    // rounded and saturated into the hold slot.
-    logic [2:0]         lv_q;      // stage 0 / 1 / 2 holds a logit
+    // The logit in stages of one multiply each: the row's scale registered off the reader's
+    // queue (the queue's read into the product was the engine's longest path); c = sx * the
+    // scale in two (the significands' product, then its rounding), the row's sum held beside
+    // it; the sum times c's significand; rounded and saturated into the hold slot.
+    logic [3:0]         lv_q;      // stage 0 / 1 / 2 / 3 holds a logit
+    logic [31:0]        l_scale_q;
     logic [trit_num::FMUL_W-1:0] l0_c_q;
     logic [31:0]        l1_c_q;
     logic signed [47:0] l1_acc_q;
     logic signed [72:0] l2_p_q;  // a 48-bit sum times a significand
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
-      l0_c_q   <= trit_num::fp32_mul_front(sx_q, el_data[p]);
-      l1_c_q   <= trit_num::fp32_mul_back(l0_c_q);
-      l1_acc_q <= acc_q + dot_q;
+      l_scale_q <= el_data[p];
+      l0_c_q    <= trit_num::fp32_mul_front(sx_q, l_scale_q);
+      l1_c_q    <= trit_num::fp32_mul_back(l0_c_q);
+      if (lv_q[0]) l1_acc_q <= acc_q + dot_q;
       l2_p_q   <= 73'(l1_acc_q) * 73'(l1_sig);
     end
     logic signed [31:0] logit;
@@ -318,8 +321,8 @@ module op_lm_head #(
             end
           end
           if (take[p]) hold_l <= 1'b0;
-          lv_q <= {lv_q[1:0], fire && is_scale};
-          if (lv_q[2]) begin
+          lv_q <= {lv_q[2:0], fire && is_scale};
+          if (lv_q[3]) begin
             hold_l <= 1'b1;
             held_l <= 32'(logit);
           end
