@@ -101,8 +101,8 @@ module op_rope_kv #(
     src_off <= 48'(tok_q) * 48'(q_stride[31:0]);
     src_row <= q_q + 64'(src_off);
   end
-  logic [63:0] rope_row;  // head_dim/2 i16 per table row
-  always_ff @(posedge clk_i) rope_row <= trit_num::row_bytes(64'(hd_q));
+  logic [16:0] rope_row;  // head_dim/2 i16 per table row (head_dim < 2^16: 17 bits padded)
+  always_ff @(posedge clk_i) rope_row <= 17'(trit_num::row_bytes(64'(hd_q)));
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
   wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
                          32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
@@ -160,8 +160,8 @@ module op_rope_kv #(
   end
   always_ff @(posedge clk_i) begin
     if (i_wait_q != '0) begin
-      i_pos_off_q <= 64'(pos0_q) * rope_row;
-      i_seq_off_q <= 64'(max_seq_q) * rope_row;
+      i_pos_off_q <= 64'(49'(pos0_q) * 49'(rope_row));  // narrow: two DSPs, not a 64 x 64 product
+      i_seq_off_q <= 64'(49'(max_seq_q) * 49'(rope_row));
       i_cos_q     <= rope_q + i_pos_off_q;
       i_sin_q     <= rope_q + i_pos_off_q + i_seq_off_q;
       i_q_q   <= q_q;
@@ -172,8 +172,8 @@ module op_rope_kv #(
       if (i_part_q == 3'd3) i_k_q <= i_k_q + kv_stride;
       if (i_part_q == 3'd4) begin
         i_v_q   <= i_v_q + kv_stride;
-        i_cos_q <= i_cos_q + rope_row;
-        i_sin_q <= i_sin_q + rope_row;
+        i_cos_q <= i_cos_q + 64'(rope_row);
+        i_sin_q <= i_sin_q + 64'(rope_row);
       end
     end
   end
