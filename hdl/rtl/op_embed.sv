@@ -76,14 +76,14 @@ module op_embed #(
     else fx_post = p[32] ? -p[31:0] : p[31:0];
   endfunction
 
-  typedef enum logic [2:0] {IDLE, IDS_CMD, IDS_DATA, ROW_CMD, ROW_DATA, ROW_WAIT} state_e;
+  typedef enum logic [2:0] {IDLE, IDS_CMD, IDS_DATA, ROW_ADDR, ROW_CMD, ROW_DATA, ROW_WAIT} state_e;
   state_e state_q;
 
   logic [31:0] ids_q [MAX_TOKENS];
   logic [15:0] tokens_q, tok_q, idx_q;
   logic [63:0] ids_addr_q, table_q, dst_q;
   logic [31:0] in_beats_q, out_beats_q, in_left_q, out_left_q;
-  logic [63:0] in_stride_q, out_stride_q;
+  logic [34:0] in_stride_q, out_stride_q;  // row bytes: a 32-bit count of fp16 / int32, padded
   logic        second_q;  // emitting the upper half of the held input word
   logic [DATA_W/2-1:0] hold_q;  // the held word's high half (its low half is in pre_q first)
   logic [LANES*PRE_W-1:0] pre_q;  // the half being emitted, f16_pre'd: a word's low half as it
@@ -94,10 +94,21 @@ module op_embed #(
   wire logic [31:0] id_words = (32'(tokens_q) * 4 + BYTES - 1) / BYTES;
 
   assign rd_cmd_valid_o = (state_q == IDS_CMD) || (state_q == ROW_CMD && !rd_cmd_sent_q);
-  assign rd_cmd_addr_o  = state_q == IDS_CMD ? ids_addr_q : table_q + 64'(ids_q[TW'(tok_q)]) * in_stride_q;
+  // A token's table row and output row, worked out in ROW_ADDR's two cycles (free-running: the
+  // products, then the sums; the id x stride multiply-add in front of the command was the
+  // unit's longest path).
+  logic [63:0] src_off_q, dst_off_q, src_row_q, dst_row_q;
+  logic        addr_wait_q;
+  always_ff @(posedge clk_i) begin
+    src_off_q <= 64'(ids_q[TW'(tok_q)]) * 64'(in_stride_q);
+    dst_off_q <= 64'(tok_q) * 64'(out_stride_q);
+    src_row_q <= table_q + src_off_q;
+    dst_row_q <= dst_q + dst_off_q;
+  end
+  assign rd_cmd_addr_o  = state_q == IDS_CMD ? ids_addr_q : src_row_q;
   assign rd_cmd_beats_o = state_q == IDS_CMD ? id_words : in_beats_q;
   assign wr_cmd_valid_o = state_q == ROW_CMD && !wr_cmd_sent_q;
-  assign wr_cmd_addr_o  = dst_q + 64'(tok_q) * out_stride_q;
+  assign wr_cmd_addr_o  = dst_row_q;
   assign wr_cmd_beats_o = out_beats_q;
 
   // Data path: hold one input word, emit its two halves (or drop them past the row's end).
@@ -144,6 +155,7 @@ module op_embed #(
       hold_valid_q  <= 1'b0;
       rd_cmd_sent_q <= 1'b0;
       wr_cmd_sent_q <= 1'b0;
+      addr_wait_q   <= 1'b0;
     end else begin
       done_o <= 1'b0;
       unique case (state_q)
@@ -152,8 +164,8 @@ module op_embed #(
           ids_addr_q   <= ids_i;
           table_q      <= table_i;
           dst_q        <= dst_i;
-          in_stride_q  <= ((64'(hidden_i) * 2 + 63) >> 6) << 6;
-          out_stride_q <= ((64'(hidden_i) * 4 + 63) >> 6) << 6;
+          in_stride_q  <= 35'(((64'(hidden_i) * 2 + 63) >> 6) << 6);
+          out_stride_q <= 35'(((64'(hidden_i) * 4 + 63) >> 6) << 6);
           in_beats_q   <= 32'((((64'(hidden_i) * 2 + 63) >> 6) << 6) / 64'(BYTES));
           out_beats_q  <= 32'((((64'(hidden_i) * 4 + 63) >> 6) << 6) / 64'(BYTES));
           idx_q        <= '0;
@@ -168,10 +180,15 @@ module op_embed #(
           end
           idx_q <= idx_q + 16'(BYTES / 4);
           if (32'(idx_q) + BYTES / 4 >= 32'(tokens_q)) begin
-            state_q       <= ROW_CMD;
+            state_q       <= ROW_ADDR;
+            addr_wait_q   <= 1'b1;
             rd_cmd_sent_q <= 1'b0;
             wr_cmd_sent_q <= 1'b0;
           end
+        end
+        ROW_ADDR: begin
+          addr_wait_q <= 1'b0;
+          if (!addr_wait_q) state_q <= ROW_CMD;
         end
         ROW_CMD: begin
           if (rd_cmd_valid_o && rd_cmd_ready_i) rd_cmd_sent_q <= 1'b1;
@@ -206,7 +223,8 @@ module op_embed #(
             done_o  <= 1'b1;
           end else begin
             tok_q         <= tok_q + 1;
-            state_q       <= ROW_CMD;
+            state_q       <= ROW_ADDR;
+            addr_wait_q   <= 1'b1;
             rd_cmd_sent_q <= 1'b0;
             wr_cmd_sent_q <= 1'b0;
           end
