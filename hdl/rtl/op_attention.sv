@@ -451,14 +451,16 @@ module op_attention #(
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
     logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
     logic [AW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
-    // Scale phases: query qi_q against this key (masked beyond its position), in six stages so
+    // Scale phases: query qi_q against this key (masked beyond its position), in seven stages so
     // that none holds more than one multiply or one binary32 rounding (numerics §6 steps 3 to 5;
     // a binary32 multiply is two: trit_num::fp32_mul_front, fp32_mul_back):
-    //   K_SCALES  1,2 a = sq * sk    3,4 c = a * alpha         5 raw * significand(c)   6 z = sat(round)
-    //   V_SCALES  1 d = max - z      3 e = exp2_neg(d)         5 e * significand(sv)    6 w = round
-    // Stage 6's results are committed: z or w into the query's memory at the key, the query's
-    // running max or numerator sum.
-    localparam int NS = 6;
+    //   both      1 the operands registered: sq, the key's element, its raw score or score
+    //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha         6 raw * significand(c)   7 z = sat(round)
+    //   V_SCALES  2 d = max - z      4 e = exp2_neg(d)         6 e * significand(sv)    7 w = round
+    // Stage 7's results are committed: z or w into the query's memory at the key, the query's
+    // running max or numerator sum. (Stage 1: the element queue's read and the query's scale
+    // select into a multiply were the engine's longest path.)
+    localparam int NS = 7;
     wire logic               issue = step && scale_phase;
     wire logic [31:0]        sc    = x_wide[p][31:0];
     wire logic signed [31:0] z_key = z_rd[qi_q];
@@ -469,26 +471,28 @@ module op_attention #(
     logic [NS:1]        st_k, st_valid, st_first;
     logic [KW-1:0]      st_ka [NS:1];
     logic [QW-1:0]      st_qi [NS:1];
-    logic [trit_num::FMUL_W-1:0] s1_a_q, s3_c_q;         // K: sq * sk, then the score factor c, unrounded
-    logic [31:0]        s2_a_q, s4_c_q;                  // ... rounded
-    logic signed [47:0] s1_d_q, s2_d_q;                  // V: max - z
-    logic [15:0]        s3_e_q, s4_e_q, s5_e_q, s6_e_q;  // V: the numerator e
-    logic [31:0]        s1_x_q, s2_x_q, s3_x_q, s4_x_q;  // K: the raw score; V: the value scale
-    logic signed [56:0] s5_p_q;                          // the exact product to round (32 x 25 bits)
-    logic signed [31:0] s6_z_q;                          // K: the score
-    logic [39:0]        s6_w_q;                          // V: the value weight (masked: 0)
+    logic [31:0]        s1_sq_q, s1_sc_q;                // the query's scale, the key's element
+    logic signed [31:0] s1_z_q;                          // the key's raw score or score
+    logic [trit_num::FMUL_W-1:0] s2_a_q, s4_c_q;         // K: sq * sk, then the score factor c, unrounded
+    logic [31:0]        s3_a_q, s5_c_q;                  // ... rounded
+    logic signed [47:0] s2_d_q, s3_d_q;                  // V: max - z
+    logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q;  // V: the numerator e
+    logic [31:0]        s2_x_q, s3_x_q, s4_x_q, s5_x_q;  // K: the raw score; V: the value scale
+    logic signed [56:0] s6_p_q;                          // the exact product to round (32 x 25 bits)
+    logic signed [31:0] s7_z_q;                          // K: the score
+    logic [39:0]        s7_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
-    exp2_neg u_exp2 (.d_i (s2_d_q), .y_o (e2));
+    exp2_neg u_exp2 (.d_i (s3_d_q), .y_o (e2));
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
-    wire logic signed [31:0] s4_m = st_k[4] ? $signed(s4_x_q) : $signed({16'd0, s4_e_q});
-    wire logic [31:0]        s4_s = st_k[4] ? s4_c_q : s4_x_q;
-    wire logic signed [24:0] s4_sig = trit_num::significand(s4_s);
-    // Stage 6's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
-    // 32 bits after. Its shift and masks are decoded from the scale's exponent in stage 5, beside
+    wire logic signed [31:0] s5_m = st_k[5] ? $signed(s5_x_q) : $signed({16'd0, s5_e_q});
+    wire logic [31:0]        s5_s = st_k[5] ? s5_c_q : s5_x_q;
+    wire logic signed [24:0] s5_sig = trit_num::significand(s5_s);
+    // Stage 7's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
+    // 32 bits after. Its shift and masks are decoded from the scale's exponent in stage 6, beside
     // the product (decoding them in front of the rounding was the engine's longest path).
-    logic signed [40:0] s5_r;
+    logic signed [40:0] s6_r;
     requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41), .DECODE_REG (1'b1)) u_round (
-      .clk_i, .p_i (s5_p_q), .e_i (s4_s[30:23]), .y_o (s5_r)
+      .clk_i, .p_i (s6_p_q), .e_i (s5_s[30:23]), .y_o (s6_r)
     );
     always_ff @(posedge clk_i) begin
       st_k     <= {st_k[NS-1:1], state_q == K_SCALES};
@@ -500,23 +504,26 @@ module op_attention #(
         st_ka[t] <= st_ka[t-1];
         st_qi[t] <= st_qi[t-1];
       end
-      s1_a_q  <= trit_num::fp32_mul_front(sq_q[qi_q], sc);
-      s1_d_q  <= 48'(64'(zmax_q[qi_q]) - 64'(z_key));
-      s1_x_q  <= state_q == K_SCALES ? 32'(z_key) : sc;
-      s2_a_q  <= trit_num::fp32_mul_back(s1_a_q);
-      s2_d_q  <= s1_d_q;
-      s2_x_q  <= s1_x_q;
-      s3_c_q  <= trit_num::fp32_mul_front(s2_a_q, score_q);
-      s3_e_q  <= e2;
+      s1_sq_q <= sq_q[qi_q];
+      s1_sc_q <= sc;
+      s1_z_q  <= z_key;
+      s2_a_q  <= trit_num::fp32_mul_front(s1_sq_q, s1_sc_q);
+      s2_d_q  <= 48'(64'(zmax_q[st_qi[1]]) - 64'(s1_z_q));
+      s2_x_q  <= st_k[1] ? 32'(s1_z_q) : s1_sc_q;
+      s3_a_q  <= trit_num::fp32_mul_back(s2_a_q);
+      s3_d_q  <= s2_d_q;
       s3_x_q  <= s2_x_q;
-      s4_c_q  <= trit_num::fp32_mul_back(s3_c_q);
-      s4_e_q  <= s3_e_q;
+      s4_c_q  <= trit_num::fp32_mul_front(s3_a_q, score_q);
+      s4_e_q  <= e2;
       s4_x_q  <= s3_x_q;
-      s5_p_q  <= 57'(s4_m) * 57'(s4_sig);
+      s5_c_q  <= trit_num::fp32_mul_back(s4_c_q);
       s5_e_q  <= s4_e_q;
-      s6_z_q  <= trit_num::sat32(96'(s5_r));
-      s6_w_q  <= st_valid[5] ? s5_r[39:0] : 40'd0;
+      s5_x_q  <= s4_x_q;
+      s6_p_q  <= 57'(s5_m) * 57'(s5_sig);
       s6_e_q  <= s5_e_q;
+      s7_z_q  <= trit_num::sat32(96'(s6_r));
+      s7_w_q  <= st_valid[6] ? s6_r[39:0] : 40'd0;
+      s7_e_q  <= s6_e_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) sv_q <= '0;
@@ -599,10 +606,10 @@ module op_attention #(
       wire logic               k_code = c_v_q && c_k_q;  // a K_CODES element in stage 2
       wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[NS]);
       wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[NS];
-      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s6_z_q;
+      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s7_z_q;
       always_ff @(posedge clk_i) begin
         if (zb_we) zb[zb_wa] <= zb_wd;
-        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s6_w_q;
+        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s7_w_q;
         if (c_v_q && !c_k_q) acc[acc_addr] <= acc_next;
       end
       always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -618,9 +625,9 @@ module op_attention #(
           lane_max[p][i] <= '0;
           lane_sum[p][i] <= '0;
         end else if (commit && st_k[NS]) begin
-          if (st_valid[NS] && (st_first[NS] || s6_z_q > lane_max[p][i])) lane_max[p][i] <= s6_z_q;
+          if (st_valid[NS] && (st_first[NS] || s7_z_q > lane_max[p][i])) lane_max[p][i] <= s7_z_q;
         end else if (commit) begin
-          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s6_e_q) : 48'd0);
+          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s7_e_q) : 48'd0);
         end
       end
     end
