@@ -239,25 +239,30 @@ module op_lm_head #(
     // The logit in stages of one multiply each: the row's scale registered off the reader's
     // queue (the queue's read into the product was the engine's longest path); c = sx * the
     // scale in two (the significands' product, then its rounding), the row's sum held beside
-    // it; the sum times c's significand; rounded and saturated into the hold slot.
-    logic [3:0]         lv_q;      // stage 0 / 1 / 2 / 3 holds a logit
+    // it; the sum times c's significand in two (mul_pieces); rounded and saturated into the
+    // hold slot.
+    logic [4:0]         lv_q;      // stage 0 .. 4 holds a logit
     logic [31:0]        l_scale_q;
     logic [trit_num::FMUL_W-1:0] l0_c_q;
     logic [31:0]        l1_c_q;
     logic signed [47:0] l1_acc_q;
-    logic signed [72:0] l2_p_q;  // a 48-bit sum times a significand
+    logic signed [72:0] l3_p_q;  // a 48-bit sum times a significand
+    logic [7:0]         l2_e_q;  // c's exponent, beside the product's first stage
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
       l_scale_q <= el_data[p];
       l0_c_q    <= trit_num::fp32_mul_front(sx_q, l_scale_q);
       l1_c_q    <= trit_num::fp32_mul_back(l0_c_q);
       if (lv_q[0]) l1_acc_q <= acc_q + dot_q;
-      l2_p_q   <= 73'(l1_acc_q) * 73'(l1_sig);
+      l2_e_q    <= l1_c_q[30:23];
     end
+    mul_pieces #(.A_W (48), .B_W (25)) u_mul (
+      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (l1_acc_q), .b_i (l1_sig), .p_o (l3_p_q)
+    );
     logic signed [31:0] logit;
-    // The rounding's shift and masks decoded from c's exponent beside the product (stage 2).
+    // The rounding's shift and masks decoded from c's exponent beside the product's sum.
     requant_round #(.LANES(1), .P_W(73), .FRAC(16), .DECODE_REG(1'b1)) u_round (
-      .clk_i, .p_i (l2_p_q), .e_i (l1_c_q[30:23]), .y_o (logit)
+      .clk_i, .p_i (l3_p_q), .e_i (l2_e_q), .y_o (logit)
     );
     // A row's codes always flow; its scale (which finishes the row) waits until no logit is in
     // the stages and the hold slot is free (or being taken): the slot is free when it lands.
@@ -321,8 +326,8 @@ module op_lm_head #(
             end
           end
           if (take[p]) hold_l <= 1'b0;
-          lv_q <= {lv_q[2:0], fire && is_scale};
-          if (lv_q[3]) begin
+          lv_q <= {lv_q[3:0], fire && is_scale};
+          if (lv_q[4]) begin
             hold_l <= 1'b1;
             held_l <= 32'(logit);
           end

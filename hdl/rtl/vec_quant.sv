@@ -245,19 +245,14 @@ module vec_quant #(
   localparam int YW = 17;       // requant's result bits before the clamp
   localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
-  // A group read from the buffer is multiplied by inv's significand in pieces (each a DSP's
-  // 18 x 25-bit product) into a register, the pieces are summed into the next, and the rounding
-  // and clamp follow into the output register (the three move as an elastic pipeline, holding
-  // while the consumer is not ready). The whole 48 x 25-bit product in one cycle (four DSPs and
-  // their adders) was the longest path of the engines that quantize; rounding and clamp on the
-  // way out, into the consumer's logic, had been before it.
-  localparam int PIECE = 17;                          // value bits per piece below the top one
-  localparam int NPC   = (PW + PIECE - 1) / PIECE;    // pieces per value
-  localparam int TOP_W = PW - PIECE * (NPC - 1);      // the top piece's bits (signed)
-  localparam int PP_W  = PIECE + 1 + 25;              // a piece's product
-  logic                 h_v_q;      // the register holds a group's piece products
-  logic signed [PP_W-1:0] h_pp_q [LANES][NPC];
-  logic                c_v_q;      // the register holds a group's products
+  // A group read from the buffer is multiplied by inv's significand in two stages (mul_pieces:
+  // each DSP's piece product, then their sum), and the rounding and clamp follow into the
+  // output register (the three move as an elastic pipeline, holding while the consumer is not
+  // ready). The whole 48 x 25-bit product in one cycle (four DSPs and their adders) was the
+  // longest path of the engines that quantize; rounding and clamp on the way out, into the
+  // consumer's logic, had been before it.
+  logic                h_v_q;      // mul_pieces' first stage holds a group's piece products
+  logic                c_v_q;      // ... its second the products
   logic signed [CW-1:0] c_p_q [LANES];
   logic                o_v_q;      // the output register holds a group's codes
   wire logic           o_adv  = !o_v_q || code_ready_i;
@@ -270,22 +265,10 @@ module vec_quant #(
   logic [PW*LANES-1:0] code_row;
   always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
-  always_ff @(posedge clk_i) begin
-    if (h_adv) begin
-      for (int l = 0; l < LANES; l++) begin
-        for (int i = 0; i < NPC - 1; i++)
-          h_pp_q[l][i] <= PP_W'($signed({1'b0, code_row[PW*l + PIECE*i +: PIECE]})) * PP_W'(inv_sig);
-        h_pp_q[l][NPC-1] <= PP_W'($signed(code_row[PW*l + PIECE*(NPC-1) +: TOP_W])) * PP_W'(inv_sig);
-      end
-    end
-    if (c_adv) begin
-      for (int l = 0; l < LANES; l++) begin
-        logic signed [CW-1:0] sum;
-        sum = '0;
-        for (int i = 0; i < NPC; i++) sum = sum + (CW'(h_pp_q[l][i]) <<< (PIECE * i));
-        c_p_q[l] <= sum;
-      end
-    end
+  for (genvar l = 0; l < LANES; l++) begin : g_mul
+    mul_pieces #(.A_W (PW), .B_W (25)) u_mul (
+      .clk_i, .en1_i (h_adv), .en2_i (c_adv), .a_i ($signed(code_row[PW*l +: PW])), .b_i (inv_sig), .p_o (c_p_q[l])
+    );
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin

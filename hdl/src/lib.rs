@@ -39,6 +39,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("op_embed.sv", include_str!("../rtl/op_embed.sv")),
     ("elem_reader.sv", include_str!("../rtl/elem_reader.sv")),
     ("elem_writer.sv", include_str!("../rtl/elem_writer.sv")),
+    ("mul_pieces.sv", include_str!("../rtl/mul_pieces.sv")),
     ("vec_quant.sv", include_str!("../rtl/vec_quant.sv")),
     ("exp2_neg.sv", include_str!("../rtl/exp2_neg.sv")),
     ("sigmoid_pipe.sv", include_str!("../rtl/sigmoid_pipe.sv")),
