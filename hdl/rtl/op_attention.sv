@@ -451,16 +451,17 @@ module op_attention #(
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
     logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
     logic [AW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
-    // Scale phases: query qi_q against this key (masked beyond its position), in seven stages so
+    // Scale phases: query qi_q against this key (masked beyond its position), in eight stages so
     // that none holds more than one multiply or one binary32 rounding (numerics §6 steps 3 to 5;
     // a binary32 multiply is two: trit_num::fp32_mul_front, fp32_mul_back):
     //   both      1 the operands registered: sq, the key's element, its raw score or score
-    //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha         6 raw * significand(c)   7 z = sat(round)
-    //   V_SCALES  2 d = max - z      4 e = exp2_neg(d)         6 e * significand(sv)    7 w = round
-    // Stage 7's results are committed: z or w into the query's memory at the key, the query's
-    // running max or numerator sum. (Stage 1: the element queue's read and the query's scale
-    // select into a multiply were the engine's longest path.)
-    localparam int NS = 7;
+    //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha    6,7 raw * significand(c)    8 z = sat(round)
+    //   V_SCALES  2 d = max - z      4 e = exp2_neg(d)    6,7 e * significand(sv)     8 w = round
+    // (6,7: mul_pieces, the DSPs' pieces then their sum.) Stage 8's results are committed: z or
+    // w into the query's memory at the key, the query's running max or numerator sum. (Stage 1:
+    // the element queue's read and the query's scale select into a multiply, and stage 6 in one
+    // cycle, were the engine's longest paths.)
+    localparam int NS = 8;
     wire logic               issue = step && scale_phase;
     wire logic [31:0]        sc    = x_wide[p][31:0];
     wire logic signed [31:0] z_key = z_rd[qi_q];
@@ -476,23 +477,27 @@ module op_attention #(
     logic [trit_num::FMUL_W-1:0] s2_a_q, s4_c_q;         // K: sq * sk, then the score factor c, unrounded
     logic [31:0]        s3_a_q, s5_c_q;                  // ... rounded
     logic signed [47:0] s2_d_q, s3_d_q;                  // V: max - z
-    logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q;  // V: the numerator e
+    logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q, s8_e_q;  // V: the numerator e
     logic [31:0]        s2_x_q, s3_x_q, s4_x_q, s5_x_q;  // K: the raw score; V: the value scale
-    logic signed [56:0] s6_p_q;                          // the exact product to round (32 x 25 bits)
-    logic signed [31:0] s7_z_q;                          // K: the score
-    logic [39:0]        s7_w_q;                          // V: the value weight (masked: 0)
+    logic signed [56:0] s7_p_q;                          // the exact product to round (32 x 25 bits)
+    logic [7:0]         s6_sx_q;                         // its scale's exponent, beside stage 6
+    logic signed [31:0] s8_z_q;                          // K: the score
+    logic [39:0]        s8_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
     exp2_neg u_exp2 (.d_i (s3_d_q), .y_o (e2));
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
     wire logic signed [31:0] s5_m = st_k[5] ? $signed(s5_x_q) : $signed({16'd0, s5_e_q});
     wire logic [31:0]        s5_s = st_k[5] ? s5_c_q : s5_x_q;
     wire logic signed [24:0] s5_sig = trit_num::significand(s5_s);
-    // Stage 7's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
-    // 32 bits after. Its shift and masks are decoded from the scale's exponent in stage 6, beside
-    // the product (decoding them in front of the rounding was the engine's longest path).
-    logic signed [40:0] s6_r;
+    mul_pieces #(.A_W (32), .B_W (25)) u_mul (
+      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (s5_m), .b_i (s5_sig), .p_o (s7_p_q)
+    );
+    // Stage 8's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
+    // 32 bits after. Its shift and masks are decoded from the scale's exponent in stage 7, beside
+    // the product's sum (decoding them in front of the rounding was the engine's longest path).
+    logic signed [40:0] s7_r;
     requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41), .DECODE_REG (1'b1)) u_round (
-      .clk_i, .p_i (s6_p_q), .e_i (s5_s[30:23]), .y_o (s6_r)
+      .clk_i, .p_i (s7_p_q), .e_i (s6_sx_q), .y_o (s7_r)
     );
     always_ff @(posedge clk_i) begin
       st_k     <= {st_k[NS-1:1], state_q == K_SCALES};
@@ -519,11 +524,12 @@ module op_attention #(
       s5_c_q  <= trit_num::fp32_mul_back(s4_c_q);
       s5_e_q  <= s4_e_q;
       s5_x_q  <= s4_x_q;
-      s6_p_q  <= 57'(s5_m) * 57'(s5_sig);
+      s6_sx_q <= s5_s[30:23];
       s6_e_q  <= s5_e_q;
-      s7_z_q  <= trit_num::sat32(96'(s6_r));
-      s7_w_q  <= st_valid[6] ? s6_r[39:0] : 40'd0;
       s7_e_q  <= s6_e_q;
+      s8_z_q  <= trit_num::sat32(96'(s7_r));
+      s8_w_q  <= st_valid[7] ? s7_r[39:0] : 40'd0;
+      s8_e_q  <= s7_e_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) sv_q <= '0;
@@ -606,10 +612,10 @@ module op_attention #(
       wire logic               k_code = c_v_q && c_k_q;  // a K_CODES element in stage 2
       wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[NS]);
       wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[NS];
-      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s7_z_q;
+      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s8_z_q;
       always_ff @(posedge clk_i) begin
         if (zb_we) zb[zb_wa] <= zb_wd;
-        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s7_w_q;
+        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s8_w_q;
         if (c_v_q && !c_k_q) acc[acc_addr] <= acc_next;
       end
       always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -625,9 +631,9 @@ module op_attention #(
           lane_max[p][i] <= '0;
           lane_sum[p][i] <= '0;
         end else if (commit && st_k[NS]) begin
-          if (st_valid[NS] && (st_first[NS] || s7_z_q > lane_max[p][i])) lane_max[p][i] <= s7_z_q;
+          if (st_valid[NS] && (st_first[NS] || s8_z_q > lane_max[p][i])) lane_max[p][i] <= s8_z_q;
         end else if (commit) begin
-          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s7_e_q) : 48'd0);
+          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s8_e_q) : 48'd0);
         end
       end
     end
