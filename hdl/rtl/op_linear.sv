@@ -271,19 +271,33 @@ module op_linear #(
   // double-buffered matrix starts and ends with an edge chunk of ld_cb / 8 blocks (rounded up)
   // but at least a table fill's cycles (ENTRIES + 1: shorter sweeps wait for the fill) and at
   // most ld_cb (Tlmm::edge_blocks).
+  // Block counts are BW bits (the checks admit at most MAX_BLOCKS), and the edge is registered
+  // (ld_cb_q changes only while a context is sized; le_cb_q is the ld_cb_q it came from, which
+  // l_sized checks): the edge, the remainder and its compares as one 32-bit chain were
+  // op_linear's longest path.
   localparam int FILL = ENTRIES + 1;
-  wire logic [31:0] ld_eighth = (ld_cb_q + 32'd7) >> 3;
-  wire logic [31:0] ld_edge_min = ld_eighth > 32'(FILL) ? ld_eighth : 32'(FILL);
-  wire logic [31:0] ld_edge = ld_edge_min < ld_cb_q ? ld_edge_min : ld_cb_q;
-  wire logic [31:0] l_rem   = ld_blocks_q - l_b0_q;
+  localparam int BW = $clog2((MAX_BLOCKS > FILL ? MAX_BLOCKS : FILL) + 1);
+  logic [BW-1:0] ld_edge_q;
+  logic [31:0]   le_cb_q;
+  always_ff @(posedge clk_i) begin
+    logic [BW-1:0] eighth, edge_min;
+    eighth    = BW'(({1'b0, BW'(ld_cb_q)} + (BW+1)'(7)) >> 3);  // ceil(cb / 8)
+    edge_min  = eighth > BW'(FILL) ? eighth : BW'(FILL);
+    ld_edge_q <= edge_min < BW'(ld_cb_q) ? edge_min : BW'(ld_cb_q);
+    le_cb_q   <= ld_cb_q;
+  end
   logic [31:0] l_nb;
   always_comb begin
-    if (!ld_split_q || ld_blocks_q <= ld_cb_q) l_nb = l_rem < ld_cb_q ? l_rem : ld_cb_q;
-    else if (l_b0_q == '0 || l_rem <= ld_edge) l_nb = l_rem < ld_edge ? l_rem : ld_edge;
+    logic [BW-1:0] rem, cb, eb, nb;
+    rem  = BW'(ld_blocks_q) - BW'(l_b0_q);
+    cb   = BW'(ld_cb_q);
+    eb   = ld_edge_q;
+    if (!ld_split_q || BW'(ld_blocks_q) <= cb) nb = rem < cb ? rem : cb;
+    else if (BW'(l_b0_q) == '0 || rem <= eb) nb = rem < eb ? rem : eb;
     // A middle remainder shorter than a fill takes what it lacks from the chunk before it.
-    else if (ld_cb_q >= 32'(FILL) && l_rem - ld_edge > ld_cb_q && l_rem - ld_edge - ld_cb_q < 32'(FILL))
-      l_nb = l_rem - ld_edge - 32'(FILL);
-    else l_nb = l_rem - ld_edge < ld_cb_q ? l_rem - ld_edge : ld_cb_q;
+    else if (cb >= BW'(FILL) && rem - eb > cb && rem - eb - cb < BW'(FILL)) nb = rem - eb - BW'(FILL);
+    else nb = rem - eb < cb ? rem - eb : cb;
+    l_nb = 32'(nb);
   end
   // Ring addresses wrap at the buffer's depth.
   function automatic logic [WA_W-1:0] wrap(input logic [31:0] a);
@@ -310,6 +324,7 @@ module op_linear #(
   logic [31:0] lm_b0_q, lm_cb_q, lm_blocks_q;
   logic        lm_split_q;
   logic [31:0] ls_b0_q, ls_cb_q, ls_blocks_q, ls_steps_q;
+  logic [31:0] lm_ecb_q, ls_ecb_q;  // the ld_cb_q the edge in l_nb came from
   logic        ls_split_q;
   always_ff @(posedge clk_i) begin
     l_nb_q      <= l_nb;
@@ -317,6 +332,8 @@ module op_linear #(
     lm_cb_q     <= ld_cb_q;
     lm_blocks_q <= ld_blocks_q;
     lm_split_q  <= ld_split_q;
+    lm_ecb_q    <= le_cb_q;
+    ls_ecb_q    <= lm_ecb_q;
     l_beats_q   <= l_nb_q * ld_steps_q;
     ls_b0_q     <= lm_b0_q;
     ls_cb_q     <= lm_cb_q;
@@ -327,7 +344,7 @@ module op_linear #(
   wire logic l_sized = ls_b0_q == l_b0_q && ls_cb_q == ld_cb_q && ls_blocks_q == ld_blocks_q &&
                        ls_steps_q == ld_steps_q && ls_split_q == ld_split_q &&
                        lm_b0_q == l_b0_q && lm_cb_q == ld_cb_q && lm_blocks_q == ld_blocks_q &&
-                       lm_split_q == ld_split_q;
+                       lm_split_q == ld_split_q && lm_ecb_q == ld_cb_q && ls_ecb_q == ld_cb_q;
   wire logic l_start_chunk = l_go && ld_valid_q && !flush_q && l_b0_q < ld_blocks_q && 32'(cq_cnt_q) < CHUNK_Q &&
                              l_sized && l_beats_q <= free_q && l_use != '0;
   // The next matrix: after this job's (its hint), or with no context at all (SETUP's, pf_solo_q).
