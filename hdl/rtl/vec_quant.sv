@@ -253,7 +253,6 @@ module vec_quant #(
   // consumer's logic, had been before it.
   logic                h_v_q;      // mul_pieces' first stage holds a group's piece products
   logic                c_v_q;      // ... its second the products
-  logic signed [CW-1:0] c_p_q [LANES];
   logic                o_v_q;      // the output register holds a group's codes
   wire logic           o_adv  = !o_v_q || code_ready_i;
   wire logic           c_adv  = !c_v_q || o_adv;
@@ -265,10 +264,14 @@ module vec_quant #(
   logic [PW*LANES-1:0] code_row;
   always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
+  logic [CW*LANES-1:0] c_p_row;  // the products, lane l at CW * l
   for (genvar l = 0; l < LANES; l++) begin : g_mul
+    wire logic signed [PW-1:0] a = code_row[PW*l +: PW];
+    logic signed [CW-1:0]      p;
     mul_pieces #(.A_W (PW), .B_W (25)) u_mul (
-      .clk_i, .en1_i (h_adv), .en2_i (c_adv), .a_i ($signed(code_row[PW*l +: PW])), .b_i (inv_sig), .p_o (c_p_q[l])
+      .clk_i, .en1_i (h_adv), .en2_i (c_adv), .a_i (a), .b_i (inv_sig), .p_o (p)
     );
+    assign c_p_row[CW*l +: CW] = p;
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -284,9 +287,7 @@ module vec_quant #(
   assign code_valid_o = o_v_q;
   // inv's exponent is decoded the cycle after inv is set, when the first group's products are
   // registered: ready when they are rounded.
-  logic [CW*LANES-1:0] c_p_row;
   logic [YW*LANES-1:0] c_y;
-  always_comb for (int l = 0; l < LANES; l++) c_p_row[CW*l +: CW] = c_p_q[l];
   requant_round #(.LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1)) u_round (
     .clk_i, .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
   );
