@@ -242,6 +242,11 @@ module op_lm_head #(
     // it; the sum times c's significand in two (mul_pieces); rounded and saturated into the
     // hold slot.
     logic [4:0]         lv_q;      // stage 0 .. 4 holds a logit
+    // The lane's first row, p rows into the head: its offset registered (head_row settles at
+    // the start; the lane's first code read is in ROWS, after the SHIFT and GAIN reads), so the
+    // multiply is not in front of the add (its longest path).
+    logic [63:0]        lane_off_q;
+    always_ff @(posedge clk_i) lane_off_q <= 64'(p) * head_row;
     logic [31:0]        l_scale_q;
     logic [trit_num::FMUL_W-1:0] l0_c_q;
     logic [31:0]        l1_c_q;
@@ -308,7 +313,7 @@ module op_lm_head #(
       end else begin
         gidx_q <= gidx_next;
         if (state_q != ROWS) begin
-          code_addr_q  <= head_q + 64'(p) * head_row;
+          code_addr_q  <= head_q + lane_off_q;
           scale_addr_q <= head_scales_q + 64'(4 * p);
           row_q        <= 32'(p);
           scale_next_q <= 1'b0;
