@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const PRESETS: &[(&str, &str)] = &[
     ("tiny", include_str!("../../configs/tiny.toml")),
     ("tellme-kv260", include_str!("../../configs/tellme-kv260.toml")),
+    ("tellme-kv260-fit", include_str!("../../configs/tellme-kv260-fit.toml")),
     ("bitnet2b-kv260", include_str!("../../configs/bitnet2b-kv260.toml")),
     ("accllm-u280", include_str!("../../configs/accllm-u280.toml")),
 ];
@@ -263,6 +264,19 @@ pub struct Board {
     pub clock_mhz: f64,
 }
 
+/// Merges `patch` into `doc`: tables key by key (the patch's keys replace the doc's), anything
+/// else replaced whole.
+fn merge_tables(doc: &mut toml::Table, patch: toml::Table) {
+    for (section, value) in patch {
+        match (doc.get_mut(&section), value) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(p)) => d.extend(p),
+            (_, v) => {
+                doc.insert(section, v);
+            }
+        }
+    }
+}
+
 /// What a config file holds, before the board reference is resolved.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -319,14 +333,7 @@ impl Config {
         let text = text.ok_or_else(|| err(format!("no such preset (known: {})", Self::preset_names().join(", "))))?;
         let mut doc: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let patch: toml::Table = toml::from_str(patch).map_err(|e| err(format!("patch: {}", e.to_string().trim())))?;
-        for (section, value) in patch {
-            match (doc.get_mut(&section), value) {
-                (Some(toml::Value::Table(d)), toml::Value::Table(p)) => d.extend(p),
-                (_, v) => {
-                    doc.insert(section, v);
-                }
-            }
-        }
+        merge_tables(&mut doc, patch);
         let merged = toml::to_string(&doc).map_err(|e| err(e.to_string()))?;
         Self::from_toml(&merged, &origin, None)
     }
@@ -347,12 +354,31 @@ impl Config {
     }
 
     /// Parse and validate TOML text. `base_dir` resolves a board given as a relative path.
+    ///
+    /// `base = "<preset>"` at the top takes every key of that preset and then the file's own,
+    /// table by table and key by key (a variant names only what it changes: the model's
+    /// dimensions stay the preset's). The merged text is validated as a whole.
     pub fn from_toml(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
-            origin: origin.to_string(),
-            field: String::new(),
-            rule: e.to_string().trim().to_string(),
-        })?;
+        let err = |field: &str, rule: String| ConfigError { origin: origin.to_string(), field: field.into(), rule };
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| err("", e.to_string().trim().to_string()))?;
+        let merged;
+        let text = match doc.remove("base") {
+            None => text,
+            Some(toml::Value::String(base)) => {
+                let known = || Self::preset_names().join(", ");
+                let base_text = PRESETS.iter().find(|(n, _)| *n == base).map(|(_, t)| *t);
+                let base_text = base_text.ok_or_else(|| err("base", format!("no such preset `{base}` (known: {})", known())))?;
+                let mut full: toml::Table = toml::from_str(base_text).map_err(|e| err("base", e.to_string()))?;
+                if full.contains_key("base") {
+                    return Err(err("base", format!("preset `{base}` has a base itself; name the preset it builds on")));
+                }
+                merge_tables(&mut full, doc);
+                merged = toml::to_string(&full).map_err(|e| err("", e.to_string()))?;
+                merged.as_str()
+            }
+            Some(_) => return Err(err("base", "must be a preset's name (a string)".into())),
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| err("", e.to_string().trim().to_string()))?;
         let board = load_board(&file.board, base_dir).map_err(|rule| ConfigError {
             origin: origin.to_string(),
             field: "board".into(),
@@ -603,6 +629,27 @@ mod tests {
         assert!(e.contains("tiny (patched)") && e.contains("heads must divide hidden"), "{e}");
         let e = Config::preset_with("tiny", "[model]\nwidth = 5\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `width`"), "{e}");
+    }
+
+    #[test]
+    fn a_variant_names_its_base_preset_and_only_what_it_changes() {
+        let text = "name = \"narrow\"\nbase = \"tellme-kv260\"\n[engine]\ntables_per_step = 14\n";
+        let v = Config::from_toml(text, "narrow.toml", None).unwrap_or_else(|e| panic!("{e}"));
+        let base = Config::preset("tellme-kv260").unwrap();
+        assert_eq!(v.name, "narrow");
+        assert_eq!((&v.model, &v.quant, &v.board), (&base.model, &base.quant, &base.board));
+        assert_eq!((v.engine.tables_per_step, base.engine.tables_per_step), (14, 28));
+        assert_eq!(v.engine.columns_per_cycle, base.engine.columns_per_cycle);
+        // The merged config is checked like any other: unknown keys, bad values, a bad base.
+        let e = Config::from_toml(&text.replace("tables_per_step", "tables_per_stp"), "narrow.toml", None);
+        assert!(e.unwrap_err().to_string().contains("unknown field `tables_per_stp`"));
+        let e = Config::from_toml(&text.replace("= 14", "= 0"), "narrow.toml", None).unwrap_err().to_string();
+        assert!(e.contains("engine.tables_per_step"), "{e}");
+        let e = Config::from_toml(&text.replace("tellme-kv260", "tellme-kv261"), "narrow.toml", None);
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("narrow.toml") && e.contains("base") && e.contains("no such preset `tellme-kv261`"), "{e}");
+        let e = Config::from_toml(&text.replace("\"tellme-kv260\"", "3"), "narrow.toml", None).unwrap_err();
+        assert!(e.to_string().contains("must be a preset's name"), "{e}");
     }
 
     #[test]
