@@ -367,10 +367,14 @@ impl Config {
             Some(toml::Value::String(base)) => {
                 let known = || Self::preset_names().join(", ");
                 let base_text = PRESETS.iter().find(|(n, _)| *n == base).map(|(_, t)| *t);
-                let base_text = base_text.ok_or_else(|| err("base", format!("no such preset `{base}` (known: {})", known())))?;
+                let base_text =
+                    base_text.ok_or_else(|| err("base", format!("no such preset `{base}` (known: {})", known())))?;
                 let mut full: toml::Table = toml::from_str(base_text).map_err(|e| err("base", e.to_string()))?;
                 if full.contains_key("base") {
-                    return Err(err("base", format!("preset `{base}` has a base itself; name the preset it builds on")));
+                    return Err(err(
+                        "base",
+                        format!("preset `{base}` has a base itself; name the preset it builds on"),
+                    ));
                 }
                 merge_tables(&mut full, doc);
                 merged = toml::to_string(&full).map_err(|e| err("", e.to_string()))?;
