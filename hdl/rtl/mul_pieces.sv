@@ -28,7 +28,11 @@ module mul_pieces #(
   localparam int P_W   = A_W + B_W;
 
   if (B_W > 27 || A_W < 2) begin : g_bad_params
+`ifdef __ICARUS__
+    mul_pieces_bad_parameters u_fail ();
+`else
     $error("mul_pieces: A_W = %0d (>= 2), B_W = %0d (<= 27: one DSP per piece)", A_W, B_W);
+`endif
   end
 
   logic signed [PP_W-1:0] pp_q [NPC];

@@ -167,8 +167,9 @@ module op_attention #(
   logic [63:0] kvh_codes, kvh_scales;               // the KV head's offset in a codes / scales region
   logic [63:0] ks_region, vc_region, vs_region;     // key scales, value codes, value scales at head 0
   logic [63:0] kc_base, ks_base, vs_base, vc_base;  // the KV head's four regions at key 0
+  wire logic [63:0] q_row_b = trit_num::row_bytes(64'(qd) * 4);  // < 2^32 (heads x head_dim checked)
   always_ff @(posedge clk_i) begin
-    q_row        <= 32'(trit_num::row_bytes(64'(qd) * 4));
+    q_row        <= q_row_b[31:0];
     head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
     scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
     codes_sz     <= 64'(kv_heads_q) * head_stride;
@@ -1038,7 +1039,7 @@ module op_attention #(
   end
 
   logic unused;
-  assign unused = ^el_data;
+  assign unused = ^{el_data, q_row_b[63:32]};
 
 endmodule
 

@@ -102,7 +102,8 @@ module op_rope_kv #(
     src_row <= q_q + 64'(src_off);
   end
   logic [16:0] rope_row;  // head_dim/2 i16 per table row (head_dim < 2^16: 17 bits padded)
-  always_ff @(posedge clk_i) rope_row <= 17'(trit_num::row_bytes(64'(hd_q)));
+  wire logic [63:0] rope_row_b = trit_num::row_bytes(64'(hd_q));
+  always_ff @(posedge clk_i) rope_row <= rope_row_b[16:0];
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
   wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
                          32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
@@ -661,7 +662,7 @@ module op_rope_kv #(
   end
 
   logic unused;
-  assign unused = ^{el_data, q_code};
+  assign unused = ^{el_data, q_code, rope_row_b[63:17]};
 
 endmodule
 
