@@ -10,18 +10,29 @@ use host::check::lockstep;
 use host::session::Session;
 use model::Config;
 
-#[test]
-fn one_full_size_tellme_kv260_layer_equals_the_reference() {
-    // Byte-level token ids for the random model's tokenizer (the numerics do not see them).
-    let patch = "[model]\nlayers = 1\nbos_token_id = 256\neos_token_id = 257\n";
-    let cfg = Config::preset_with("tellme-kv260", patch).unwrap_or_else(|e| panic!("{e}"));
-    let s = Session::tiny(cfg, 11).unwrap_or_else(|e| panic!("{e:#}"));
-    // Nine tokens: a full chunk of eight and a chunk of one.
-    let prompt: Vec<u32> = (0..9u32).map(|i| (i * 7919 + 13) % 32002).collect();
+/// One layer of `cfg` (random weights, seed `seed`), a nine-token prompt of ids
+/// `(i * step + offset) % vocab`, then two decoded tokens: logits equal to the reference
+/// device's after every program.
+fn one_layer_equals_the_reference(cfg: Config, seed: u64, step: u32, offset: u32) {
+    let s = Session::tiny(cfg, seed).unwrap_or_else(|e| panic!("{e:#}"));
+    let prompt: Vec<u32> = (0..9u32).map(|i| (i * step + offset) % 32002).collect();
     let r = lockstep(&s, &prompt, 2, None).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(r.tokens.len(), 2);
     assert_eq!(r.logits.len(), 32002);
     assert!(r.logits.iter().any(|&l| l != 0), "all-zero logits");
+}
+
+/// `preset` cut to one layer, with byte-level BOS/EOS ids for the random model's tokenizer (the
+/// numerics do not see them).
+fn one_layer_of(preset: &str) -> Config {
+    let patch = "[model]\nlayers = 1\nbos_token_id = 256\neos_token_id = 257\n";
+    Config::preset_with(preset, patch).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn one_full_size_tellme_kv260_layer_equals_the_reference() {
+    // Nine tokens: a full chunk of eight and a chunk of one.
+    one_layer_equals_the_reference(one_layer_of("tellme-kv260"), 11, 7919, 13);
 }
 
 /// The preset narrowed to fit the KV260 (`tellme-kv260-fit`: 14 tables, four tokens per weight
@@ -29,14 +40,8 @@ fn one_full_size_tellme_kv260_layer_equals_the_reference() {
 /// design users can build today, simulated like the full one.
 #[test]
 fn one_layer_of_the_fitting_variant_equals_the_reference() {
-    let patch = "[model]\nlayers = 1\nbos_token_id = 256\neos_token_id = 257\n";
-    let cfg = Config::preset_with("tellme-kv260-fit", patch).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = one_layer_of("tellme-kv260-fit");
     assert_eq!((cfg.engine.tables_per_step, cfg.engine.prefill_tokens, cfg.engine.attention_ports), (14, 4, Some(1)));
-    let s = Session::tiny(cfg, 12).unwrap_or_else(|e| panic!("{e:#}"));
     // Nine tokens: two full chunks of four and a chunk of one.
-    let prompt: Vec<u32> = (0..9u32).map(|i| (i * 4099 + 5) % 32002).collect();
-    let r = lockstep(&s, &prompt, 2, None).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(r.tokens.len(), 2);
-    assert_eq!(r.logits.len(), 32002);
-    assert!(r.logits.iter().any(|&l| l != 0), "all-zero logits");
+    one_layer_equals_the_reference(cfg, 12, 4099, 5);
 }
