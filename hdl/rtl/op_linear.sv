@@ -218,18 +218,21 @@ module op_linear #(
   logic [31:0] xv_k_q;
   logic [15:0] xv_tokens_q;
   logic        reuse_q;    // this job skips phases 1-2
-  // Whether a job's results (dst, its tokens x n int32) overlap held rows (tokens x k codes at
-  // codes, tokens scales at scales).
-  function automatic logic hits_rows(input logic [63:0] dst, input logic [15:0] dst_tokens, input logic [31:0] n,
-                                     input logic [63:0] codes, input logic [63:0] scales,
-                                     input logic [15:0] tokens, input logic [31:0] k);
-    logic [63:0] dst_end, codes_end, scales_end;
-    dst_end    = dst + 64'(dst_tokens) * 64'(row_bytes(n * 4));
-    codes_end  = codes + 64'(tokens) * 64'(row_bytes(k));
-    scales_end = scales + 64'(tokens) * 4;
-    hits_rows  = (dst < codes_end && codes < dst_end) || (dst < scales_end && scales < dst_end);
+  logic [63:0] xv_codes_end_q, xv_scales_end_q;  // ... the held rows' ends
+  // A job's results (dst, its tokens x n int32) end at dst_end_q, worked out in J_CHECK from the
+  // destination pitch the sizing states settled (a tokens x row multiply-add from the start's
+  // inputs into this compare was op_linear's longest path).
+  logic [47:0] y_bytes_q;  // tokens x the destination pitch
+  logic [63:0] dst_end_q;
+  always_ff @(posedge clk_i) y_bytes_q <= tokens_q * y_pitch_q[31:0];
+  wire logic [63:0] dst_end = dst_q + 64'(y_bytes_q);
+  // Whether [a, a_end) and [b, b_end) share a byte.
+  function automatic logic overlap(input logic [63:0] a, input logic [63:0] a_end, input logic [63:0] b,
+                                   input logic [63:0] b_end);
+    overlap = a < b_end && b < a_end;
   endfunction
-  wire logic dst_hits_rows = hits_rows(dst_i, tokens_i, n_i, xv_codes_q, xv_scales_q, xv_tokens_q, xv_k_q);
+  wire logic dst_hits_rows = overlap(dst_q, dst_end, xv_codes_q, xv_codes_end_q) ||
+                             overlap(dst_q, dst_end, xv_scales_q, xv_scales_end_q);
   wire logic reuse_hit = xv_valid_q && codes_i == xv_codes_q && scales_i == xv_scales_q && k_i == xv_k_q &&
                          tokens_i == xv_tokens_q;
   // A job's steps and blocks are worked out after its start, one div_ceil (a multiply) per
@@ -779,6 +782,9 @@ module op_linear #(
       xv_valid_q  <= 1'b0;
       xv_codes_q  <= '0;
       xv_scales_q <= '0;
+      xv_codes_end_q  <= '0;
+      xv_scales_end_q <= '0;
+      dst_end_q   <= '0;
       xv_k_q      <= '0;
       xv_tokens_q <= '0;
       reuse_q     <= 1'b0;
@@ -1042,8 +1048,6 @@ module op_linear #(
           r_running_q <= 1'b0;
           reuse_q   <= reuse_hit;
           tag_hit_q <= tag_hit;
-          // This job's results would overwrite the held rows: later jobs must read them again.
-          if (dst_hits_rows) xv_valid_q <= 1'b0;
           state_q   <= J_SIZE;
         end
         J_SIZE: begin
@@ -1057,6 +1061,10 @@ module op_linear #(
         end
         J_CHECK: begin
           err_o <= bad;
+          // This job's results would overwrite the held rows: later jobs must read them again
+          // (this one has them in xmem already if it reuses them).
+          dst_end_q <= dst_end;
+          if (dst_hits_rows) xv_valid_q <= 1'b0;
           if (bad) begin
             reuse_q <= 1'b0;
             done_o  <= 1'b1;
@@ -1133,10 +1141,14 @@ module op_linear #(
               row_q      <= dst_q;
               row_next_q <= dst_q + y_pitch_q;
               state_q    <= acc_q ? Y_CMD : C_WAIT;
-              // Held for the next jobs, unless this one's results land on them.
-              xv_valid_q  <= !hits_rows(dst_q, tokens_q, n_q, codes_q, scales_q, tokens_q, k_q);
+              // Held for the next jobs, unless this one's results land on them (row_next_q is
+              // the row after the last: the codes rows' end).
+              xv_valid_q  <= !overlap(dst_q, dst_end_q, codes_q, row_next_q) &&
+                             !overlap(dst_q, dst_end_q, scales_q, scales_q + 64'({tokens_q, 2'b00}));
               xv_codes_q  <= codes_q;
+              xv_codes_end_q  <= row_next_q;
               xv_scales_q <= scales_q;
+              xv_scales_end_q <= scales_q + 64'({tokens_q, 2'b00});
               xv_k_q      <= k_q;
               xv_tokens_q <= tokens_q;
             end else begin
