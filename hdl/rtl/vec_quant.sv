@@ -104,17 +104,18 @@ module vec_quant #(
   assign in_ready_o = f_state_q == F_LOAD && f_idx_q < f_groups &&
                       (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
-  // A group taken goes through three registered stages (the producer's logic ends at the first;
+  // A group taken goes through four registered stages (the producer's logic ends at the first;
   // a product, its magnitude, a four-way maximum and the running maximum in one cycle were the
-  // quantizers' longest path):
+  // quantizers' longest path, then the gain word's read and select in front of the product):
   //   l  the values (0 past n) and their gain word;
+  //   s  per lane the value and its gain (1 without a norm);
   //   m  per lane the product with its gain and the square;
   //   g  the group's max |p| and sum of squares, its products written to the buffer;
   // then the vector's running max and sum take the group's.
-  logic                l_v_q, m_v_q, g_v_q;           // the stage holds a group
-  logic                l_last_q, m_last_q, g_last_q;  // ... the vector's last
+  logic                l_v_q, s_v_q, m_v_q, g_v_q;              // the stage holds a group
+  logic                l_last_q, s_last_q, m_last_q, g_last_q;  // ... the vector's last
   logic [31:0]         l_idx_q;   // ... which
-  logic [PAW-1:0]      m_idx_q;
+  logic [PAW-1:0]      s_idx_q, m_idx_q;
   logic [32*LANES-1:0] l_x_q;     // l: the group's values
   always_ff @(posedge clk_i) begin
     l_last_q <= f_idx_q + 1 == f_groups;
@@ -126,11 +127,13 @@ module vec_quant #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       l_v_q <= 1'b0;
+      s_v_q <= 1'b0;
       m_v_q <= 1'b0;
       g_v_q <= 1'b0;
     end else begin
       l_v_q <= in_fire;
-      m_v_q <= l_v_q;
+      s_v_q <= l_v_q;
+      m_v_q <= s_v_q;
       g_v_q <= m_v_q;
     end
   end
@@ -138,22 +141,22 @@ module vec_quant #(
   // (read with the input register: block RAM, not LUT-RAM and a multiplexer)
   logic [127:0] gain_row;
   always_ff @(posedge clk_i) gain_row <= gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
+  logic signed [31:0]  s_x_q [LANES];   // s: the values
+  logic signed [15:0]  s_g_q [LANES];   // ... their gains
   logic signed [47:0]  m_p_q  [LANES];  // m: the products
   logic [63:0]         m_sq_q [LANES];  // ... the squares (with a norm)
   always_ff @(posedge clk_i) begin
-    m_last_q <= l_last_q;
-    m_idx_q  <= PAW'(l_idx_q);
+    s_last_q <= l_last_q;
+    s_idx_q  <= PAW'(l_idx_q);
+    m_last_q <= s_last_q;
+    m_idx_q  <= s_idx_q;
     for (int l = 0; l < LANES; l++) begin
-      logic [2:0]         e;  // the element's gain within the 8-gain word
-      logic signed [31:0] x;
-      logic [127:0]       w;
-      logic signed [15:0] g;
+      logic [2:0] e;  // the element's gain within the 8-gain word
       e = 3'(l_idx_q * 32'(LANES) + 32'(l));
-      x = $signed(l_x_q[32*l +: 32]);
-      w = gain_row;
-      g = w[16 * e +: 16];
-      m_p_q[l]  <= NORM && f_q.norm ? 48'(x) * 48'(g) : 48'(x);
-      m_sq_q[l] <= NORM ? 64'(x * x) : 64'd0;
+      s_x_q[l]  <= $signed(l_x_q[32*l +: 32]);
+      s_g_q[l]  <= NORM && f_q.norm ? $signed(gain_row[16 * e +: 16]) : 16'sd1;
+      m_p_q[l]  <= NORM ? 48'(s_x_q[l]) * 48'(s_g_q[l]) : 48'(s_x_q[l]);
+      m_sq_q[l] <= NORM ? 64'(s_x_q[l] * s_x_q[l]) : 64'd0;
     end
   end
   logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
