@@ -457,8 +457,9 @@ module op_attention #(
     // a binary32 multiply is two: trit_num::fp32_mul_front, fp32_mul_back):
     //   both      1 the operands registered: sq, the key's element, its raw score or score
     //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha    6,7 raw * significand(c)    8 z = sat(round)
-    //   V_SCALES  2 d = max - z      4 e = exp2_neg(d)    6,7 e * significand(sv)     8 w = round
-    // (6,7: mul_pieces, the DSPs' pieces then their sum.) Stage 8's results are committed: z or
+    //   V_SCALES  2 d = max - z    3,4 e = exp2_neg(d)    6,7 e * significand(sv)     8 w = round
+    // (6,7: mul_pieces, the DSPs' pieces then their sum; 3,4: exp2_neg's table product, then its
+    // shift.) Stage 8's results are committed: z or
     // w into the query's memory at the key, the query's running max or numerator sum. (Stage 1:
     // the element queue's read and the query's scale select into a multiply, and stage 6 in one
     // cycle, were the engine's longest paths.)
@@ -477,7 +478,7 @@ module op_attention #(
     logic signed [31:0] s1_z_q;                          // the key's raw score or score
     logic [trit_num::FMUL_W-1:0] s2_a_q, s4_c_q;         // K: sq * sk, then the score factor c, unrounded
     logic [31:0]        s3_a_q, s5_c_q;                  // ... rounded
-    logic signed [47:0] s2_d_q, s3_d_q;                  // V: max - z
+    logic signed [47:0] s2_d_q;                          // V: max - z
     logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q, s8_e_q;  // V: the numerator e
     logic [31:0]        s2_x_q, s3_x_q, s4_x_q, s5_x_q;  // K: the raw score; V: the value scale
     logic signed [56:0] s7_p_q;                          // the exact product to round (32 x 25 bits)
@@ -485,7 +486,7 @@ module op_attention #(
     logic signed [31:0] s8_z_q;                          // K: the score
     logic [39:0]        s8_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
-    exp2_neg u_exp2 (.d_i (s3_d_q), .y_o (e2));
+    exp2_neg u_exp2 (.clk_i, .d_i (s2_d_q), .y_o (e2));  // stages 3 and 4
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
     wire logic signed [31:0] s5_m = st_k[5] ? $signed(s5_x_q) : $signed({16'd0, s5_e_q});
     wire logic [31:0]        s5_s = st_k[5] ? s5_c_q : s5_x_q;
@@ -517,7 +518,6 @@ module op_attention #(
       s2_d_q  <= 48'(64'(zmax_q[st_qi[1]]) - 64'(s1_z_q));
       s2_x_q  <= st_k[1] ? 32'(s1_z_q) : s1_sc_q;
       s3_a_q  <= trit_num::fp32_mul_back(s2_a_q);
-      s3_d_q  <= s2_d_q;
       s3_x_q  <= s2_x_q;
       s4_c_q  <= trit_num::fp32_mul_front(s3_a_q, score_q);
       s4_e_q  <= e2;
@@ -536,10 +536,18 @@ module op_attention #(
       if (!rst_ni) sv_q <= '0;
       else sv_q <= {sv_q[NS-2:0], issue};
     end
-    // Code phases in two stages: the products of the element taken (registered), then their
-    // sums -- K_CODES adds a key group's dot products into the raw scores, V_CODES adds the
-    // value products into the sums' row, read, added and written in the same stage so that
-    // consecutive groups of one row never race.
+    // Code phases in three stages: the element taken (with its key's value weights: w_rd moves
+    // on with k_q) registered, their products (registered), then their sums -- K_CODES adds a
+    // key group's dot products into the raw scores, V_CODES adds the value products into the
+    // sums' row, read, added and written in the same stage so that consecutive groups of one row
+    // never race. (The element queue's read and port select in front of the products, in one
+    // cycle with them, was the engine's longest path.)
+    logic [127:0]       e_x_q;        // stage 1: the element
+    logic [8*LANES-1:0] e_qc_q [QB];  // ... every query's codes at its group
+    logic               e_v_q;        // ... it is a code element (K_CODES or V_CODES)
+    logic               e_k_q, e_last_q, e_first_q;  // ... as c_* below, a stage earlier
+    logic [KW-1:0]      e_ka_q;
+    logic [RW-1:0]      e_g_q;
     logic          c_v_q;      // stage 2 holds a code element's products
     logic          c_k_q;      // ... of K_CODES (else V_CODES)
     logic          c_last_q;   // ... of the key's last group
@@ -547,18 +555,30 @@ module op_attention #(
     logic [KW-1:0] c_ka_q;     // ... the key
     logic [RW-1:0] c_g_q;      // ... the group
     always_ff @(posedge clk_i) begin
-      c_k_q     <= state_q == K_CODES;
-      c_last_q  <= last_group;
-      c_first_q <= k_q == '0;
-      c_ka_q    <= ka;
-      c_g_q     <= RW'(g_q);
+      e_x_q     <= x_wide[p];
+      for (int i = 0; i < QB; i++) e_qc_q[i] <= q_codes[i][p];
+      e_k_q     <= state_q == K_CODES;
+      e_last_q  <= last_group;
+      e_first_q <= k_q == '0;
+      e_ka_q    <= ka;
+      e_g_q     <= RW'(g_q);
+      c_k_q     <= e_k_q;
+      c_last_q  <= e_last_q;
+      c_first_q <= e_first_q;
+      c_ka_q    <= e_ka_q;
+      c_g_q     <= e_g_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
-      if (!rst_ni) c_v_q <= 1'b0;
-      else c_v_q <= fire && (state_q == K_CODES || state_q == V_CODES);
+      if (!rst_ni) begin
+        e_v_q <= 1'b0;
+        c_v_q <= 1'b0;
+      end else begin
+        e_v_q <= fire && (state_q == K_CODES || state_q == V_CODES);
+        c_v_q <= e_v_q;
+      end
     end
-    assign lane_busy[p] = sv_q != '0 || c_v_q;
-    // The lane's value sums, a row per code group. One read port: V_CODES's second stage reads
+    assign lane_busy[p] = sv_q != '0 || e_v_q || c_v_q;
+    // The lane's value sums, a row per code group. One read port: V_CODES's last stage reads
     // the row it updates; outside it the finisher reads the row it outputs.
     wire logic [RW-1:0] acc_addr = c_v_q && !c_k_q ? c_g_q : RW'(f_el_q / LANES);
     // The key codes times every query's codes: queries in pairs, two products per multiply
@@ -570,9 +590,9 @@ module op_attention #(
         for (int j = 0; j < LANES; j++) begin
           if (m + 1 < QB) begin
             {qk_all[16*(LANES*m + j) +: 16], qk_all[16*(LANES*(m+1) + j) +: 16]} = trit_num::mul_s8_pair(
-              $signed(q_codes[m][p][8*j +: 8]), $signed(q_codes[m+1][p][8*j +: 8]), $signed(x_wide[p][8*j +: 8]));
+              $signed(e_qc_q[m][8*j +: 8]), $signed(e_qc_q[m+1][8*j +: 8]), $signed(e_x_q[8*j +: 8]));
           end else begin
-            qk_all[16*(LANES*m + j) +: 16] = $signed(q_codes[m][p][8*j +: 8]) * $signed(x_wide[p][8*j +: 8]);
+            qk_all[16*(LANES*m + j) +: 16] = $signed(e_qc_q[m][8*j +: 8]) * $signed(e_x_q[8*j +: 8]);
           end
         end
       end
@@ -584,12 +604,14 @@ module op_attention #(
       logic signed [31:0]  dot;          // one code group's LANES products, exact
       // Value products at their real width (41x8 -> 49 bits): written at 64 bits, yosys builds
       // a full-width multiplier (a 48x64 product is eight DSP tiles plus adders).
+      logic [39:0]         e_w_q;        // stage 1: the key's value weight
       logic signed [48:0]  wv   [LANES];
       logic signed [48:0]  wv_q [LANES];
+      always_ff @(posedge clk_i) e_w_q <= w_rd[i];
       always_comb begin
         dot = '0;
         for (int j = 0; j < LANES; j++) begin
-          wv[j] = $signed({1'b0, w_rd[i]}) * $signed(x_wide[p][8*j +: 8]);
+          wv[j] = $signed({1'b0, e_w_q}) * $signed(e_x_q[8*j +: 8]);
           dot = dot + 32'($signed(qk_q[16*(LANES*i + j) +: 16]));
         end
       end
