@@ -106,12 +106,12 @@ pub fn with(cfg: &Config, p: &SweepPoint) -> Config {
     c
 }
 
-/// The chosen config as TOML (the board by name).
+/// The chosen config as TOML: when only engine keys differ from a preset (the usual case), as
+/// `base = "<preset>"` and those keys (the form of `configs/tellme-kv260-fit.toml`); otherwise
+/// every key, with the board by name.
 pub fn config_toml(cfg: &Config, r: &FitResult) -> Result<String> {
     let c = with(cfg, &r.best);
-    let toml::Value::Table(mut v) = toml::Value::try_from(&c)? else { bail!("config is not a table") };
-    v.insert("name".into(), toml::Value::String(format!("{}-fit", cfg.name)));
-    v.insert("board".into(), toml::Value::String(cfg.board.name.clone()));
+    let name = format!("{}-fit", cfg.name);
     let head = format!(
         "# Written by `trit fit` from {}: projected {:.1} tok/s decode (context {}), TTFT(128) {:.3} s at {:.0} MHz.\n# {}\n",
         cfg.name,
@@ -121,5 +121,42 @@ pub fn config_toml(cfg: &Config, r: &FitResult) -> Result<String> {
         r.best.projected.clock_mhz,
         r.binds.join("\n# ")
     );
+    if let Some((base, engine)) = engine_variant(&c)? {
+        let mut v = toml::Table::new();
+        v.insert("name".into(), toml::Value::String(name));
+        v.insert("base".into(), toml::Value::String(base.into()));
+        v.insert("engine".into(), toml::Value::Table(engine));
+        return Ok(head + &toml::to_string(&v)?);
+    }
+    let toml::Value::Table(mut v) = toml::Value::try_from(&c)? else { bail!("config is not a table") };
+    v.insert("name".into(), toml::Value::String(name));
+    v.insert("board".into(), toml::Value::String(cfg.board.name.clone()));
     Ok(head + &toml::to_string(&v)?)
+}
+
+/// A preset `c` differs from only in engine keys (the config's own name first), with those keys;
+/// none if no preset's board, model and quantization are `c`'s, or a key the preset sets is unset
+/// in `c` (a variant cannot unset it).
+fn engine_variant(c: &Config) -> Result<Option<(&'static str, toml::Table)>> {
+    let mut roots = Config::root_preset_names();
+    roots.sort_by_key(|n| *n != c.name);
+    for base in roots {
+        let mut p = Config::preset(base)?;
+        p.name = c.name.clone();
+        p.engine = c.engine.clone();
+        if p != *c {
+            continue;
+        }
+        let (toml::Value::Table(mine), toml::Value::Table(theirs)) =
+            (toml::Value::try_from(&c.engine)?, toml::Value::try_from(&Config::preset(base)?.engine)?)
+        else {
+            bail!("engine config is not a table")
+        };
+        if theirs.keys().any(|k| !mine.contains_key(k)) {
+            continue;
+        }
+        let changed = mine.into_iter().filter(|(k, v)| theirs.get(k) != Some(v)).collect();
+        return Ok(Some((base, changed)));
+    }
+    Ok(None)
 }

@@ -346,6 +346,22 @@ fn fit_chooses_a_config_within_budget() {
     let (chosen, stdout, out) = fit(&dir, "tellme-kv260");
     assert!(stdout.contains("binds:"), "{stdout}");
     let base = Config::preset("tellme-kv260").unwrap();
+    // Written as a variant of the preset: its base and the engine keys that changed, nothing else.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(doc.get("base").and_then(|b| b.as_str()), Some("tellme-kv260"), "{text}");
+    let keys: Vec<&String> = doc.keys().collect();
+    assert_eq!(keys, ["base", "engine", "name"], "{text}");
+    assert_eq!((&chosen.model, &chosen.quant, &chosen.board), (&base.model, &base.quant, &base.board));
+    let engine = toml::Value::try_from(&base.engine).unwrap();
+    for (k, v) in doc["engine"].as_table().unwrap() {
+        assert_ne!(engine.get(k), Some(v), "{k} is the preset's own value: {text}");
+    }
+    // A variant of a variant builds on the root preset (a base cannot have a base of its own).
+    let (again, _, out2) = fit(&dir, "tellme-kv260-fit");
+    let doc2: toml::Table = toml::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
+    assert_eq!(doc2.get("base").and_then(|b| b.as_str()), Some("tellme-kv260"));
+    assert_eq!(again.name, "tellme-kv260-fit-fit");
     let units = host::report::load_units(dir.path()).unwrap();
     let est = host::report::estimate_resources(&base, &units, &chosen);
     for ((k, v), (_, b)) in est.pairs().iter().zip(host::report::budget(&chosen).pairs()) {

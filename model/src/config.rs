@@ -313,6 +313,12 @@ impl Config {
         PRESETS.iter().map(|(n, _)| *n).collect()
     }
 
+    /// Presets that do not build on another (`base`): the ones a variant may name as its base.
+    pub fn root_preset_names() -> Vec<&'static str> {
+        let is_root = |text: &str| toml::from_str::<toml::Table>(text).is_ok_and(|doc| !doc.contains_key("base"));
+        PRESETS.iter().filter(|(_, t)| is_root(t)).map(|(n, _)| *n).collect()
+    }
+
     /// A built-in preset by name.
     pub fn preset(name: &str) -> Result<Config, ConfigError> {
         let text = PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| ConfigError {
