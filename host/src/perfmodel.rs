@@ -54,10 +54,10 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9551, 41.0348, 1.0001], // EMBED: op, token, token x hidden words
+        &[60.9551, 41.0348, 1.0001],                    // EMBED: op, token, token x hidden words
         &[170.1151, 28.7281, 1.1172, 0.0000, 139.8194], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
         &[105.2528, 41.8479, 0.8057, 1.0541, 18.0810], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
-        &[132.6729, 111.7983, 0.9986, 1.7308], // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[132.6729, 111.7983, 0.9986, 1.7308],         // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[149.7519, 5.9561, 4.5347, 111.9225, 1.7761, 1.3137], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
         &[270.3386, 40.5645, 2.5639, 1.3459], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],

@@ -139,7 +139,10 @@ fn no_part_select_shifters_in_the_kernel() {
     let Some(dir) = yosys_workdir() else { return };
     let d = tiny_design(dir.path());
     let found = synth::part_select_shifters(dir.path(), &d.kernel, 64).unwrap();
-    assert!(found.is_empty(), "part-selects written at computed positions (write by constant position instead): {found:?}");
+    assert!(
+        found.is_empty(),
+        "part-selects written at computed positions (write by constant position instead): {found:?}"
+    );
     // The pattern elem_writer had: a byte placed at a computed offset of a 128-bit word.
     let bad = tempfile::tempdir().unwrap();
     std::fs::write(
