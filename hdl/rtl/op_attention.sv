@@ -850,12 +850,16 @@ module op_attention #(
       fo_v3_q <= fo_v2_q;
     end
   end
-  // The four values share rcp: one shift decode, a window per value (requant_round).
+  // The four values share rcp: one shift decode, a window per value (requant_round). The decode
+  // is registered (rcp_q settles before F_OUT's first value reaches stage 3; decoding it in
+  // front of the windows was the engine's longest path with one attention port).
   logic [FO_W*QL-1:0] fo_p;
   for (genvar i = 0; i < QL; i++) begin : g_out
     assign fo_p[FO_W*i +: FO_W] = fo_p_q[i];
   end
-  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0)) u_fo_round (.clk_i, .p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d));
+  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0), .DECODE_REG (1'b1)) u_fo_round (
+    .clk_i, .p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d)
+  );
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
