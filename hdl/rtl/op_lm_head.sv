@@ -92,14 +92,21 @@ module op_lm_head #(
   // row's address in three steps (row size, offset, address: the 64-bit multiply-add in one was
   // the next), settled four cycles after the start -- the first use is ROW_CMD, after the SHIFT
   // and GAIN reads; a start with no tokens never gets there.
-  logic [63:0] head_row, row_stride, x_row, x_off, x_last_row;
-  wire logic [15:0] last_tok = tokens_q - 16'd1;
+  // (The last token's offset multiplies registered operands at their real widths: the token's
+  // decrement in front of a 16 x 64-bit multiply was the next longest path. x_row < 2^32:
+  // hidden is at most VEC_DEPTH, checked at the start.)
+  logic [63:0] head_row, row_stride, x_row, x_last_row;
+  logic [47:0] x_off;
+  logic [15:0] last_tok;
+  logic        unused_x_row;
+  assign unused_x_row = ^x_row[63:32];
   always_ff @(posedge clk_i) begin
     head_row   <= trit_num::row_bytes(64'(hidden_q) * HEAD_BITS / 8);
     row_stride <= 64'(PORTS) * head_row;  // a lane's rows are PORTS apart
     x_row      <= trit_num::row_bytes(64'(hidden_q) * 4);
-    x_off      <= 64'(last_tok) * x_row;
-    x_last_row <= src_q + x_off;
+    last_tok   <= tokens_q - 16'd1;
+    x_off      <= last_tok * x_row[31:0];
+    x_last_row <= src_q + 64'(x_off);
   end
 
   // ---------------------------------------------------------------- readers, one per port
