@@ -82,8 +82,11 @@ module op_embed #(
   logic [31:0] ids_q [MAX_TOKENS];
   logic [15:0] tokens_q, tok_q, idx_q;
   logic [63:0] ids_addr_q, table_q, dst_q;
-  logic [31:0] in_beats_q, out_beats_q, in_left_q, out_left_q;
+  logic [31:0] in_left_q, out_left_q;
   logic [34:0] in_stride_q, out_stride_q;  // row bytes: a 32-bit count of fp16 / int32, padded
+  // A row's bus words (the strides are whole 64-byte units, so whole words).
+  wire logic [31:0] in_beats  = 32'(in_stride_q / 35'(BYTES));
+  wire logic [31:0] out_beats = 32'(out_stride_q / 35'(BYTES));
   logic        second_q;  // emitting the upper half of the held input word
   logic [DATA_W/2-1:0] hold_q;  // the held word's high half (its low half is in pre_q first)
   logic [LANES*PRE_W-1:0] pre_q;  // the half being emitted, f16_pre'd: a word's low half as it
@@ -106,10 +109,10 @@ module op_embed #(
     dst_row_q <= dst_q + dst_off_q;
   end
   assign rd_cmd_addr_o  = state_q == IDS_CMD ? ids_addr_q : src_row_q;
-  assign rd_cmd_beats_o = state_q == IDS_CMD ? id_words : in_beats_q;
+  assign rd_cmd_beats_o = state_q == IDS_CMD ? id_words : in_beats;
   assign wr_cmd_valid_o = state_q == ROW_CMD && !wr_cmd_sent_q;
   assign wr_cmd_addr_o  = dst_row_q;
-  assign wr_cmd_beats_o = out_beats_q;
+  assign wr_cmd_beats_o = out_beats;
 
   // Data path: hold one input word, emit its two halves (or drop them past the row's end).
   wire logic emit = hold_valid_q && out_left_q != '0;
@@ -144,8 +147,6 @@ module op_embed #(
       ids_addr_q    <= '0;
       table_q       <= '0;
       dst_q         <= '0;
-      in_beats_q    <= '0;
-      out_beats_q   <= '0;
       in_left_q     <= '0;
       out_left_q    <= '0;
       in_stride_q   <= '0;
@@ -166,8 +167,6 @@ module op_embed #(
           dst_q        <= dst_i;
           in_stride_q  <= 35'(((64'(hidden_i) * 2 + 63) >> 6) << 6);
           out_stride_q <= 35'(((64'(hidden_i) * 4 + 63) >> 6) << 6);
-          in_beats_q   <= 32'((((64'(hidden_i) * 2 + 63) >> 6) << 6) / 64'(BYTES));
-          out_beats_q  <= 32'((((64'(hidden_i) * 4 + 63) >> 6) << 6) / 64'(BYTES));
           idx_q        <= '0;
           tok_q        <= '0;
           state_q      <= tokens_i == '0 ? IDLE : IDS_CMD;
@@ -195,8 +194,8 @@ module op_embed #(
           if (wr_cmd_valid_o && wr_cmd_ready_i) wr_cmd_sent_q <= 1'b1;
           if ((rd_cmd_sent_q || rd_cmd_ready_i) && (wr_cmd_sent_q || wr_cmd_ready_i)) begin
             state_q    <= ROW_DATA;
-            in_left_q  <= in_beats_q;
-            out_left_q <= out_beats_q;
+            in_left_q  <= in_beats;
+            out_left_q <= out_beats;
             second_q   <= 1'b0;
           end
         end
