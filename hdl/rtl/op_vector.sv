@@ -219,14 +219,15 @@ module op_vector #(
   // PAIR_DATA) and leaves PL cycles later into the product buffer at its group, with the
   // token's running max |product|; the token's last group leaving hands the token to the
   // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
-  //   1 inputs   2 g * log2(e)   3 |.| rounded   4,5 exp2_neg (table product, shift)
-  //   6..13 sigmoid (sigmoid_pipe)   14 sigmoid(g) from sigmoid(|g|)   15 g * sigmoid, relu^2
-  //   16 silu rounded   17 the activation's two halves times up   18 their sum, the product
-  // (Stage 14 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
-  // engine's longest path; so were the 63 x 32-bit product in one stage, before 17/18, and
-  // exp2_neg in one.)
+  //   1 inputs   2,3 g * log2(e) (mul_pieces)   4 |.| rounded   5,6 exp2_neg (table product,
+  //   shift)   7..14 sigmoid (sigmoid_pipe)   15 sigmoid(g) from sigmoid(|g|)
+  //   16 g * sigmoid, relu^2   17 silu rounded   18 the activation's two halves times up
+  //   19 their sum, the product
+  // (Stage 15 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
+  // engine's longest path; so were the 63 x 32-bit product in one stage, before 18/19, exp2_neg
+  // in one, and g * log2(e) with its DSPs' sum in one.)
   localparam int SIG_L = 8;           // sigmoid_pipe's latency
-  localparam int PL    = 10 + SIG_L;  // stages
+  localparam int PL    = 11 + SIG_L;  // stages
   wire logic     p_in = (state_q == UP_DATA || state_q == PAIR_DATA) && el_fire;
   logic [PL:1]   pv_q;                // per stage: holds a group
   logic [PL:1]   plast_q;             // ... the token's last
@@ -248,34 +249,37 @@ module op_vector #(
     logic signed [31:0] g_s  [1:PL-2];
     logic signed [31:0] up_s [1:PL-2];
     logic [PL-2:1]      live_s;
-    logic signed [48:0] t2_q;      // g * log2(e) in Q.32 (its magnitude is taken in stage 3)
-    logic [47:0]        d3_q;      // ... in Q.16
-    logic [15:0]        e5_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
-    logic signed [31:0] sig14_q;   // sigmoid(g) in Q.15
-    logic signed [48:0] gs15_q;    // g * sigmoid(g) in Q.31
-    logic [61:0]        rr15_q;    // relu(g)^2
-    logic signed [47:0] silu16_q;  // silu(g) in Q.16
-    logic [61:0]        rr16_q;
-    logic signed [63:0] plo17_q;   // the activation's low 31 bits (non-negative) times up
-    logic signed [63:0] phi17_q;   // ... its high 32 bits (signed) times up
-    logic signed [95:0] prod18_q;
-    logic [15:0]        e5;
-    logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 13
-    exp2_neg u_exp2 (.clk_i, .d_i (d3_q), .y_o (e5));
-    sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e5_q), .y_o (sig_pos));
+    logic signed [49:0] t3;        // g * log2(e) in Q.32 (its magnitude is taken in stage 4)
+    logic [47:0]        d4_q;      // ... in Q.16
+    logic [15:0]        e6_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
+    logic signed [31:0] sig15_q;   // sigmoid(g) in Q.15
+    logic signed [48:0] gs16_q;    // g * sigmoid(g) in Q.31
+    logic [61:0]        rr16_q;    // relu(g)^2
+    logic signed [47:0] silu17_q;  // silu(g) in Q.16
+    logic [61:0]        rr17_q;
+    logic signed [63:0] plo18_q;   // the activation's low 31 bits (non-negative) times up
+    logic signed [63:0] phi18_q;   // ... its high 32 bits (signed) times up
+    logic signed [95:0] prod19_q;
+    logic [15:0]        e6;
+    logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 14
+    mul_pieces #(.A_W (32), .B_W (18)) u_log2e (
+      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (g2), .b_i (18'sd94548), .p_o (t3)
+    );
+    exp2_neg u_exp2 (.clk_i, .d_i (d4_q), .y_o (e6));
+    sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e6_q), .y_o (sig_pos));
     // Stage 1's gate: the gate element itself (wide rows) or the buffered gate group's lane.
     wire logic signed [31:0] g2     = wide_q ? g_s[1] : $signed(gate_rd_q[32*l +: 32]);
     // |g| log2(e) = |g log2(e)|: the magnitude after the multiply, not between the gate
     // buffer's read and the multiplier (that was the unit's longest path).
-    wire logic [47:0]        t2_abs  = t2_q < 0 ? 48'(0 - t2_q) : 48'(t2_q);
-    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t2_abs), 8'd16);
-    wire logic signed [31:0] g13    = g_s[13];
+    wire logic [47:0]        t3_abs  = t3 < 0 ? 48'(0 - t3) : 48'(t3);
+    wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t3_abs), 8'd16);
     wire logic signed [31:0] g14    = g_s[14];
-    wire logic [30:0]        relu   = g14 < 0 ? 31'd0 : 31'(g14);
-    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs15_q), 8'd15);
-    wire logic signed [31:0] up16   = up_s[16];
+    wire logic signed [31:0] g15    = g_s[15];
+    wire logic [30:0]        relu   = g15 < 0 ? 31'd0 : 31'(g15);
+    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs16_q), 8'd15);
+    wire logic signed [31:0] up17   = up_s[17];
     // One multiplier for both activations: silu(g) (signed Q.16) or relu(g)^2 (non-negative).
-    wire logic signed [62:0] act16  = silu_q ? 63'(silu16_q) : $signed({1'b0, rr16_q});
+    wire logic signed [62:0] act17  = silu_q ? 63'(silu17_q) : $signed({1'b0, rr17_q});
     always_ff @(posedge clk_i) begin
       g_s[1]    <= $signed(el_wide[32*l +: 32]);
       up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
@@ -286,20 +290,19 @@ module op_vector #(
         up_s[t]   <= up_s[t-1];
         live_s[t] <= live_s[t-1];
       end
-      t2_q     <= 49'(g2) * 49'sd94548;
-      d3_q     <= g_log2e[47:0];
-      e5_q     <= e5;
-      sig14_q  <= g13 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
-      gs15_q   <= 49'(g14) * 49'(sig14_q);
-      rr15_q   <= 62'(relu) * 62'(relu);
-      silu16_q <= silu[47:0];
-      rr16_q   <= rr15_q;
-      plo17_q  <= !live_s[16] ? 64'sd0 : 64'($signed({1'b0, act16[30:0]})) * 64'(up16);
-      phi17_q  <= !live_s[16] ? 64'sd0 : 64'($signed(act16[62:31])) * 64'(up16);
-      prod18_q <= (96'(phi17_q) <<< 31) + 96'(plo17_q);
+      d4_q     <= g_log2e[47:0];
+      e6_q     <= e6;
+      sig15_q  <= g14 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
+      gs16_q   <= 49'(g15) * 49'(sig15_q);
+      rr16_q   <= 62'(relu) * 62'(relu);
+      silu17_q <= silu[47:0];
+      rr17_q   <= rr16_q;
+      plo18_q  <= !live_s[17] ? 64'sd0 : 64'($signed({1'b0, act17[30:0]})) * 64'(up17);
+      phi18_q  <= !live_s[17] ? 64'sd0 : 64'($signed(act17[62:31])) * 64'(up17);
+      prod19_q <= (96'(phi18_q) <<< 31) + 96'(plo18_q);
     end
-    assign prod[l] = prod18_q;
-    assign prod_row[96*l +: 96] = prod18_q;
+    assign prod[l] = prod19_q;
+    assign prod_row[96*l +: 96] = prod19_q;
     assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask_q);  // |.| <= 2^30
     logic unused_lane;
     assign unused_lane = ^{g_log2e[95:48], silu[95:48]};
