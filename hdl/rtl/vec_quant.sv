@@ -249,16 +249,18 @@ module vec_quant #(
   localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
   // A group read from the buffer is multiplied by inv's significand in two stages (mul_pieces:
-  // each DSP's piece product, then their sum), and the rounding and clamp follow into the
-  // output register (the three move as an elastic pipeline, holding while the consumer is not
+  // each DSP's piece product, then their sum), rounded (registered), then clamped into the
+  // output register (the four move as an elastic pipeline, holding while the consumer is not
   // ready). The whole 48 x 25-bit product in one cycle (four DSPs and their adders) was the
   // longest path of the engines that quantize; rounding and clamp on the way out, into the
-  // consumer's logic, had been before it.
+  // consumer's logic, had been before it, and then the rounding and the clamp in one cycle.
   logic                h_v_q;      // mul_pieces' first stage holds a group's piece products
   logic                c_v_q;      // ... its second the products
+  logic                r_v_q;      // r_y_q holds a group's rounded products
   logic                o_v_q;      // the output register holds a group's codes
   wire logic           o_adv  = !o_v_q || code_ready_i;
-  wire logic           c_adv  = !c_v_q || o_adv;
+  wire logic           r_adv  = !r_v_q || o_adv;
+  wire logic           c_adv  = !c_v_q || r_adv;
   wire logic           h_adv  = !h_v_q || c_adv;
   wire logic           c_take = b_state_q == B_CODES && idx_q < groups && h_adv;
   // The buffer is read a cycle ahead, at the group idx_q will be next cycle (block RAM). The
@@ -280,11 +282,13 @@ module vec_quant #(
     if (!rst_ni) begin
       h_v_q <= 1'b0;
       c_v_q <= 1'b0;
+      r_v_q <= 1'b0;
       o_v_q <= 1'b0;
     end else begin
       if (h_adv) h_v_q <= c_take;
       if (c_adv) c_v_q <= h_v_q;
-      if (o_adv) o_v_q <= c_v_q;
+      if (r_adv) r_v_q <= c_v_q;
+      if (o_adv) o_v_q <= r_v_q;
     end
   end
   assign code_valid_o = o_v_q;
@@ -294,12 +298,14 @@ module vec_quant #(
   requant_round #(.LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1)) u_round (
     .clk_i, .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
   );
+  logic [YW*LANES-1:0] r_y_q;
+  always_ff @(posedge clk_i) if (r_adv) r_y_q <= c_y;
   always_ff @(posedge clk_i) begin
     if (o_adv) begin
       for (int l = 0; l < LANES; l++) begin
         logic signed [YQ-1:0] y;
         logic signed [YQ-1:0] qm;
-        y  = YQ'($signed(c_y[YW*l +: YW]));
+        y  = YQ'($signed(r_y_q[YW*l +: YW]));
         qm = YQ'($signed({1'b0, b_q.qmax}));
         if (y > qm) code_o[16*l +: 16] <= 16'(qm);
         else if (y < -qm) code_o[16*l +: 16] <= 16'(-qm);
@@ -394,7 +400,7 @@ module vec_quant #(
           end
           if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups && !h_v_q && !c_v_q && !o_v_q && steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups && !h_v_q && !c_v_q && !r_v_q && !o_v_q && steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
