@@ -482,6 +482,7 @@ module op_linear #(
   logic [31:0]           p_first [PORTS];    // the port's first beat within the chunk
   logic [31:0]           p_len_q   [PORTS];  // L_LEN: the port's beats of the chunk (from p_first_q)
   logic [31:0]           p_first_q [PORTS];  // ... and its first beat within the chunk
+  logic [63:0]           p_off_q   [PORTS];  // L_LEN: that beat's byte offset in the matrix
   logic [31:0]           p_words_q [PORTS];  // words still to receive
   logic [31:0]           p_word_q  [PORTS];  // word within the beat being assembled
   logic [WA_W-1:0]       p_addr_q  [PORTS];  // buffer address of the beat being assembled / held
@@ -812,6 +813,7 @@ module op_linear #(
         p_raddr_q[p] <= '0;
         p_len_q[p]   <= '0;
         p_first_q[p] <= '0;
+        p_off_q[p]   <= '0;
       end
       fs_q        <= '0;
       ft_q        <= '0;
@@ -878,16 +880,20 @@ module op_linear #(
           share_q   <= share;
           l_state_q <= L_FIRST;
         end
-        // Each port's first beat of the chunk, its beats, then (L_CMD) its words and where they
-        // start, requested in L_DATA: a state each, since the slot times share into the length
-        // into the words (and then the first beat into the length) was op_linear's longest path.
+        // Each port's first beat of the chunk, its beats (and the first beat's offset), then
+        // (L_CMD) its words and where they start, requested in L_DATA: a state each, since the
+        // slot times share into the length into the words (and then the first beat into the
+        // length, then the first beat's offset into its address) was op_linear's longest path.
         L_FIRST: begin
           l_state_q <= L_LEN;
           for (int p = 0; p < PORTS; p++) p_first_q[p] <= p_first[p];
         end
         L_LEN: begin
           l_state_q <= L_CMD;
-          for (int p = 0; p < PORTS; p++) p_len_q[p] <= p_len[p];
+          for (int p = 0; p < PORTS; p++) begin
+            p_len_q[p] <= p_len[p];
+            p_off_q[p] <= (64'(l_beat0_q) + 64'(p_first_q[p])) * 64'(WPB * BYTES);
+          end
         end
         L_CMD: begin
           l_state_q <= L_DATA;
@@ -895,7 +901,7 @@ module op_linear #(
           for (int p = 0; p < PORTS; p++) begin
             p_words_q[p] <= p_len_q[p] * 32'(WPB);
             p_req_q[p]   <= p_len_q[p] * 32'(WPB);
-            p_raddr_q[p] <= ld_w_q + (64'(l_beat0_q) + 64'(p_first_q[p])) * 64'(WPB * BYTES);
+            p_raddr_q[p] <= ld_w_q + p_off_q[p];
             p_word_q[p]  <= '0;
             p_addr_q[p]  <= wrap(32'(l_base_q) + p_first_q[p]);
           end
