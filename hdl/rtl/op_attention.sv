@@ -163,26 +163,36 @@ module op_attention #(
   // their own instead of the front of every command's address: the regions' sizes and the KV
   // head's offsets a stage ahead of the sums (a multiply into a four-term add was the unit's
   // longest path).
-  logic [63:0] head_stride, scale_stride, codes_sz, scales_sz;
-  logic [63:0] kvh_codes, kvh_scales;               // the KV head's offset in a codes / scales region
+  // The sizes at the widths the op's checks admit (max_seq <= MAX_SEQ, head_dim <= MAX_HEAD_DIM,
+  // KV heads <= MAX_HEADS): one DSP per product. (At 64 bits each was four DSP tiles and the
+  // adders joining them: the unit's longest path.)
+  localparam int HSW = $clog2(MAX_SEQ * (MAX_HEAD_DIM > 4 ? MAX_HEAD_DIM : 4) + 64);  // a head's region
+  localparam int KHW = $clog2(MAX_HEADS + 1);                                        // a KV head count
+  logic [HSW-1:0]     head_stride, scale_stride;
+  logic [HSW+KHW-1:0] codes_sz, scales_sz;
+  logic [HSW+KHW-1:0] kvh_codes, kvh_scales;      // the KV head's offset in a codes / scales region
   logic [63:0] ks_region, vc_region, vs_region;     // key scales, value codes, value scales at head 0
   logic [63:0] kc_base, ks_base, vs_base, vc_base;  // the KV head's four regions at key 0
   wire logic [63:0] q_row_b = trit_num::row_bytes(64'(qd) * 4);  // < 2^32 (heads x head_dim checked)
+  wire logic [63:0] head_stride_b  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
+  wire logic [63:0] scale_stride_b = trit_num::row_bytes(64'(max_seq_q) * 4);
+  logic unused_stride;  // beyond HSW only when the op's checks fail
+  assign unused_stride = ^{head_stride_b[63:HSW], scale_stride_b[63:HSW]};
   always_ff @(posedge clk_i) begin
     q_row        <= q_row_b[31:0];
-    head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
-    scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
-    codes_sz     <= 64'(kv_heads_q) * head_stride;
-    scales_sz    <= 64'(kv_heads_q) * scale_stride;
-    kvh_codes    <= 64'(kvh_q) * head_stride;
-    kvh_scales   <= 64'(kvh_q) * scale_stride;
-    ks_region    <= kv_q + codes_sz;
-    vc_region    <= kv_q + codes_sz + scales_sz;
-    vs_region    <= vc_region + codes_sz;
-    kc_base      <= kv_q + kvh_codes;
-    ks_base      <= ks_region + kvh_scales;
-    vs_base      <= vs_region + kvh_scales;
-    vc_base      <= vc_region + kvh_codes;
+    head_stride  <= head_stride_b[HSW-1:0];
+    scale_stride <= scale_stride_b[HSW-1:0];
+    codes_sz     <= KHW'(kv_heads_q) * head_stride;
+    scales_sz    <= KHW'(kv_heads_q) * scale_stride;
+    kvh_codes    <= KHW'(kvh_q) * head_stride;
+    kvh_scales   <= KHW'(kvh_q) * scale_stride;
+    ks_region    <= kv_q + 64'(codes_sz);
+    vc_region    <= kv_q + 64'(codes_sz) + 64'(scales_sz);
+    vs_region    <= vc_region + 64'(codes_sz);
+    kc_base      <= kv_q + 64'(kvh_codes);
+    ks_base      <= ks_region + 64'(kvh_scales);
+    vs_base      <= vs_region + 64'(kvh_scales);
+    vc_base      <= vc_region + 64'(kvh_codes);
   end
   // The q vectors of this (block, head) and the next: their rows' addresses (row_addr: two
   // cycles after tok_q / head_q, three after next_tok / next_head; GROUP and Q_QUANT wait
@@ -1002,7 +1012,7 @@ module op_attention #(
           err_o      <= 1'b0;
           if (32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i == '0 || 32'(head_dim_i) % LANES != 0 || 32'(heads_i) > MAX_HEADS || kv_heads_i == '0 ||
               kv_heads_i > heads_i || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
-              64'(pos0_i) + 64'(tokens_i) > 64'(MAX_SEQ)) begin
+              64'(pos0_i) + 64'(tokens_i) > 64'(MAX_SEQ) || max_seq_i > 32'(MAX_SEQ)) begin
             err_o   <= 1'b1;
             state_q <= FINISH;
           end else begin
