@@ -251,9 +251,15 @@ module op_lm_head #(
     logic [4:0]         lv_q;      // stage 0 .. 4 holds a logit
     // The lane's first row, p rows into the head: its offset registered (head_row settles at
     // the start; the lane's first code read is in ROWS, after the SHIFT and GAIN reads), so the
-    // multiply is not in front of the add (its longest path).
+    // multiply is not in front of the add (its longest path); the product as shifted adds (a
+    // DSP with its adders was the next: p is the lane's constant).
     logic [63:0]        lane_off_q;
-    always_ff @(posedge clk_i) lane_off_q <= 64'(p) * head_row;
+    always_ff @(posedge clk_i) begin
+      logic [63:0] off;
+      off = '0;
+      for (int b = 0; b < 8; b++) if (((p >> b) & 1) != 0) off = off + (head_row << b);
+      lane_off_q <= off;
+    end
     logic [31:0]        l_scale_q;
     logic [trit_num::FMUL_W-1:0] l0_c_q;
     logic [31:0]        l1_c_q;
