@@ -221,8 +221,8 @@ module op_vector #(
   // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
   //   1 inputs   2,3 g * log2(e) (mul_pieces)   4 |.| rounded   5,6 exp2_neg (table product,
   //   shift)   7..14 sigmoid (sigmoid_pipe)   15 sigmoid(g) from sigmoid(|g|)
-  //   16 g * sigmoid, relu^2   17 silu rounded   18 the activation's two halves times up
-  //   19 their sum, the product
+  //   16 g * sigmoid, relu's halves' products   17 silu rounded, relu^2 summed
+  //   18 the activation's two halves times up   19 their sum, the product
   // (Stage 15 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
   // engine's longest path; so were the 63 x 32-bit product in one stage, before 18/19, exp2_neg
   // in one, and g * log2(e) with its DSPs' sum in one.)
@@ -254,9 +254,12 @@ module op_vector #(
     logic [15:0]        e6_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
     logic signed [31:0] sig15_q;   // sigmoid(g) in Q.15
     logic signed [48:0] gs16_q;    // g * sigmoid(g) in Q.31
-    logic [61:0]        rr16_q;    // relu(g)^2
+    logic [31:0]        rr_ll16_q; // relu(g)^2 as its 16-bit halves' products (one DSP each):
+    logic [30:0]        rr_hl16_q; // ... low x low, high x low, high x high, summed in stage 17
+    logic [29:0]        rr_hh16_q; // (the 31 x 31-bit product with its DSPs' adders in one stage
+                                   // was the engine's longest path)
     logic signed [47:0] silu17_q;  // silu(g) in Q.16
-    logic [61:0]        rr17_q;
+    logic [61:0]        rr17_q;    // relu(g)^2
     logic signed [63:0] plo18_q;   // the activation's low 31 bits (non-negative) times up
     logic signed [63:0] phi18_q;   // ... its high 32 bits (signed) times up
     logic signed [95:0] prod19_q;
@@ -294,9 +297,11 @@ module op_vector #(
       e6_q     <= e6;
       sig15_q  <= g14 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
       gs16_q   <= 49'(g15) * 49'(sig15_q);
-      rr16_q   <= 62'(relu) * 62'(relu);
+      rr_ll16_q <= relu[15:0] * relu[15:0];
+      rr_hl16_q <= relu[30:16] * relu[15:0];
+      rr_hh16_q <= relu[30:16] * relu[30:16];
       silu17_q <= silu[47:0];
-      rr17_q   <= rr16_q;
+      rr17_q   <= (62'(rr_hh16_q) << 32) + (62'(rr_hl16_q) << 17) + 62'(rr_ll16_q);
       plo18_q  <= !live_s[17] ? 64'sd0 : 64'($signed({1'b0, act17[30:0]})) * 64'(up17);
       phi18_q  <= !live_s[17] ? 64'sd0 : 64'($signed(act17[62:31])) * 64'(up17);
       prod19_q <= (96'(phi18_q) <<< 31) + 96'(plo18_q);
