@@ -6,7 +6,9 @@
 // the shared shift once for all lanes). Used to dequantize linear-layer accumulators
 // (FRAC = 16): LANES output columns share one scale.
 //
-// Two pipeline stages (multiply, then shift/round/saturate); `valid` travels alongside.
+// Two pipeline stages (multiply, then shift/round/saturate); `valid` travels alongside. The
+// scale's shift is decoded in the first, beside the multiply (requant_round's DECODE_REG):
+// decoding it in front of the rounding was op_linear's longest path.
 
 `default_nettype none
 
@@ -26,10 +28,9 @@ module requant #(
 
   localparam int P_W = IN_W + 25;  // product bits (signed x times 24-bit unsigned significand)
 
-  // Stage 1: exact products and the scale's exponent.
+  // Stage 1: exact products (and, in requant_round, the scale's decoded shift).
   logic                   v1_q;
   logic [LANES*P_W-1:0]   prod_q;
-  logic [7:0]             e_q;
 
   // Scales are non-negative by construction (docs/numerics.md): the sign bit is not used.
   logic unused_sign;
@@ -41,13 +42,14 @@ module requant #(
     else v1_q <= valid_i;
   end
   always_ff @(posedge clk_i) begin
-    e_q <= scale_i[30:23];
     for (int l = 0; l < LANES; l++) prod_q[l*P_W +: P_W] <= P_W'($signed(x_i[l*IN_W +: IN_W])) * P_W'(m);
   end
 
   // Stage 2: shift, round half to even, saturate.
   logic [32*LANES-1:0] y;
-  requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC)) u_round (.clk_i, .p_i (prod_q), .e_i (e_q), .y_o (y));
+  requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC), .DECODE_REG(1'b1)) u_round (
+    .clk_i, .p_i (prod_q), .e_i (scale_i[30:23]), .y_o (y)
+  );
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) valid_o <= 1'b0;
     else valid_o <= v1_q;
