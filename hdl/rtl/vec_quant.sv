@@ -230,10 +230,27 @@ module vec_quant #(
   wire logic [31:0] i2f_res = trit_num::i2f_at(i2f_x_q, i2f_e_q);
   assign s_valid = local_step ? stepping && req_sent_q : s_fp_valid;
   assign s_res   = local_step ? i2f_res : s_fp_res;
+  // The other steps' operands go to fp32_scalar registered (the step's operand select in front
+  // of the unit's acceptance logic was the quantizers' longest path): a request waits until they
+  // belong to the current step, the cycle after a step or a vector begins. fp32_scalar never
+  // converts integers here, so its integer input is tied off.
+  logic [2:0]  s_op_q;
+  logic [31:0] s_a_q, s_b_q;
+  logic        s_opnd_ok_q;  // s_*_q are the current step's
+  always_ff @(posedge clk_i) begin
+    s_op_q <= s_op;
+    s_a_q  <= s_a;
+    s_b_q  <= s_b;
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) s_opnd_ok_q <= 1'b0;
+    else s_opnd_ok_q <= stepping && !s_valid;
+  end
+  wire logic s_fp_req = stepping && !req_sent_q && !local_step && s_opnd_ok_q;
   fp32_scalar #(.INT_W (96)) u_fp (
     .clk_i, .rst_ni,
-    .req_valid_i (stepping && !req_sent_q && !local_step), .req_ready_o (s_ready),
-    .op_i (s_op), .a_i (s_a), .b_i (s_b), .int_i (s_int),
+    .req_valid_i (s_fp_req), .req_ready_o (s_ready),
+    .op_i (s_op_q), .a_i (s_a_q), .b_i (s_b_q), .int_i ('0),
     .rsp_valid_o (s_fp_valid), .rsp_ready_i (1'b1), .res_o (s_fp_res)
   );
 
@@ -383,7 +400,7 @@ module vec_quant #(
           end
         end
         B_INV, B_CODES: begin
-          if (stepping && !req_sent_q && (local_step || s_ready)) req_sent_q <= 1'b1;
+          if ((stepping && !req_sent_q && local_step) || (s_fp_req && s_ready)) req_sent_q <= 1'b1;
           if (stepping && s_valid) begin
             req_sent_q <= 1'b0;
             step_q     <= step_q + 1;
