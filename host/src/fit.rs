@@ -142,13 +142,13 @@ fn engine_variant(c: &Config) -> Result<Option<(&'static str, toml::Table)>> {
     roots.sort_by_key(|n| *n != c.name);
     for base in roots {
         let mut p = Config::preset(base)?;
+        let preset_engine = std::mem::replace(&mut p.engine, c.engine.clone());
         p.name = c.name.clone();
-        p.engine = c.engine.clone();
         if p != *c {
             continue;
         }
         let (toml::Value::Table(mine), toml::Value::Table(theirs)) =
-            (toml::Value::try_from(&c.engine)?, toml::Value::try_from(&Config::preset(base)?.engine)?)
+            (toml::Value::try_from(&c.engine)?, toml::Value::try_from(&preset_engine)?)
         else {
             bail!("engine config is not a table")
         };

@@ -319,9 +319,14 @@ impl Config {
         PRESETS.iter().filter(|(_, t)| is_root(t)).map(|(n, _)| *n).collect()
     }
 
+    /// A built-in preset's TOML text by name.
+    fn preset_text(name: &str) -> Option<&'static str> {
+        PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
     /// A built-in preset by name.
     pub fn preset(name: &str) -> Result<Config, ConfigError> {
-        let text = PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| ConfigError {
+        let text = Self::preset_text(name).ok_or_else(|| ConfigError {
             origin: name.to_string(),
             field: String::new(),
             rule: format!("no such preset (known: {})", Self::preset_names().join(", ")),
@@ -335,7 +340,7 @@ impl Config {
     pub fn preset_with(name: &str, patch: &str) -> Result<Config, ConfigError> {
         let origin = format!("{name} (patched)");
         let err = |rule: String| ConfigError { origin: origin.clone(), field: String::new(), rule };
-        let text = PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+        let text = Self::preset_text(name);
         let text = text.ok_or_else(|| err(format!("no such preset (known: {})", Self::preset_names().join(", "))))?;
         let mut doc: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let patch: toml::Table = toml::from_str(patch).map_err(|e| err(format!("patch: {}", e.to_string().trim())))?;
@@ -372,9 +377,8 @@ impl Config {
             None => text,
             Some(toml::Value::String(base)) => {
                 let known = || Self::preset_names().join(", ");
-                let base_text = PRESETS.iter().find(|(n, _)| *n == base).map(|(_, t)| *t);
-                let base_text =
-                    base_text.ok_or_else(|| err("base", format!("no such preset `{base}` (known: {})", known())))?;
+                let base_text = Self::preset_text(&base)
+                    .ok_or_else(|| err("base", format!("no such preset `{base}` (known: {})", known())))?;
                 let mut full: toml::Table = toml::from_str(base_text).map_err(|e| err("base", e.to_string()))?;
                 if full.contains_key("base") {
                     return Err(err(
