@@ -790,12 +790,14 @@ module op_attention #(
   end
   assign el_ready = lane_qwin[0] ? lane_qstarted[0] && q_in_ready[lane_qidx[0]] : lane_ready[0];
 
-  // The finished query's output, QL values per cycle: the lanes' exact sums added up.
+  // The finished query's output, QL values per cycle: the lanes' exact sums (registered in
+  // F_OUT's stage 0) added up.
+  logic [64*QL-1:0]   fo_out_q [PORTS];
   logic signed [63:0] acc_sum [QL];
   always_comb begin
     for (int i = 0; i < QL; i++) begin
       acc_sum[i] = '0;
-      for (int p = 0; p < PORTS; p++) if (f_used_q[f_qi_q][p]) acc_sum[i] = acc_sum[i] + $signed(lane_out[p][64*i +: 64]);
+      for (int p = 0; p < PORTS; p++) if (f_used_q[f_qi_q][p]) acc_sum[i] = acc_sum[i] + $signed(fo_out_q[p][64*i +: 64]);
     end
   end
 
@@ -826,11 +828,12 @@ module op_attention #(
     .clk_i, .base_i (dst_q), .tok_i (f_out_tok), .head_i (f_head_q), .row_i (q_row), .hd_i (hd_q),
     .addr_o (f_dst_q)
   );
-  // F_OUT in three stages: the lanes' sums of QL values; their two 32-bit halves times 1/S's
-  // significand; the products (the halves' sum), rounded into the writer. The stages move
-  // together and hold while the writer is not ready. (The 64 x 25-bit multiply in one stage,
-  // its DSPs' partial sums on a carry chain, was op_attention's longest path.)
-  logic               fo_v1_q, fo_v2_q, fo_v3_q;  // stage 1 / 2 / 3 holds QL values
+  // F_OUT in four stages: each lane's QL sums read; their sum over the lanes; its two 32-bit
+  // halves times 1/S's significand; the products (the halves' sum), rounded into the writer.
+  // The stages move together and hold while the writer is not ready. (The 64 x 25-bit multiply
+  // in one stage, its DSPs' partial sums on a carry chain, was op_attention's longest path;
+  // then the lanes' memory read and the sum over the lanes in one.)
+  logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q;  // stage 0 .. 3 holds QL values
   logic signed [63:0] fo_sum_q [QL];
   localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
   logic signed [57:0] fo_lo_q [QL];  // the low half (unsigned) times the significand
@@ -841,6 +844,7 @@ module op_attention #(
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
   always_ff @(posedge clk_i) begin
     if (fo_adv) begin
+      for (int p = 0; p < PORTS; p++) fo_out_q[p] <= lane_out[p];
       for (int i = 0; i < QL; i++) begin
         fo_sum_q[i] <= acc_sum[i];
         fo_lo_q[i]  <= $signed({26'd0, fo_sum_q[i][31:0]}) * 58'(rcp_sig);
@@ -851,11 +855,13 @@ module op_attention #(
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      fo_v0_q <= 1'b0;
       fo_v1_q <= 1'b0;
       fo_v2_q <= 1'b0;
       fo_v3_q <= 1'b0;
     end else if (fo_adv) begin
-      fo_v1_q <= fo_take;
+      fo_v0_q <= fo_take;
+      fo_v1_q <= fo_v0_q;
       fo_v2_q <= fo_v1_q;
       fo_v3_q <= fo_v2_q;
     end
@@ -938,7 +944,7 @@ module op_attention #(
           if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
           if (fo_take) f_el_q <= f_el_q + QL;
           // Every value handed to the writer (which posts the write): the next query, or done.
-          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v1_q && !fo_v2_q && !fo_v3_q) begin
+          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v0_q && !fo_v1_q && !fo_v2_q && !fo_v3_q) begin
             f_qi_q    <= f_qi_q + 1;
             f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_LEAD : F_IDLE;
           end
