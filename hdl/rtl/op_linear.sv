@@ -407,10 +407,21 @@ module op_linear #(
   logic        wq_head_q;
   logic [1:0]  wq_cnt_q;
   logic        runs_done_q;                  // every chunk of the job has run
-  wire logic [31:0] seg_off   = wb_b0_q * 32'(LANE_B);
-  wire logic [31:0] seg_left  = n_q * 4 - seg_off;
-  wire logic [31:0] seg_len   = CHUNK_WB && wb_nb_q * 32'(LANE_B) < seg_left ? wb_nb_q * 32'(LANE_B) : seg_left;
-  wire logic [31:0] seg_words = CHUNK_WB ? (seg_len + 32'(BYTES) - 1) / 32'(BYTES) : row_bytes(n_q * 4) / BYTES;
+  // The part's bytes and bus words per row, in two registered steps after the part is taken
+  // (wb_wait_q holds its first command until they settle; the chain from the part's blocks
+  // into the command's beats was op_linear's longest path).
+  logic [31:0] seg_left_q, seg_part_q;  // the row's bytes from the part on; the part's own
+  logic [31:0] seg_len, seg_words;
+  logic [1:0]  wb_wait_q;
+  always_ff @(posedge clk_i) begin
+    logic [31:0] len;
+    seg_left_q <= n_q * 4 - wb_b0_q * 32'(LANE_B);
+    seg_part_q <= wb_nb_q * 32'(LANE_B);
+    len        = CHUNK_WB && seg_part_q < seg_left_q ? seg_part_q : seg_left_q;
+    seg_len    <= len;
+    seg_words  <= CHUNK_WB ? (len + 32'(BYTES) - 1) / 32'(BYTES) : row_bytes(n_q * 4) / BYTES;
+  end
+  wire logic wb_cmd = wb_state_q == WB_CMD && wb_wait_q == '0;
   logic or_start, or_busy, or_in_valid, or_in_ready, or_out_valid;
   logic [8*LANE_B-1:0] or_in;
   stream_repack #(.IN_BYTES(LANE_B), .OUT_BYTES(BYTES)) u_or (
@@ -613,25 +624,31 @@ module op_linear #(
     .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == MATMUL), .x_i (u_out), .scale_i (c_now),
     .valid_o (rq_valid), .y_o (rq_y)
   );
-  // The ymem address travels with the requant pipeline (two stages); the old value (accumulate)
-  // is read in the first and used in the second. That read has ymem's read port first; the
-  // write-back reads in the other cycles.
-  logic [YA_W-1:0] ya_d1_q, ya_d2_q;
-  logic            rq_d1_q;   // a result is in the requant pipeline's first stage
+  // The ymem address travels with the requant pipeline (three stages); the old value
+  // (accumulate) is read in the second and used in the third. That read has ymem's read port
+  // first; the write-back reads in the other cycles.
+  logic [YA_W-1:0] ya_d1_q, ya_d2_q, ya_d3_q;
+  logic            rq_d1_q, rq_d2_q;  // a result is in the requant pipeline's first / second stage
   logic [8*LANE_B-1:0] y_rd_q;  // ymem's read port
   logic [8*LANE_B-1:0] yold_q;
   wire logic [YA_W-1:0] y_res_addr = YA_W'(ot_q * 32'(MAX_BLOCKS) + b0_q + ob_q);
-  wire logic y_old_rd = rq_d1_q && acc_q;
+  wire logic y_old_rd = rq_d2_q && acc_q;
   logic [YA_W-1:0] y_wb_ra;   // the write-back's next word
   logic            y_wb_re;   // ... read this cycle
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) rq_d1_q <= 1'b0;
-    else rq_d1_q <= u_out_valid && state_q == MATMUL;
+    if (!rst_ni) begin
+      rq_d1_q <= 1'b0;
+      rq_d2_q <= 1'b0;
+    end else begin
+      rq_d1_q <= u_out_valid && state_q == MATMUL;
+      rq_d2_q <= rq_d1_q;
+    end
   end
   always_ff @(posedge clk_i) begin
     ya_d1_q <= y_res_addr;
     ya_d2_q <= ya_d1_q;
-    y_rd_q  <= ymem[y_old_rd ? ya_d1_q : y_wb_ra];
+    ya_d3_q <= ya_d2_q;
+    y_rd_q  <= ymem[y_old_rd ? ya_d2_q : y_wb_ra];
   end
   assign yold_q = y_rd_q;
   logic [8*LANE_B-1:0] ynew;
@@ -646,7 +663,7 @@ module op_linear #(
     end
   end
   always_ff @(posedge clk_i) begin
-    if (rq_valid) ymem[ya_d2_q] <= ynew;
+    if (rq_valid) ymem[ya_d3_q] <= ynew;
     else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
   end
   // Output rows: ymem words of the part's token, in block order, read ahead whenever the read
@@ -703,13 +720,13 @@ module op_linear #(
   end
   assign rd_ready_o = (state_q == S_DATA) || (state_q == X_DATA && xr_in_ready) ||
                       (state_q == Y_DATA && yr_in_ready) || p_ready[0];
-  assign wr_cmd_valid_o = wb_state_q == WB_CMD;
+  assign wr_cmd_valid_o = wb_cmd;
   assign wr_cmd_addr_o  = wb_addr_q;
   assign wr_cmd_beats_o = seg_words;
 
   assign xr_start = (state_q == X_CMD && rd_cmd_ready_i) || state_q == X_GO;
   assign yr_start = (state_q == Y_CMD && rd_cmd_ready_i) || state_q == Y_GO;
-  assign or_start = wb_state_q == WB_CMD && wr_cmd_ready_i;
+  assign or_start = wb_cmd && wr_cmd_ready_i;
   logic ustart_q;
   assign u_start  = ustart_q;  // one cycle after the chunk's weights are in the buffer
 
@@ -826,6 +843,7 @@ module op_linear #(
       wb_nb_q     <= '0;
       wb_tok_q    <= '0;
       wb_addr_q   <= '0;
+      wb_wait_q   <= '0;
       wq_b0_q[0]  <= '0;
       wq_b0_q[1]  <= '0;
       wq_nb_q[0]  <= '0;
@@ -984,10 +1002,12 @@ module op_linear #(
           wb_b0_q    <= wq_b0_q[wq_head_q];
           wb_nb_q    <= wq_nb_q[wq_head_q];
           wb_tok_q   <= '0;
-          wb_addr_q  <= dst_q + 64'(wq_b0_q[wq_head_q] * 32'(LANE_B));  // token 0's part (seg_off)
+          wb_addr_q  <= dst_q + 64'(wq_b0_q[wq_head_q] * 32'(LANE_B));  // token 0's part
+          wb_wait_q  <= 2'd2;
           wb_state_q <= WB_CMD;
         end
-        WB_CMD: if (wr_cmd_ready_i) begin
+        WB_CMD: if (wb_wait_q != '0) wb_wait_q <= wb_wait_q - 1;
+        else if (wr_cmd_ready_i) begin
           ob_read_q  <= '0;
           wb_state_q <= WB_DATA;
         end

@@ -6,9 +6,11 @@
 // the shared shift once for all lanes). Used to dequantize linear-layer accumulators
 // (FRAC = 16): LANES output columns share one scale.
 //
-// Two pipeline stages (multiply, then shift/round/saturate); `valid` travels alongside. The
-// scale's shift is decoded in the first, beside the multiply (requant_round's DECODE_REG):
-// decoding it in front of the rounding was op_linear's longest path.
+// Three pipeline stages (each lane's product in mul_pieces' two -- the DSPs' pieces, then their
+// sum --, then shift/round/saturate); `valid` travels alongside. The scale's shift is decoded in
+// the second, beside the pieces' sum (requant_round's DECODE_REG): decoding it in front of the
+// rounding was op_linear's longest path, then the scale's select in front of a combinational
+// multiply and the adder joining its DSP tiles.
 
 `default_nettype none
 
@@ -28,9 +30,11 @@ module requant #(
 
   localparam int P_W = IN_W + 25;  // product bits (signed x times 24-bit unsigned significand)
 
-  // Stage 1: exact products (and, in requant_round, the scale's decoded shift).
-  logic                   v1_q;
-  logic [LANES*P_W-1:0]   prod_q;
+  // Stages 1-2: exact products (mul_pieces); the scale's exponent follows stage 1 so that
+  // requant_round decodes it beside stage 2.
+  logic                   v1_q, v2_q;
+  logic [LANES*P_W-1:0]   prod;
+  logic [7:0]             e1_q;
 
   // Scales are non-negative by construction (docs/numerics.md): the sign bit is not used.
   logic unused_sign;
@@ -38,22 +42,29 @@ module requant #(
   wire logic signed [24:0] m = trit_num::significand(scale_i);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) v1_q <= 1'b0;
-    else v1_q <= valid_i;
+    if (!rst_ni) begin
+      v1_q    <= 1'b0;
+      v2_q    <= 1'b0;
+      valid_o <= 1'b0;
+    end else begin
+      v1_q    <= valid_i;
+      v2_q    <= v1_q;
+      valid_o <= v2_q;
+    end
   end
-  always_ff @(posedge clk_i) begin
-    for (int l = 0; l < LANES; l++) prod_q[l*P_W +: P_W] <= P_W'($signed(x_i[l*IN_W +: IN_W])) * P_W'(m);
+  always_ff @(posedge clk_i) e1_q <= scale_i[30:23];
+  for (genvar l = 0; l < LANES; l++) begin : g_lane
+    wire logic signed [IN_W-1:0] x = x_i[l*IN_W +: IN_W];
+    mul_pieces #(.A_W (IN_W), .B_W (25)) u_mul (
+      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (x), .b_i (m), .p_o (prod[l*P_W +: P_W])
+    );
   end
 
-  // Stage 2: shift, round half to even, saturate.
+  // Stage 3: shift, round half to even, saturate.
   logic [32*LANES-1:0] y;
   requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC), .DECODE_REG(1'b1)) u_round (
-    .clk_i, .p_i (prod_q), .e_i (scale_i[30:23]), .y_o (y)
+    .clk_i, .p_i (prod), .e_i (e1_q), .y_o (y)
   );
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) valid_o <= 1'b0;
-    else valid_o <= v1_q;
-  end
   always_ff @(posedge clk_i) y_o <= y;
 
 endmodule
