@@ -163,27 +163,22 @@ module op_attention #(
   // their own instead of the front of every command's address: the regions' sizes and the KV
   // head's offsets a stage ahead of the sums (a multiply into a four-term add was the unit's
   // longest path).
-  // The sizes at the widths the op's checks admit (max_seq <= MAX_SEQ, head_dim <= MAX_HEAD_DIM,
-  // KV heads <= MAX_HEADS): one DSP per product. (At 64 bits each was four DSP tiles and the
-  // adders joining them: the unit's longest path.)
-  localparam int HSW = $clog2(MAX_SEQ * (MAX_HEAD_DIM > 4 ? MAX_HEAD_DIM : 4) + 64);  // a head's region
-  localparam int KHW = $clog2(MAX_HEADS + 1);                                        // a KV head count
+  // The strides and sizes (kv_layout, shared with op_rope_kv) at the widths the op's checks
+  // admit, two stages after the start.
+  localparam int HSW = trit_num::kv_stride_bits(MAX_SEQ, MAX_HEAD_DIM);  // a head's region
+  localparam int KHW = $clog2(MAX_HEADS + 1);                             // a KV head count
   logic [HSW-1:0]     head_stride, scale_stride;
   logic [HSW+KHW-1:0] codes_sz, scales_sz;
   logic [HSW+KHW-1:0] kvh_codes, kvh_scales;      // the KV head's offset in a codes / scales region
   logic [63:0] ks_region, vc_region, vs_region;     // key scales, value codes, value scales at head 0
   logic [63:0] kc_base, ks_base, vs_base, vc_base;  // the KV head's four regions at key 0
   wire logic [63:0] q_row_b = trit_num::row_bytes(64'(qd) * 4);  // < 2^32 (heads x head_dim checked)
-  wire logic [63:0] head_stride_b  = trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
-  wire logic [63:0] scale_stride_b = trit_num::row_bytes(64'(max_seq_q) * 4);
-  logic unused_stride;  // beyond HSW only when the op's checks fail
-  assign unused_stride = ^{head_stride_b[63:HSW], scale_stride_b[63:HSW]};
+  kv_layout #(.MAX_SEQ (MAX_SEQ), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_layout (
+    .clk_i, .max_seq_i (max_seq_q), .head_dim_i (hd_q), .kv_heads_i (KHW'(kv_heads_q)),
+    .head_stride_o (head_stride), .scale_stride_o (scale_stride), .codes_sz_o (codes_sz), .scales_sz_o (scales_sz)
+  );
   always_ff @(posedge clk_i) begin
     q_row        <= q_row_b[31:0];
-    head_stride  <= head_stride_b[HSW-1:0];
-    scale_stride <= scale_stride_b[HSW-1:0];
-    codes_sz     <= KHW'(kv_heads_q) * head_stride;
-    scales_sz    <= KHW'(kv_heads_q) * scale_stride;
     kvh_codes    <= KHW'(kvh_q) * head_stride;
     kvh_scales   <= KHW'(kvh_q) * scale_stride;
     ks_region    <= kv_q + 64'(codes_sz);
@@ -452,28 +447,31 @@ module op_attention #(
                                step && (scale_phase ? last_query : last_group) ? k_q + 1 : k_q;
     wire logic [31:0]   key = 32'(start_q[p]) + k_q;  // the key's position
     // Query i has keys here when the range starts at or before its position (lane 0: key 0).
+    // Registered: the ranges settle RANGE_WAIT cycles into a block and the flags are first read
+    // when K_SCALES ends (the compare in front of the lanes' max was the engine's longest path).
     for (genvar i = 0; i < QB; i++) begin : g_used
       if (p == 0) begin : g_first
-        assign lane_used[i][p] = range_len[p] != '0;
+        always_ff @(posedge clk_i) lane_used[i][p] <= range_len[p] != '0;
       end else begin : g_later
-        assign lane_used[i][p] = range_len[p] != '0 && 32'(start_q[p]) <= pos + 32'(i);
+        always_ff @(posedge clk_i) lane_used[i][p] <= range_len[p] != '0 && 32'(start_q[p]) <= pos + 32'(i);
       end
     end
     logic signed [31:0]      z_rd [QB];   // key k_q's raw score / score per query (registered read)
     logic [39:0]             w_rd [QB];   // key k_q's value weight per query (< 2^40, numerics §6)
     logic [AW*LANES-1:0]     acc_rd [QB]; // the value sums' row per query
-    // Scale phases: query qi_q against this key (masked beyond its position), in eight stages so
+    // Scale phases: query qi_q against this key (masked beyond its position), in nine stages so
     // that none holds more than one multiply or one binary32 rounding (numerics §6 steps 3 to 5;
     // a binary32 multiply is two: trit_num::fp32_mul_front, fp32_mul_back):
     //   both      1 the operands registered: sq, the key's element, its raw score or score
-    //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha    6,7 raw * significand(c)    8 z = sat(round)
-    //   V_SCALES  2 d = max - z    3,4 e = exp2_neg(d)    6,7 e * significand(sv)     8 w = round
+    //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha    6,7 raw * significand(c)    8 round  9 z = sat
+    //   V_SCALES  2 d = max - z    3,4 e = exp2_neg(d)    6,7 e * significand(sv)     8 round  9 w
     // (6,7: mul_pieces, the DSPs' pieces then their sum; 3,4: exp2_neg's table product, then its
-    // shift.) Stage 8's results are committed: z or
+    // shift; 8 then 9: the rounding and the saturation with the commit's compare in one stage
+    // were the engine's longest path.) Stage 9's results are committed: z or
     // w into the query's memory at the key, the query's running max or numerator sum. (Stage 1:
     // the element queue's read and the query's scale select into a multiply, and stage 6 in one
     // cycle, were the engine's longest paths.)
-    localparam int NS = 8;
+    localparam int NS = 9;
     wire logic               issue = step && scale_phase;
     wire logic [31:0]        sc    = x_wide[p][31:0];
     wire logic signed [31:0] z_key = z_rd[qi_q];
@@ -489,12 +487,13 @@ module op_attention #(
     logic [trit_num::FMUL_W-1:0] s2_a_q, s4_c_q;         // K: sq * sk, then the score factor c, unrounded
     logic [31:0]        s3_a_q, s5_c_q;                  // ... rounded
     logic signed [47:0] s2_d_q;                          // V: max - z
-    logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q, s8_e_q;  // V: the numerator e
+    logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q, s8_e_q, s9_e_q;  // V: the numerator e
     logic [31:0]        s2_x_q, s3_x_q, s4_x_q, s5_x_q;  // K: the raw score; V: the value scale
     logic signed [56:0] s7_p_q;                          // the exact product to round (32 x 25 bits)
     logic [7:0]         s6_sx_q;                         // its scale's exponent, beside stage 6
-    logic signed [31:0] s8_z_q;                          // K: the score
-    logic [39:0]        s8_w_q;                          // V: the value weight (masked: 0)
+    logic signed [40:0] s8_r_q;                          // the product rounded
+    logic signed [31:0] s9_z_q;                          // K: the score
+    logic [39:0]        s9_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
     exp2_neg u_exp2 (.clk_i, .d_i (s2_d_q), .y_o (e2));  // stages 3 and 4
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
@@ -538,9 +537,11 @@ module op_attention #(
       s6_sx_q <= s5_s[30:23];
       s6_e_q  <= s5_e_q;
       s7_e_q  <= s6_e_q;
-      s8_z_q  <= trit_num::sat32(96'(s7_r));
-      s8_w_q  <= st_valid[7] ? s7_r[39:0] : 40'd0;
+      s8_r_q  <= s7_r;
       s8_e_q  <= s7_e_q;
+      s9_z_q  <= trit_num::sat32(96'(s8_r_q));
+      s9_w_q  <= st_valid[8] ? s8_r_q[39:0] : 40'd0;
+      s9_e_q  <= s8_e_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) sv_q <= '0;
@@ -645,10 +646,10 @@ module op_attention #(
       wire logic               k_code = c_v_q && c_k_q;  // a K_CODES element in stage 2
       wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[NS]);
       wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[NS];
-      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s8_z_q;
+      wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s9_z_q;
       always_ff @(posedge clk_i) begin
         if (zb_we) zb[zb_wa] <= zb_wd;
-        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s8_w_q;
+        if (commit && !st_k[NS]) wb[st_ka[NS]] <= s9_w_q;
         if (c_v_q && !c_k_q) acc[acc_addr] <= acc_next;
       end
       always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -664,9 +665,9 @@ module op_attention #(
           lane_max[p][i] <= '0;
           lane_sum[p][i] <= '0;
         end else if (commit && st_k[NS]) begin
-          if (st_valid[NS] && (st_first[NS] || s8_z_q > lane_max[p][i])) lane_max[p][i] <= s8_z_q;
+          if (st_valid[NS] && (st_first[NS] || s9_z_q > lane_max[p][i])) lane_max[p][i] <= s9_z_q;
         end else if (commit) begin
-          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s8_e_q) : 48'd0);
+          lane_sum[p][i] <= (st_first[NS] ? 48'd0 : lane_sum[p][i]) + (st_valid[NS] ? 48'(s9_e_q) : 48'd0);
         end
       end
     end
@@ -828,30 +829,31 @@ module op_attention #(
     .clk_i, .base_i (dst_q), .tok_i (f_out_tok), .head_i (f_head_q), .row_i (q_row), .hd_i (hd_q),
     .addr_o (f_dst_q)
   );
-  // F_OUT in four stages: each lane's QL sums read; their sum over the lanes; its two 32-bit
-  // halves times 1/S's significand; the products (the halves' sum), rounded into the writer.
-  // The stages move together and hold while the writer is not ready. (The 64 x 25-bit multiply
-  // in one stage, its DSPs' partial sums on a carry chain, was op_attention's longest path;
-  // then the lanes' memory read and the sum over the lanes in one.)
+  // F_OUT in four stages: each lane's QL sums read; their sum over the lanes; its 17-bit pieces
+  // times 1/S's significand (mul_pieces); the pieces' sum, rounded into the writer. The stages
+  // move together and hold while the writer is not ready. (The 64 x 25-bit multiply in one
+  // stage, its DSPs' partial sums on a carry chain, was op_attention's longest path; then the
+  // lanes' memory read and the sum over the lanes in one; then two 32-bit halves' products,
+  // each two DSPs and their adder in one cycle.)
   logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q;  // stage 0 .. 3 holds QL values
   logic signed [63:0] fo_sum_q [QL];
   localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
-  logic signed [57:0] fo_lo_q [QL];  // the low half (unsigned) times the significand
-  logic signed [56:0] fo_hi_q [QL];  // the high half (signed) times the significand
-  logic signed [FO_W-1:0] fo_p_q [QL];
+  logic [FO_W*QL-1:0] fo_p;
   wire logic               fo_adv  = !fo_v3_q || wel_ready;
   wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
   always_ff @(posedge clk_i) begin
     if (fo_adv) begin
       for (int p = 0; p < PORTS; p++) fo_out_q[p] <= lane_out[p];
-      for (int i = 0; i < QL; i++) begin
-        fo_sum_q[i] <= acc_sum[i];
-        fo_lo_q[i]  <= $signed({26'd0, fo_sum_q[i][31:0]}) * 58'(rcp_sig);
-        fo_hi_q[i]  <= 57'($signed(fo_sum_q[i][63:32])) * 57'(rcp_sig);
-        fo_p_q[i]   <= (FO_W'(fo_hi_q[i]) <<< 32) + FO_W'(fo_lo_q[i]);
-      end
+      for (int i = 0; i < QL; i++) fo_sum_q[i] <= acc_sum[i];
     end
+  end
+  for (genvar i = 0; i < QL; i++) begin : g_out
+    wire logic signed [63:0] sum = fo_sum_q[i];  // a plain wire: yosys 0.23 rejects an array element on a signed port
+    mul_pieces #(.A_W (64), .B_W (25)) u_fo_mul (
+      .clk_i, .en1_i (fo_adv), .en2_i (fo_adv), .a_i (sum), .b_i (rcp_sig),
+      .p_o (fo_p[FO_W*i +: FO_W])
+    );
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -869,10 +871,6 @@ module op_attention #(
   // The four values share rcp: one shift decode, a window per value (requant_round). The decode
   // is registered (rcp_q settles before F_OUT's first value reaches stage 3; decoding it in
   // front of the windows was the engine's longest path with one attention port).
-  logic [FO_W*QL-1:0] fo_p;
-  for (genvar i = 0; i < QL; i++) begin : g_out
-    assign fo_p[FO_W*i +: FO_W] = fo_p_q[i];
-  end
   requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0), .DECODE_REG (1'b1)) u_fo_round (
     .clk_i, .p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d)
   );

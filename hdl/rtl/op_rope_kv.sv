@@ -17,7 +17,8 @@ module op_rope_kv #(
   parameter int DATA_W       = 128,
   parameter int VEC_DEPTH    = 256,  // longest row (heads x head_dim)
   parameter int MAX_HEAD_DIM = 64,
-  parameter int MAX_HEADS    = 4
+  parameter int MAX_HEADS    = 4,
+  parameter int MAX_SEQ      = 64    // the KV cache's largest max_seq (sizes its address terms)
 ) (
   input  wire logic                clk_i,
   input  wire logic                rst_ni,
@@ -107,7 +108,8 @@ module op_rope_kv #(
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
   wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
                          32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
-                         32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i);
+                         32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
+                         max_seq_i > 32'(MAX_SEQ);
 
   // ---------------------------------------------------------------- buffers
   // The row in groups of VL (what arrives per element and what the lanes take per cycle; ridx_q,
@@ -330,20 +332,26 @@ module op_rope_kv #(
   wire logic          d_work = q_busy_q[dq];  // set exactly while head d_head_q is in its quantizer
   // KV cache layout (hdl::isa::KvLayout). Head-major: head h's codes at h * head_stride, position
   // pos at pos * head_dim within them; scales likewise after the codes; v after k.
-  // The strides and sizes depend only on the op's sizes: registered, they settle a few cycles
-  // after the start, long before the drain's first write (a chain of multiplies was the
-  // engine's longest path).
-  logic [63:0] head_stride, scale_stride, codes_sz, scales_sz, v_off, pos_codes;
+  // The strides and sizes depend only on the op's sizes: registered (kv_layout, shared with
+  // op_attention, at the widths the checks admit), they settle a few cycles after the start,
+  // long before the drain's first write (a chain of multiplies was the engine's longest path,
+  // then the same at 64 bits).
+  localparam int HSW = trit_num::kv_stride_bits(MAX_SEQ, MAX_HEAD_DIM);  // a head's region
+  localparam int KHW = $clog2(MAX_HEADS + 1);                             // a KV head count
+  localparam int PSW = $clog2(MAX_SEQ + 1);                               // a position (pos0 < max_seq)
+  logic [HSW-1:0]     head_stride, scale_stride, pos_codes;
+  logic [HSW+KHW-1:0] codes_sz, scales_sz;
+  logic [63:0] v_off;
   logic [63:0] first_codes, first_scales;  // token 0's k head 0
+  kv_layout #(.MAX_SEQ (MAX_SEQ), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_layout (
+    .clk_i, .max_seq_i (max_seq_q), .head_dim_i (hd_q), .kv_heads_i (KHW'(kv_heads_q)),
+    .head_stride_o (head_stride), .scale_stride_o (scale_stride), .codes_sz_o (codes_sz), .scales_sz_o (scales_sz)
+  );
   always_ff @(posedge clk_i) begin
-    head_stride  <= trit_num::row_bytes(64'(max_seq_q) * 64'(hd_q));
-    scale_stride <= trit_num::row_bytes(64'(max_seq_q) * 4);
-    codes_sz     <= 64'(kv_heads_q) * head_stride;
-    scales_sz    <= 64'(kv_heads_q) * scale_stride;
-    v_off        <= codes_sz + scales_sz;
-    pos_codes    <= 64'(pos0_q) * 64'(hd_q);
-    first_codes  <= kv_q + pos_codes;
-    first_scales <= kv_q + codes_sz + 64'(pos0_q) * 4;
+    v_off        <= 64'(codes_sz) + 64'(scales_sz);
+    pos_codes    <= HSW'(PSW'(pos0_q) * hd_q);
+    first_codes  <= kv_q + 64'(pos_codes);
+    first_scales <= kv_q + 64'(codes_sz) + 64'({pos0_q, 2'b00});
   end
   // The drain's addresses are registers that step with it (head: + a stride; k -> v: + v_off
   // from the token's k head 0; next token: + a position), so no multiply sits in front of the
@@ -502,8 +510,8 @@ module op_rope_kv #(
       d_scales_q <= first_scales;
     end else if (d_head_done) begin
       if (d_head_q + 1 != 32'(kv_heads_q)) begin
-        d_codes_q  <= d_codes_q + head_stride;
-        d_scales_q <= d_scales_q + scale_stride;
+        d_codes_q  <= d_codes_q + 64'(head_stride);
+        d_scales_q <= d_scales_q + 64'(scale_stride);
       end else if (!d_v_q) begin
         d_codes_q  <= t_codes_q + v_off;
         d_scales_q <= t_scales_q + v_off;

@@ -390,7 +390,10 @@ module trit_kernel_core #(
   end
 
   // ROPE_KV: a pos0, addr q, k, v, rope table, layer KV cache.
-  op_rope_kv #(.DATA_W (DATA_W), .VEC_DEPTH (MAX_HEADS * MAX_HEAD_DIM), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS)) u_rope (
+  op_rope_kv #(
+    .DATA_W (DATA_W), .VEC_DEPTH (MAX_HEADS * MAX_HEAD_DIM), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS),
+    .MAX_SEQ (MAX_SEQ)
+  ) u_rope (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),
     .start_i (e_start[E_ROPE]), .tokens_i (tokens), .pos0_i (desc_q[63:32]),
     .q_i (addr_field(desc_q, 0)), .k_i (addr_field(desc_q, 1)), .v_i (addr_field(desc_q, 2)),

@@ -18,6 +18,12 @@ package trit_num;
     row_bytes = (bytes + 64'd63) & ~64'd63;
   endfunction
 
+  // Bits of one KV head's codes or scales region (kv_layout): row_bytes(max_seq * head_dim) or
+  // row_bytes(4 * max_seq) at the largest sizes an engine admits. For localparams: constant.
+  function automatic int kv_stride_bits(input int max_seq, input int max_head_dim);
+    kv_stride_bits = $clog2(max_seq * (max_head_dim > 4 ? max_head_dim : 4) + 64);
+  endfunction
+
   // RNE(x / 2^s): model::numerics::rne_shift for a 96-bit signed x. The bits shifted out are
   // x mod 2^s (two's complement), so comparing that remainder with half a step needs only its
   // top bit (the round bit, the last bit out of x >>> (s-1)) and whether any bit below it is

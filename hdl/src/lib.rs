@@ -44,6 +44,7 @@ pub const CORES: &[(&str, &str)] = &[
     ("exp2_neg.sv", include_str!("../rtl/exp2_neg.sv")),
     ("sigmoid_pipe.sv", include_str!("../rtl/sigmoid_pipe.sv")),
     ("op_vector.sv", include_str!("../rtl/op_vector.sv")),
+    ("kv_layout.sv", include_str!("../rtl/kv_layout.sv")),
     ("op_rope_kv.sv", include_str!("../rtl/op_rope_kv.sv")),
     ("row_addr.sv", include_str!("../rtl/row_addr.sv")),
     ("op_attention.sv", include_str!("../rtl/op_attention.sv")),
