@@ -85,10 +85,13 @@ module vec_quant #(
   } vec_t;
   vec_t               f_q;      // front: the vector being loaded
   vec_t               b_q;      // back: the vector whose codes are produced
-  logic [31:0]        f_idx_q;  // group (LANES elements) being loaded
-  logic [31:0]        idx_q;    // group whose codes go out
-  wire logic [31:0]   f_groups = (f_q.n + 32'(LANES) - 1) / 32'(LANES);
-  wire logic [31:0]   groups   = (b_q.n + 32'(LANES) - 1) / 32'(LANES);
+  // Group counts and indices at the widths n <= DEPTH admits, the counts registered with n (at
+  // 32 bits, their sums and compares in front of in_ready_o were op_rope_kv's longest path).
+  localparam int GCW = $clog2(PG + 1);
+  logic [GCW-1:0]     f_idx_q;     // group (LANES elements) being loaded
+  logic [GCW-1:0]     idx_q;       // group whose codes go out
+  logic [GCW-1:0]     f_groups_q;  // the front's vector's groups
+  logic [GCW-1:0]     groups_q;    // the back's
   logic [3:0]         step_q;
   logic               steps_done_q;  // every scalar step of the back's vector done
   logic               req_sent_q;
@@ -100,8 +103,8 @@ module vec_quant #(
   assign ready_o = f_state_q == F_IDLE;
   // The codes read group idx_q of the buffer; the load may write group f_idx_q only once that
   // has been read (or while no codes are pending).
-  wire logic codes_pending = b_state_q != B_IDLE && !(b_state_q == B_CODES && idx_q >= groups);
-  assign in_ready_o = f_state_q == F_LOAD && f_idx_q < f_groups &&
+  wire logic codes_pending = b_state_q != B_IDLE && !(b_state_q == B_CODES && idx_q >= groups_q);
+  assign in_ready_o = f_state_q == F_LOAD && f_idx_q < f_groups_q &&
                       (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
   // A group taken goes through four registered stages (the producer's logic ends at the first;
@@ -118,8 +121,8 @@ module vec_quant #(
   logic [PAW-1:0]      s_idx_q, m_idx_q;
   logic [32*LANES-1:0] l_x_q;     // l: the group's values
   always_ff @(posedge clk_i) begin
-    l_last_q <= f_idx_q + 1 == f_groups;
-    l_idx_q  <= f_idx_q;
+    l_last_q <= 32'(f_idx_q) + 1 == 32'(f_groups_q);
+    l_idx_q  <= 32'(f_idx_q);
     for (int l = 0; l < LANES; l++) begin
       l_x_q[32*l +: 32] <= f_idx_q * 32'(LANES) + 32'(l) < f_q.n ? in_data_i[32*l +: 32] : 32'd0;
     end
@@ -279,10 +282,10 @@ module vec_quant #(
   wire logic           r_adv  = !r_v_q || o_adv;
   wire logic           c_adv  = !c_v_q || r_adv;
   wire logic           h_adv  = !h_v_q || c_adv;
-  wire logic           c_take = b_state_q == B_CODES && idx_q < groups && h_adv;
+  wire logic           c_take = b_state_q == B_CODES && idx_q < groups_q && h_adv;
   // The buffer is read a cycle ahead, at the group idx_q will be next cycle (block RAM). The
   // load writes only groups the codes have taken, and a vector's codes start after its load.
-  wire logic [PAW-1:0] idx_next = b_state_q == B_IDLE ? '0 : PAW'(c_take ? idx_q + 1 : idx_q);
+  wire logic [PAW-1:0] idx_next = b_state_q == B_IDLE ? '0 : PAW'(c_take ? idx_q + GCW'(1) : idx_q);
   logic [PW*LANES-1:0] code_row;
   always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
@@ -339,6 +342,8 @@ module vec_quant #(
       f_state_q    <= F_IDLE;
       f_q          <= '0;
       f_idx_q      <= '0;
+      f_groups_q   <= '0;
+      groups_q     <= '0;
       b_state_q    <= B_IDLE;
       b_q          <= '0;
       idx_q        <= '0;
@@ -360,6 +365,7 @@ module vec_quant #(
       unique case (f_state_q)
         F_IDLE: if (start_i) begin
           f_q.n     <= n_i;
+          f_groups_q <= GCW'((n_i + 32'(LANES) - 1) / 32'(LANES));
           f_q.ex    <= ex_i;
           f_q.shift <= shift_i;
           f_q.norm  <= NORM && norm_i;
@@ -385,6 +391,7 @@ module vec_quant #(
       unique case (b_state_q)
         B_IDLE: if (hand) begin
           b_q          <= f_q;
+          groups_q     <= f_groups_q;
           idx_q        <= '0;
           step_q       <= '0;
           req_sent_q   <= 1'b0;
@@ -417,7 +424,7 @@ module vec_quant #(
           end
           if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups && !h_v_q && !c_v_q && !r_v_q && !o_v_q && steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups_q && !h_v_q && !c_v_q && !r_v_q && !o_v_q && steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
