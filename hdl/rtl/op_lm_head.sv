@@ -271,7 +271,7 @@ module op_lm_head #(
       l_scale_q <= el_data[p];
       l0_c_q    <= trit_num::fp32_mul_front(sx_q, l_scale_q);
       l1_c_q    <= trit_num::fp32_mul_back(l0_c_q);
-      if (lv_q[0]) l1_acc_q <= acc_q + dot_q;
+      if (lv_q[1]) l1_acc_q <= acc_q + dot_q;
       l2_e_q    <= l1_c_q[30:23];
     end
     mul_pieces #(.A_W (48), .B_W (25)) u_mul (
@@ -293,17 +293,25 @@ module op_lm_head #(
     end
     wire logic fire = state_q == ROWS && el_valid[p] && el_ready[p];
     assign gidx_next = state_q != ROWS || (fire && is_scale) ? 32'd0 : fire ? gidx_q + 1 : gidx_q;
-    // One group's CODES products, exact, in two registered stages (the products, then their
-    // sum; zero for a fire that is not a code group), added into acc_q a cycle later: the reader's
-    // queue, a multiply, the sum tree and the accumulator in one cycle were the engine's longest
-    // path. A row's sum is complete in acc_q + dot_q one cycle after its scale fires (its last
-    // group fired a cycle before the scale at the latest), when stage 1 of the logit takes it.
+    // One group's CODES products, exact, in three registered stages (the group's codes and the
+    // activation's taken; their products, zero for a fire that is not a code group; their sum),
+    // added into acc_q a cycle later: the reader's queue, a multiply, the sum tree and the
+    // accumulator in one cycle were the engine's longest path, then the queue's read and the
+    // fire's decode in front of the products. A row's sum is complete in acc_q + dot_q two
+    // cycles after its scale fires (its last group fired a cycle before the scale at the
+    // latest), when stage 1 of the logit takes it.
     localparam int PROD_W = 16 + HEAD_BITS;
-    logic signed [PROD_W-1:0] prod_q [CODES];
+    logic [HEAD_BITS*CODES-1:0] e_codes_q;  // stage 1: the group's head codes
+    logic [16*CODES-1:0]        e_x_q;      // ... the activation's codes at the group
+    logic                       e_fire_q;   // ... it is a code group
+    logic signed [PROD_W-1:0]   prod_q [CODES];
     always_ff @(posedge clk_i) begin
+      e_codes_q <= el_wide[p][HEAD_BITS*CODES-1:0];
+      e_x_q     <= x_codes;
+      e_fire_q  <= fire && !is_scale;
       for (int j = 0; j < CODES; j++) begin
-        prod_q[j] <= fire && !is_scale ?
-                     PROD_W'($signed(x_codes[16*j +: 16]) * $signed(el_wide[p][HEAD_BITS*j +: HEAD_BITS])) : '0;
+        prod_q[j] <= e_fire_q ?
+                     PROD_W'($signed(e_x_q[16*j +: 16]) * $signed(e_codes_q[HEAD_BITS*j +: HEAD_BITS])) : '0;
       end
     end
     logic signed [47:0]       prod_sum;
@@ -349,9 +357,9 @@ module op_lm_head #(
             hold_l <= 1'b1;
             held_l <= 32'(logit);
           end
-          // The row's sum went to stage 1 (lv_q[0]: its scale fired a cycle ago); the next
-          // row's first group reaches dot_q a cycle later at the earliest.
-          acc_q <= lv_q[0] ? '0 : acc_q + dot_q;
+          // The row's sum went to stage 1 (lv_q[1]: its scale fired two cycles ago); the next
+          // row's first group reaches dot_q two cycles later at the earliest.
+          acc_q <= lv_q[1] ? '0 : acc_q + dot_q;
         end
       end
     end
