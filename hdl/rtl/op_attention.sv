@@ -97,8 +97,15 @@ module op_attention #(
   localparam int QW = QB > 1 ? $clog2(QB) : 1;
   // Query i's q vector comes over port i % PORTS (each lane's stream carries its share, so no
   // lane waits for all of them): of n queries, port p carries this many.
-  function automatic logic [31:0] q_on_port(input logic [31:0] n, input int p);
-    q_on_port = n > 32'(p) ? (n - 32'(p) + 32'(PORTS) - 1) / 32'(PORTS) : 32'd0;
+  // Command slots and query counts at the widths they take (a block has nb <= QB queries; a
+  // port issues at most 4 + QB commands per head): at 32 bits, q_on_port's arithmetic and the
+  // slot compares after it were the engine's longest path.
+  localparam int QNW = $clog2(QB + 1);  // a query count
+  localparam int SLW = $clog2(QB + 5);  // a command slot
+  function automatic logic [SLW-1:0] q_on_port(input logic [QNW-1:0] n, input int p);
+    logic [31:0] m;
+    m = 32'(n);
+    q_on_port = SLW'(m > 32'(p) ? (m - 32'(p) + 32'(PORTS) - 1) / 32'(PORTS) : 32'd0);
   endfunction
 
   if (LANES != 16) begin : g_bad_lanes
@@ -118,7 +125,7 @@ module op_attention #(
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q;  // tok_q: the block's first token
   logic [31:0] pos0_q, max_seq_q, score_q, head_q, kvh_q, gcount_q, group_q, sub_q;
   logic [63:0] q_q, kv_q, dst_q;
-  logic [31:0] issue_q;  // reads issued for the block's head on port 0
+  logic [SLW-1:0] issue_q;  // reads issued for the block's head on port 0
   logic signed [31:0] zmax_q [QB];
   logic [31:0] sq_q [QB];
   logic [QB-1:0] q_have_q;     // query i's codes and scale (of the current or next head) are in
@@ -130,17 +137,18 @@ module op_attention #(
   // cycle late, and nothing reads them that early -- GROUP lasts two cycles or more, and Q_QUANT
   // waits range_wait_q (the chain from tok_q through them into a command's address or a range's
   // code count was the engine's longest path).
-  logic [31:0] nb, pos, next_nb, next_head;
+  logic [QNW-1:0] nb, next_nb;
+  logic [31:0] pos, next_head;
   logic [15:0] next_tok;
   logic        has_next, last_head;
   always_ff @(posedge clk_i) begin
     logic [31:0] left;
-    logic [31:0] nb_d;
+    logic [QNW-1:0] nb_d;
     logic        last_d;
     logic [15:0] next_tok_d;
     logic [31:0] next_left;
     left       = 32'(tokens_q) - 32'(tok_q);
-    nb_d       = left < QB ? left : QB;
+    nb_d       = QNW'(left < QB ? left : QB);
     last_d     = head_q + 1 == 32'(heads_q);
     next_tok_d = last_d ? tok_q + 16'(nb_d) : tok_q;
     next_left  = 32'(tokens_q) - 32'(next_tok_d);
@@ -150,9 +158,9 @@ module op_attention #(
     next_tok   <= next_tok_d;
     has_next   <= next_tok_d < tokens_q;
     next_head  <= last_d ? 32'd0 : head_q + 1;
-    next_nb    <= next_left < QB ? next_left : QB;
+    next_nb    <= QNW'(next_left < QB ? next_left : QB);
   end
-  always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < nb;
+  always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < 32'(nb);
   wire logic [31:0] groups = 32'(hd_q) / LANES;  // LANES-wide code groups per head
   wire logic [31:0] qd     = 32'(heads_q) * 32'(hd_q);
   logic [31:0] q_row;  // a q-layout row's bytes (registered below; heads x head_dim are checked)
@@ -234,7 +242,7 @@ module op_attention #(
   // four (row_addr's two stages, then the lane's rows on); one cycle of margin.
   localparam int RANGE_WAIT = 5;
   always_ff @(posedge clk_i) begin
-    keys_q  <= SW'(pos + nb);  // the keys of the block's last query
+    keys_q  <= SW'(pos + 32'(nb));  // the keys of the block's last query
     share_q <= share_d;
     for (int p = 0; p < PORTS; p++) begin
       logic [STW-1:0] len;
@@ -258,8 +266,8 @@ module op_attention #(
   // there is one), value codes.
   wire logic streaming = state_q == K_CODES || state_q == K_SCALES || state_q == V_SCALES || state_q == V_WAIT ||
                         state_q == V_CODES;
-  wire logic [31:0] next_q_cmds = has_next ? q_on_port(next_nb, 0) : 32'd0;  // on port 0
-  wire logic [31:0] stream_cmds = 32'd4 + next_q_cmds;
+  wire logic [SLW-1:0] next_q_cmds = has_next ? q_on_port(next_nb, 0) : '0;  // on port 0
+  wire logic [SLW-1:0] stream_cmds = SLW'(4) + next_q_cmds;
   logic        rcmd_valid, rcmd_ready, el_valid, el_ready;
   logic [63:0] rcmd_addr;
   logic [31:0] rcmd_count, el_data;
@@ -275,16 +283,16 @@ module op_attention #(
     if (streaming) begin
       rcmd_count = range_len[0];  // scales: one binary32 per key of lane 0's range
       rcmd_size  = 3'd2;
-      if (issue_q == 32'd0) begin
+      if (issue_q == SLW'(0)) begin
         rcmd_addr  = kc_base;
         rcmd_count = range_codes[0];
         rcmd_size  = 3'($clog2(LANES));
-      end else if (issue_q == 32'd1) begin
+      end else if (issue_q == SLW'(1)) begin
         rcmd_addr = ks_base;
-      end else if (issue_q == 32'd2) begin
+      end else if (issue_q == SLW'(2)) begin
         rcmd_addr = vs_base;
-      end else if (issue_q < 32'd3 + next_q_cmds) begin
-        rcmd_addr  = q_addr(q_nxt_q, QJ'(issue_q - 32'd3));
+      end else if (issue_q < SLW'(3) + next_q_cmds) begin
+        rcmd_addr  = q_addr(q_nxt_q, QJ'(issue_q - SLW'(3)));
         rcmd_count = 32'(hd_q) / QL;
         rcmd_size  = 3'd4;
       end else begin
@@ -398,10 +406,10 @@ module op_attention #(
     logic [QW-1:0]      qi_q;         // scale phases: the query of this cycle
     logic signed [31:0] raw_q [QB];
     wire logic          last_group = g_q + 1 == groups;
-    wire logic          last_query = 32'(qi_q) + 1 >= nb;
+    wire logic          last_query = 32'(qi_q) + 1 >= 32'(nb);
     assign lane_g[p]     = g_q;
     // Feeding the lane's queries (p, p + PORTS, ...) to their quantizers.
-    logic [31:0]   lq_left_q;     // q vectors still to feed
+    logic [SLW-1:0] lq_left_q;    // q vectors still to feed
     logic [QW-1:0] lq_idx_q;      // the query being fed
     logic          lq_started_q;  // ... its quantizer started
     logic [31:0]   lq_el_q;       // ... its elements fed
@@ -419,7 +427,7 @@ module op_attention #(
         lq_el_q      <= '0;
       end else if ((state_q == GROUP && sub_q < 32'(kv_heads_q)) || (state_q == V_SCALES && phase_end)) begin
         // The block's queries (leaving GROUP for Q_CMD), or the next block's (V_SCALES -> V_WAIT).
-        lq_left_q    <= state_q == GROUP ? q_on_port(nb, p) : has_next ? q_on_port(next_nb, p) : 32'd0;
+        lq_left_q    <= state_q == GROUP ? q_on_port(nb, p) : has_next ? q_on_port(next_nb, p) : '0;
         lq_idx_q     <= QW'(p);
         lq_started_q <= 1'b0;
         lq_el_q      <= '0;
@@ -701,19 +709,19 @@ module op_attention #(
       // This lane's own reader: in Q_CMD its share of the block's q vectors; then per head its
       // key codes, key scales, value scales, its share of the next block's q vectors and its value
       // codes (a lane without keys asks only for the q vectors).
-      logic [31:0] pissue_q;  // command slots passed
+      logic [SLW-1:0] pissue_q;  // command slots passed
       logic        c_ready;
       logic [31:0] unused_data;
       logic [63:0] c_addr;
       logic [31:0] c_count;
       logic [2:0]  c_size;
-      wire logic [31:0] nq_first = q_on_port(nb, p);
-      wire logic [31:0] nq_next  = has_next ? q_on_port(next_nb, p) : 32'd0;
-      wire logic        q_slot   = state_q == Q_CMD || (pissue_q >= 32'd3 && pissue_q < 32'd3 + nq_next);
-      wire logic        live     = state_q == Q_CMD ? pissue_q < nq_first : streaming && pissue_q < 32'd4 + nq_next;
+      wire logic [SLW-1:0] nq_first = q_on_port(nb, p);
+      wire logic [SLW-1:0] nq_next  = has_next ? q_on_port(next_nb, p) : '0;
+      wire logic        q_slot   = state_q == Q_CMD || (pissue_q >= SLW'(3) && pissue_q < SLW'(3) + nq_next);
+      wire logic        live     = state_q == Q_CMD ? pissue_q < nq_first : streaming && pissue_q < SLW'(4) + nq_next;
       // The q vector a q slot reads: the lane's j-th query is p + j * PORTS, p rows after
       // port 0's.
-      wire logic [QJ-1:0] q_j    = QJ'(state_q == Q_CMD ? pissue_q : pissue_q - 32'd3);
+      wire logic [QJ-1:0] q_j    = QJ'(state_q == Q_CMD ? pissue_q : pissue_q - SLW'(3));
       logic [63:0]      q_lane_blk_q, q_lane_nxt_q;  // this lane's first q row: port 0's plus p rows
       always_ff @(posedge clk_i) begin
         q_lane_blk_q <= q_blk_q + 64'(p) * 64'(q_row);
@@ -730,13 +738,13 @@ module op_attention #(
           c_addr  = q_addr(state_q == Q_CMD ? q_lane_blk_q : q_lane_nxt_q, q_j);
           c_count = 32'(hd_q) / QL;
           c_size  = 3'd4;
-        end else if (pissue_q == 32'd0) begin
+        end else if (pissue_q == SLW'(0)) begin
           c_addr = kc_base + code_off[p];
-        end else if (pissue_q == 32'd1) begin
+        end else if (pissue_q == SLW'(1)) begin
           c_addr  = ks_base + scale_off[p];
           c_count = range_len[p];
           c_size  = 3'd2;
-        end else if (pissue_q == 32'd2) begin
+        end else if (pissue_q == SLW'(2)) begin
           c_addr  = vs_base + scale_off[p];
           c_count = range_len[p];
           c_size  = 3'd2;
@@ -913,7 +921,7 @@ module op_attention #(
           end
           f_tok_q   <= tok_q;
           f_head_q  <= 16'(head_q);
-          f_nb_q    <= nb;
+          f_nb_q    <= 32'(nb);
           f_qi_q    <= '0;
           f_state_q <= F_LEAD;
         end
