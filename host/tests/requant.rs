@@ -24,6 +24,7 @@ fn lanes(in_w: usize, frac: u32) -> Model {
         sources: vec![
             ("trit_num.sv".into(), include_str!("../../hdl/rtl/trit_num.sv").into()),
             ("requant_round.sv".into(), include_str!("../../hdl/rtl/requant_round.sv").into()),
+            ("mul_pieces.sv".into(), include_str!("../../hdl/rtl/mul_pieces.sv").into()),
             ("requant.sv".into(), include_str!("../../hdl/rtl/requant.sv").into()),
             ("rq_top.sv".into(), top),
         ],
@@ -73,7 +74,7 @@ fn check(in_w: usize, frac: u32, cases: &[(i64, f32)]) {
     m.set_u64(rst, 1);
     let lane_x = |i: usize, l: usize| cases[(i + l) % cases.len()].0;
     let mut got = Vec::new();
-    for i in 0..cases.len() + 2 {
+    for i in 0..cases.len() + 4 {  // the pipeline is three stages; drain it
         if let Some(&(_, sv)) = cases.get(i) {
             m.set_u64(v, 1);
             let xs: Vec<i64> = (0..LANES).map(|l| lane_x(i, l)).collect();
