@@ -97,13 +97,15 @@ module op_embed #(
   wire logic [31:0] id_words = (32'(tokens_q) * 4 + BYTES - 1) / BYTES;
 
   assign rd_cmd_valid_o = (state_q == IDS_CMD) || (state_q == ROW_CMD && !rd_cmd_sent_q);
-  // A token's table row and output row, worked out in ROW_ADDR's two cycles (free-running: the
-  // products, then the sums; the id x stride multiply-add in front of the command was the
-  // unit's longest path).
+  // A token's table row and output row, worked out in ROW_ADDR's three cycles (free-running:
+  // the token's id selected, the products, then the sums; the id x stride multiply-add in front
+  // of the command, then the id's select in front of the multiply, were the unit's longest path).
+  logic [31:0] id_q;
   logic [63:0] src_off_q, dst_off_q, src_row_q, dst_row_q;
-  logic        addr_wait_q;
+  logic [1:0]  addr_wait_q;
   always_ff @(posedge clk_i) begin
-    src_off_q <= 64'(ids_q[TW'(tok_q)]) * 64'(in_stride_q);
+    id_q      <= ids_q[TW'(tok_q)];
+    src_off_q <= 64'(id_q) * 64'(in_stride_q);
     dst_off_q <= 64'(tok_q) * 64'(out_stride_q);
     src_row_q <= table_q + src_off_q;
     dst_row_q <= dst_q + dst_off_q;
@@ -156,7 +158,7 @@ module op_embed #(
       hold_valid_q  <= 1'b0;
       rd_cmd_sent_q <= 1'b0;
       wr_cmd_sent_q <= 1'b0;
-      addr_wait_q   <= 1'b0;
+      addr_wait_q   <= '0;
     end else begin
       done_o <= 1'b0;
       unique case (state_q)
@@ -180,14 +182,14 @@ module op_embed #(
           idx_q <= idx_q + 16'(BYTES / 4);
           if (32'(idx_q) + BYTES / 4 >= 32'(tokens_q)) begin
             state_q       <= ROW_ADDR;
-            addr_wait_q   <= 1'b1;
+            addr_wait_q   <= 2'd2;
             rd_cmd_sent_q <= 1'b0;
             wr_cmd_sent_q <= 1'b0;
           end
         end
         ROW_ADDR: begin
-          addr_wait_q <= 1'b0;
-          if (!addr_wait_q) state_q <= ROW_CMD;
+          if (addr_wait_q != '0) addr_wait_q <= addr_wait_q - 1;
+          else state_q <= ROW_CMD;
         end
         ROW_CMD: begin
           if (rd_cmd_valid_o && rd_cmd_ready_i) rd_cmd_sent_q <= 1'b1;
@@ -223,7 +225,7 @@ module op_embed #(
           end else begin
             tok_q         <= tok_q + 1;
             state_q       <= ROW_ADDR;
-            addr_wait_q   <= 1'b1;
+            addr_wait_q   <= 2'd2;
             rd_cmd_sent_q <= 1'b0;
             wr_cmd_sent_q <= 1'b0;
           end
