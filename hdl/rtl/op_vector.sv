@@ -258,8 +258,10 @@ module op_vector #(
     logic [30:0]        rr_hl16_q; // ... low x low, high x low, high x high, summed in stage 17
     logic [29:0]        rr_hh16_q; // (the 31 x 31-bit product with its DSPs' adders in one stage
                                    // was the engine's longest path)
-    logic signed [47:0] silu17_q;  // silu(g) in Q.16
-    logic [61:0]        rr17_q;    // relu(g)^2
+    // One multiplier for both activations: silu(g) (signed Q.16) or relu(g)^2 (non-negative),
+    // selected into stage 17's register (the select in front of stage 18's products was the
+    // engine's longest path).
+    logic signed [62:0] act17_q;
     logic signed [63:0] plo18_q;   // the activation's low 31 bits (non-negative) times up
     logic signed [63:0] phi18_q;   // ... its high 32 bits (signed) times up
     logic signed [95:0] prod19_q;
@@ -281,8 +283,6 @@ module op_vector #(
     wire logic [30:0]        relu   = g15 < 0 ? 31'd0 : 31'(g15);
     wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs16_q), 8'd15);
     wire logic signed [31:0] up17   = up_s[17];
-    // One multiplier for both activations: silu(g) (signed Q.16) or relu(g)^2 (non-negative).
-    wire logic signed [62:0] act17  = silu_q ? 63'(silu17_q) : $signed({1'b0, rr17_q});
     always_ff @(posedge clk_i) begin
       g_s[1]    <= $signed(el_wide[32*l +: 32]);
       up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
@@ -300,10 +300,10 @@ module op_vector #(
       rr_ll16_q <= relu[15:0] * relu[15:0];
       rr_hl16_q <= relu[30:16] * relu[15:0];
       rr_hh16_q <= relu[30:16] * relu[30:16];
-      silu17_q <= silu[47:0];
-      rr17_q   <= (62'(rr_hh16_q) << 32) + (62'(rr_hl16_q) << 17) + 62'(rr_ll16_q);
-      plo18_q  <= !live_s[17] ? 64'sd0 : 64'($signed({1'b0, act17[30:0]})) * 64'(up17);
-      phi18_q  <= !live_s[17] ? 64'sd0 : 64'($signed(act17[62:31])) * 64'(up17);
+      act17_q  <= silu_q ? 63'($signed(silu[47:0])) :
+                  $signed({1'b0, (62'(rr_hh16_q) << 32) + (62'(rr_hl16_q) << 17) + 62'(rr_ll16_q)});
+      plo18_q  <= !live_s[17] ? 64'sd0 : 64'($signed({1'b0, act17_q[30:0]})) * 64'(up17);
+      phi18_q  <= !live_s[17] ? 64'sd0 : 64'($signed(act17_q[62:31])) * 64'(up17);
       prod19_q <= (96'(phi18_q) <<< 31) + 96'(plo18_q);
     end
     assign prod[l] = prod19_q;
