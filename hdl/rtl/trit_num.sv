@@ -180,9 +180,10 @@ package trit_num;
   endfunction
 
   // model::numerics::f32_from_int for an unsigned integer below 2^96: binary32, round half to
-  // even (an integer is never subnormal). The engines convert in two cycles, lead_one then a
-  // register then i2f_at (vec_quant's local steps, op_attention's finisher); this composition is
-  // what the trit_num test checks against the reference.
+  // even (an integer is never subnormal). The engines convert in two or three cycles, lead_one
+  // then a register then i2f_at (op_attention's finisher), or i2f_front, a register, i2f_back
+  // (vec_quant's local steps); this composition is what the trit_num test checks against the
+  // reference.
   function automatic logic [31:0] i2f(input logic [95:0] x);
     i2f = i2f_at(x, lead_one(x));
   endfunction
@@ -206,35 +207,45 @@ package trit_num;
   // ... then the rounding, given e = lead_one(x) (0 for x = 0, which converts to +0). Round half
   // to even by the round bit (the last bit shifted out) and the sticky bit (any below it, by a
   // thermometer mask): no 96-bit remainder compares (they were the quantizers' longest path;
-  // proven equal to the remainder-against-half rounding in host/tests/proofs.rs).
-  function automatic logic [31:0] i2f_at(input logic [95:0] x, input logic [7:0] e_in);
-    logic [7:0]  e;
+  // proven equal to the remainder-against-half rounding in host/tests/proofs.rs). In two parts
+  // for a register between them (the shift and both bits, then the increment and the packing:
+  // in one cycle they were the quantizers' longest path): i2f_front's result is
+  // {x == 0, e, the 24-bit significand before rounding, round, sticky}.
+  localparam int I2F_MID_W = 1 + 8 + 24 + 2;
+  /* verilator lint_off UNUSEDSIGNAL */  // q: the significand's 24 bits are what is left
+  function automatic logic [I2F_MID_W-1:0] i2f_front(input logic [95:0] x, input logic [7:0] e);
     logic [7:0]  sh;
     logic [95:0] q;
     logic        round;
     logic        sticky;
-    e = e_in;
     q = '0;
     sh = '0;
     round = 1'b0;
     sticky = 1'b0;
-    if (x == '0) begin
-      i2f_at = 32'd0;
-    end else if (e <= 8'd23) begin
+    if (e <= 8'd23) begin
       q = x << (8'd23 - e);
-      i2f_at = {1'b0, e + 8'd127, q[22:0]};
     end else begin
       sh = e - 8'd23;
       q = x >> sh;
       round = x[7'(sh - 8'd1)];
       sticky = |(x & ~({96{1'b1}} << (sh - 8'd1)));
-      q = q + 96'(round && (sticky || q[0]));
-      if (q[24]) begin
-        q = q >> 1;
-        e = e + 8'd1;
-      end
-      i2f_at = {1'b0, e + 8'd127, q[22:0]};
     end
+    i2f_front = {x == '0, e, q[23:0], round, sticky};
+  endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
+  function automatic logic [31:0] i2f_back(input logic [I2F_MID_W-1:0] m);
+    logic [7:0]  e;
+    logic [24:0] q;
+    e = m[33:26];
+    q = {1'b0, m[25:2]} + 25'(m[1] && (m[0] || m[2]));
+    if (q[24]) begin
+      q = q >> 1;
+      e = e + 8'd1;
+    end
+    i2f_back = m[34] ? 32'd0 : {1'b0, e + 8'd127, q[22:0]};
+  endfunction
+  function automatic logic [31:0] i2f_at(input logic [95:0] x, input logic [7:0] e);
+    i2f_at = i2f_back(i2f_front(x, e));
   endfunction
 
   // The SiLU sigmoid of model::numerics::silu_fx for a non-negative input: RNE(2^30 / (2^15 + e))

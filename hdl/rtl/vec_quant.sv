@@ -218,20 +218,26 @@ module vec_quant #(
   end
 
   // Integer conversions need no trip through fp32_scalar: the operand and its leading one's
-  // position are registered when the step is "sent", the rounding answers the cycle after (a
-  // 96-bit priority encoder, shifter and rounding in one cycle were the quantizers' longest path).
+  // position are registered when the step is "sent", the shift and the round and sticky bits
+  // the cycle after, the rounding answers the cycle after that (a 96-bit priority encoder,
+  // shifter and rounding in one cycle were the quantizers' longest path, then the shift and the
+  // rounding in one).
   wire logic stepping = (b_state_q == B_INV || b_state_q == B_CODES) && !steps_done_q;
   wire logic local_step = s_op == I2F;
   logic s_ready, s_valid, s_fp_valid;
   logic [31:0] s_res, s_fp_res;
   logic [95:0] i2f_x_q;
   logic [7:0]  i2f_e_q;
+  logic [trit_num::I2F_MID_W-1:0] i2f_mid_q;
+  logic        i2f_late_q;  // req_sent_q a cycle ago: the conversion is through
   always_ff @(posedge clk_i) begin
-    i2f_x_q <= s_int;
-    i2f_e_q <= trit_num::lead_one(s_int);
+    i2f_x_q    <= s_int;
+    i2f_e_q    <= trit_num::lead_one(s_int);
+    i2f_mid_q  <= trit_num::i2f_front(i2f_x_q, i2f_e_q);
+    i2f_late_q <= req_sent_q;
   end
-  wire logic [31:0] i2f_res = trit_num::i2f_at(i2f_x_q, i2f_e_q);
-  assign s_valid = local_step ? stepping && req_sent_q : s_fp_valid;
+  wire logic [31:0] i2f_res = trit_num::i2f_back(i2f_mid_q);
+  assign s_valid = local_step ? stepping && req_sent_q && i2f_late_q : s_fp_valid;
   assign s_res   = local_step ? i2f_res : s_fp_res;
   // The other steps' operands go to fp32_scalar registered (the step's operand select in front
   // of the unit's acceptance logic was the quantizers' longest path): a request waits until they
