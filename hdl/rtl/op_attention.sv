@@ -828,7 +828,7 @@ module op_attention #(
   );
 
   logic        wcmd_ready, wel_ready, w_idle;
-  logic [QL*32-1:0] o_d;
+  logic [QL*32-1:0] o_d, o_d_q;  // F_OUT's rounded values; registered for the writer (stage 4)
   wire logic [15:0] f_out_tok = f_tok_q + 16'(f_qi_q);  // the finished query's token
   // The output row's address (row_addr, two cycles). The finisher's token, head and query
   // settle on entering F_LEAD and F_OUT's command comes after F_LEAD, F_I2F and the divide.
@@ -837,23 +837,24 @@ module op_attention #(
     .clk_i, .base_i (dst_q), .tok_i (f_out_tok), .head_i (f_head_q), .row_i (q_row), .hd_i (hd_q),
     .addr_o (f_dst_q)
   );
-  // F_OUT in four stages: each lane's QL sums read; their sum over the lanes; its 17-bit pieces
-  // times 1/S's significand (mul_pieces); the pieces' sum, rounded into the writer. The stages
+  // F_OUT in five stages: each lane's QL sums read; their sum over the lanes; its 17-bit pieces
+  // times 1/S's significand (mul_pieces); the pieces' sum; rounded, into the writer. The stages
   // move together and hold while the writer is not ready. (The 64 x 25-bit multiply in one
   // stage, its DSPs' partial sums on a carry chain, was op_attention's longest path; then the
   // lanes' memory read and the sum over the lanes in one; then two 32-bit halves' products,
-  // each two DSPs and their adder in one cycle.)
-  logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q;  // stage 0 .. 3 holds QL values
+  // each two DSPs and their adder in one cycle; then the rounding into the writer's packing.)
+  logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q, fo_v4_q;  // stage 0 .. 4 holds QL values
   logic signed [63:0] fo_sum_q [QL];
   localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
   logic [FO_W*QL-1:0] fo_p;
-  wire logic               fo_adv  = !fo_v3_q || wel_ready;
+  wire logic               fo_adv  = !fo_v4_q || wel_ready;
   wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
   always_ff @(posedge clk_i) begin
     if (fo_adv) begin
       for (int p = 0; p < PORTS; p++) fo_out_q[p] <= lane_out[p];
       for (int i = 0; i < QL; i++) fo_sum_q[i] <= acc_sum[i];
+      o_d_q <= o_d;
     end
   end
   for (genvar i = 0; i < QL; i++) begin : g_out
@@ -869,11 +870,13 @@ module op_attention #(
       fo_v1_q <= 1'b0;
       fo_v2_q <= 1'b0;
       fo_v3_q <= 1'b0;
+      fo_v4_q <= 1'b0;
     end else if (fo_adv) begin
       fo_v0_q <= fo_take;
       fo_v1_q <= fo_v0_q;
       fo_v2_q <= fo_v1_q;
       fo_v3_q <= fo_v2_q;
+      fo_v4_q <= fo_v3_q;
     end
   end
   // The four values share rcp: one shift decode, a window per value (requant_round). The decode
@@ -887,7 +890,7 @@ module op_attention #(
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (f_dst_q),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
-    .el_valid_i (fo_v3_q), .el_ready_o (wel_ready), .el_data_i (o_d),
+    .el_valid_i (fo_v4_q), .el_ready_o (wel_ready), .el_data_i (o_d_q),
     .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
@@ -950,7 +953,7 @@ module op_attention #(
           if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
           if (fo_take) f_el_q <= f_el_q + QL;
           // Every value handed to the writer (which posts the write): the next query, or done.
-          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v0_q && !fo_v1_q && !fo_v2_q && !fo_v3_q) begin
+          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v0_q && !fo_v1_q && !fo_v2_q && !fo_v3_q && !fo_v4_q) begin
             f_qi_q    <= f_qi_q + 1;
             f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_LEAD : F_IDLE;
           end

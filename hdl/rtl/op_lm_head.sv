@@ -237,11 +237,11 @@ module op_lm_head #(
       end
     end
     wire logic is_scale = gidx_q == groups;
-    // The activation codes of group gidx_q, read at its next value into a register (a block-RAM
-    // read port; the rows are all written before ROWS, during QUANT).
+    // The activation codes of group gidx_q, read into a register beside the group's head codes
+    // (stage 1 below; a block-RAM read port; the rows are all written before ROWS, during QUANT).
     logic [31:0] gidx_next;
     logic [16*CODES-1:0] x_codes;
-    always_ff @(posedge clk_i) x_codes <= xc[XW'(gidx_next)];
+    always_ff @(posedge clk_i) x_codes <= xc[XW'(gidx_q)];
     logic signed [47:0] dot_q;  // one code group's products summed (below)
     // The logit in stages of one multiply each: the row's scale registered off the reader's
     // queue (the queue's read into the product was the engine's longest path); c = sx * the
@@ -301,17 +301,15 @@ module op_lm_head #(
     // cycles after its scale fires (its last group fired a cycle before the scale at the
     // latest), when stage 1 of the logit takes it.
     localparam int PROD_W = 16 + HEAD_BITS;
-    logic [HEAD_BITS*CODES-1:0] e_codes_q;  // stage 1: the group's head codes
-    logic [16*CODES-1:0]        e_x_q;      // ... the activation's codes at the group
-    logic                       e_fire_q;   // ... it is a code group
+    logic [HEAD_BITS*CODES-1:0] e_codes_q;  // stage 1: the group's head codes (x_codes: the
+    logic                       e_fire_q;   // activation's); it is a code group
     logic signed [PROD_W-1:0]   prod_q [CODES];
     always_ff @(posedge clk_i) begin
       e_codes_q <= el_wide[p][HEAD_BITS*CODES-1:0];
-      e_x_q     <= x_codes;
       e_fire_q  <= fire && !is_scale;
       for (int j = 0; j < CODES; j++) begin
         prod_q[j] <= e_fire_q ?
-                     PROD_W'($signed(e_x_q[16*j +: 16]) * $signed(e_codes_q[HEAD_BITS*j +: HEAD_BITS])) : '0;
+                     PROD_W'($signed(x_codes[16*j +: 16]) * $signed(e_codes_q[HEAD_BITS*j +: HEAD_BITS])) : '0;
       end
     end
     logic signed [47:0]       prod_sum;
