@@ -54,17 +54,17 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9551, 41.0348, 1.0001],                    // EMBED: op, token, token x hidden words
-        &[170.1151, 28.7281, 1.1172, 0.0000, 139.8194], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[105.2528, 41.8479, 0.8057, 1.0541, 18.0810], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
-        &[132.6729, 111.7983, 0.9986, 1.7308],         // ROPE_KV: op, token, token x head, token x (q+k+v) words
-        &[149.7519, 5.9561, 4.5347, 111.9225, 1.7761, 1.3137], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
-        &[270.3386, 40.5645, 2.5639, 1.3459], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
+        &[60.9557, 44.0344, 1.0001], // EMBED: op, token, token x hidden words
+        &[171.9233, 32.9286, 1.1064, 0.0000, 147.4369], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
+        &[108.5819, 41.2850, 0.8067, 1.0542, 18.5785], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
+        &[139.8572, 122.5304, 0.9867, 1.8237], // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[155.7181, 6.3412, 4.5285, 124.5419, 1.7788, 1.3133], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
+        &[277.1301, 46.2192, 2.5698, 1.4250], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
-    prefetch_hidden: 0.260,
+    prefetch_hidden: 0.240,
     vector_factor: 1.075,
-    decode_prefetch_hidden: 0.040,
-    decode_vector_factor: 0.950,
+    decode_prefetch_hidden: 0.080,
+    decode_vector_factor: 0.975,
     lm_head_efficiency: 0.920,
 };
 
