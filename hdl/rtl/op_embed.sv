@@ -47,28 +47,29 @@ module op_embed #(
   // fp16 -> Q.16 int32, exactly as model::numerics::f16_to_fx, in two halves: f16_pre as a word
   // arrives (exponent, shift and rounding: the magnitude, its sign, whether it saturates), fx_post
   // as it leaves (the sign): the whole conversion in front of the write data was the engine's
-  // longest path. f16_pre by cases of the exponent: only e = 30 saturates (m * 2^21 >= 2^31),
-  // and a right shift rounds by its round and sticky bits (no compares of the remainder; equal
-  // to the straightforward conversion for every input: host/tests/proofs.rs).
+  // longest path. f16_pre: only e = 30 saturates (m * 2^21 >= 2^31); every other value is one
+  // left shift of m by e - 1 into 8 fraction bits (a right shift, a left one and their
+  // subtractions were the engine's longest path), rounded by its round and sticky bits (no
+  // compares of the remainder; equal to the straightforward conversion for every input:
+  // host/tests/proofs.rs).
   localparam int PRE_W = 34;  // {saturate, negative, magnitude}
   // [proof: f16_pre begin]
   function automatic logic [PRE_W-1:0] f16_pre(input logic [15:0] h);
     logic [4:0]  e;
     logic [10:0] m;
-    logic [3:0]  s;      // right shift of a small value: 1..8
-    logic [10:0] q;
-    logic        round;  // the last bit shifted out
+    logic [39:0] t;      // the value times 2^8: m << (e - 1), or m for a subnormal (e = 0)
+    logic [31:0] q;
+    logic        round;  // the last bit below the point
     logic        sticky; // any bit below it
     e = h[14:10];
     m = (e == 5'd0) ? {1'b0, h[9:0]} : {1'b1, h[9:0]};
-    s = (e == 5'd0) ? 4'd8 : 4'(5'd9 - e);
-    q = m >> s;
-    round  = m[s - 4'd1];
-    sticky = |(m & ((11'd1 << (s - 4'd1)) - 11'd1));
+    t = 40'(m) << ((e == 5'd0) ? 5'd0 : e - 5'd1);
+    q = t[39:8];
+    round  = t[7];
+    sticky = |t[6:0];
     if (e == 5'd31) f16_pre = h[9:0] != '0 ? '0 : {1'b1, h[15], 32'd0};  // NaN: 0; infinities saturate
     else if (e == 5'd30) f16_pre = {1'b1, h[15], 32'h8000_0000};          // m * 2^21 >= 2^31
-    else if (e >= 5'd9) f16_pre = {1'b0, h[15], 32'(m) << (e - 5'd9)};    // exact, below 2^31
-    else f16_pre = {1'b0, h[15], 32'(q) + 32'(round && (sticky || q[0]))};
+    else f16_pre = {1'b0, h[15], q + 32'(round && (sticky || q[0]))};     // e >= 9: exact
   endfunction
   // [proof: f16_pre end]
   function automatic logic [31:0] fx_post(input logic [PRE_W-1:0] p);
