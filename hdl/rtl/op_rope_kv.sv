@@ -69,13 +69,19 @@ module op_rope_kv #(
   logic [1:0] part_q;  // 0 q, 1 k, 2 v
 
   logic [15:0] tokens_q, tok_q, heads_q, kv_heads_q, hd_q, kv_qmax_q;
-  logic [31:0] pos0_q, max_seq_q, idx_q, head_q, j_q;
-  logic [31:0] ridx_q, hend_q;  // row elements read; end of the head being processed
+  logic [31:0] pos0_q, max_seq_q, head_q;
+  // Element indices within a row (and the table rows' halves) at the widths the checks admit
+  // (heads x head_dim <= VEC_DEPTH): at 32 bits their compares and sums in front of the row
+  // buffer's read address were the engine's longest path.
+  localparam int IW = $clog2(VEC_DEPTH + MAX_HEAD_DIM + 17);
+  logic [IW-1:0] idx_q, j_q;
+  logic [IW-1:0] ridx_q, hend_q;  // row elements read; end of the head being processed
   logic [63:0] q_q, k_q, v_q, rope_q, kv_q;
   logic        cmd_sent_q, fed_start_q;
   logic        q_open_q;  // Q_WRITE: the head's command is sent and its groups are still to produce
 
-  wire logic [31:0] half   = 32'(hd_q) >> 1;
+  wire logic [IW-1:0] hd_n  = IW'(hd_q);  // head_dim <= MAX_HEAD_DIM (checked)
+  wire logic [IW-1:0] half  = hd_n >> 1;
   // Row lengths: registered (the op's sizes, settled a cycle after the start; the first use is
   // the issuer's first row command, six cycles later: after its three-cycle wait).
   logic [31:0] qd, kvd;
@@ -83,7 +89,8 @@ module op_rope_kv #(
     qd  <= 32'(heads_q) * 32'(hd_q);
     kvd <= 32'(kv_heads_q) * 32'(hd_q);
   end
-  wire logic [31:0] n_row  = part_q == 2'd0 ? qd : kvd;
+  wire logic [IW-1:0] qd_n = IW'(qd);  // <= VEC_DEPTH (checked)
+  wire logic [IW-1:0] n_row = IW'(part_q == 2'd0 ? qd : kvd);  // <= VEC_DEPTH (checked)
   // Bytes from one q (k, v) row to the next: registered, the sizes are the op's (settled three
   // cycles after the start; the issuer first advances a row address six cycles after it).
   logic [63:0] q_stride, kv_stride;
@@ -181,7 +188,8 @@ module op_rope_kv #(
     end
   end
   // Table rows: head_dim/2 i16, eight per element (head_dim is a multiple of 16).
-  assign rcmd_count = i_part_q >= 3'd2 ? i_n / VL : half >> 3;
+  wire logic [IW-1:0] table_els = half >> 3;  // 16-byte elements of a table row
+  assign rcmd_count = i_part_q >= 3'd2 ? i_n / VL : 32'(table_els);
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       i_tok_q  <= '0;
@@ -211,9 +219,9 @@ module op_rope_kv #(
   wire logic el_fire = el_valid && el_ready;
 
   always_ff @(posedge clk_i) begin
-    if (el_fire && state_q == COS_DATA) cosb[TRW'(idx_q / 8)] <= el_wide;
-    if (el_fire && state_q == SIN_DATA) sinb[TRW'(idx_q / 8)] <= el_wide;
-    if (el_fire && row_reading) xbuf[XRW'(ridx_q / VL)] <= el_wide[32*VL-1:0];
+    if (el_fire && state_q == COS_DATA) cosb[TRW'(idx_q / IW'(8))] <= el_wide;
+    if (el_fire && state_q == SIN_DATA) sinb[TRW'(idx_q / IW'(8))] <= el_wide;
+    if (el_fire && row_reading) xbuf[XRW'(ridx_q / IW'(VL))] <= el_wide[32*VL-1:0];
   end
 
   // Elements idx_q + l of the row (j_q + l = their index within the head) and their partners
@@ -224,24 +232,24 @@ module op_rope_kv #(
   // LUT-RAM read twice per cycle). A group is produced only once its head is loaded, i.e. a
   // cycle after the head's last write at the earliest, and the first groups consumed then are
   // not that last one (nor is its partner: head_dim >= 16 is four groups or more).
-  logic [31:0]             idx_next, j_next;
+  logic [IW-1:0]           idx_next, j_next;
   wire logic               next_first = j_next < half;
   logic [32*VL-1:0]        x_group, y_group;
   always_ff @(posedge clk_i) begin
-    x_group <= xbuf[XRW'(idx_next / VL)];
-    y_group <= xbuf[XRW'((next_first ? idx_next + half : idx_next - half) / VL)];
+    x_group <= xbuf[XRW'(idx_next / IW'(VL))];
+    y_group <= xbuf[XRW'((next_first ? idx_next + half : idx_next - half) / IW'(VL))];
   end
   // The group's table entries: j_q (or j_q - half) and the three after it, half of a table row
   // (read a cycle ahead too, at j_next). Which half of the head, and which half of the table
   // row, are registered with the reads (a compare with half in front of the rotation was on the
   // engine's longest path).
-  wire logic [31:0]  tab0_next = next_first ? j_next : j_next - half;
+  wire logic [IW-1:0] tab0_next = next_first ? j_next : j_next - half;
   logic [127:0]      cos_row, sin_row;
   logic              group_first;  // j_q < half
   logic              tab_upper;    // the group's entries are the table row's upper four
   always_ff @(posedge clk_i) begin
-    cos_row     <= cosb[TRW'(tab0_next / 8)];
-    sin_row     <= sinb[TRW'(tab0_next / 8)];
+    cos_row     <= cosb[TRW'(tab0_next / IW'(8))];
+    sin_row     <= sinb[TRW'(tab0_next / IW'(8))];
     group_first <= next_first;
     tab_upper   <= tab0_next[2];
   end
@@ -292,7 +300,7 @@ module op_rope_kv #(
     assign rotated[32*l +: 32] = p_pass_q ? xp_q : r;
   end
   logic unused_tab;
-  assign unused_tab = ^{tab0_next[31:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
+  assign unused_tab = ^{tab0_next[IW-1:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
 
   // ---------------------------------------------------------------- quantizers (k, v per head)
   // FEED hands KV head head_q to quantizer head_q % NQ once that one is free; the drain below
@@ -383,7 +391,7 @@ module op_rope_kv #(
   wire logic d_el_phase = d_work && (d_step_q == 2'd1 || d_step_q == 2'd3);  // drain elements pending
   wire logic w_free     = !cmd_sent_q && !d_el_phase;
   wire logic d_cmd_want = d_work && ((d_step_q == 2'd0 && q_code_valid[dq]) || (d_step_q == 2'd2 && q_done_q[dq]));
-  wire logic q_cmd_want = state_q == Q_WRITE && idx_q < qd && loaded;  // the head is in
+  wire logic q_cmd_want = state_q == Q_WRITE && idx_q < qd_n && loaded;  // the head is in
   wire logic d_cmd_go   = w_free && d_cmd_want;
   wire logic q_cmd_go   = w_free && !d_cmd_want && q_cmd_want;
   wire logic q_writing  = q_cmd_go || cmd_sent_q;  // the writer is q's (cmd_sent_q: a head's elements)
@@ -425,8 +433,8 @@ module op_rope_kv #(
   wire logic p_move     = p_v_q && (!rs_v_q || rs_take);
   wire logic p_free     = !p_v_q || p_move;
   wire logic produce_q  = state_q == Q_WRITE && q_open_q && loaded && p_free;
-  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < 32'(hd_q) && loaded && p_free;
-  wire logic head_end   = j_q + VL == 32'(hd_q);  // the group is its head's last
+  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < hd_n && loaded && p_free;
+  wire logic head_end   = j_q + IW'(VL) == hd_n;  // the group is its head's last
   assign p_load = produce_q || produce_kv;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -530,17 +538,17 @@ module op_rope_kv #(
     idx_next = idx_q;
     j_next   = j_q;
     if (p_load) begin
-      idx_next = idx_q + VL;
-      j_next   = j_q + VL == 32'(hd_q) ? 32'd0 : j_q + VL;
+      idx_next = idx_q + IW'(VL);
+      j_next   = j_q + IW'(VL) == hd_n ? '0 : j_q + IW'(VL);
     end
     case (state_q)
       COS_CMD, SIN_CMD: idx_next = '0;
-      COS_DATA, SIN_DATA: if (el_fire) idx_next = idx_q + 8;
+      COS_DATA, SIN_DATA: if (el_fire) idx_next = idx_q + IW'(8);
       ROW_CMD: begin
         idx_next = '0;
         j_next   = '0;
       end
-      Q_WRITE: if (!cmd_sent_q && idx_q == qd) idx_next = '0;
+      Q_WRITE: if (!cmd_sent_q && idx_q == qd_n) idx_next = '0;
       default: ;
     endcase
   end
@@ -602,18 +610,18 @@ module op_rope_kv #(
         // The reads are in flight already (the issuer above): these states only set up.
         COS_CMD: state_q <= COS_DATA;
         COS_DATA: if (el_fire) begin
-          if (idx_q + 8 == half) state_q <= SIN_CMD;
+          if (idx_q + IW'(8) == half) state_q <= SIN_CMD;
         end
         SIN_CMD: state_q <= SIN_DATA;
         SIN_DATA: if (el_fire) begin
-          if (idx_q + 8 == half) begin
+          if (idx_q + IW'(8) == half) begin
             part_q  <= 2'd0;
             state_q <= ROW_CMD;
           end
         end
         ROW_CMD: begin
           ridx_q      <= '0;
-          hend_q      <= 32'(hd_q);
+          hend_q      <= hd_n;
           head_q      <= '0;
           cmd_sent_q  <= 1'b0;
           q_open_q    <= 1'b0;
@@ -621,7 +629,7 @@ module op_rope_kv #(
           state_q     <= part_q == 2'd0 ? Q_WRITE : FEED;
         end
         Q_WRITE: begin
-          if (el_fire && row_reading) ridx_q <= ridx_q + VL;
+          if (el_fire && row_reading) ridx_q <= ridx_q + IW'(VL);
           // The head's command opens it for the producer (up to its last group) and gives the
           // writer to q until that last group is written.
           if (q_writing && wcmd_fire) begin
@@ -629,23 +637,23 @@ module op_rope_kv #(
             q_open_q   <= 1'b1;
           end
           if (produce_q && head_end) begin
-            hend_q   <= hend_q + 32'(hd_q);
+            hend_q   <= hend_q + hd_n;
             q_open_q <= 1'b0;
           end
           if (q_writing && wel_fire && rs_last_q) cmd_sent_q <= 1'b0;
-          if (!cmd_sent_q && idx_q == qd) begin
+          if (!cmd_sent_q && idx_q == qd_n) begin
             part_q  <= 2'd1;
             state_q <= ROW_CMD;
           end
         end
         FEED: begin
-          if (el_fire && row_reading) ridx_q <= ridx_q + VL;
+          if (el_fire && row_reading) ridx_q <= ridx_q + IW'(VL);
           if (|q_start) fed_start_q <= 1'b1;
           if (produce_kv) begin
             if (head_end) begin
               fed_start_q <= 1'b0;
               head_q      <= head_q + 1;
-              hend_q      <= hend_q + 32'(hd_q);
+              hend_q      <= hend_q + hd_n;
               if (head_q + 1 == 32'(kv_heads_q)) begin
                 if (part_q == 2'd1) begin
                   part_q  <= 2'd2;
