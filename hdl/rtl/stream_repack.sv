@@ -84,7 +84,9 @@ module stream_repack #(
   // priority tests), else keeps its (moved) contents.
   logic [8*U*CAP_U-1:0] shifted, buf_d;
   logic [CNT_W:0]       f;     // fill after the output word left
-  wire logic            take = in_fire && out_left_q - 32'(out_fire) != '0;
+  // (outputs still to make after this cycle's: compares with constants, not a 32-bit
+  // subtraction in front of every unit's select -- op_linear's longest path)
+  wire logic            take = in_fire && (out_fire ? out_left_q != 32'd1 : out_left_q != '0);
   always_comb begin
     shifted = out_fire ? buf_q >> (8 * OUT_BYTES) : buf_q;
     f = (CNT_W+1)'(fill_q);

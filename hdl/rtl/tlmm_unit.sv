@@ -55,11 +55,34 @@ module tlmm_unit #(
   output      logic [31:0]           issue_cycles_o
 );
 
-  // A job whose weights do not fit the buffer is refused like any other out-of-range size. The
-  // buffer is a ring: a job's beats may run past the end and continue at address 0.
-  wire logic too_big = 32'(steps_i) * 32'(blocks_i) > WBUF_DEPTH;
+  // A job is taken into registers first (its sizes and its beats, steps x blocks), and starts
+  // the cycle after: the multiply and the size check in front of the start were op_linear's
+  // longest path. A job whose weights do not fit the buffer is refused like any other
+  // out-of-range size. The buffer is a ring: a job's beats may run past the end and continue at
+  // address 0.
   logic core_busy, core_err;
-  wire logic start = start_i && !core_busy;
+  logic                    start;  // the job taken a cycle ago starts
+  logic [TOK_W-1:0]        job_tokens_q;
+  logic [BLK_W-1:0]        job_blocks_q;
+  logic [STEP_W-1:0]       job_steps_q;
+  logic [WADDR_W-1:0]      job_wbase_q;
+  localparam int JB_W = STEP_W + BLK_W;
+  logic [JB_W-1:0]         job_beats_q;
+  wire logic take = start_i && !core_busy && !start;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) start <= 1'b0;
+    else start <= take;
+  end
+  always_ff @(posedge clk_i) begin
+    if (take) begin
+      job_tokens_q <= tokens_i;
+      job_blocks_q <= blocks_i;
+      job_steps_q  <= steps_i;
+      job_wbase_q  <= wbase_i;
+      job_beats_q  <= JB_W'(steps_i) * JB_W'(blocks_i);
+    end
+  end
+  wire logic too_big = 32'(job_beats_q) > WBUF_DEPTH;
   logic too_big_q;
 
   // ---------------------------------------------------------------- reader: buffer -> stream
@@ -97,11 +120,11 @@ module tlmm_unit #(
     end else begin
       if (start) begin
         too_big_q     <= too_big;
-        sweep_beats_q <= SWEEP_W'(32'(steps_i) * 32'(blocks_i));
-        rd_left_q     <= too_big ? '0 : SWEEP_W'(32'(steps_i) * 32'(blocks_i));
-        rd_sweeps_q   <= tokens_i - 1;
-        rd_addr_q     <= wbase_i;
-        wbase_q       <= wbase_i;
+        sweep_beats_q <= SWEEP_W'(job_beats_q);
+        rd_left_q     <= too_big ? '0 : SWEEP_W'(job_beats_q);
+        rd_sweeps_q   <= job_tokens_q - 1;
+        rd_addr_q     <= job_wbase_q;
+        wbase_q       <= job_wbase_q;
       end else if (re) begin
         if (rd_left_q == 1 && rd_sweeps_q != '0) begin
           // The next token's sweep: from the chunk's first beat again.
@@ -128,7 +151,7 @@ module tlmm_unit #(
   ) u_core (
     .clk_i, .rst_ni,
     .start_i        (start && !too_big),
-    .tokens_i, .blocks_i, .steps_i,
+    .tokens_i (job_tokens_q), .blocks_i (job_blocks_q), .steps_i (job_steps_q),
     .busy_o         (core_busy),
     .done_o,
     .cfg_err_o      (core_err),
