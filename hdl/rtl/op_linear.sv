@@ -662,9 +662,21 @@ module op_linear #(
       else ynew[32*l +: 32] = sum[31:0];
     end
   end
+  // The dst rows' words (accumulate) are written a cycle after the repacker makes them (its
+  // byte masks in front of ymem's write multiplexer were op_linear's longest path); the last
+  // lands in C_WAIT or the next row's Y_CMD / Y_GO, long before MATMUL's first result.
+  logic                yw_v_q;
+  logic [YA_W-1:0]     yw_a_q;
+  logic [8*LANE_B-1:0] yw_d_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) yw_v_q <= 1'b0;
+    else yw_v_q <= yr_out_valid && state_q == Y_DATA;
+  end
   always_ff @(posedge clk_i) begin
+    yw_a_q <= y_wa_q;
+    yw_d_q <= yr_out;
     if (rq_valid) ymem[ya_d3_q] <= ynew;
-    else if (yr_out_valid && state_q == Y_DATA) ymem[y_wa_q] <= yr_out;
+    else if (yw_v_q) ymem[yw_a_q] <= yw_d_q;
   end
   // Output rows: ymem words of the part's token, in block order, read ahead whenever the read
   // port is free.
