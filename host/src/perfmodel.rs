@@ -481,7 +481,7 @@ pub fn text(p: &Projection) -> String {
     let b = &p.bytes;
     let mb = |x: u64| x as f64 / 1e6;
     let int4 = p.int4_head_tok_s.map_or(String::new(), |t| {
-        format!("; with an int4 LM head (quant.lm_head = \"int4\", docs/numerics.md §9) {t:.1} tok/s")
+        format!("; decode with an int4 LM head (quant.lm_head = \"int4\", docs/numerics.md §9): {t:.1} tok/s")
     });
     format!(
         "  projected at {:.0} MHz (performance model calibrated on Verilator; estimates):\n\
