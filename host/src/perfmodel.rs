@@ -54,10 +54,10 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9557, 44.0344, 1.0001], // EMBED: op, token, token x hidden words
+        &[60.9557, 44.0344, 1.0001],                    // EMBED: op, token, token x hidden words
         &[171.9233, 32.9286, 1.1064, 0.0000, 147.4369], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
         &[108.5819, 41.2850, 0.8067, 1.0542, 18.5785], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
-        &[139.8572, 122.5304, 0.9867, 1.8237], // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[139.8572, 122.5304, 0.9867, 1.8237],         // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[155.7181, 6.3412, 4.5285, 124.5419, 1.7788, 1.3133], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
         &[277.1301, 46.2192, 2.5698, 1.4250], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],

@@ -74,7 +74,8 @@ fn check(in_w: usize, frac: u32, cases: &[(i64, f32)]) {
     m.set_u64(rst, 1);
     let lane_x = |i: usize, l: usize| cases[(i + l) % cases.len()].0;
     let mut got = Vec::new();
-    for i in 0..cases.len() + 4 {  // the pipeline is three stages; drain it
+    for i in 0..cases.len() + 4 {
+        // the pipeline is three stages; drain it
         if let Some(&(_, sv)) = cases.get(i) {
             m.set_u64(v, 1);
             let xs: Vec<i64> = (0..LANES).map(|l| lane_x(i, l)).collect();
