@@ -274,7 +274,7 @@ pub fn generate(cfg: &Config) -> Design {
         &TlmmParams::from_config(cfg),
         &KernelShape::from_config(cfg),
         &format!("config `{}` (board {})", cfg.name, cfg.board.name),
-        cfg.board.axi_data_bits as usize,
+        cfg.bus_bits(),
     );
     let extra = serde_json::json!({
         "config": cfg.name,

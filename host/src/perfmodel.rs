@@ -54,18 +54,18 @@ pub const FEATURES: [&[&str]; 6] = [
 /// `trit sim` on the calibration configs ([`calibration_configs`]).
 pub const CALIB: Calib = Calib {
     ops: [
-        &[60.9557, 44.0344, 1.0001],                    // EMBED: op, token, token x hidden words
-        &[171.9233, 32.9286, 1.1064, 0.0000, 147.4369], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[108.5819, 41.2850, 0.8067, 1.0542, 18.5785], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
-        &[139.8572, 122.5304, 0.9867, 1.8237],         // ROPE_KV: op, token, token x head, token x (q+k+v) words
-        &[155.7181, 6.3412, 4.5285, 124.5419, 1.7788, 1.3133], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
-        &[277.1301, 46.2192, 2.5698, 1.4250], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
+        &[60.8772, 47.3625, 1.1405],                    // EMBED: op, token, token x hidden words
+        &[169.0536, 33.8276, 1.2136, 0.0000, 145.7944], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
+        &[124.4254, 37.2182, 0.6574, 1.0992, 11.6817], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
+        &[145.4219, 96.0522, 7.5459, 1.9234],          // ROPE_KV: op, token, token x head, token x (q+k+v) words
+        &[157.0080, 6.1426, 4.6285, 124.1739, 1.7944, 1.3070], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
+        &[270.3826, 54.1488, 2.6918, 1.3971], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
     prefetch_hidden: 0.240,
-    vector_factor: 1.075,
-    decode_prefetch_hidden: 0.080,
+    vector_factor: 1.025,
+    decode_prefetch_hidden: 0.040,
     decode_vector_factor: 0.975,
-    lm_head_efficiency: 0.920,
+    lm_head_efficiency: 0.983,
 };
 
 /// Coefficients of the model (see [`CALIB`]).
@@ -83,7 +83,9 @@ pub struct Calib {
     /// As `vector_factor`, for decode (one token: the ops between LINEARs are short and the
     /// prefetch beside them takes a larger share of the DRAM).
     pub decode_vector_factor: f64,
-    /// LM head cycles = its bytes / min(DRAM, ports) bytes per cycle / this.
+    /// LM head cycles = its bytes / [`Machine::head_bpc`] / this. Not fitted (the calibration
+    /// configs simulate no LM head): measured with `trit sim --config tellme-kv260 --prompt-len 1
+    /// --lm-head` (session 17: 783,572 cycles for 49.28 MB at 64 B/cycle).
     pub lm_head_efficiency: f64,
 }
 
@@ -132,8 +134,10 @@ pub struct OpInst {
 /// Machine facts the model needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Machine {
-    /// Bus bytes per word.
+    /// Bus bytes per word (the kernel's AXI masters).
     pub bus: f64,
+    /// Bytes per cycle one port carries at most (`Config::port_bytes_per_cycle`).
+    pub port: f64,
     /// AXI master ports (weights stream over all of them).
     pub ports: f64,
     /// ... of which attention streams keys and values over (`engine.attention_ports`).
@@ -147,7 +151,8 @@ impl Machine {
     pub fn of(cfg: &Config) -> Machine {
         let shape = hdl::KernelShape::from_config(cfg);
         Machine {
-            bus: cfg.board.axi_data_bits as f64 / 8.0,
+            bus: cfg.bus_bits() as f64 / 8.0,
+            port: cfg.port_bytes_per_cycle(),
             ports: shape.MEM_PORTS as f64,
             attn_ports: shape.ATTN_PORTS as f64,
             dram_bpc: cfg.board.bandwidth_gbs * 1e3 / cfg.board.clock_mhz,
@@ -155,14 +160,25 @@ impl Machine {
     }
     /// Bytes per cycle weights stream at: the ports or the DRAM, whichever is less.
     pub fn stream_bpc(&self) -> f64 {
-        (self.ports * self.bus).min(self.dram_bpc)
+        (self.ports * self.port).min(self.dram_bpc)
+    }
+    /// Bytes of a row an engine takes from one port per cycle: one element of `elem_reader`
+    /// (16 bytes, [`model::config::CODE_LANES`]: the LM head's and attention's lanes, the vector
+    /// engines' reads), or what the port carries if that is less. A master wider than 16 bytes
+    /// speeds the weight stream, not these.
+    pub fn lane_bpc(&self) -> f64 {
+        self.port.min(model::config::CODE_LANES as f64)
+    }
+    /// Bytes per cycle the LM head streams at: a lane per port, or the DRAM.
+    pub fn head_bpc(&self) -> f64 {
+        (self.ports * self.lane_bpc()).min(self.dram_bpc)
     }
 }
 
 /// Bytes of one linear's weight image on the device.
 pub fn image_bytes(cfg: &Config, k: usize, n: usize) -> u64 {
     let tl = hdl::TlmmParams::from_config(cfg).tlmm();
-    (tl.steps(k) * tl.blocks(n) * tl.beat_stride(cfg.board.axi_data_bits as usize / 8)) as u64
+    (tl.steps(k) * tl.blocks(n) * tl.beat_stride(cfg.bus_bits() / 8)) as u64
 }
 
 /// Cycles the TLMM unit issues lookups for an `n x k` matrix and `tokens` tokens, chunk by chunk
@@ -180,7 +196,7 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
     let p = hdl::TlmmParams::from_config(cfg);
     let tl = p.tlmm();
     let tf = t as f64;
-    let words = |n: usize| (n as f64 * 4.0 / mc.bus).ceil();
+    let words = |n: usize| (n as f64 * 4.0 / mc.lane_bpc()).ceil();
     // NORM_QUANT with RMSNorm reads its gains and runs the norm's scalar steps per token; the
     // one before o_proj has a norm only with sub-norms.
     let norm = |n: usize, with: bool| {
@@ -193,7 +209,7 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
         let run = tlmm_run_cycles(&tl, n, k, t, p.WBUF_DEPTH) as f64;
         let load = image_bytes(cfg, k, n) as f64 / mc.stream_bpc();
         let chunks = tl.chunks(n, k, p.WBUF_DEPTH).len() as f64;
-        let rows = if reuse { 0.0 } else { (k as f64 / mc.bus).ceil() };
+        let rows = if reuse { 0.0 } else { (k as f64 / mc.lane_bpc()).ceil() };
         OpInst { kind: 2, x: vec![1.0, tf, tf * (rows + words(n)), run.max(load), chunks], load }
     };
     let [q, kk, v, o, gate, up, down] = hdl::linear_shapes(cfg);
@@ -242,7 +258,11 @@ pub fn layer_ops(cfg: &Config, t: usize, pos0: usize) -> Vec<OpInst> {
 /// The embedding op for `t` tokens.
 pub fn embed_op(cfg: &Config, t: usize) -> OpInst {
     let mc = Machine::of(cfg);
-    OpInst { kind: 0, x: vec![1.0, t as f64, t as f64 * (cfg.model.hidden as f64 * 4.0 / mc.bus).ceil()], load: 0.0 }
+    OpInst {
+        kind: 0,
+        x: vec![1.0, t as f64, t as f64 * (cfg.model.hidden as f64 * 4.0 / mc.lane_bpc()).ceil()],
+        load: 0.0,
+    }
 }
 
 /// Cycles of one op alone under the coefficients `c`.
@@ -302,7 +322,7 @@ pub fn lm_head_bytes(cfg: &Config) -> u64 {
 
 /// LM head cycles per token.
 pub fn lm_head_cycles(c: &Fitted, cfg: &Config) -> f64 {
-    lm_head_bytes(cfg) as f64 / Machine::of(cfg).stream_bpc() / c.lm_head_efficiency
+    lm_head_bytes(cfg) as f64 / Machine::of(cfg).head_bpc() / c.lm_head_efficiency
 }
 
 /// Bytes a decoded token moves, by kind.
@@ -376,8 +396,10 @@ pub struct Projection {
     pub roofline_fraction: f64,
     /// What bounds decode: `DRAM bandwidth`, `weight ports`, or `compute/overheads`.
     pub binds: String,
-    /// The most decode could reach with every cycle streaming: min(ports x bus, DRAM) bytes per
-    /// cycle over the bytes per token, tokens/s.
+    /// The memory path at this clock: masters, what each port carries, the DRAM.
+    pub memory_path: String,
+    /// The most decode could reach with every cycle streaming: the layers' bytes at min(ports x
+    /// port rate, DRAM) bytes per cycle, the LM head's at min(ports x lane, DRAM), tokens/s.
     pub stream_ceiling_tok_s: f64,
     /// Decode tokens/s of the same design with an int4 LM head (`quant.lm_head = "int4"`), when
     /// this one's is int8: what halving the largest read buys (at the accuracy docs/numerics.md §9
@@ -418,8 +440,15 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
     let tok_s = hz / tok_cycles;
     let mc = Machine::of(cfg);
     let binds = if tok_s / roof > 0.7 {
-        if mc.ports * mc.bus < mc.dram_bpc {
-            format!("weight ports ({} x {} B/cycle < DRAM {:.1} B/cycle)", mc.ports, mc.bus, mc.dram_bpc)
+        if mc.ports * mc.port < mc.dram_bpc {
+            format!("weight ports ({} x {:.1} B/cycle < DRAM {:.1} B/cycle)", mc.ports, mc.port, mc.dram_bpc)
+        } else if mc.head_bpc() < mc.dram_bpc {
+            format!(
+                "DRAM bandwidth for the layers; the LM head's lanes ({} x {:.0} B/cycle < DRAM {:.1} B/cycle)",
+                mc.ports,
+                mc.lane_bpc(),
+                mc.dram_bpc
+            )
         } else {
             "DRAM bandwidth".to_string()
         }
@@ -438,7 +467,8 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         prefill_layer_cycles_128: prefill_layer(c, cfg, 128.min(m.max_seq)),
         roofline_tok_s: roof,
         roofline_fraction: tok_s / roof,
-        stream_ceiling_tok_s: mc.stream_bpc() * hz / bytes.total() as f64,
+        stream_ceiling_tok_s: hz
+            / ((bytes.total() - bytes.lm_head) as f64 / mc.stream_bpc() + bytes.lm_head as f64 / mc.head_bpc()),
         int4_head_tok_s: (cfg.quant.lm_head == HeadFormat::Int8).then(|| {
             let mut four = cfg.clone();
             four.quant.lm_head = HeadFormat::Int4;
@@ -446,7 +476,24 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         }),
         bytes,
         binds,
+        memory_path: memory_path(cfg),
     }
+}
+
+/// How the kernel reaches the DRAM at the config's clock, in words.
+fn memory_path(cfg: &Config) -> String {
+    let (mc, b) = (Machine::of(cfg), &cfg.board);
+    let port = if mc.port < mc.bus {
+        format!(
+            "each at most {:.1} B/cycle (the board's {}-bit ports at {:.0} MHz)",
+            mc.port,
+            b.axi_data_bits,
+            b.axi_port_mhz.unwrap_or(b.clock_mhz)
+        )
+    } else {
+        format!("each {:.0} B/cycle", mc.port)
+    };
+    format!("{:.0} x {}-bit AXI masters, {port}; DRAM {:.1} B/cycle", mc.ports, cfg.bus_bits(), mc.dram_bpc)
 }
 
 impl Projection {
@@ -472,6 +519,7 @@ impl Projection {
             "stream_ceiling_tok_s": self.stream_ceiling_tok_s,
             "int4_head_decode_tok_s": self.int4_head_tok_s,
             "binds": self.binds,
+            "memory_path": self.memory_path,
         })
     }
 }
@@ -487,6 +535,7 @@ pub fn text(p: &Projection) -> String {
         "  projected at {:.0} MHz (performance model calibrated on Verilator; estimates):\n\
          \x20   decode at context {}: {:.0} cycles/layer, LM head {:.0} cycles -> {:.1} tok/s\n\
          \x20   TTFT: {:.3} s (64 tokens), {:.3} s (128 tokens); prefill {:.0} cycles/layer for 128 tokens\n\
+         \x20   memory: {}\n\
          \x20   bytes per decoded token: weights {:.2} MB, LM head {:.2} MB, KV cache {:.2} MB, activations {:.2} MB = {:.2} MB\n\
          \x20   DRAM roofline {:.1} tok/s -> {:.0}% reached; binds: {}\n\
          \x20   streaming ceiling (every cycle at the ports' or DRAM's rate) {:.1} tok/s{}\n",
@@ -498,6 +547,7 @@ pub fn text(p: &Projection) -> String {
         p.ttft_s.0,
         p.ttft_s.1,
         p.prefill_layer_cycles_128,
+        p.memory_path,
         mb(b.weights),
         mb(b.lm_head),
         mb(b.kv_cache),
@@ -736,7 +786,7 @@ pub fn fit(samples: &[Sample]) -> Fitted {
 }
 
 /// The configs the model is calibrated and checked on: `tiny` and variants (head_dim, GQA,
-/// activation and sub-norms, tokens per weight fetch, AXI ports, engine width), as
+/// activation and sub-norms, tokens per weight fetch, AXI ports and width, engine width), as
 /// (label, config). Each simulates in seconds.
 pub fn calibration_configs() -> Vec<(String, Config)> {
     let v = |label: &str, patch: &str| {
@@ -750,6 +800,7 @@ pub fn calibration_configs() -> Vec<(String, Config)> {
         v("8 tokens per fetch, query blocks of 4", "[engine]\nprefill_tokens = 8\nattention_queries = 4\n"),
         v("8 tables x 8 columns", "[engine]\ntables_per_step = 8\ncolumns_per_cycle = 8\n"),
         v("attention over one port", "[engine]\nattention_ports = 1\n"),
+        v("256-bit masters behind 128-bit ports", "[engine]\naxi_data_bits = 256\n"),
         v(
             "wider model",
             "[model]\nhidden = 192\nffn = 512\nheads = 6\nhead_dim = 32\n[engine]\nweight_buffer_beats = 1024\n",

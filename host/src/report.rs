@@ -563,7 +563,7 @@ pub struct SweepPoint {
 /// query block and memory ports) that validate.
 pub fn variants(cfg: &Config) -> Vec<Config> {
     let mut out = Vec::new();
-    for tables in [7, 14, 21, 28, 42, 56] {
+    for tables in [7, 14, 16, 21, 28, 32, 42, 56] {
         for cols in [8, 16, 24, 32] {
             for tokens in [4, 8, 16] {
                 for wbuf in [1024, 2048, 4096] {

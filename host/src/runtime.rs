@@ -31,7 +31,7 @@ impl DeviceShape {
         DeviceShape {
             tl: p.tlmm(),
             buffer_beats: p.WBUF_DEPTH,
-            bus_bytes: cfg.board.axi_data_bits as usize / 8,
+            bus_bytes: cfg.bus_bits() / 8,
             chunk_tokens: p.MAX_TOKENS,
         }
     }

@@ -65,8 +65,8 @@ impl SimDevice {
         SimDevice::build(d, timing, clock_mhz, mem_bytes, None)
     }
 
-    /// The kernel generated for `cfg`, behind the DRAM model of its board (bandwidth and clock
-    /// from the board file, 100 ns latency), with `mem_bytes` of device memory; optionally with
+    /// The kernel generated for `cfg`, behind the DRAM model of its board (bandwidth, clock and
+    /// each port's limit from the config, 100 ns latency), with `mem_bytes` of device memory; optionally with
     /// a waveform of cycles `from..to` at `path`.
     pub fn for_config(
         cfg: &model::Config,
@@ -75,7 +75,8 @@ impl SimDevice {
     ) -> Result<SimDevice> {
         let d = hdl::generate(cfg);
         let b = &cfg.board;
-        let timing = MemTiming::from_board(b.bandwidth_gbs, b.clock_mhz, 100.0);
+        let timing =
+            MemTiming::from_board(b.bandwidth_gbs, b.clock_mhz, 100.0).with_port_limit(cfg.port_bytes_per_cycle());
         SimDevice::build(&d, timing, b.clock_mhz, mem_bytes, wave)
     }
 

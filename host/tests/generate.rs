@@ -62,8 +62,8 @@ fn manifest_carries_the_config_and_derived_numbers() {
     let files: Vec<&str> = m["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
     assert_eq!(files.last(), Some(&"rtl/trit_kernel.sv"), "the kernel top comes last (dependency order)");
     let kernel = &d.files.last().unwrap().1;
-    assert!(kernel.contains(".DATA_W       (128)") && kernel.contains(".OFF_ERROR    (32'h00000018)"), "{kernel}");
-    assert_eq!(m["kernel"]["bus_bits"], cfg.board.axi_data_bits);
+    assert!(kernel.contains(".DATA_W       (256)") && kernel.contains(".OFF_ERROR    (32'h00000018)"), "{kernel}");
+    assert_eq!(m["kernel"]["bus_bits"], cfg.bus_bits());
     let wbuf = d.files.iter().find(|(n, _)| n == "tlmm_weight_buffer.sv").unwrap();
     assert!(wbuf.1.contains("(* ram_style = \"ultra\" *)"));
     // Four HP ports; gate (K 1536 -> 19 steps, N 4096 -> 256 blocks) needs 4864 beats, more than
@@ -73,13 +73,13 @@ fn manifest_carries_the_config_and_derived_numbers() {
     assert_eq!(m["kernel"]["memory_ports"], 4);
     let ws = &m["weight_schedule"];
     assert_eq!(ws["weight_ports"], 4);
-    assert_eq!(ws["bus_words_per_beat"], 18, "2240-bit beats in 128-bit words");
+    assert_eq!(ws["bus_words_per_beat"], 9, "2240-bit beats in the preset's 256-bit words");
     let row = |name: &str| ws["linears"].as_array().unwrap().iter().find(|r| r["linear"] == name).unwrap().clone();
     let gate = row("gate");
     assert_eq!((gate["steps"].as_u64(), gate["blocks"].as_u64()), (Some(19), Some(256)));
     assert_eq!(gate["chunk_blocks"], serde_json::json!([14, 53, 53, 53, 53, 16, 14]));
     assert_eq!(gate["double_buffered"], true);
-    assert_eq!(gate["load_cycles"][1], (53 * 19 * 18u64).div_ceil(4));
+    assert_eq!(gate["load_cycles"][1], (53 * 19 * 9u64).div_ceil(4));
     assert_eq!(gate["run_cycles_per_token"][0], 14 * 19);
     // q (96 blocks x 19 steps = 1824 beats) is more than a quarter of the buffer: 14 + 53 + 15 + 14.
     let q = row("q");

@@ -49,15 +49,16 @@ fn silu_mha_head_dim_32_without_sub_norms_sim_equals_ref() {
     );
 }
 
-/// Also the int4 LM head (two codes per byte: 32 codes per port and cycle), and attention over
-/// port 0 alone (the loader prefetches over the three weight ports meanwhile).
+/// Also the int4 LM head (two codes per byte: 32 codes per port and cycle), attention over port 0
+/// alone (the loader prefetches over the three weight ports meanwhile), and 256-bit masters
+/// behind the board's 128-bit ports (the memory model holds each port to 16 B x 333 MHz).
 #[test]
 fn gqa_4_to_1_tied_int4_kv_and_head_sim_equals_ref() {
     check(
         "gqa4-tied-int4",
         variant(
             "[model]\nkv_heads = 1\ntied_embeddings = true\n[quant]\nkv = \"int4\"\nlm_head = \"int4\"\n\
-             [engine]\nattention_ports = 1\n",
+             [engine]\nattention_ports = 1\naxi_data_bits = 256\n",
         ),
     );
 }

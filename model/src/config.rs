@@ -218,6 +218,12 @@ pub struct EngineConfig {
     pub attention_ports: Option<usize>,
     /// On-chip weight buffer (URAM) depth in weight beats; larger matrices are split by rows.
     pub weight_buffer_beats: usize,
+    /// Data width of the kernel's AXI masters, bits (128, 256 or 512); default: the board's
+    /// port width. A master wider than the board's ports reaches them through a width and
+    /// clock converter (TeLLMe's kernel: 256-bit masters on the KV260's 128-bit HP ports), at
+    /// most the port's width times its clock (`board.axi_port_mhz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axi_data_bits: Option<u32>,
 }
 
 fn default_acc_bits() -> u32 {
@@ -258,8 +264,13 @@ pub struct Board {
     pub bandwidth_gbs: f64,
     /// Number of AXI master ports the kernel may use.
     pub axi_ports: u32,
-    /// Data width of one AXI master port, bits.
+    /// Data width of one of the memory system's AXI ports, bits (the PS's HP ports on a Zynq);
+    /// the kernel's masters are this wide unless `engine.axi_data_bits` says otherwise.
     pub axi_data_bits: u32,
+    /// Highest clock those ports run at, MHz (Zynq UltraScale+ PS-PL interfaces: 333). Absent:
+    /// they run at the kernel clock, and a wider kernel master gains nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axi_port_mhz: Option<f64>,
     /// Kernel clock, MHz.
     pub clock_mhz: f64,
 }
@@ -568,11 +579,26 @@ impl Config {
         if b.clock_mhz <= 0.0 {
             return err("board.clock_mhz", format!("must be positive, got {}", b.clock_mhz));
         }
-        if ![128, 256, 512].contains(&b.axi_data_bits) {
+        if !b.axi_data_bits.is_power_of_two() || !(32..=1024).contains(&b.axi_data_bits) {
             return err(
                 "board.axi_data_bits",
-                format!("the kernel's AXI masters are 128, 256 or 512 bits wide, got {}", b.axi_data_bits),
+                format!("must be a power of two in 32..=1024 bits, got {}", b.axi_data_bits),
             );
+        }
+        if let Some(mhz) = b.axi_port_mhz {
+            if !(mhz > 0.0) {
+                return err("board.axi_port_mhz", format!("must be positive, got {mhz}"));
+            }
+        }
+        if ![128, 256, 512].contains(&self.bus_bits()) {
+            let rule = match e.axi_data_bits {
+                Some(bits) => format!("the kernel's AXI masters are 128, 256 or 512 bits wide, got {bits}"),
+                None => format!(
+                    "the board's ports are {} bits; the kernel's AXI masters are 128, 256 or 512 bits wide: set it",
+                    b.axi_data_bits
+                ),
+            };
+            return err("engine.axi_data_bits", rule);
         }
         if b.axi_ports == 0 {
             return err("board.axi_ports", "at least one AXI master port is needed".into());
@@ -601,6 +627,20 @@ impl Config {
     /// Table entry width the engine uses (configured or derived).
     pub fn table_entry_bits(&self) -> u32 {
         self.engine.table_entry_bits.unwrap_or(crate::pack::Tlmm::from_config(self).entry_bits() as u32)
+    }
+
+    /// Data width of the kernel's AXI masters, bits (`engine.axi_data_bits`, else the board's
+    /// port width): the bus word the RTL, the weight image's layout and the runtime use.
+    pub fn bus_bits(&self) -> usize {
+        self.engine.axi_data_bits.unwrap_or(self.board.axi_data_bits) as usize
+    }
+
+    /// Bytes one AXI master moves per kernel cycle at most: its width, or what the board's
+    /// port behind it carries at the port's clock (`board.axi_port_mhz`), whichever is less.
+    pub fn port_bytes_per_cycle(&self) -> f64 {
+        let b = &self.board;
+        let port = b.axi_data_bits as f64 / 8.0 * b.axi_port_mhz.unwrap_or(b.clock_mhz) / b.clock_mhz;
+        (self.bus_bits() as f64 / 8.0).min(port)
     }
 
     /// Width of the K (and V) projection output.

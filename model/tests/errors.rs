@@ -42,6 +42,24 @@ fn head_geometry_rules() {
     assert!(e.contains("heads x head_dim must equal hidden (4 x 8 != 64)"), "{e}");
 }
 
+/// The kernel's masters may be wider than the board's ports; what one moves per cycle is then the
+/// port's width at the port's clock.
+#[test]
+fn wide_masters_move_what_the_board_port_carries() {
+    let narrow = common::variant("");
+    assert_eq!((narrow.bus_bits(), narrow.port_bytes_per_cycle()), (128, 16.0));
+    let wide = common::variant("[engine]\naxi_data_bits = 256\n");
+    let port = wide.board.axi_data_bits as f64 / 8.0 * wide.board.axi_port_mhz.unwrap() / wide.board.clock_mhz;
+    assert!(port > 16.0 && port < 32.0, "kv260: a 128-bit port above the kernel's clock, {port}");
+    assert_eq!((wide.bus_bits(), wide.port_bytes_per_cycle()), (256, port));
+    let mut slow = wide.clone();
+    slow.board.clock_mhz = 100.0;
+    assert_eq!(slow.port_bytes_per_cycle(), 32.0, "a slow kernel: the master's width binds");
+    let mut same_clock = wide.clone();
+    same_clock.board.axi_port_mhz = None;
+    assert_eq!(same_clock.port_bytes_per_cycle(), 16.0, "ports at the kernel's clock: a wider master gains nothing");
+}
+
 #[test]
 fn other_rules() {
     let e = load_edited("bos_token_id = 256", "bos_token_id = 999");
@@ -56,6 +74,8 @@ fn other_rules() {
     assert!(e.contains("`engine.attention_ports`") && e.contains("must be in 1..=4") && e.contains("got 5"), "{e}");
     let e = load_edited("tlmm_group = 3", "tlmm_group = 3\nattention_ports = 0");
     assert!(e.contains("`engine.attention_ports`") && e.contains("got 0"), "{e}");
+    let e = load_edited("tlmm_group = 3", "tlmm_group = 3\naxi_data_bits = 64");
+    assert!(e.contains("`engine.axi_data_bits`") && e.contains("128, 256 or 512") && e.contains("got 64"), "{e}");
     let e = load_edited("board = \"kv260\"", "board = \"zcu999\"");
     assert!(e.contains("unknown board `zcu999`") && e.contains("kv260"), "{e}");
     let e = load_edited("rope_theta = 10000.0", "rope_theta = -1.0");

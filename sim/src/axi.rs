@@ -22,6 +22,10 @@ pub struct MemTiming {
     pub bytes_per_cycle: f64,
     /// Read or write bursts a port accepts before holding its address ready low.
     pub max_outstanding: usize,
+    /// Bytes per cycle one port carries at most (reads and writes together): the board's port
+    /// behind a wider master at the port's own clock (`Config::port_bytes_per_cycle`);
+    /// infinite when the master's width is the limit.
+    pub port_bytes_per_cycle: f64,
 }
 
 impl MemTiming {
@@ -33,7 +37,13 @@ impl MemTiming {
             write_latency: lat / 2,
             bytes_per_cycle: gb_per_s * 1000.0 / clock_mhz,
             max_outstanding: 16,
+            port_bytes_per_cycle: f64::INFINITY,
         }
+    }
+
+    /// The same memory behind ports that carry at most `bytes_per_cycle` each.
+    pub fn with_port_limit(self, bytes_per_cycle: f64) -> MemTiming {
+        MemTiming { port_bytes_per_cycle: bytes_per_cycle, ..self }
     }
 }
 
@@ -113,6 +123,8 @@ struct Port {
     w_hold: Option<(Vec<u32>, Vec<u32>, u64)>,
     read_bytes: u64,
     write_bytes: u64,
+    // Bandwidth budget of this port alone (`MemTiming::port_bytes_per_cycle`).
+    credit: f64,
 }
 
 /// Memory, the slave side of every master port, and the protocol monitor.
@@ -173,6 +185,7 @@ impl AxiMem {
                 w_hold: None,
                 read_bytes: 0,
                 write_bytes: 0,
+                credit: 0.0,
             });
         }
         Ok(AxiMem { dram: Dram::default(), timing, ports, credit: 0.0, cycle: 0 })
@@ -193,15 +206,18 @@ impl AxiMem {
         let beat_cap = self.ports.iter().map(|p| p.bytes).sum::<usize>() as f64;
         self.credit = (self.credit + self.timing.bytes_per_cycle).min(self.timing.bytes_per_cycle + beat_cap);
         let now = self.cycle;
+        let port_rate = self.timing.port_bytes_per_cycle;
         for p in &mut self.ports {
+            p.credit = (p.credit + port_rate).min(port_rate + p.bytes as f64);
             let id = &p.ids;
             m.set_u64(id.arready, (p.reads.len() < self.timing.max_outstanding) as u64);
             m.set_u64(id.awready, (p.writes.len() < self.timing.max_outstanding) as u64);
             // A read beat, once presented, stays until taken (its bandwidth is spent then).
             if !p.r_presented {
                 if let Some(b) = p.reads.front() {
-                    if b.ready_at <= now && self.credit >= p.bytes as f64 {
+                    if b.ready_at <= now && self.credit >= p.bytes as f64 && p.credit >= p.bytes as f64 {
                         self.credit -= p.bytes as f64;
+                        p.credit -= p.bytes as f64;
                         p.r_presented = true;
                     }
                 }
@@ -216,7 +232,7 @@ impl AxiMem {
             }
             m.set_u64(id.rresp, 0);
             m.set_u64(id.rvalid, p.r_presented as u64);
-            let w_ok = !p.writes.is_empty() && self.credit >= p.bytes as f64;
+            let w_ok = !p.writes.is_empty() && self.credit >= p.bytes as f64 && p.credit >= p.bytes as f64;
             m.set_u64(id.wready, w_ok as u64);
             m.set_u64(id.bresp, 0);
             m.set_u64(id.bvalid, p.responses.front().is_some_and(|&t| t <= now) as u64);
@@ -312,6 +328,7 @@ impl AxiMem {
                     }
                 }
                 self.credit -= p.bytes as f64;
+                p.credit -= p.bytes as f64;
                 p.write_bytes += p.bytes as u64;
                 p.w_beat += 1;
                 if last {

@@ -112,6 +112,8 @@ fn copies_are_exact_for_any_length_and_page_alignment() {
                     write_latency: 3,
                     bytes_per_cycle: bytes as f64 / 3.0,
                     max_outstanding: 2,
+                    // Tighter than the shared budget: the port's own limit binds.
+                    port_bytes_per_cycle: bytes as f64 / 4.0,
                 },
             ),
         ] {
@@ -151,6 +153,26 @@ fn long_copies_run_at_the_bandwidth_limit() {
     // One port moves at most one read and one write beat per cycle: 32 of the 68.4 bytes.
     println!("copy of {beats} beats: {cycles} cycles, {:.1} bytes/cycle", (r + w) as f64 / cycles as f64);
     assert!(cycles < beats + 200, "the copy should stream a beat per cycle after the latency: {cycles}");
+}
+
+#[test]
+fn a_port_limit_caps_one_port_below_the_shared_bandwidth() {
+    // A 256-bit master behind a 128-bit port at 333 MHz, kernel at 250 MHz: 21.3 bytes per
+    // cycle on the port, though the DRAM would give 68.4 and the master takes 32.
+    let mut m = copy_model(256, 64);
+    reset(&mut m);
+    let port = 16.0 * 333.0 / 250.0;
+    let timing = MemTiming::from_board(17.1, 250.0, 100.0).with_port_limit(port);
+    let mut mem = AxiMem::new(&m, &["m_axi_gmem_"], 256, timing).unwrap();
+    let beats = 2048;
+    let cycles = copy(&mut m, &mut mem, 0x1000_0000, 0x3000_0000, beats).unwrap();
+    let (r, w) = mem.traffic();
+    assert_eq!((r, w), (beats * 32, beats * 32));
+    let rate = (r + w) as f64 / cycles as f64;
+    println!("copy of {beats} 32-byte beats behind a {port:.1}-byte port: {cycles} cycles, {rate:.1} bytes/cycle");
+    // Reads and writes share the port's budget: no more than it, and near it once streaming.
+    assert!(rate <= port + 1e-9, "{rate} bytes/cycle through a {port:.1}-byte port");
+    assert!(rate > 0.9 * port, "the copy should stream at the port's limit: {rate}");
 }
 
 #[test]
@@ -202,7 +224,13 @@ endmodule
     };
     reset(&mut m);
     // No outstanding capacity: ARREADY stays low, so the master must hold ARVALID.
-    let timing = MemTiming { read_latency: 1, write_latency: 1, bytes_per_cycle: 64.0, max_outstanding: 0 };
+    let timing = MemTiming {
+        read_latency: 1,
+        write_latency: 1,
+        bytes_per_cycle: 64.0,
+        max_outstanding: 0,
+        port_bytes_per_cycle: f64::INFINITY,
+    };
     let mut mem = AxiMem::new(&m, &["m_axi_gmem_"], 128, timing).unwrap();
     let mut err = None;
     for _ in 0..10 {

@@ -520,7 +520,7 @@ impl Checkpoint {
         cfg: &Config,
         tl: &crate::pack::Tlmm,
     ) -> Result<(Vec<u8>, f32), CheckpointError> {
-        let (buffer, bus) = (cfg.engine.weight_buffer_beats, cfg.board.axi_data_bits as usize / 8);
+        let (buffer, bus) = (cfg.engine.weight_buffer_beats, cfg.bus_bits() / 8);
         let t = self.tensor(name)?;
         if t.dt == Some(Dt::U8) && cfg.quant.weights == WeightFormat::Ternary && t.shape == [rows.div_ceil(4), cols] {
             let scale = self.packed_scale(name)?;
