@@ -445,16 +445,21 @@ pub const ATTN_PER_QUERY: f64 = 0.5;
 
 /// What each memory port attention streams over adds, as a share of a one-port engine's LUT, FF
 /// and DSP: per port, a reader and LANES dot products and value sums per query. Measured with
-/// yosys on tellme-kv260's engine at one query: one port 20.0 k LUTs, 6.1 k FFs, 141 DSPs; two
-/// 26.6 k, 8.1 k, 208; four 39.9 k, 12.7 k, 334 (+33 %, +36 %, +46 % per port; LUTs bind).
-pub const ATTN_PER_PORT: f64 = 0.33;
+/// yosys on tellme-kv260's engine at one query (session 17's RTL, 128-bit masters): one port
+/// 16.0 k LUTs, 8.6 k FFs, 96 DSPs; four 36.7 k, 16.9 k, 269 (+43 %, +32 %, +60 % per port;
+/// LUTs bind, so their share is the one used; 256-bit masters: 16.5 k and 37.8 k LUTs, +43 %).
+/// Session 12's RTL gave 20.0 k / 26.6 k / 39.9 k LUTs for one, two and four ports (+33 %).
+pub const ATTN_PER_PORT: f64 = 0.43;
 
 /// The share of the linear engine's LUTs and FFs that does not scale with its lookups per cycle
 /// (TABLES x COLS): the ports' beat multiplexer, the weight buffer's writes, control, the COLS
 /// requantizer lanes and the accumulator memory's addressing. Measured with yosys on
-/// tellme-kv260's engine: 28 x 16 lookups (8 tokens) 51.9 k LUTs, 30.2 k FFs; 14 x 16 (4 tokens)
-/// 35.1 k, 19.8 k -- 75 LUTs and 46 FFs per lookup over ~18 k and ~9 k fixed (35 %, 31 %).
-pub const LINEAR_FIXED_SHARE: f64 = 0.33;
+/// tellme-kv260's engine (session 17's RTL): with 128-bit masters 28 x 16 lookups (8 tokens)
+/// 42.8 k LUTs, 14 x 16 (4 tokens) 31.8 k -- a fixed share of 0.49; with 256-bit masters 28 x 16
+/// 44.5 k, 21 x 8 32.1 k -- 0.56 (session 14's RTL gave 0.33: the lookups have shrunk since,
+/// the fixed logic less, and the fit's 21 x 8 pick estimated at 88 % synthesized to 90.5 %).
+/// FFs share less (0.36, 0.24): one share for both overestimates them, which does not bind.
+pub const LINEAR_FIXED_SHARE: f64 = 0.52;
 
 /// Resources of `cfg` estimated from a synthesized report of a related config (`base`, same
 /// model and board): every unit as synthesized, except the linear engine (`op_linear`), whose
