@@ -2,7 +2,8 @@
 //
 // elem_reader: reads `count` elements of 1, 2 or 4 bytes from any element-aligned byte address
 // and streams them out one per cycle, sign-extended to 32 bits -- or, for the lane-parallel
-// engines, 16-byte elements (16 int8 codes at once) on el_wide_o. The vector engines see device
+// engines, 16-byte elements (16 int8 codes at once) on el_wide_o's low 16 bytes, or WIDE-byte
+// ones (the LM head: a whole bus word) on all of it. The vector engines see device
 // memory as element streams through this and elem_writer, so none of them handles bus words,
 // row padding or unaligned starts itself.
 //
@@ -14,11 +15,13 @@
 
 module elem_reader #(
   parameter int DATA_W = 128,  // bus bits
-  parameter int QUEUE  = 4     // commands in flight
+  parameter int QUEUE  = 4,    // commands in flight
+  parameter int WIDE   = 16    // bytes of el_line_o's elements: 16 .. DATA_W / 8, a power of two
 ) (
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
-  // Command: `count` (>= 1) elements of 2^size bytes (size 0..4) at byte address `addr`.
+  // Command: `count` (>= 1) elements of 2^size bytes (size 0..4, or log2(WIDE)) at byte
+  // address `addr`.
   input  wire logic              cmd_valid_i,
   output      logic              cmd_ready_o,
   input  wire logic [63:0]       cmd_addr_i,
@@ -28,7 +31,7 @@ module elem_reader #(
   output      logic              el_valid_o,
   input  wire logic              el_ready_i,
   output      logic [31:0]       el_data_o,   // 1, 2, 4-byte elements, sign-extended
-  output      logic [127:0]      el_wide_o,   // 16-byte elements, raw
+  output      logic [8*WIDE-1:0] el_wide_o,   // 16- or WIDE-byte elements, raw
   // Read master.
   output      logic              rd_cmd_valid_o,
   input  wire logic              rd_cmd_ready_i,
@@ -42,6 +45,15 @@ module elem_reader #(
   localparam int BYTES = DATA_W / 8;
   localparam int OFF_W = $clog2(BYTES);
   localparam int QW    = QUEUE > 1 ? $clog2(QUEUE) : 1;
+  localparam int WIDE_W = $clog2(WIDE);
+
+  if (WIDE < 16 || WIDE > BYTES || (WIDE & (WIDE - 1)) != 0) begin : g_bad_wide
+`ifdef __ICARUS__
+    elem_reader_bad_WIDE u_fail ();
+`else
+    $error("elem_reader: WIDE = %0d must be a power of two in 16 .. DATA_W / 8 = %0d", WIDE, BYTES);
+`endif
+  end
 
   // Queue of accepted commands: start offset in the first word, element count, size.
   logic [OFF_W-1:0] q_off   [QUEUE];
@@ -74,7 +86,22 @@ module elem_reader #(
     assign granule = 128'(rd_data_i);
   end
   wire logic [31:0] raw = 32'(granule >> {ptr[3:0], 3'b000});
-  assign el_wide_o = {granule[127:32], raw};
+  // A WIDE-byte element starts on a WIDE boundary: the word's WIDE-byte line at ptr, whose low
+  // 16 bytes are then the granule at ptr -- so the same bits serve 16-byte elements (the low
+  // ones) and WIDE-byte ones (all), with no multiplexer between them.
+  if (WIDE == 16) begin : g_granule_only
+    assign el_wide_o = {granule[127:32], raw};
+  end else begin : g_line
+    logic [8*WIDE-1:0] line;
+    if (OFF_W > WIDE_W) begin : g_lines
+      assign line = (8*WIDE)'(rd_data_i >> {ptr[OFF_W-1:WIDE_W], (WIDE_W+3)'(0)});
+    end else begin : g_one_line
+      assign line = (8*WIDE)'(rd_data_i);
+    end
+    assign el_wide_o = {line[8*WIDE-1:128], granule[127:32], raw};
+    logic unused_line;  // the line's low 16 bytes: the granule's, taken from there
+    assign unused_line = ^line[127:0];
+  end
   always_comb begin
     unique case (size)
       3'd0:    el_data_o = {{24{raw[7]}}, raw[7:0]};

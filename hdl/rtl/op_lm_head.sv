@@ -8,7 +8,9 @@
 // The head is the largest read of a decode step (vocab x hidden x HEAD_BITS / 8 bytes), so it
 // streams over every memory port: row lane p reads rows p, p + PORTS, p + 2 PORTS, ... through
 // its own port (row codes, then the row's scale, issued ahead of use), one LANES-byte element
-// = CODES codes per cycle (hidden is a multiple of CODES, checked by the config). Int4 codes
+// = CODES codes per cycle (hidden is a multiple of CODES, checked by the config). LANES is the
+// bus word: with masters wider than 16 bytes the head streams at their rate, not at 16 bytes
+// per port and cycle (the head's lanes then bound decode below the DRAM's rate). Int4 codes
 // (two per byte, low nibble first) double the codes per element, so a port's bytes per cycle and
 // the head's cycles halve with its bytes. Each lane holds its finished logit until the writer, which emits
 // logits in row order, takes it.
@@ -20,7 +22,7 @@ module op_lm_head #(
   parameter int VEC_DEPTH = 256,     // longest hidden row
   parameter int HEAD_QMAX = 32767,   // activation code range of the LM head
   parameter int HEAD_BITS = 8,       // bits per weight code: 8 or 4
-  parameter int LANES     = 16,      // bytes per cycle and port (one 16-byte element of elem_reader)
+  parameter int LANES     = 16,      // bytes per cycle and port: a bus word (elem_reader's WIDE)
   parameter int PORTS     = 1,       // read masters: the rd_* bundle and PORTS-1 wrd_*
   parameter int XP        = PORTS > 1 ? PORTS - 1 : 1  // derived: wrd_* slots
 ) (
@@ -115,13 +117,13 @@ module op_lm_head #(
   logic [31:0]           rcmd_count [PORTS];
   logic [2:0]            rcmd_size  [PORTS];
   logic [31:0]           el_data    [PORTS];
-  logic [127:0]          el_wide    [PORTS];
+  logic [8*LANES-1:0]    el_wide    [PORTS];
   logic [PORTS-1:0]      m_cmd_valid, m_cmd_ready, m_valid, m_ready;
   logic [63:0]           m_cmd_addr  [PORTS];
   logic [31:0]           m_cmd_beats [PORTS];
   logic [DATA_W-1:0]     m_data      [PORTS];
   for (genvar p = 0; p < PORTS; p++) begin : g_rd
-    elem_reader #(.DATA_W (DATA_W), .QUEUE (8)) u_rd (
+    elem_reader #(.DATA_W (DATA_W), .QUEUE (8), .WIDE (LANES)) u_rd (
       .clk_i, .rst_ni,
       .cmd_valid_i (rcmd_valid[p]), .cmd_ready_o (rcmd_ready[p]), .cmd_addr_i (rcmd_addr[p]),
       .cmd_count_i (rcmd_count[p]), .cmd_size_i (rcmd_size[p]),
@@ -163,7 +165,7 @@ module op_lm_head #(
   wire logic fe_fire = el_valid[0] && el_ready[0];  // front-end elements (reader 0)
   vec_quant #(.DEPTH (VEC_DEPTH)) u_quant (
     .clk_i, .rst_ni,
-    .g_we_i (state_q == GAIN_DATA && fe_fire), .g_addr_i (idx_q), .g_data_i (el_wide[0]),
+    .g_we_i (state_q == GAIN_DATA && fe_fire), .g_addr_i (idx_q), .g_data_i (el_wide[0][127:0]),
     .start_i (q_start), .ready_o (q_ready), .n_i (hidden_q), .ex_i (-32'sd16), .shift_i (shift_q), .norm_i (1'b1),
     .qmax_i (16'(HEAD_QMAX)), .eps_i (eps_q),
     .in_valid_i (state_q == QUANT && quant_started_q && el_valid[0]), .in_ready_o (q_in_ready),
@@ -173,10 +175,12 @@ module op_lm_head #(
   );
   // The codes in rows of CODES (one code group, what a lane multiplies per cycle), assembled as
   // they arrive and written a row at a time: an element-indexed array made yosys build a
-  // VEC_DEPTH-way multiplexer per code a lane reads.
+  // VEC_DEPTH-way multiplexer per code a lane reads. Block RAM (a copy per lane's read port):
+  // with whole-word lanes the rows are few and wide (48 x 512 bits at tellme-kv260's 256-bit
+  // bus), and yosys chose LUT-RAM, 2.2 k LUTs more where LUTs bind.
   localparam int XROWS = (VEC_DEPTH + CODES - 1) / CODES;
   localparam int XW    = XROWS > 1 ? $clog2(XROWS) : 1;
-  logic [16*CODES-1:0] xc [XROWS];
+  (* ram_style = "block" *) logic [16*CODES-1:0] xc [XROWS];
   logic [16*(CODES-1)-1:0] xrow_q;  // the row's codes so far, the first in the low bits
   wire logic [16*CODES-1:0] xrow_in = {q_code, xrow_q};
   always_ff @(posedge clk_i) begin

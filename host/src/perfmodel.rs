@@ -56,16 +56,16 @@ pub const CALIB: Calib = Calib {
     ops: [
         &[60.8772, 47.3625, 1.1405],                    // EMBED: op, token, token x hidden words
         &[169.0536, 33.8276, 1.2136, 0.0000, 145.7944], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[124.4254, 37.2182, 0.6574, 1.0992, 11.6817], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
+        &[107.2360, 46.6078, 0.5901, 1.0561, 20.6371], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
         &[145.4219, 96.0522, 7.5459, 1.9234],          // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[157.0080, 6.1426, 4.6285, 124.1739, 1.7944, 1.3070], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
         &[270.3826, 54.1488, 2.6918, 1.3971], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
-    prefetch_hidden: 0.240,
-    vector_factor: 1.025,
-    decode_prefetch_hidden: 0.040,
-    decode_vector_factor: 0.975,
-    lm_head_efficiency: 0.983,
+    prefetch_hidden: 0.180,
+    vector_factor: 1.075,
+    decode_prefetch_hidden: 0.720,
+    decode_vector_factor: 1.100,
+    lm_head_efficiency: 0.975,
 };
 
 /// Coefficients of the model (see [`CALIB`]).
@@ -83,9 +83,9 @@ pub struct Calib {
     /// As `vector_factor`, for decode (one token: the ops between LINEARs are short and the
     /// prefetch beside them takes a larger share of the DRAM).
     pub decode_vector_factor: f64,
-    /// LM head cycles = its bytes / [`Machine::head_bpc`] / this. Not fitted (the calibration
-    /// configs simulate no LM head): measured with `trit sim --config tellme-kv260 --prompt-len 1
-    /// --lm-head` (session 17: 783,572 cycles for 49.28 MB at 64 B/cycle).
+    /// LM head cycles = its bytes / [`Machine::stream_bpc`] / this. Not fitted (the calibration
+    /// configs simulate no LM head): measured with `trit sim --config tellme-kv260 --prompt-len 8
+    /// --lm-head` (session 17: 738,986 cycles for 49.28 MB at the DRAM's 68.4 B/cycle).
     pub lm_head_efficiency: f64,
 }
 
@@ -163,15 +163,11 @@ impl Machine {
         (self.ports * self.port).min(self.dram_bpc)
     }
     /// Bytes of a row an engine takes from one port per cycle: one element of `elem_reader`
-    /// (16 bytes, [`model::config::CODE_LANES`]: the LM head's and attention's lanes, the vector
-    /// engines' reads), or what the port carries if that is less. A master wider than 16 bytes
-    /// speeds the weight stream, not these.
+    /// (16 bytes, [`model::config::CODE_LANES`]: attention's lanes, the vector engines' reads),
+    /// or what the port carries if that is less. A master wider than 16 bytes speeds the weight
+    /// stream and the LM head, not these.
     pub fn lane_bpc(&self) -> f64 {
         self.port.min(model::config::CODE_LANES as f64)
-    }
-    /// Bytes per cycle the LM head streams at: a lane per port, or the DRAM.
-    pub fn head_bpc(&self) -> f64 {
-        (self.ports * self.lane_bpc()).min(self.dram_bpc)
     }
 }
 
@@ -322,7 +318,8 @@ pub fn lm_head_bytes(cfg: &Config) -> u64 {
 
 /// LM head cycles per token.
 pub fn lm_head_cycles(c: &Fitted, cfg: &Config) -> f64 {
-    lm_head_bytes(cfg) as f64 / Machine::of(cfg).head_bpc() / c.lm_head_efficiency
+    // Its lanes take a bus word per port and cycle (`Config::head_lane_bytes`): the weights' rate.
+    lm_head_bytes(cfg) as f64 / Machine::of(cfg).stream_bpc() / c.lm_head_efficiency
 }
 
 /// Bytes a decoded token moves, by kind.
@@ -398,8 +395,8 @@ pub struct Projection {
     pub binds: String,
     /// The memory path at this clock: masters, what each port carries, the DRAM.
     pub memory_path: String,
-    /// The most decode could reach with every cycle streaming: the layers' bytes at min(ports x
-    /// port rate, DRAM) bytes per cycle, the LM head's at min(ports x lane, DRAM), tokens/s.
+    /// The most decode could reach with every cycle streaming: the layers' and the LM head's
+    /// bytes at min(ports x port rate, DRAM) bytes per cycle, tokens/s.
     pub stream_ceiling_tok_s: f64,
     /// Decode tokens/s of the same design with an int4 LM head (`quant.lm_head = "int4"`), when
     /// this one's is int8: what halving the largest read buys (at the accuracy docs/numerics.md §9
@@ -442,13 +439,6 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
     let binds = if tok_s / roof > 0.7 {
         if mc.ports * mc.port < mc.dram_bpc {
             format!("weight ports ({} x {:.1} B/cycle < DRAM {:.1} B/cycle)", mc.ports, mc.port, mc.dram_bpc)
-        } else if mc.head_bpc() < mc.dram_bpc {
-            format!(
-                "DRAM bandwidth for the layers; the LM head's lanes ({} x {:.0} B/cycle < DRAM {:.1} B/cycle)",
-                mc.ports,
-                mc.lane_bpc(),
-                mc.dram_bpc
-            )
         } else {
             "DRAM bandwidth".to_string()
         }
@@ -467,8 +457,7 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         prefill_layer_cycles_128: prefill_layer(c, cfg, 128.min(m.max_seq)),
         roofline_tok_s: roof,
         roofline_fraction: tok_s / roof,
-        stream_ceiling_tok_s: hz
-            / ((bytes.total() - bytes.lm_head) as f64 / mc.stream_bpc() + bytes.lm_head as f64 / mc.head_bpc()),
+        stream_ceiling_tok_s: mc.stream_bpc() * hz / bytes.total() as f64,
         int4_head_tok_s: (cfg.quant.lm_head == HeadFormat::Int8).then(|| {
             let mut four = cfg.clone();
             four.quant.lm_head = HeadFormat::Int4;

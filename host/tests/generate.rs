@@ -95,6 +95,8 @@ fn generated_rtl_is_accepted_by_verilator_icarus_and_yosys() {
         ("tiny", Config::preset("tiny").unwrap()),
         ("G=2", variant("tlmm_group = 2\ntables_per_step = 3\n")),
         ("G=4", variant("tlmm_group = 4\ntables_per_step = 2\n")),
+        // Wide read elements (the LM head takes a whole 32-byte word per port and cycle).
+        ("256-bit masters", variant("axi_data_bits = 256\n")),
     ] {
         let d = generate(&cfg);
         let dir = tempfile::tempdir().unwrap();

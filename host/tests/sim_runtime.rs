@@ -37,21 +37,23 @@ fn tiny_sim_equals_ref() {
 }
 
 /// Also attention query blocks of four (tiny: two): a 7-token prompt ends in a block of three;
-/// and attention over three of the four ports (the loader keeps the fourth).
+/// attention over three of the four ports (the loader keeps the fourth); and 256-bit masters
+/// (the int8 LM head takes 32 codes per port and cycle).
 #[test]
 fn silu_mha_head_dim_32_without_sub_norms_sim_equals_ref() {
     check(
         "silu-mha-hd32",
         variant(
             "[model]\nffn_activation = \"silu\"\nsub_norms = false\nheads = 2\nkv_heads = 2\nhead_dim = 32\n\
-             [engine]\nattention_queries = 4\nattention_ports = 3\n",
+             [engine]\nattention_queries = 4\nattention_ports = 3\naxi_data_bits = 256\n",
         ),
     );
 }
 
 /// Also the int4 LM head (two codes per byte: 32 codes per port and cycle), attention over port 0
 /// alone (the loader prefetches over the three weight ports meanwhile), and 256-bit masters
-/// behind the board's 128-bit ports (the memory model holds each port to 16 B x 333 MHz).
+/// behind the board's 128-bit ports (the memory model holds each port to 16 B x 333 MHz; the
+/// head takes 64 codes per port and cycle).
 #[test]
 fn gqa_4_to_1_tied_int4_kv_and_head_sim_equals_ref() {
     check(

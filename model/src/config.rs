@@ -299,8 +299,9 @@ struct ConfigFile {
     engine: EngineConfig,
 }
 
-/// int8 codes the accelerator's attention and LM-head engines take per cycle (one 16-byte read
-/// element); head dimensions must be a multiple of it.
+/// int8 codes the accelerator's attention engine takes per cycle and port (one 16-byte read
+/// element); head dimensions must be a multiple of it. (The LM head takes a whole bus word:
+/// [`Config::head_lane_bytes`].)
 pub const CODE_LANES: usize = 16;
 
 /// A complete, validated configuration.
@@ -456,7 +457,7 @@ impl Config {
                 ),
             );
         }
-        let head_codes = CODE_LANES * 8 / self.quant.lm_head.bits() as usize;
+        let head_codes = self.head_lane_bytes() * 8 / self.quant.lm_head.bits() as usize;
         if m.hidden % head_codes != 0 {
             return err(
                 "quant.lm_head",
@@ -633,6 +634,11 @@ impl Config {
     /// port width): the bus word the RTL, the weight image's layout and the runtime use.
     pub fn bus_bits(&self) -> usize {
         self.engine.axi_data_bits.unwrap_or(self.board.axi_data_bits) as usize
+    }
+
+    /// Bytes the LM head takes per port and cycle: a whole bus word (`op_lm_head`'s LANES).
+    pub fn head_lane_bytes(&self) -> usize {
+        self.bus_bits() / 8
     }
 
     /// Bytes one AXI master moves per kernel cycle at most: its width, or what the board's
