@@ -16,7 +16,7 @@
 module elem_reader #(
   parameter int DATA_W = 128,  // bus bits
   parameter int QUEUE  = 4,    // commands in flight
-  parameter int WIDE   = 16    // bytes of el_line_o's elements: 16 .. DATA_W / 8, a power of two
+  parameter int WIDE   = 16    // bytes of el_wide_o, its widest element: 16 .. DATA_W / 8, a power of two
 ) (
   input  wire logic              clk_i,
   input  wire logic              rst_ni,
