@@ -56,16 +56,16 @@ pub const CALIB: Calib = Calib {
     ops: [
         &[60.8772, 47.3625, 1.1405],                    // EMBED: op, token, token x hidden words
         &[169.0536, 33.8276, 1.2136, 0.0000, 145.7944], // NORM_QUANT: op, token, token x row words, op with a norm, token with a norm
-        &[107.2360, 46.6078, 0.5901, 1.0561, 20.6371], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
+        &[109.6129, 45.3395, 0.5981, 1.0621, 19.3987], // LINEAR: op, token, token x (codes row, unless held + result row) words, max(TLMM run, weight load), weight chunks
         &[145.4219, 96.0522, 7.5459, 1.9234],          // ROPE_KV: op, token, token x head, token x (q+k+v) words
         &[157.0080, 6.1426, 4.6285, 124.1739, 1.7944, 1.3070], // ATTENTION: op, token x head, token x head x 16-lane beat, block x head, query x key x head / ports, block x key x head x 16-lane beat / ports
         &[270.3826, 54.1488, 2.6918, 1.3971], // FFN_ACT: op, token, token x ffn words / read ports, token x ffn words (sub-norm)
     ],
-    prefetch_hidden: 0.180,
+    prefetch_hidden: 0.240,
     vector_factor: 1.075,
-    decode_prefetch_hidden: 0.720,
-    decode_vector_factor: 1.100,
-    lm_head_efficiency: 0.975,
+    decode_prefetch_hidden: 0.460,
+    decode_vector_factor: 1.075,
+    lm_head_efficiency: 0.987,
 };
 
 /// Coefficients of the model (see [`CALIB`]).
@@ -83,9 +83,11 @@ pub struct Calib {
     /// As `vector_factor`, for decode (one token: the ops between LINEARs are short and the
     /// prefetch beside them takes a larger share of the DRAM).
     pub decode_vector_factor: f64,
-    /// LM head cycles = its bytes / [`Machine::stream_bpc`] / this. Not fitted (the calibration
+    /// LM head cycles = its bytes / [`Machine::head_bpc`] / this. Not fitted (the calibration
     /// configs simulate no LM head): measured with `trit sim --config tellme-kv260 --prompt-len 8
-    /// --lm-head` (session 17: 738,986 cycles for 49.28 MB at the DRAM's 68.4 B/cycle).
+    /// --lm-head` (session 17: 795,302 cycles for 49.28 MB at 4 x 15.7 B/cycle: port 0, served
+    /// first, takes 21.3 B of the DRAM's 68.4, lanes 1-3 share the rest; 128-bit masters:
+    /// 783,572 at 4 x 16).
     pub lm_head_efficiency: f64,
 }
 
@@ -161,6 +163,17 @@ impl Machine {
     /// Bytes per cycle weights stream at: the ports or the DRAM, whichever is less.
     pub fn stream_bpc(&self) -> f64 {
         (self.ports * self.port).min(self.dram_bpc)
+    }
+    /// Bytes per cycle the LM head streams at. Its row lanes, one per port, finish rows in
+    /// turn, so the slowest binds; port 0 is served first (the memory's QoS, `sim::axi`), so
+    /// when the DRAM gives less than every port could take, the others share what it leaves.
+    pub fn head_bpc(&self) -> f64 {
+        let slowest = if self.ports > 1.0 {
+            self.port.min((self.dram_bpc - self.port).max(0.0) / (self.ports - 1.0))
+        } else {
+            self.port
+        };
+        (self.ports * slowest).min(self.dram_bpc)
     }
     /// Bytes of a row an engine takes from one port per cycle: one element of `elem_reader`
     /// (16 bytes, [`model::config::CODE_LANES`]: attention's lanes, the vector engines' reads),
@@ -318,8 +331,8 @@ pub fn lm_head_bytes(cfg: &Config) -> u64 {
 
 /// LM head cycles per token.
 pub fn lm_head_cycles(c: &Fitted, cfg: &Config) -> f64 {
-    // Its lanes take a bus word per port and cycle (`Config::head_lane_bytes`): the weights' rate.
-    lm_head_bytes(cfg) as f64 / Machine::of(cfg).stream_bpc() / c.lm_head_efficiency
+    // Its lanes take a bus word per port and cycle (`Config::head_lane_bytes`).
+    lm_head_bytes(cfg) as f64 / Machine::of(cfg).head_bpc() / c.lm_head_efficiency
 }
 
 /// Bytes a decoded token moves, by kind.

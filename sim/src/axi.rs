@@ -207,14 +207,16 @@ impl AxiMem {
         self.credit = (self.credit + self.timing.bytes_per_cycle).min(self.timing.bytes_per_cycle + beat_cap);
         let now = self.cycle;
         let port_rate = self.timing.port_bytes_per_cycle;
-        // The ports take the shared budget in turn, starting one further each cycle (a DRAM
-        // controller arbitrates its ports round-robin): served in a fixed order, the last port
-        // starved whenever the others could take all of it, and an engine that splits its
-        // reads over the ports (the weight loader, the LM head's row lanes) waited for it.
+        // Port 0 (the engines' own reads and writes: what the current op waits for) is served
+        // first, as a higher AXI QoS on its HP port would have it; the weight ports take the
+        // rest of the shared budget in turn, starting one further each cycle (a DRAM
+        // controller's round-robin). Served in a fixed order, the last port starved whenever
+        // the others could take all of it, and an engine that splits its reads over the ports
+        // (the weight loader, the LM head's row lanes) waited for it.
         let n = self.ports.len();
-        let first = (now % n as u64) as usize;
+        let first = 1 + (now % (n.max(2) - 1) as u64) as usize;
         for i in 0..n {
-            let p = &mut self.ports[(first + i) % n];
+            let p = &mut self.ports[if i == 0 { 0 } else { 1 + (first - 1 + i - 1) % (n - 1) }];
             p.credit = (p.credit + port_rate).min(port_rate + p.bytes as f64);
             let id = &p.ids;
             m.set_u64(id.arready, (p.reads.len() < self.timing.max_outstanding) as u64);
