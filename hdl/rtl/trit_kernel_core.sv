@@ -33,6 +33,7 @@ module trit_kernel_core #(
   parameter int          HEAD_QMAX    = 32767,         // LM-head activation code range
   parameter int          HEAD_BITS    = 8,             // LM-head weight code width (8 or 4)
   parameter int          LANES        = 16,            // int8 codes per cycle in attention
+  parameter int          HEAD_LANES   = 16,            // bytes per port and cycle in the LM head (a bus word)
   parameter int          MEM_PORTS    = 1,             // AXI masters: gmem0 + (MEM_PORTS-1) weight ports
   parameter int          ATTN_QUERIES = 1,             // prefill attention: queries per pass over the keys
   parameter int          ATTN_PORTS   = 1,             // ... memory ports it streams over (gmem0 + ATTN_PORTS-1 weight ports)
@@ -445,10 +446,9 @@ module trit_kernel_core #(
     assign unused_attn_owns = ^attn_owns_w[XP-1:AXP];
   end
 
-  // LM_HEAD: addr src, final norm, head codes, head scales, logits. Its lanes take a whole bus
-  // word per port and cycle: the head is the largest read of a decode step.
+  // LM_HEAD: addr src, final norm, head codes, head scales, logits.
   op_lm_head #(
-    .DATA_W (DATA_W), .VEC_DEPTH (MAX_HIDDEN), .HEAD_QMAX (HEAD_QMAX), .HEAD_BITS (HEAD_BITS), .LANES (BYTES),
+    .DATA_W (DATA_W), .VEC_DEPTH (MAX_HIDDEN), .HEAD_QMAX (HEAD_QMAX), .HEAD_BITS (HEAD_BITS), .LANES (HEAD_LANES),
     .PORTS (MEM_PORTS)
   ) u_lm_head (
     .clk_i (ap_clk), .rst_ni (ap_rst_n),

@@ -231,6 +231,7 @@ pub fn kernel_top(origin: &str, p: &TlmmParams, limits: &KernelShape, bus_bits: 
     params.push(("ACT_QMAX", model::ops::ACT_QMAX.to_string()));
     params.push(("HEAD_QMAX", model::numerics::LM_HEAD_QMAX.to_string()));
     params.push(("LANES", model::config::CODE_LANES.to_string()));
+    params.push(("HEAD_LANES", model::config::head_lane_bytes(bus_bits).to_string()));
     let params: Vec<String> = params.iter().map(|(n, v)| format!("    .{n:<12} ({v})")).collect();
     s.push_str(&params.join(",\n"));
     s.push_str("\n  ) u_core (\n");

@@ -304,6 +304,12 @@ struct ConfigFile {
 /// [`Config::head_lane_bytes`].)
 pub const CODE_LANES: usize = 16;
 
+/// Bytes the LM head takes per port and cycle on a `bus_bits`-wide bus: a whole bus word (the
+/// head is the largest read of a decode step). The kernel generator passes it to the RTL.
+pub fn head_lane_bytes(bus_bits: usize) -> usize {
+    bus_bits / 8
+}
+
 /// A complete, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -636,9 +642,9 @@ impl Config {
         self.engine.axi_data_bits.unwrap_or(self.board.axi_data_bits) as usize
     }
 
-    /// Bytes the LM head takes per port and cycle: a whole bus word (`op_lm_head`'s LANES).
+    /// Bytes the LM head takes per port and cycle (`op_lm_head`'s LANES): [`head_lane_bytes`].
     pub fn head_lane_bytes(&self) -> usize {
-        self.bus_bits() / 8
+        head_lane_bytes(self.bus_bits())
     }
 
     /// Bytes one AXI master moves per kernel cycle at most: its width, or what the board's
