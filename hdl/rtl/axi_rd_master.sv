@@ -65,14 +65,17 @@ module axi_rd_master #(
   logic              ar_pending_q;
   logic [7:0]        arlen_q;
 
-  // Beats left in the current 4 KiB page from addr_q.
-  wire logic [LEN_W-1:0] page_left = LEN_W'(PAGE) - LEN_W'((addr_q / ADDR_W'(BYTES)) % ADDR_W'(PAGE));
-  logic [LEN_W-1:0] burst;
-  always_comb begin
-    burst = to_issue_q;
-    if (burst > LEN_W'(MAX_BURST)) burst = LEN_W'(MAX_BURST);
-    if (burst > page_left) burst = page_left;
-  end
+  // The longest burst from an address: to the end of its 4 KiB page, at most MAX_BURST beats.
+  // Registered with addr_q as cap_q (worked out in front of the burst's length, the page's
+  // subtraction and both compares were the master's longest path).
+  function automatic logic [LEN_W-1:0] burst_cap(input logic [ADDR_W-1:0] addr);
+    logic [LEN_W-1:0] page_left;
+    page_left = LEN_W'(PAGE) - LEN_W'((addr / ADDR_W'(BYTES)) % ADDR_W'(PAGE));
+    burst_cap = page_left > LEN_W'(MAX_BURST) ? LEN_W'(MAX_BURST) : page_left;
+  endfunction
+  logic [LEN_W-1:0] cap_q;
+  wire logic [LEN_W-1:0] burst = to_issue_q > cap_q ? cap_q : to_issue_q;
+  wire logic [ADDR_W-1:0] addr_next = addr_q + (ADDR_W'(arlen_q) + ADDR_W'(1)) * ADDR_W'(BYTES);
 
   wire logic ar_fire = m_axi_arvalid && m_axi_arready;
   wire logic r_fire  = m_axi_rvalid && m_axi_rready;
@@ -93,6 +96,7 @@ module axi_rd_master #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       addr_q        <= '0;
+      cap_q         <= '0;
       to_issue_q    <= '0;
       to_recv_q     <= '0;
       outstanding_q <= '0;
@@ -102,11 +106,13 @@ module axi_rd_master #(
     end else begin
       if (cmd_valid_i && cmd_ready_o) begin
         addr_q     <= cmd_addr_i;
+        cap_q      <= burst_cap(cmd_addr_i);
         to_issue_q <= cmd_beats_i;
       end else if (ar_fire) begin
         // Address channel: hold a request until accepted (AXI: valid must not drop).
         ar_pending_q <= 1'b0;
-        addr_q       <= addr_q + (ADDR_W'(arlen_q) + ADDR_W'(1)) * ADDR_W'(BYTES);
+        addr_q       <= addr_next;
+        cap_q        <= burst_cap(addr_next);
       end else if (!ar_pending_q && to_issue_q != '0 && 32'(outstanding_q) < MAX_OUTSTANDING) begin
         ar_pending_q <= 1'b1;
         arlen_q      <= 8'(burst - 1);

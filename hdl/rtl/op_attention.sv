@@ -141,23 +141,24 @@ module op_attention #(
   logic [31:0] pos, next_head;
   logic [15:0] next_tok;
   logic        has_next, last_head;
+  // In two registered steps: the block, then the next block's query count from its first
+  // token (the whole chain in one cycle was the engine's longest path). has_next and next_nb
+  // settle two cycles after tok_q / head_q; they are first read when the head streams.
   always_ff @(posedge clk_i) begin
     logic [31:0] left;
     logic [QNW-1:0] nb_d;
     logic        last_d;
-    logic [15:0] next_tok_d;
     logic [31:0] next_left;
     left       = 32'(tokens_q) - 32'(tok_q);
     nb_d       = QNW'(left < QB ? left : QB);
     last_d     = head_q + 1 == 32'(heads_q);
-    next_tok_d = last_d ? tok_q + 16'(nb_d) : tok_q;
-    next_left  = 32'(tokens_q) - 32'(next_tok_d);
     nb         <= nb_d;
     pos        <= pos0_q + 32'(tok_q);
     last_head  <= last_d;
-    next_tok   <= next_tok_d;
-    has_next   <= next_tok_d < tokens_q;
+    next_tok   <= last_d ? tok_q + 16'(nb_d) : tok_q;
     next_head  <= last_d ? 32'd0 : head_q + 1;
+    next_left  = 32'(tokens_q) - 32'(next_tok);
+    has_next   <= next_tok < tokens_q;
     next_nb    <= QNW'(next_left < QB ? next_left : QB);
   end
   always_comb for (int i = 0; i < QB; i++) q_need[i] = 32'(i) < 32'(nb);
@@ -496,7 +497,7 @@ module op_attention #(
     logic [31:0]        s3_a_q, s5_c_q;                  // ... rounded
     logic signed [47:0] s2_d_q;                          // V: max - z
     logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q, s8_e_q, s9_e_q;  // V: the numerator e
-    logic [31:0]        s2_x_q, s3_x_q, s4_x_q, s5_x_q;  // K: the raw score; V: the value scale
+    logic [31:0]        s2_x_q, s3_x_q, s4_x_q;          // K: the raw score; V: the value scale
     logic signed [56:0] s7_p_q;                          // the exact product to round (32 x 25 bits)
     logic [7:0]         s6_sx_q;                         // its scale's exponent, beside stage 6
     logic signed [40:0] s8_r_q;                          // the product rounded
@@ -505,21 +506,25 @@ module op_attention #(
     logic [15:0]        e2;
     exp2_neg u_exp2 (.clk_i, .d_i (s2_d_q), .y_o (e2));  // stages 3 and 4
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
-    wire logic signed [31:0] s5_m = st_k[5] ? $signed(s5_x_q) : $signed({16'd0, s5_e_q});
-    wire logic [31:0]        s5_s = st_k[5] ? s5_c_q : s5_x_q;
-    wire logic signed [24:0] s5_sig = trit_num::significand(s5_s);
+    // Its operands selected a stage ahead where they can be (the multiplicand; the value scale's
+    // significand), c's significand taken in stage 5 (the select and the significand in front
+    // of the multiply, from a shift register's tap, were the engine's longest path).
+    logic signed [31:0]      s5_m_q;     // the multiplicand: the raw score (K) or e (V)
+    logic signed [24:0]      s5_xsig_q;  // V: the value scale's significand
+    logic [7:0]              s5_xe_q;    // ... and exponent
+    wire logic [7:0]         s5_sx  = st_k[5] ? s5_c_q[30:23] : s5_xe_q;  // its exponent
+    wire logic signed [24:0] s5_sig = st_k[5] ? trit_num::significand(s5_c_q) : s5_xsig_q;
     mul_pieces #(.A_W (32), .B_W (25)) u_mul (
-      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (s5_m), .b_i (s5_sig), .p_o (s7_p_q)
+      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (s5_m_q), .b_i (s5_sig), .p_o (s7_p_q)
     );
     // Stage 8's rounding at 41 bits: a weight is below 2^40 (numerics §6), a score saturates to
     // 32 bits after. Its shift and masks are decoded from the scale's exponent in stage 7, beside
     // the product's sum (decoding them in front of the rounding was the engine's longest path).
     logic signed [40:0] s7_r;
     requant_round #(.LANES (1), .P_W (57), .FRAC (16), .OUT_W (41), .DECODE_REG (1'b1)) u_round (
-      .clk_i, .p_i (s7_p_q), .e_i (s6_sx_q), .y_o (s7_r)
+      .clk_i, .en_i (1'b1), .p_i (s7_p_q), .e_i (s6_sx_q), .y_o (s7_r)
     );
     always_ff @(posedge clk_i) begin
-      st_k     <= {st_k[NS-1:1], state_q == K_SCALES};
       st_valid <= {st_valid[NS-1:1], key <= pos + 32'(qi_q)};
       st_first <= {st_first[NS-1:1], k_q == '0};
       st_ka[1] <= ka;
@@ -541,8 +546,10 @@ module op_attention #(
       s4_x_q  <= s3_x_q;
       s5_c_q  <= trit_num::fp32_mul_back(s4_c_q);
       s5_e_q  <= s4_e_q;
-      s5_x_q  <= s4_x_q;
-      s6_sx_q <= s5_s[30:23];
+      s5_m_q  <= st_k[4] ? $signed(s4_x_q) : $signed({16'd0, s4_e_q});
+      s5_xsig_q <= trit_num::significand(s4_x_q);
+      s5_xe_q   <= s4_x_q[30:23];
+      s6_sx_q <= s5_sx;
       s6_e_q  <= s5_e_q;
       s7_e_q  <= s6_e_q;
       s8_r_q  <= s7_r;
@@ -552,8 +559,15 @@ module op_attention #(
       s9_e_q  <= s8_e_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
-      if (!rst_ni) sv_q <= '0;
-      else sv_q <= {sv_q[NS-2:0], issue};
+      // (st_k with a reset: flip-flops, not a shift register, so its tap in front of the
+      // multiplier starts no path with a shift register's read)
+      if (!rst_ni) begin
+        sv_q <= '0;
+        st_k <= '0;
+      end else begin
+        sv_q <= {sv_q[NS-2:0], issue};
+        st_k <= {st_k[NS-1:1], state_q == K_SCALES};
+      end
     end
     // Code phases in three stages: the element taken (with its key's value weights: w_rd moves
     // on with k_q) registered, their products (registered), then their sums -- K_CODES adds a
@@ -814,10 +828,11 @@ module op_attention #(
   // Takes a (block, head) when its value codes are in (its sums, first token and head) and
   // writes each query's output while the main machine goes on with the next head; that head's
   // V_CODES waits for it (the lanes' sums are read here).
-  typedef enum logic [2:0] {F_IDLE, F_LEAD, F_I2F, F_DIV, F_OUT} fin_e;
+  typedef enum logic [2:0] {F_IDLE, F_LEAD, F_I2F, F_ROUND, F_DIV, F_OUT} fin_e;
   fin_e f_state_q;
-  logic [95:0] f_x_q;  // S of the query in hand, and its leading one (f32(S) in two cycles)
+  logic [95:0] f_x_q;  // S of the query in hand, and its leading one (f32(S) in three cycles)
   logic [7:0]  f_e_q;
+  logic [trit_num::I2F_MID_W-1:0] f_mid_q;  // ... then shifted, with its round and sticky bits
   logic s_ready, s_valid;
   logic [31:0] s_res;
   fp32_scalar #(.INT_W (48)) u_fp (
@@ -828,26 +843,29 @@ module op_attention #(
   );
 
   logic        wcmd_ready, wel_ready, w_idle;
-  logic [QL*32-1:0] o_d, o_d_q;  // F_OUT's rounded values; registered for the writer (stage 4)
-  wire logic [15:0] f_out_tok = f_tok_q + 16'(f_qi_q);  // the finished query's token
-  // The output row's address (row_addr, two cycles). The finisher's token, head and query
-  // settle on entering F_LEAD and F_OUT's command comes after F_LEAD, F_I2F and the divide.
+  logic [QL*32-1:0] o_d, o_d_q;  // F_OUT's rounded values; registered for the writer (stage 5)
+  logic [15:0] f_out_tok;  // the finished query's token (registered: the add in front of
+  always_ff @(posedge clk_i) f_out_tok <= f_tok_q + 16'(f_qi_q);  // row_addr's multiply was a long path)
+  // The output row's address (row_addr, two cycles after f_out_tok). The finisher's token,
+  // head and query settle on entering F_LEAD and F_OUT's command comes after F_LEAD, F_I2F,
+  // F_ROUND and the divide.
   logic [63:0] f_dst_q;
   row_addr u_f_dst (
     .clk_i, .base_i (dst_q), .tok_i (f_out_tok), .head_i (f_head_q), .row_i (q_row), .hd_i (hd_q),
     .addr_o (f_dst_q)
   );
-  // F_OUT in five stages: each lane's QL sums read; their sum over the lanes; its 17-bit pieces
-  // times 1/S's significand (mul_pieces); the pieces' sum; rounded, into the writer. The stages
-  // move together and hold while the writer is not ready. (The 64 x 25-bit multiply in one
-  // stage, its DSPs' partial sums on a carry chain, was op_attention's longest path; then the
-  // lanes' memory read and the sum over the lanes in one; then two 32-bit halves' products,
-  // each two DSPs and their adder in one cycle; then the rounding into the writer's packing.)
-  logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q, fo_v4_q;  // stage 0 .. 4 holds QL values
+  // F_OUT in six stages: each lane's QL sums read; their sum over the lanes; its 17-bit pieces
+  // times 1/S's significand (mul_pieces); the pieces' sum; the rounding's windows; rounded,
+  // into the writer. The stages move together and hold while the writer is not ready. (The
+  // 64 x 25-bit multiply in one stage, its DSPs' partial sums on a carry chain, was
+  // op_attention's longest path; then the lanes' memory read and the sum over the lanes in one;
+  // then two 32-bit halves' products, each two DSPs and their adder in one cycle; then the
+  // rounding into the writer's packing; then the rounding after the pieces' sum.)
+  logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q, fo_v4_q, fo_v5_q;  // stage 0 .. 5 holds QL values
   logic signed [63:0] fo_sum_q [QL];
   localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
   logic [FO_W*QL-1:0] fo_p;
-  wire logic               fo_adv  = !fo_v4_q || wel_ready;
+  wire logic               fo_adv  = !fo_v5_q || wel_ready;
   wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
   always_ff @(posedge clk_i) begin
@@ -871,26 +889,30 @@ module op_attention #(
       fo_v2_q <= 1'b0;
       fo_v3_q <= 1'b0;
       fo_v4_q <= 1'b0;
+      fo_v5_q <= 1'b0;
     end else if (fo_adv) begin
       fo_v0_q <= fo_take;
       fo_v1_q <= fo_v0_q;
       fo_v2_q <= fo_v1_q;
       fo_v3_q <= fo_v2_q;
       fo_v4_q <= fo_v3_q;
+      fo_v5_q <= fo_v4_q;
     end
   end
   // The four values share rcp: one shift decode, a window per value (requant_round). The decode
   // is registered (rcp_q settles before F_OUT's first value reaches stage 3; decoding it in
-  // front of the windows was the engine's longest path with one attention port).
-  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0), .DECODE_REG (1'b1)) u_fo_round (
-    .clk_i, .p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d)
+  // front of the windows was the engine's longest path with one attention port), and so are the
+  // windows (stage 4: the shift, the rounding and the saturation after the products' sum were
+  // the next).
+  requant_round #(.LANES(QL), .P_W(FO_W), .FRAC(0), .DECODE_REG (1'b1), .APPLY_REG (1'b1)) u_fo_round (
+    .clk_i, .en_i (fo_adv), .p_i (fo_p), .e_i (rcp_q[30:23]), .y_o (o_d)
   );
   elem_writer #(.DATA_W (DATA_W)) u_wr (
     .clk_i, .rst_ni,
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (f_dst_q),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
-    .el_valid_i (fo_v4_q), .el_ready_o (wel_ready), .el_data_i (o_d_q),
+    .el_valid_i (fo_v5_q), .el_ready_o (wel_ready), .el_data_i (o_d_q),
     .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
@@ -907,6 +929,7 @@ module op_attention #(
       f_qi_q    <= '0;
       rcp_q     <= '0;
       f_x_q     <= '0;
+      f_mid_q   <= '0;
       f_e_q     <= '0;
       f_sent_q  <= 1'b0;
       f_cmd_q   <= 1'b0;
@@ -928,15 +951,20 @@ module op_attention #(
           f_qi_q    <= '0;
           f_state_q <= F_LEAD;
         end
-        // rcp = 1 / f32(S): the conversion in two cycles (leading one, rounding), the divide on
-        // fp32_scalar.
+        // rcp = 1 / f32(S): the conversion in three cycles (leading one, shift, rounding: the
+        // shift and the rounding in one cycle were the engine's longest path once the rest was
+        // pipelined), the divide on fp32_scalar.
         F_LEAD: begin
           f_x_q     <= 96'(f_sum_q[f_qi_q]);
           f_e_q     <= trit_num::lead_one(96'(f_sum_q[f_qi_q]));
           f_state_q <= F_I2F;
         end
         F_I2F: begin
-          rcp_q     <= trit_num::i2f_at(f_x_q, f_e_q);
+          f_mid_q   <= trit_num::i2f_front(f_x_q, f_e_q);
+          f_state_q <= F_ROUND;
+        end
+        F_ROUND: begin
+          rcp_q     <= trit_num::i2f_back(f_mid_q);
           f_sent_q  <= 1'b0;
           f_state_q <= F_DIV;
         end
@@ -953,7 +981,8 @@ module op_attention #(
           if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
           if (fo_take) f_el_q <= f_el_q + QL;
           // Every value handed to the writer (which posts the write): the next query, or done.
-          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v0_q && !fo_v1_q && !fo_v2_q && !fo_v3_q && !fo_v4_q) begin
+          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v0_q && !fo_v1_q && !fo_v2_q && !fo_v3_q && !fo_v4_q &&
+              !fo_v5_q) begin
             f_qi_q    <= f_qi_q + 1;
             f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_LEAD : F_IDLE;
           end

@@ -98,18 +98,33 @@ module op_embed #(
   wire logic [31:0] id_words = (32'(tokens_q) * 4 + BYTES - 1) / BYTES;
 
   assign rd_cmd_valid_o = (state_q == IDS_CMD) || (state_q == ROW_CMD && !rd_cmd_sent_q);
-  // A token's table row and output row, worked out in ROW_ADDR's three cycles (free-running:
-  // the token's id selected, the products, then the sums; the id x stride multiply-add in front
-  // of the command, then the id's select in front of the multiply, were the unit's longest path).
+  // A token's table row and output row, worked out in ROW_ADDR's five cycles (free-running:
+  // the token's id selected; the products in two (mul_pieces: the DSPs' pieces, their sums),
+  // the id's in two halves; the halves' sum; the rows. The id x stride multiply-add in front of
+  // the command, then the id's select in front of the multiply, then the multiply's DSPs and
+  // their adders in one cycle were the unit's longest path).
+  localparam int ADDR_WAIT = 4;  // ROW_ADDR's cycles after the first
   logic [31:0] id_q;
-  logic [63:0] src_off_q, dst_off_q, src_row_q, dst_row_q;
-  logic [1:0]  addr_wait_q;
+  logic signed [52:0] src_lo, src_hi, dst_off;  // stride x id[15:0], x id[31:16]; x token
+  logic [63:0] src_off_q, src_row_q, dst_row_q;
+  logic [2:0]  addr_wait_q;
+  mul_pieces #(.A_W (36), .B_W (17)) u_src_lo (
+    .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i ($signed({1'b0, in_stride_q})), .b_i ($signed({1'b0, id_q[15:0]})),
+    .p_o (src_lo)
+  );
+  mul_pieces #(.A_W (36), .B_W (17)) u_src_hi (
+    .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i ($signed({1'b0, in_stride_q})), .b_i ($signed({1'b0, id_q[31:16]})),
+    .p_o (src_hi)
+  );
+  mul_pieces #(.A_W (36), .B_W (17)) u_dst_off (
+    .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i ($signed({1'b0, out_stride_q})), .b_i ($signed({1'b0, tok_q})),
+    .p_o (dst_off)
+  );
   always_ff @(posedge clk_i) begin
     id_q      <= ids_q[TW'(tok_q)];
-    src_off_q <= 64'(id_q) * 64'(in_stride_q);
-    dst_off_q <= 64'(tok_q) * 64'(out_stride_q);
+    src_off_q <= 64'(src_lo) + (64'(src_hi) << 16);
     src_row_q <= table_q + src_off_q;
-    dst_row_q <= dst_q + dst_off_q;
+    dst_row_q <= dst_q + 64'(dst_off);
   end
   assign rd_cmd_addr_o  = state_q == IDS_CMD ? ids_addr_q : src_row_q;
   assign rd_cmd_beats_o = state_q == IDS_CMD ? id_words : in_beats;
@@ -183,7 +198,7 @@ module op_embed #(
           idx_q <= idx_q + 16'(BYTES / 4);
           if (32'(idx_q) + BYTES / 4 >= 32'(tokens_q)) begin
             state_q       <= ROW_ADDR;
-            addr_wait_q   <= 2'd2;
+            addr_wait_q   <= 3'(ADDR_WAIT);
             rd_cmd_sent_q <= 1'b0;
             wr_cmd_sent_q <= 1'b0;
           end
@@ -226,7 +241,7 @@ module op_embed #(
           end else begin
             tok_q         <= tok_q + 1;
             state_q       <= ROW_ADDR;
-            addr_wait_q   <= 2'd2;
+            addr_wait_q   <= 3'(ADDR_WAIT);
             rd_cmd_sent_q <= 1'b0;
             wr_cmd_sent_q <= 1'b0;
           end

@@ -279,31 +279,34 @@ module op_linear #(
   // but at least a table fill's cycles (ENTRIES + 1: shorter sweeps wait for the fill) and at
   // most ld_cb (Tlmm::edge_blocks).
   // Block counts are BW bits (the checks admit at most MAX_BLOCKS), and the edge is registered
-  // (ld_cb_q changes only while a context is sized; le_cb_q is the ld_cb_q it came from, which
-  // l_sized checks): the edge, the remainder and its compares as one 32-bit chain were
-  // op_linear's longest path.
+  // (ld_cb_q changes only while a context is sized; l_sized waits for it to settle): the edge,
+  // the remainder and its compares as one 32-bit chain were op_linear's longest path.
   localparam int FILL = ENTRIES + 1;
   localparam int BW = $clog2((MAX_BLOCKS > FILL ? MAX_BLOCKS : FILL) + 1);
   logic [BW-1:0] ld_edge_q;
-  logic [31:0]   le_cb_q;
   always_ff @(posedge clk_i) begin
     logic [BW-1:0] eighth, edge_min;
     eighth    = BW'(({1'b0, BW'(ld_cb_q)} + (BW+1)'(7)) >> 3);  // ceil(cb / 8)
     edge_min  = eighth > BW'(FILL) ? eighth : BW'(FILL);
     ld_edge_q <= edge_min < BW'(ld_cb_q) ? edge_min : BW'(ld_cb_q);
-    le_cb_q   <= ld_cb_q;
   end
+  // The next chunk's blocks in two registered steps (the remainder, then the choice: the
+  // subtractions and compares in one cycle were op_linear's longest path), then its beats (the
+  // multiply off the ring's path). They are valid while what they were worked out from has not
+  // changed for three cycles: a registered count of unchanged cycles (stable_q), not a copy of
+  // every input per stage compared in front of the chunk's start.
+  logic [BW-1:0] rem_q;  // blocks left from l_b0_q
+  always_ff @(posedge clk_i) rem_q <= BW'(ld_blocks_q) - BW'(l_b0_q);
   logic [31:0] l_nb;
   always_comb begin
-    logic [BW-1:0] rem, cb, eb, nb;
-    rem  = BW'(ld_blocks_q) - BW'(l_b0_q);
+    logic [BW-1:0] cb, eb, nb;
     cb   = BW'(ld_cb_q);
     eb   = ld_edge_q;
-    if (!ld_split_q || BW'(ld_blocks_q) <= cb) nb = rem < cb ? rem : cb;
-    else if (BW'(l_b0_q) == '0 || rem <= eb) nb = rem < eb ? rem : eb;
+    if (!ld_split_q || BW'(ld_blocks_q) <= cb) nb = rem_q < cb ? rem_q : cb;
+    else if (BW'(l_b0_q) == '0 || rem_q <= eb) nb = rem_q < eb ? rem_q : eb;
     // A middle remainder shorter than a fill takes what it lacks from the chunk before it.
-    else if (cb >= BW'(FILL) && rem - eb > cb && rem - eb - cb < BW'(FILL)) nb = rem - eb - BW'(FILL);
-    else nb = rem - eb < cb ? rem - eb : cb;
+    else if (cb >= BW'(FILL) && rem_q - eb > cb && rem_q - eb - cb < BW'(FILL)) nb = rem_q - eb - BW'(FILL);
+    else nb = rem_q - eb < cb ? rem_q - eb : cb;
     l_nb = 32'(nb);
   end
   // Ring addresses wrap at the buffer's depth.
@@ -323,35 +326,28 @@ module op_linear #(
     l_use[0] = p0_free;
     for (int p = 1; p < PORTS; p++) l_use[p] = !hold_i[p-1];
   end
-  // The next chunk's blocks, then its beats, registered (the sizing compares and the multiply
-  // off the ring's path, a stage each): valid while what they were worked out from is
-  // unchanged (ls_*: the inputs l_beats_q came from; the blocks' inputs travel a stage with
-  // l_nb_q).
   logic [31:0] l_nb_q, l_beats_q;
-  logic [31:0] lm_b0_q, lm_cb_q, lm_blocks_q;
-  logic        lm_split_q;
-  logic [31:0] ls_b0_q, ls_cb_q, ls_blocks_q, ls_steps_q;
-  logic [31:0] lm_ecb_q, ls_ecb_q;  // the ld_cb_q the edge in l_nb came from
-  logic        ls_split_q;
+  logic [31:0] sz_b0_q, sz_cb_q, sz_blocks_q, sz_steps_q;  // the sizing's inputs a cycle ago
+  logic        sz_split_q;
+  logic [1:0]  stable_q;  // cycles (up to 3) they had not changed before this one
+  wire logic sz_changed = sz_b0_q != l_b0_q || sz_cb_q != ld_cb_q || sz_blocks_q != ld_blocks_q ||
+                          sz_steps_q != ld_steps_q || sz_split_q != ld_split_q;
   always_ff @(posedge clk_i) begin
     l_nb_q      <= l_nb;
-    lm_b0_q     <= l_b0_q;
-    lm_cb_q     <= ld_cb_q;
-    lm_blocks_q <= ld_blocks_q;
-    lm_split_q  <= ld_split_q;
-    lm_ecb_q    <= le_cb_q;
-    ls_ecb_q    <= lm_ecb_q;
     l_beats_q   <= l_nb_q * ld_steps_q;
-    ls_b0_q     <= lm_b0_q;
-    ls_cb_q     <= lm_cb_q;
-    ls_blocks_q <= lm_blocks_q;
-    ls_steps_q  <= ld_steps_q;
-    ls_split_q  <= lm_split_q;
+    sz_b0_q     <= l_b0_q;
+    sz_cb_q     <= ld_cb_q;
+    sz_blocks_q <= ld_blocks_q;
+    sz_steps_q  <= ld_steps_q;
+    sz_split_q  <= ld_split_q;
   end
-  wire logic l_sized = ls_b0_q == l_b0_q && ls_cb_q == ld_cb_q && ls_blocks_q == ld_blocks_q &&
-                       ls_steps_q == ld_steps_q && ls_split_q == ld_split_q &&
-                       lm_b0_q == l_b0_q && lm_cb_q == ld_cb_q && lm_blocks_q == ld_blocks_q &&
-                       lm_split_q == ld_split_q && lm_ecb_q == ld_cb_q && ls_ecb_q == ld_cb_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) stable_q <= '0;
+    else stable_q <= sz_changed ? 2'd0 : stable_q == 2'd3 ? 2'd3 : stable_q + 2'd1;
+  end
+  // The edge (ld_edge_q, from ld_cb_q a cycle before) is settled when ld_cb_q is: l_nb reads it
+  // a cycle after rem_q's inputs, l_beats_q two.
+  wire logic l_sized = !sz_changed && stable_q >= 2'd2;
   wire logic l_start_chunk = l_go && ld_valid_q && !flush_q && l_b0_q < ld_blocks_q && 32'(cq_cnt_q) < CHUNK_Q &&
                              l_sized && l_beats_q <= free_q && l_use != '0;
   // The next matrix: after this job's (its hint), or with no context at all (SETUP's, pf_solo_q).
@@ -493,7 +489,8 @@ module op_linear #(
   logic [31:0]           p_first [PORTS];    // the port's first beat within the chunk
   logic [31:0]           p_len_q   [PORTS];  // L_LEN: the port's beats of the chunk (from p_first_q)
   logic [31:0]           p_first_q [PORTS];  // ... and its first beat within the chunk
-  logic [63:0]           p_off_q   [PORTS];  // L_LEN: that beat's byte offset in the matrix
+  logic [63:0]           p_off_q   [PORTS];  // L_LEN: the first beat's byte offset in the chunk
+  logic [63:0]           l_off_q;            // L_LEN: the chunk's byte offset in the matrix
   logic [31:0]           p_words_q [PORTS];  // words still to receive
   logic [31:0]           p_word_q  [PORTS];  // word within the beat being assembled
   logic [WA_W-1:0]       p_addr_q  [PORTS];  // buffer address of the beat being assembled / held
@@ -624,31 +621,34 @@ module op_linear #(
     .clk_i, .rst_ni, .valid_i (u_out_valid && state_q == MATMUL), .x_i (u_out), .scale_i (c_now),
     .valid_o (rq_valid), .y_o (rq_y)
   );
-  // The ymem address travels with the requant pipeline (three stages); the old value
-  // (accumulate) is read in the second and used in the third. That read has ymem's read port
+  // The ymem address travels with the requant pipeline (four stages); the old value
+  // (accumulate) is read in the third and used in the fourth. That read has ymem's read port
   // first; the write-back reads in the other cycles.
-  logic [YA_W-1:0] ya_d1_q, ya_d2_q, ya_d3_q;
-  logic            rq_d1_q, rq_d2_q;  // a result is in the requant pipeline's first / second stage
+  logic [YA_W-1:0] ya_d1_q, ya_d2_q, ya_d3_q, ya_d4_q;
+  logic            rq_d1_q, rq_d2_q, rq_d3_q;  // a result is in the requant pipeline's stage 1 / 2 / 3
   logic [8*LANE_B-1:0] y_rd_q;  // ymem's read port
   logic [8*LANE_B-1:0] yold_q;
   wire logic [YA_W-1:0] y_res_addr = YA_W'(ot_q * 32'(MAX_BLOCKS) + b0_q + ob_q);
-  wire logic y_old_rd = rq_d2_q && acc_q;
+  wire logic y_old_rd = rq_d3_q && acc_q;
   logic [YA_W-1:0] y_wb_ra;   // the write-back's next word
   logic            y_wb_re;   // ... read this cycle
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       rq_d1_q <= 1'b0;
       rq_d2_q <= 1'b0;
+      rq_d3_q <= 1'b0;
     end else begin
       rq_d1_q <= u_out_valid && state_q == MATMUL;
       rq_d2_q <= rq_d1_q;
+      rq_d3_q <= rq_d2_q;
     end
   end
   always_ff @(posedge clk_i) begin
     ya_d1_q <= y_res_addr;
     ya_d2_q <= ya_d1_q;
     ya_d3_q <= ya_d2_q;
-    y_rd_q  <= ymem[y_old_rd ? ya_d2_q : y_wb_ra];
+    ya_d4_q <= ya_d3_q;
+    y_rd_q  <= ymem[y_old_rd ? ya_d3_q : y_wb_ra];
   end
   assign yold_q = y_rd_q;
   logic [8*LANE_B-1:0] ynew;
@@ -675,7 +675,7 @@ module op_linear #(
   always_ff @(posedge clk_i) begin
     yw_a_q <= y_wa_q;
     yw_d_q <= yr_out;
-    if (rq_valid) ymem[ya_d3_q] <= ynew;
+    if (rq_valid) ymem[ya_d4_q] <= ynew;
     else if (yw_v_q) ymem[yw_a_q] <= yw_d_q;
   end
   // Output rows: ymem words of the part's token, in block order, read ahead whenever the read
@@ -844,6 +844,7 @@ module op_linear #(
         p_first_q[p] <= '0;
         p_off_q[p]   <= '0;
       end
+      l_off_q     <= '0;
       fs_q        <= '0;
       ft_q        <= '0;
       feeding_q   <= 1'b0;
@@ -918,11 +919,14 @@ module op_linear #(
           l_state_q <= L_LEN;
           for (int p = 0; p < PORTS; p++) p_first_q[p] <= p_first[p];
         end
+        // The first beats' byte offsets as two products (the chunk's, the port's), added in
+        // L_CMD: their sum times the beat's bytes in one cycle was a long path.
         L_LEN: begin
           l_state_q <= L_CMD;
+          l_off_q   <= 64'(l_beat0_q) * 64'(WPB * BYTES);
           for (int p = 0; p < PORTS; p++) begin
             p_len_q[p] <= p_len[p];
-            p_off_q[p] <= (64'(l_beat0_q) + 64'(p_first_q[p])) * 64'(WPB * BYTES);
+            p_off_q[p] <= 64'(p_first_q[p]) * 64'(WPB * BYTES);
           end
         end
         L_CMD: begin
@@ -931,7 +935,7 @@ module op_linear #(
           for (int p = 0; p < PORTS; p++) begin
             p_words_q[p] <= p_len_q[p] * 32'(WPB);
             p_req_q[p]   <= p_len_q[p] * 32'(WPB);
-            p_raddr_q[p] <= ld_w_q + p_off_q[p];
+            p_raddr_q[p] <= ld_w_q + l_off_q + p_off_q[p];
             p_word_q[p]  <= '0;
             p_addr_q[p]  <= wrap(32'(l_base_q) + p_first_q[p]);
           end
@@ -1283,7 +1287,7 @@ module op_linear #(
   assign stall_o = state_q != IDLE && !u_busy;
 
   logic unused;
-  assign unused = ^{u_busy, u_err, u_busy_cycles, u_issue_cycles, ya_d2_q};
+  assign unused = ^{u_busy, u_err, u_busy_cycles, u_issue_cycles};
 
 endmodule
 

@@ -249,10 +249,10 @@ module op_lm_head #(
     logic signed [47:0] dot_q;  // one code group's products summed (below)
     // The logit in stages of one multiply each: the row's scale registered off the reader's
     // queue (the queue's read into the product was the engine's longest path); c = sx * the
-    // scale in two (the significands' product, then its rounding), the row's sum held beside
-    // it; the sum times c's significand in two (mul_pieces); rounded and saturated into the
-    // hold slot.
-    logic [4:0]         lv_q;      // stage 0 .. 4 holds a logit
+    // scale in three (the significands' product, its normalization, its rounding), the row's
+    // sum held beside it; the sum times c's significand in two (mul_pieces); rounded and
+    // saturated in two (requant_round's window, then the rest) into the hold slot.
+    logic [6:0]         lv_q;      // stage 0 .. 6 holds a logit
     // The lane's first row, p rows into the head: its offset registered (head_row settles at
     // the start; the lane's first code read is in ROWS, after the SHIFT and GAIN reads), so the
     // multiply is not in front of the add (its longest path); the product as shifted adds (a
@@ -265,26 +265,31 @@ module op_lm_head #(
       lane_off_q <= off;
     end
     logic [31:0]        l_scale_q;
-    logic [trit_num::FMUL_W-1:0] l0_c_q;
+    logic [trit_num::FMUL_W-1:0]  l0_c_q;
+    logic [trit_num::FNORM_W-1:0] l1_n_q;  // c normalized, before its rounding
     logic [31:0]        l1_c_q;
-    logic signed [47:0] l1_acc_q;
+    logic signed [47:0] l1_acc_q, l1_acc_d_q;  // the row's sum; a cycle later, beside c
     logic signed [72:0] l3_p_q;  // a 48-bit sum times a significand
     logic [7:0]         l2_e_q;  // c's exponent, beside the product's first stage
     wire logic signed [24:0] l1_sig = trit_num::significand(l1_c_q);
     always_ff @(posedge clk_i) begin
       l_scale_q <= el_data[p];
       l0_c_q    <= trit_num::fp32_mul_front(sx_q, l_scale_q);
-      l1_c_q    <= trit_num::fp32_mul_back(l0_c_q);
+      l1_n_q    <= trit_num::fp32_mul_norm(l0_c_q);
+      l1_c_q    <= trit_num::fp32_mul_round(l1_n_q);
       if (lv_q[1]) l1_acc_q <= acc_q + dot_q;
+      l1_acc_d_q <= l1_acc_q;
       l2_e_q    <= l1_c_q[30:23];
     end
     mul_pieces #(.A_W (48), .B_W (25)) u_mul (
-      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (l1_acc_q), .b_i (l1_sig), .p_o (l3_p_q)
+      .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (l1_acc_d_q), .b_i (l1_sig), .p_o (l3_p_q)
     );
     logic signed [31:0] logit;
-    // The rounding's shift and masks decoded from c's exponent beside the product's sum.
-    requant_round #(.LANES(1), .P_W(73), .FRAC(16), .DECODE_REG(1'b1)) u_round (
-      .clk_i, .p_i (l3_p_q), .e_i (l2_e_q), .y_o (logit)
+    // The rounding's shift and masks decoded from c's exponent beside the product's sum; its
+    // window registered (the shift, rounding and saturation in one cycle after the sum were
+    // the engine's longest path).
+    requant_round #(.LANES(1), .P_W(73), .FRAC(16), .DECODE_REG(1'b1), .APPLY_REG(1'b1)) u_round (
+      .clk_i, .en_i (1'b1), .p_i (l3_p_q), .e_i (l2_e_q), .y_o (logit)
     );
     // A row's codes always flow; its scale (which finishes the row) waits until no logit is in
     // the stages and the hold slot is free (or being taken): the slot is free when it lands.
@@ -354,8 +359,8 @@ module op_lm_head #(
             end
           end
           if (take[p]) hold_l <= 1'b0;
-          lv_q <= {lv_q[3:0], fire && is_scale};
-          if (lv_q[4]) begin
+          lv_q <= {lv_q[5:0], fire && is_scale};
+          if (lv_q[6]) begin
             hold_l <= 1'b1;
             held_l <= 32'(logit);
           end

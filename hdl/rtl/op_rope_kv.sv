@@ -98,24 +98,33 @@ module op_rope_kv #(
     q_stride  <= trit_num::row_bytes(64'(qd) * 4);
     kv_stride <= trit_num::row_bytes(64'(kvd) * 4);
   end
-  // The token's q row (the only part written back, in Q_WRITE), in two registered stages: the
-  // offset (q_stride < 2^32: heads x head_dim is checked against VEC_DEPTH), then the sum.
-  // tok_q changes many cycles before the first write command (COS_CMD .. ROW_CMD come between,
-  // and Q_WRITE waits for the head's row), and the multiply-add in front of the write address
-  // was the engine's longest path.
-  logic [47:0] src_off;
-  logic [63:0] src_row;
-  always_ff @(posedge clk_i) begin
-    src_off <= 48'(tok_q) * 48'(q_stride[31:0]);
-    src_row <= q_q + 64'(src_off);
-  end
+  // The token's q row (the only part written back, in Q_WRITE), in three registered stages:
+  // the offset in two (mul_pieces; q_stride < 2^32: heads x head_dim is checked against
+  // VEC_DEPTH), then the sum. tok_q changes many cycles before the first write command (COS_CMD
+  // .. ROW_CMD come between, and Q_WRITE waits for the head's row), and the multiply-add in
+  // front of the write address, then the multiply's DSP tiles and their adder, were the
+  // engine's longest path.
+  logic signed [49:0] src_off;
+  logic [63:0]        src_row;
+  mul_pieces #(.A_W (33), .B_W (17)) u_src_off (
+    .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i ($signed({1'b0, q_stride[31:0]})), .b_i ($signed({1'b0, tok_q})),
+    .p_o (src_off)
+  );
+  always_ff @(posedge clk_i) src_row <= q_q + 64'(src_off[47:0]);
+  logic unused_src_off;
+  assign unused_src_off = ^src_off[49:48];
   logic [16:0] rope_row;  // head_dim/2 i16 per table row (head_dim < 2^16: 17 bits padded)
   wire logic [63:0] rope_row_b = trit_num::row_bytes(64'(hd_q));
   always_ff @(posedge clk_i) rope_row <= rope_row_b[16:0];
   // Sizes beyond the engine's buffers, or positions beyond the cache: the op stops with err_o.
+  // The model's sizes are the SETUP descriptor's, set many cycles before any ROPE_KV starts:
+  // their product's test is registered (the multiply in front of the start's decision was the
+  // engine's longest path once the rotation was pipelined).
+  logic too_wide_q;
+  always_ff @(posedge clk_i) too_wide_q <= 32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH;
   wire logic bad_start = 32'(head_dim_i) > MAX_HEAD_DIM || head_dim_i[3:0] != '0 || head_dim_i == '0 ||
                          32'(heads_i) > MAX_HEADS || kv_heads_i == '0 || kv_heads_i > heads_i ||
-                         32'(heads_i) * 32'(head_dim_i) > VEC_DEPTH || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
+                         too_wide_q || 64'(pos0_i) + 64'(tokens_i) > 64'(max_seq_i) ||
                          max_seq_i > 32'(MAX_SEQ);
 
   // ---------------------------------------------------------------- buffers
@@ -225,9 +234,9 @@ module op_rope_kv #(
   end
 
   // Elements idx_q + l of the row (j_q + l = their index within the head) and their partners
-  // (the other half of the head, the group half elements away) are multiplied by the tables as
-  // the group is produced into stage P (below); `rotated` is P's group finished.
-  logic [VL*32-1:0] rotated;  // lane l: P's element l after RoPE (or as read, for v)
+  // (the other half of the head, the group half elements away) are taken with the tables'
+  // entries into stage O as the group is produced (below); `rotated` is S's group finished.
+  logic [VL*32-1:0] rotated;  // lane l: S's element l after RoPE (or as read, for v)
   // Both groups are read a cycle ahead, at the idx_q and j_q of the next cycle (block RAM, not
   // LUT-RAM read twice per cycle). A group is produced only once its head is loaded, i.e. a
   // cycle after the head's last write at the earliest, and the first groups consumed then are
@@ -253,51 +262,77 @@ module op_rope_kv #(
     group_first <= next_first;
     tab_upper   <= tab0_next[2];
   end
-  // The rotation runs in two registered stages before its consumer, q's write-back or a
-  // quantizer: P holds the group's products (x cos, y sin), R (rs_*) the rotated, rounded group.
-  // The machine produces a group into P when P is empty or moving on (one group per cycle
-  // still), P moves to R when R is empty or being taken, and the consumer takes R. (The reads,
-  // the multiplies, the rounding and the consumers' input multiplexers in one cycle, then the
-  // reads, multiplies and rounding, were the engine's longest path.)
+  // The rotation runs in four registered stages before its consumer, q's write-back or a
+  // quantizer: O holds the group's operands (the buffers' reads), P their products (x cos,
+  // y sin), S their sum or difference, R (rs_*) the rotated, rounded group, two deep. O, P and
+  // S move together (`adv`: a group may be produced into O, one per cycle) while R has room
+  // for what S holds; the consumer takes R's oldest. R's room is a register, so no consumer's
+  // ready reaches the machine's next read address (stage by stage handshakes made that chain
+  // the engine's longest path). (Before: the reads, the multiplies, the rounding and the
+  // consumers' input multiplexers in one cycle; then a block RAM's read into a multiply, and
+  // the sum with its rounding.)
   localparam int QW = $clog2(NQ);
-  logic             p_v_q;       // P holds a group
-  logic             p_write_q;   // ... of q, for the write-back (else for quantizer p_quant_q)
-  logic             p_last_q;    // ... its head's last
-  logic             p_first_q;   // ... in the first half of its head
-  logic             p_pass_q;    // ... of v: passed through unrotated
-  logic [QW-1:0]    p_quant_q;
-  logic             p_load;      // the machine produces a group into P
-  logic             rs_v_q;      // rs_data_q holds a group
-  logic             rs_write_q;
-  logic             rs_last_q;
-  logic [QW-1:0]    rs_quant_q;
-  logic [32*VL-1:0] rs_data_q;
+  typedef struct packed {
+    logic          write;  // of q, for the write-back (else for quantizer `quant`)
+    logic          last;   // its head's last
+    logic          first;  // in the first half of its head
+    logic          pass;   // of v: passed through unrotated
+    logic [QW-1:0] quant;
+  } rot_tag_t;
+  logic             o_v_q, p_v_q, s_v_q;  // the stage holds a group
+  rot_tag_t         o_tag_q, p_tag_q, s_tag_q;
+  logic             p_load;      // the machine produces a group into O
+  logic             adv;         // O, P and S move on
+  typedef struct packed {
+    logic             write;
+    logic             last;
+    logic [QW-1:0]    quant;
+    logic [32*VL-1:0] data;
+  } rot_out_t;
+  rot_out_t         r0_q, r1_q;  // R: the oldest group, the next
+  logic [1:0]       r_cnt_q;     // ... groups held
+  wire logic        rs_v_q     = r_cnt_q != '0;  // R's oldest, to the consumers
+  wire logic        rs_write_q = r0_q.write;
+  wire logic        rs_last_q  = r0_q.last;
+  wire logic [QW-1:0]    rs_quant_q = r0_q.quant;
+  wire logic [32*VL-1:0] rs_data_q  = r0_q.data;
+  logic             unused_s_first;  // the sum has used it
+  assign unused_s_first = s_tag_q.first;
   wire logic [63:0]  cos_four = tab_upper ? cos_row[127:64] : cos_row[63:0];
   wire logic [63:0]  sin_four = tab_upper ? sin_row[127:64] : sin_row[63:0];
   for (genvar l = 0; l < VL; l++) begin : g_rot
-    wire logic signed [47:0] c    = 48'($signed(cos_four[16*l +: 16]));
-    wire logic signed [47:0] sn   = 48'($signed(sin_four[16*l +: 16]));
-    wire logic signed [47:0] x    = 48'($signed(x_group[32*l +: 32]));
-    wire logic signed [47:0] y    = 48'($signed(y_group[32*l +: 32]));
     // a' = a cos - b sin (first half, a = x, b = y); b' = b cos + a sin (second half, b = x, a = y).
     // |x c| + |y sn| <= 2^47: the sum fits 48 bits.
-    logic signed [47:0] xc_q, ys_q;
-    logic        [31:0] xp_q;  // x as read (v)
+    logic signed [31:0] x_q, y_q;    // O
+    logic signed [15:0] c_q, sn_q;
+    logic signed [47:0] xc_q, ys_q;  // P
+    logic        [31:0] xp_q;        // ... x as read (v)
+    logic signed [47:0] sum_q;       // S
+    logic        [31:0] xs_q;        // ... x as read
     always_ff @(posedge clk_i) begin
       if (p_load) begin
-        xc_q <= x * c;
-        ys_q <= y * sn;
-        xp_q <= x_group[32*l +: 32];
+        x_q  <= $signed(x_group[32*l +: 32]);
+        y_q  <= $signed(y_group[32*l +: 32]);
+        c_q  <= $signed(cos_four[16*l +: 16]);
+        sn_q <= $signed(sin_four[16*l +: 16]);
+      end
+      if (adv) begin
+        xc_q <= 48'(x_q) * 48'(c_q);
+        ys_q <= 48'(y_q) * 48'(sn_q);
+        xp_q <= x_q;
+      end
+      if (adv) begin
+        sum_q <= p_tag_q.first ? xc_q - ys_q : xc_q + ys_q;
+        xs_q  <= xp_q;
       end
     end
-    wire logic signed [47:0] rot_sum = p_first_q ? xc_q - ys_q : xc_q + ys_q;
-    // trit_num::sat32(trit_num::rne_shift(rot_sum, 14)) at the width rot_sum has: the quotient,
+    // trit_num::sat32(trit_num::rne_shift(sum, 14)) at the width the sum has: the quotient,
     // the round bit, the bits below it.
-    wire logic signed [33:0] rq   = rot_sum[47:14];
-    wire logic               up   = rot_sum[13] && ((|rot_sum[12:0]) || rq[0]);
+    wire logic signed [33:0] rq   = sum_q[47:14];
+    wire logic               up   = sum_q[13] && ((|sum_q[12:0]) || rq[0]);
     wire logic signed [34:0] rr   = 35'(rq) + 35'(up);
     wire logic signed [31:0] r    = rr > 35'sh7fff_ffff ? 32'sh7fff_ffff : rr < -35'sh8000_0000 ? 32'sh8000_0000 : 32'(rr);
-    assign rotated[32*l +: 32] = p_pass_q ? xp_q : r;
+    assign rotated[32*l +: 32] = s_tag_q.pass ? xs_q : r;
   end
   logic unused_tab;
   assign unused_tab = ^{tab0_next[IW-1:3], tab0_next[1:0]};  // tab0_next: a multiple of VL
@@ -426,40 +461,53 @@ module op_rope_kv #(
   wire logic wcmd_fire = wcmd_valid && wcmd_ready;
   wire logic wel_fire  = wel_valid && wel_ready;
 
-  // The stages: R emptied by its consumer, P moving into R, the machine producing into P
-  // (Q_WRITE: the open head's next group; FEED: the fed head's next group), each once the
-  // group's head is loaded.
+  // The stages: R emptied by its consumer, each stage moving into the next when that is
+  // empty or moving, the machine producing into O (Q_WRITE: the open head's next group; FEED:
+  // the fed head's next group), each once the group's head is loaded.
   wire logic rs_take    = (q_writing && wel_fire) || q_in_fire;
-  wire logic p_move     = p_v_q && (!rs_v_q || rs_take);
-  wire logic p_free     = !p_v_q || p_move;
-  wire logic produce_q  = state_q == Q_WRITE && q_open_q && loaded && p_free;
-  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < hd_n && loaded && p_free;
+  assign     adv        = r_cnt_q != 2'd2;
+  wire logic r_push     = adv && s_v_q;
+  wire logic produce_q  = state_q == Q_WRITE && q_open_q && loaded && adv;
+  wire logic produce_kv = state_q == FEED && fed_start_q && j_q < hd_n && loaded && adv;
   wire logic head_end   = j_q + IW'(VL) == hd_n;  // the group is its head's last
   assign p_load = produce_q || produce_kv;
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      p_v_q  <= 1'b0;
-      rs_v_q <= 1'b0;
+      o_v_q   <= 1'b0;
+      p_v_q   <= 1'b0;
+      s_v_q   <= 1'b0;
+      r_cnt_q <= '0;
     end else begin
-      if (p_load) p_v_q <= 1'b1;
-      else if (p_move) p_v_q <= 1'b0;
-      if (p_move) rs_v_q <= 1'b1;
-      else if (rs_take) rs_v_q <= 1'b0;
+      if (adv) begin
+        o_v_q <= p_load;
+        p_v_q <= o_v_q;
+        s_v_q <= p_v_q;
+      end
+      r_cnt_q <= r_cnt_q + 2'(r_push) - 2'(rs_take);
     end
   end
+  rot_out_t s_out;  // S's group, rounded: what lands in R
+  assign s_out.write = s_tag_q.write;
+  assign s_out.last  = s_tag_q.last;
+  assign s_out.quant = s_tag_q.quant;
+  assign s_out.data  = rotated;
   always_ff @(posedge clk_i) begin
     if (p_load) begin
-      p_write_q <= produce_q;
-      p_last_q  <= head_end;
-      p_first_q <= group_first;
-      p_pass_q  <= part_q == 2'd2;
-      p_quant_q <= fq;
+      o_tag_q.write <= produce_q;
+      o_tag_q.last  <= head_end;
+      o_tag_q.first <= group_first;
+      o_tag_q.pass  <= part_q == 2'd2;
+      o_tag_q.quant <= fq;
     end
-    if (p_move) begin
-      rs_data_q  <= rotated;
-      rs_write_q <= p_write_q;
-      rs_last_q  <= p_last_q;
-      rs_quant_q <= p_quant_q;
+    if (adv) begin
+      p_tag_q <= o_tag_q;
+      s_tag_q <= p_tag_q;
+    end
+    // R: the taken group leaves (the next moves up), S's lands behind what stays.
+    if (rs_take) r0_q <= r1_q;
+    if (r_push) begin
+      if (r_cnt_q == 2'd0 || (r_cnt_q == 2'd1 && rs_take)) r0_q <= s_out;
+      else r1_q <= s_out;
     end
   end
 
@@ -668,7 +716,7 @@ module op_rope_kv #(
             end
           end
         end
-        FINISH: if (w_idle && q_busy_q == '0 && !rs_v_q && !p_v_q) begin
+        FINISH: if (w_idle && q_busy_q == '0 && !rs_v_q && !s_v_q && !p_v_q && !o_v_q) begin
           done_o  <= 1'b1;
           state_q <= IDLE;
         end

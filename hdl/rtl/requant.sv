@@ -6,11 +6,12 @@
 // the shared shift once for all lanes). Used to dequantize linear-layer accumulators
 // (FRAC = 16): LANES output columns share one scale.
 //
-// Three pipeline stages (each lane's product in mul_pieces' two -- the DSPs' pieces, then their
-// sum --, then shift/round/saturate); `valid` travels alongside. The scale's shift is decoded in
-// the second, beside the pieces' sum (requant_round's DECODE_REG): decoding it in front of the
-// rounding was op_linear's longest path, then the scale's select in front of a combinational
-// multiply and the adder joining its DSP tiles.
+// Four pipeline stages (each lane's product in mul_pieces' two -- the DSPs' pieces, then their
+// sum --, then the shift and the rounding's tests, then the rounding and saturation); `valid`
+// travels alongside. The scale's shift is decoded in the second, beside the pieces' sum
+// (requant_round's DECODE_REG): decoding it in front of the rounding was op_linear's longest
+// path, then the scale's select in front of a combinational multiply and the adder joining its
+// DSP tiles, then the shift, rounding and saturation in one stage (requant_round's APPLY_REG).
 
 `default_nettype none
 
@@ -32,7 +33,7 @@ module requant #(
 
   // Stages 1-2: exact products (mul_pieces); the scale's exponent follows stage 1 so that
   // requant_round decodes it beside stage 2.
-  logic                   v1_q, v2_q;
+  logic                   v1_q, v2_q, v3_q;
   logic [LANES*P_W-1:0]   prod;
   logic [7:0]             e1_q;
 
@@ -45,11 +46,13 @@ module requant #(
     if (!rst_ni) begin
       v1_q    <= 1'b0;
       v2_q    <= 1'b0;
+      v3_q    <= 1'b0;
       valid_o <= 1'b0;
     end else begin
       v1_q    <= valid_i;
       v2_q    <= v1_q;
-      valid_o <= v2_q;
+      v3_q    <= v2_q;
+      valid_o <= v3_q;
     end
   end
   always_ff @(posedge clk_i) e1_q <= scale_i[30:23];
@@ -60,10 +63,10 @@ module requant #(
     );
   end
 
-  // Stage 3: shift, round half to even, saturate.
+  // Stages 3 and 4: shift, round half to even, saturate.
   logic [32*LANES-1:0] y;
-  requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC), .DECODE_REG(1'b1)) u_round (
-    .clk_i, .p_i (prod), .e_i (e1_q), .y_o (y)
+  requant_round #(.LANES(LANES), .P_W(P_W), .FRAC(FRAC), .DECODE_REG(1'b1), .APPLY_REG(1'b1)) u_round (
+    .clk_i, .en_i (1'b1), .p_i (prod), .e_i (e1_q), .y_o (y)
   );
   always_ff @(posedge clk_i) y_o <= y;
 

@@ -6,8 +6,10 @@
 // biased exponent. OUT_W = 32 is sat_i32 (linear layers, logits, attention's outputs); a
 // quantizer takes OUT_W = 17 and clamps to its qmax (< 2^16) after, which equals clamping the
 // unsaturated value. Combinational, except that with DECODE_REG the decoded shift is registered
-// (the exponent changes once per vector there, and the decode is a path of its own); callers
-// register around it.
+// (the exponent changes once per vector there, and the decode is a path of its own) and with
+// APPLY_REG each lane's window (the shift and the rounding's tests, then the increment and the
+// saturation: both in one cycle after a product's sum were a longest path); callers register
+// around it.
 //
 // The shift is decoded once (rq_decode: the shift amount, which bits of a product must copy its
 // sign for the result to fit, which bits lie below the round bit) and each lane keeps only a
@@ -23,9 +25,11 @@ module requant_round #(
   parameter int P_W   = 57,  // signed product bits
   parameter int FRAC  = 16,  // fraction bits of the result
   parameter int OUT_W = 32,  // signed result bits (saturating)
-  parameter bit DECODE_REG = 0  // 1: the decoded shift is registered (y follows e a cycle late)
+  parameter bit DECODE_REG = 0, // 1: the decoded shift is registered (y follows e a cycle late)
+  parameter bit APPLY_REG  = 0  // 1: each lane's window registered (y follows p a cycle late)
 ) (
-  input  wire logic                   clk_i,  // used only with DECODE_REG
+  input  wire logic                   clk_i,  // used only with DECODE_REG or APPLY_REG
+  input  wire logic                   en_i,   // APPLY_REG: the window's register takes p_i's
   input  wire logic [LANES*P_W-1:0]   p_i,    // lane l at [l*P_W +: P_W], signed
   input  wire logic [7:0]             e_i,    // the scale's biased exponent (0: a zero scale)
   output      logic [OUT_W*LANES-1:0] y_o     // lane l at [OUT_W*l +: OUT_W], signed
@@ -62,29 +66,48 @@ module requant_round #(
     else if (sh < 11'sd0 && 11'sd0 - sh >= 11'(P_W)) mode = 2'd0;
     rq_decode = {mode, a, hmask, lmask};
   endfunction
+  // In two halves, for a register between them where a clock needs it (APPLY_REG): rq_window
+  // (the window, the round-up bit, the sign and overflow tests) and rq_finish (the increment,
+  // the saturation), as {mode, p == 0, neg, fits, up, the result before rounding}.
+  localparam int FW = 2 + 4 + VW - 1;
   /* verilator lint_off UNUSEDSIGNAL */  // w: only the window above the shift is read
-  function automatic logic signed [OUT_W-1:0] rq_apply(input logic signed [P_W-1:0] p, input logic [DW-1:0] d);
+  function automatic logic [FW-1:0] rq_window(input logic signed [P_W-1:0] p, input logic [DW-1:0] d);
     logic [1:0]               mode;
     logic [A_W-1:0]           a;
     logic [P_W-1:0]           hmask;
     logic [P_W-1:0]           lmask;
     logic                     neg;
     logic                     fits;
+    logic                     up;
     logic signed [P_W+OUT_W-1:0] w;  // {p, OUT_W'b0} >>> a
     logic signed [VW-1:0]     t;     // its low bits: the result before rounding, then the round bit
-    logic signed [VW-1:0]     v;
     {mode, a, hmask, lmask} = d;
     neg  = p[P_W-1];
     fits = ((p ^ {P_W{neg}}) & hmask) == '0;
     w    = $signed({p, OUT_W'(0)}) >>> a;
     t    = w[OUT_W+1:0];
-    v    = (t >>> 1) + ((t[0] && ((|(p & lmask)) || t[1])) ? VW'(1) : VW'(0));
-    if (mode == 2'd0 || p == '0) rq_apply = '0;
-    else if (mode == 2'd3 || !fits) rq_apply = neg ? Y_MIN : Y_MAX;
-    else if (v[OUT_W+1:OUT_W-1] != {3{v[OUT_W+1]}}) rq_apply = v[OUT_W+1] ? Y_MIN : Y_MAX;  // beyond OUT_W bits
-    else rq_apply = OUT_W'(v);
+    up   = t[0] && ((|(p & lmask)) || t[1]);
+    rq_window = {mode, p == '0, neg, fits, up, t[VW-1:1]};
   endfunction
   /* verilator lint_on UNUSEDSIGNAL */
+  function automatic logic signed [OUT_W-1:0] rq_finish(input logic [FW-1:0] f);
+    logic [1:0]               mode;
+    logic                     zero;
+    logic                     neg;
+    logic                     fits;
+    logic                     up;
+    logic signed [VW-2:0]     q;     // the result before rounding
+    logic signed [VW-1:0]     v;
+    {mode, zero, neg, fits, up, q} = f;
+    v    = VW'(q) + (up ? VW'(1) : VW'(0));
+    if (mode == 2'd0 || zero) rq_finish = '0;
+    else if (mode == 2'd3 || !fits) rq_finish = neg ? Y_MIN : Y_MAX;
+    else if (v[OUT_W+1:OUT_W-1] != {3{v[OUT_W+1]}}) rq_finish = v[OUT_W+1] ? Y_MIN : Y_MAX;  // beyond OUT_W bits
+    else rq_finish = OUT_W'(v);
+  endfunction
+  function automatic logic signed [OUT_W-1:0] rq_apply(input logic signed [P_W-1:0] p, input logic [DW-1:0] d);
+    rq_apply = rq_finish(rq_window(p, d));
+  endfunction
   // [proof: rq_apply end]
 
   logic [DW-1:0] decoded;
@@ -92,12 +115,18 @@ module requant_round #(
     always_ff @(posedge clk_i) decoded <= rq_decode(e_i);
   end else begin : g_comb
     assign decoded = rq_decode(e_i);
-    logic unused_clk;
-    assign unused_clk = clk_i;
   end
   for (genvar l = 0; l < LANES; l++) begin : g_lane
-    assign y_o[OUT_W*l +: OUT_W] = rq_apply($signed(p_i[l*P_W +: P_W]), decoded);
+    if (APPLY_REG) begin : g_apply_reg
+      logic [FW-1:0] win_q;
+      always_ff @(posedge clk_i) if (en_i) win_q <= rq_window($signed(p_i[l*P_W +: P_W]), decoded);
+      assign y_o[OUT_W*l +: OUT_W] = rq_finish(win_q);
+    end else begin : g_apply
+      assign y_o[OUT_W*l +: OUT_W] = rq_apply($signed(p_i[l*P_W +: P_W]), decoded);
+    end
   end
+  logic unused;
+  assign unused = ^{clk_i, en_i};
 
 endmodule
 

@@ -57,18 +57,25 @@ module stream_repack #(
   logic [CNT_W-1:0]     fill_q;   // valid units in buf_q
   logic [31:0]          in_left_q, out_left_q, row_left_q;  // row_left_q: bytes not yet emitted
   logic                 busy_q;
+  // The counters' tests, registered with them (32-bit compares in front of the handshakes and
+  // the buffer's unit selects were op_linear's longest paths): words left in and out are not
+  // zero, are one; the row's bytes in the next output word.
+  logic                 in_nz_q, in_one_q, out_nz_q, out_one_q;
+  logic [OB_W-1:0]      row_bytes_q;
+  function automatic logic [OB_W-1:0] word_bytes(input logic [31:0] left);
+    word_bytes = left >= OUT_BYTES ? OB_W'(OUT_BYTES) : OB_W'(left);
+  endfunction
 
-  wire logic need_more = out_left_q != '0 && 32'(fill_q) < OUT_U;
+  wire logic need_more = out_nz_q && 32'(fill_q) < OUT_U;
   // Take input while it fits; once every output is made, drain the rest without storing it.
-  assign in_ready_o  = busy_q && in_left_q != '0 && (out_left_q == '0 || 32'(fill_q) + IN_U <= CAP_U);
+  assign in_ready_o  = busy_q && in_nz_q && (!out_nz_q || 32'(fill_q) + IN_U <= CAP_U);
   // Emit when a full word is buffered, or when the input is exhausted (zero-filled tail).
-  assign out_valid_o = busy_q && out_left_q != '0 && (!need_more || in_left_q == '0);
+  assign out_valid_o = busy_q && out_nz_q && (!need_more || !in_nz_q);
 
   // Bytes of the output word that are real: buffered, and before the row's end (both counted
   // within one word, so each byte's test is a small compare, not one of 32 bits).
-  wire logic [OB_W-1:0] row_bytes = row_left_q >= OUT_BYTES ? OB_W'(OUT_BYTES) : OB_W'(row_left_q);
   wire logic [OB_W-1:0] buf_bytes = 32'(fill_q) * U >= OUT_BYTES ? OB_W'(OUT_BYTES) : OB_W'(32'(fill_q) * U);
-  wire logic [OB_W-1:0] out_bytes = buf_bytes < row_bytes ? buf_bytes : row_bytes;
+  wire logic [OB_W-1:0] out_bytes = buf_bytes < row_bytes_q ? buf_bytes : row_bytes_q;
   always_comb begin
     for (int b = 0; b < OUT_BYTES; b++) begin
       out_data_o[8*b +: 8] = OB_W'(b) < out_bytes ? buf_q[8*b +: 8] : 8'd0;
@@ -86,7 +93,7 @@ module stream_repack #(
   logic [CNT_W:0]       f;     // fill after the output word left
   // (outputs still to make after this cycle's: compares with constants, not a 32-bit
   // subtraction in front of every unit's select -- op_linear's longest path)
-  wire logic            take = in_fire && (out_fire ? out_left_q != 32'd1 : out_left_q != '0);
+  wire logic            take = in_fire && (out_fire ? !out_one_q : out_nz_q);
   always_comb begin
     shifted = out_fire ? buf_q >> (8 * OUT_BYTES) : buf_q;
     f = (CNT_W+1)'(fill_q);
@@ -107,21 +114,40 @@ module stream_repack #(
       out_left_q <= '0;
       row_left_q <= '0;
       busy_q     <= 1'b0;
+      in_nz_q    <= 1'b0;
+      in_one_q   <= 1'b0;
+      out_nz_q   <= 1'b0;
+      out_one_q  <= 1'b0;
+      row_bytes_q <= '0;
     end else if (start_i && !busy_q) begin
       fill_q     <= '0;
       in_left_q  <= in_words_i;
       out_left_q <= out_words_i;
       row_left_q <= len_i;
       busy_q     <= in_words_i != '0 || out_words_i != '0;
+      in_nz_q    <= in_words_i != '0;
+      in_one_q   <= in_words_i == 32'd1;
+      out_nz_q   <= out_words_i != '0;
+      out_one_q  <= out_words_i == 32'd1;
+      row_bytes_q <= word_bytes(len_i);
     end else if (busy_q) begin
       buf_q  <= buf_d;
       fill_q <= CNT_W'(take ? f + (CNT_W+1)'(IN_U) : f);
-      if (in_fire) in_left_q <= in_left_q - 1;
-      if (out_fire) begin
-        out_left_q <= out_left_q - 1;
-        row_left_q <= row_left_q > OUT_BYTES ? row_left_q - OUT_BYTES : 32'd0;
+      if (in_fire) begin
+        in_left_q <= in_left_q - 1;
+        in_nz_q   <= !in_one_q;
+        in_one_q  <= in_left_q == 32'd2;
       end
-      if (in_left_q - 32'(in_fire) == '0 && out_left_q - 32'(out_fire) == '0) busy_q <= 1'b0;
+      if (out_fire) begin
+        logic [31:0] row_next;
+        row_next = row_left_q > OUT_BYTES ? row_left_q - OUT_BYTES : 32'd0;
+        out_left_q  <= out_left_q - 1;
+        out_nz_q    <= !out_one_q;
+        out_one_q   <= out_left_q == 32'd2;
+        row_left_q  <= row_next;
+        row_bytes_q <= word_bytes(row_next);
+      end
+      if ((in_fire ? in_one_q : !in_nz_q) && (out_fire ? out_one_q : !out_nz_q)) busy_q <= 1'b0;
     end
   end
 

@@ -132,17 +132,19 @@ package trit_num;
     end
     fp32_mul_front = {fixed, fv, s, e, p};
   endfunction
-  function automatic logic [31:0] fp32_mul_back(input logic [FMUL_W-1:0] f);
+  // fp32_mul_back in two parts, for a register between them where a clock needs it (the LM
+  // head's): fp32_mul_norm (the product's top 24 bits, guard and sticky, the exponent they have)
+  // and fp32_mul_round (round, range).
+  localparam int FNORM_W = 1 + 32 + 1 + 11 + 24 + 2;  // {fixed, its value, s, e, m, g, st}
+  function automatic logic [FNORM_W-1:0] fp32_mul_norm(input logic [FMUL_W-1:0] f);
     logic        fixed;
     logic [31:0] fv;
     logic        s;
     logic [47:0] p;
     logic [23:0] m;
-    logic [24:0] mr;
     logic        g;
     logic        st;
     logic signed [10:0] e;   // exponent of the unrounded, normalized product
-    logic signed [10:0] er;  // after the rounding carry
     {fixed, fv, s, e, p} = f;
     if (p[47]) begin
       m = p[47:24];
@@ -154,6 +156,19 @@ package trit_num;
       g = p[22];
       st = p[21:0] != '0;
     end
+    fp32_mul_norm = {fixed, fv, s, e, m, g, st};
+  endfunction
+  function automatic logic [31:0] fp32_mul_round(input logic [FNORM_W-1:0] n);
+    logic        fixed;
+    logic [31:0] fv;
+    logic        s;
+    logic [23:0] m;
+    logic [24:0] mr;
+    logic        g;
+    logic        st;
+    logic signed [10:0] e;   // exponent of the unrounded, normalized product
+    logic signed [10:0] er;  // after the rounding carry
+    {fixed, fv, s, e, m, g, st} = n;
     mr = {1'b0, m} + 25'(g && (st || m[0]));
     er = e;
     if (mr[24]) begin
@@ -161,19 +176,22 @@ package trit_num;
       er = e + 11'sd1;
     end
     if (fixed) begin
-      fp32_mul_back = fv;
+      fp32_mul_round = fv;
     end else if (er >= 11'sd255) begin
-      fp32_mul_back = {s, 8'hff, 23'd0};                               // overflow
+      fp32_mul_round = {s, 8'hff, 23'd0};                               // overflow
     end else if (er >= 11'sd1) begin
-      fp32_mul_back = {s, er[7:0], mr[22:0]};
+      fp32_mul_round = {s, er[7:0], mr[22:0]};
     end else begin
       // Below the normal range, decided from the unrounded value (M + r) * 2^(E - 150):
       // IEEE rounds it at subnormal precision, then the flush keeps only the smallest normal
       // (reached from E = 0 with M all ones) and the signed zero of a product <= 2^-150.
-      if (e == 11'sd0 && m == 24'hff_ffff) fp32_mul_back = {s, 8'd1, 23'd0};
-      else if (e < -11'sd23 || (e == -11'sd23 && m == 24'h80_0000 && !g && !st)) fp32_mul_back = {s, 31'd0};
-      else fp32_mul_back = 32'd0;
+      if (e == 11'sd0 && m == 24'hff_ffff) fp32_mul_round = {s, 8'd1, 23'd0};
+      else if (e < -11'sd23 || (e == -11'sd23 && m == 24'h80_0000 && !g && !st)) fp32_mul_round = {s, 31'd0};
+      else fp32_mul_round = 32'd0;
     end
+  endfunction
+  function automatic logic [31:0] fp32_mul_back(input logic [FMUL_W-1:0] f);
+    fp32_mul_back = fp32_mul_round(fp32_mul_norm(f));
   endfunction
   function automatic logic [31:0] fp32_mul(input logic [31:0] a, input logic [31:0] b);
     fp32_mul = fp32_mul_back(fp32_mul_front(a, b));

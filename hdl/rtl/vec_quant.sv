@@ -107,18 +107,20 @@ module vec_quant #(
   assign in_ready_o = f_state_q == F_LOAD && f_idx_q < f_groups_q &&
                       (!codes_pending || (b_state_q == B_CODES && f_idx_q < idx_q));
   wire logic in_fire = in_valid_i && in_ready_o;
-  // A group taken goes through four registered stages (the producer's logic ends at the first;
+  // A group taken goes through five registered stages (the producer's logic ends at the first;
   // a product, its magnitude, a four-way maximum and the running maximum in one cycle were the
-  // quantizers' longest path, then the gain word's read and select in front of the product):
+  // quantizers' longest path, then the gain word's read and select in front of the product,
+  // then the product's and the square's DSP tiles and the adders joining them in one cycle):
   //   l  the values (0 past n) and their gain word;
   //   s  per lane the value and its gain (1 without a norm);
-  //   m  per lane the product with its gain and the square;
+  //   m  per lane the DSP pieces of the product with its gain and of the square;
+  //   n  per lane the product, its magnitude and the square;
   //   g  the group's max |p| and sum of squares, its products written to the buffer;
   // then the vector's running max and sum take the group's.
-  logic                l_v_q, s_v_q, m_v_q, g_v_q;              // the stage holds a group
-  logic                l_last_q, s_last_q, m_last_q, g_last_q;  // ... the vector's last
+  logic                l_v_q, s_v_q, m_v_q, n_v_q, g_v_q;                  // the stage holds a group
+  logic                l_last_q, s_last_q, m_last_q, n_last_q, g_last_q;  // ... the vector's last
   logic [31:0]         l_idx_q;   // ... which
-  logic [PAW-1:0]      s_idx_q, m_idx_q;
+  logic [PAW-1:0]      s_idx_q, m_idx_q, n_idx_q;
   logic [32*LANES-1:0] l_x_q;     // l: the group's values
   always_ff @(posedge clk_i) begin
     l_last_q <= 32'(f_idx_q) + 1 == 32'(f_groups_q);
@@ -132,34 +134,61 @@ module vec_quant #(
       l_v_q <= 1'b0;
       s_v_q <= 1'b0;
       m_v_q <= 1'b0;
+      n_v_q <= 1'b0;
       g_v_q <= 1'b0;
     end else begin
       l_v_q <= in_fire;
       s_v_q <= l_v_q;
       m_v_q <= s_v_q;
-      g_v_q <= m_v_q;
+      n_v_q <= m_v_q;
+      g_v_q <= n_v_q;
     end
   end
   // A group's gains share one 8-gain word (LANES divides 8).
   // (read with the input register: block RAM, not LUT-RAM and a multiplexer)
   logic [127:0] gain_row;
   always_ff @(posedge clk_i) gain_row <= gain[GAW'((f_idx_q * 32'(LANES)) >> 3)];
-  logic signed [31:0]  s_x_q [LANES];   // s: the values
-  logic signed [15:0]  s_g_q [LANES];   // ... their gains
-  logic signed [47:0]  m_p_q  [LANES];  // m: the products
-  logic [63:0]         m_sq_q [LANES];  // ... the squares (with a norm)
+  // The pieces split a value at bit 17: x = xh 2^17 + xl, xl unsigned, so every piece product
+  // is one DSP48E2 multiply (at most 18 x 18 bits): p = x g = (xh g) 2^17 + xl g and
+  // x^2 = xh^2 2^34 + 2 (xh xl) 2^17 + xl^2.
+  logic signed [31:0]  s_x_q  [LANES];  // s: the values
+  logic signed [15:0]  s_g_q  [LANES];  // ... their gains
+  logic signed [32:0]  m_pl_q [LANES];  // m: xl g
+  logic signed [30:0]  m_ph_q [LANES];  // ... xh g
+  logic [33:0]         m_ll_q [LANES];  // ... xl^2
+  logic signed [32:0]  m_hl_q [LANES];  // ... xh xl
+  logic [29:0]         m_hh_q [LANES];  // ... xh^2
+  logic [31:0]         m_x_q  [LANES];  // ... x (without a norm, the product)
+  logic signed [47:0]  n_p_q  [LANES];  // n: the products
+  logic [47:0]         n_mag_q [LANES]; // ... their magnitudes
+  logic [63:0]         n_sq_q [LANES];  // ... the squares (with a norm)
   always_ff @(posedge clk_i) begin
     s_last_q <= l_last_q;
     s_idx_q  <= PAW'(l_idx_q);
     m_last_q <= s_last_q;
     m_idx_q  <= s_idx_q;
+    n_last_q <= m_last_q;
+    n_idx_q  <= m_idx_q;
     for (int l = 0; l < LANES; l++) begin
       logic [2:0] e;  // the element's gain within the 8-gain word
+      logic signed [17:0] xl;
+      logic signed [14:0] xh;
+      logic signed [47:0] p;
       e = 3'(l_idx_q * 32'(LANES) + 32'(l));
       s_x_q[l]  <= $signed(l_x_q[32*l +: 32]);
       s_g_q[l]  <= NORM && f_q.norm ? $signed(gain_row[16 * e +: 16]) : 16'sd1;
-      m_p_q[l]  <= NORM ? 48'(s_x_q[l]) * 48'(s_g_q[l]) : 48'(s_x_q[l]);
-      m_sq_q[l] <= NORM ? 64'(s_x_q[l] * s_x_q[l]) : 64'd0;
+      xl = $signed({1'b0, s_x_q[l][16:0]});
+      xh = s_x_q[l][31:17];
+      m_pl_q[l] <= NORM ? 33'(xl) * 33'(s_g_q[l]) : '0;
+      m_ph_q[l] <= NORM ? 31'(xh) * 31'(s_g_q[l]) : '0;
+      m_ll_q[l] <= NORM ? 34'(34'(xl) * 34'(xl)) : '0;
+      m_hl_q[l] <= NORM ? 33'(xh) * 33'(xl) : '0;
+      m_hh_q[l] <= NORM ? 30'(30'(xh) * 30'(xh)) : '0;
+      m_x_q[l]  <= s_x_q[l];
+      p = NORM ? (48'(m_ph_q[l]) <<< 17) + 48'(m_pl_q[l]) : 48'($signed(m_x_q[l]));
+      n_p_q[l]   <= p;
+      n_mag_q[l] <= p < 0 ? 48'(0 - p) : 48'(p);
+      n_sq_q[l]  <= NORM ? (64'(m_hh_q[l]) << 34) + 64'(64'(m_hl_q[l]) <<< 18) + 64'(m_ll_q[l]) : 64'd0;
     end
   end
   logic [PW*LANES-1:0] p_row;  // the group's products, lane l at PW*l
@@ -173,18 +202,18 @@ module vec_quant #(
   always_comb begin
     g_ss = '0;
     for (int l = 0; l < LANES; l++) begin
-      p_row[PW*l +: PW] = PW'(m_p_q[l]);
-      mt[LANES+l] = m_p_q[l] < 0 ? 48'(0 - m_p_q[l]) : 48'(m_p_q[l]);
-      g_ss = g_ss + 80'(m_sq_q[l]);
+      p_row[PW*l +: PW] = PW'(n_p_q[l]);
+      mt[LANES+l] = n_mag_q[l];
+      g_ss = g_ss + 80'(n_sq_q[l]);
     end
     for (int i = LANES - 1; i >= 1; i--) mt[i] = mt[2*i] > mt[2*i+1] ? mt[2*i] : mt[2*i+1];
     g_max = mt[1];
   end
   always_ff @(posedge clk_i) begin
-    g_last_q <= m_last_q;
+    g_last_q <= n_last_q;
     g_max_q  <= g_max;
     g_ss_q   <= g_ss;
-    if (m_v_q) pbuf[m_idx_q] <= p_row;
+    if (n_v_q) pbuf[n_idx_q] <= p_row;
   end
 
   // ---------------------------------------------------------------- scalar steps
@@ -322,7 +351,7 @@ module vec_quant #(
   // registered: ready when they are rounded.
   logic [YW*LANES-1:0] c_y;
   requant_round #(.LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1)) u_round (
-    .clk_i, .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
+    .clk_i, .en_i (1'b1), .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
   );
   logic [YW*LANES-1:0] r_y_q;
   always_ff @(posedge clk_i) if (r_adv) r_y_q <= c_y;

@@ -279,6 +279,7 @@ pub fn json(r: &Report) -> serde_json::Value {
             "fmax_mhz": u.depth.fmax_mhz,
             "path": u.depth.path,
             "path_sources": u.depth.sources,
+            "next_paths": u.depth.next,
             "memories_as_registers": u.memories_as_registers,
             "synth_seconds": u.seconds,
         })).collect::<Vec<_>>(),
@@ -364,6 +365,17 @@ pub fn path_text(d: &Depth) -> String {
     let mut s = format!("    path: {}\n", abbreviate_path(&d.path));
     if !d.sources.is_empty() {
         s.push_str(&format!("    through: {}\n", d.sources.join(" > ")));
+    }
+    if !d.next.is_empty() {
+        s.push_str("    next deepest (other lines):\n");
+        for n in &d.next {
+            s.push_str(&format!(
+                "      {:.2} ns ({:.0} MHz): {}\n",
+                n.path_ns,
+                1000.0 / n.path_ns,
+                n.sources.join(" > ")
+            ));
+        }
     }
     s
 }

@@ -422,6 +422,22 @@ pub struct Depth {
     /// each line once): the lines to pipeline.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// The next deepest paths through other source lines, deepest first (at most
+    /// [`NEXT_PATHS`]): what limits the clock once the longest is pipelined.
+    #[serde(default)]
+    pub next: Vec<PathBrief>,
+}
+
+/// How many of the next deepest paths [`Depth::next`] keeps.
+pub const NEXT_PATHS: usize = 8;
+
+/// One of a module's deeper paths: its delay and the lines it runs through.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PathBrief {
+    /// Estimated delay, ns.
+    pub path_ns: f64,
+    /// `file:line` of its cells, start to end.
+    pub sources: Vec<String>,
 }
 
 /// Delays (ns) of UltraScale+ (-2 speed grade) cells with typical routing: a coarse stand-in
@@ -672,43 +688,73 @@ fn longest_path(m: &JsonModule, d: &DelayModel) -> Depth {
             state[i] = 2;
         }
     }
-    // Endpoints: inputs of sequential cells (and module outputs, which the driver's arrival
-    // already covers).
-    let mut worst = Arr { ns: 0.0, luts: 0, cells: 0, prev: NONE };
-    for a in arr.iter().flatten() {
-        if a.ns > worst.ns {
-            worst = *a;
+    // Walk a path back from the cell `end`: its cell types and source lines, start to end.
+    let walk = |end: usize| -> (Vec<String>, Vec<String>) {
+        let mut path = Vec::new();
+        let mut sources: Vec<String> = Vec::new();
+        let mut visit = |c: &JsonCell| {
+            path.push(c.kind.clone());
+            for s in src_lines(c).into_iter().rev() {
+                // Each line once, where the path (walked from its end) last meets it.
+                sources.retain(|x| *x != s);
+                sources.push(s);
+            }
+        };
+        let mut at = Some(end);
+        let mut guard = 0;
+        while let Some(i) = at {
+            visit(cells[i]);
+            let p = arr[i].map(|a| a.prev).unwrap_or(NONE);
+            at = if p == NONE || guard > 10_000 { None } else { Some(p) };
+            if let Some(p) = at {
+                if matches!(timings[p], Timing::Seq { .. }) {
+                    visit(cells[p]);
+                    at = None;
+                }
+            }
+            guard += 1;
         }
-    }
-    // The cell whose arrival is the worst: find it to walk the path back.
-    let mut end = arr.iter().position(|a| a.is_some_and(|a| a.ns == worst.ns && a.cells == worst.cells));
-    let mut path = Vec::new();
-    let mut sources: Vec<String> = Vec::new();
-    let mut visit = |c: &JsonCell| {
-        path.push(c.kind.clone());
-        for s in src_lines(c).into_iter().rev() {
-            // Each line once, where the path (walked from its end) last meets it.
-            sources.retain(|x| *x != s);
-            sources.push(s);
-        }
+        path.reverse();
+        sources.reverse();
+        (path, sources)
     };
-    let mut guard = 0;
-    while let Some(i) = end {
-        visit(cells[i]);
-        let p = arr[i].map(|a| a.prev).unwrap_or(NONE);
-        end = if p == NONE || guard > 10_000 { None } else { Some(p) };
-        if let Some(p) = end {
-            if matches!(timings[p], Timing::Seq { .. }) {
-                visit(cells[p]);
-                end = None;
+    // Endpoints: combinational cells read by a sequential cell (module outputs are covered by
+    // their driver's arrival too, as the worst of all cells).
+    let mut endpoint = vec![false; cells.len()];
+    for (i, c) in cells.iter().enumerate() {
+        if !matches!(timings[i], Timing::Seq { .. }) {
+            continue;
+        }
+        for (port, conn) in &c.connections {
+            if c.port_directions.get(port).map(String::as_str) == Some("input") {
+                for b in bits(conn) {
+                    if let Some(&j) = driver.get(&b) {
+                        endpoint[j] = !matches!(timings[j], Timing::Seq { .. });
+                    }
+                }
             }
         }
-        guard += 1;
     }
-    path.reverse();
-    sources.reverse();
+    let mut order: Vec<usize> = (0..cells.len()).filter(|&i| arr[i].is_some()).collect();
+    order.sort_by(|&a, &b| arr[b].map_or(0.0, |x| x.ns).total_cmp(&arr[a].map_or(0.0, |x| x.ns)));
+    let worst = order.first().and_then(|&i| arr[i]).unwrap_or(Arr { ns: 0.0, luts: 0, cells: 0, prev: NONE });
+    let (path, sources) = order.first().map(|&i| walk(i)).unwrap_or_default();
+    // The next deepest paths through other lines: each endpoint's path keyed by its source
+    // lines, the deepest of each kept (a wide adder's bits share one key).
+    let mut next: Vec<PathBrief> = Vec::new();
+    for &i in order.iter().filter(|&&i| endpoint[i]).take(4000) {
+        if next.len() >= NEXT_PATHS {
+            break;
+        }
+        let (_, src) = walk(i);
+        if src == sources || next.iter().any(|n| n.sources == src) {
+            continue;
+        }
+        let ns = arr[i].map_or(0.0, |a| a.ns) + d.fixed;
+        next.push(PathBrief { path_ns: ns, sources: src });
+    }
     let ns = worst.ns + d.fixed;
-    Depth { lut_levels: worst.luts, cells: worst.cells, path_ns: ns, fmax_mhz: 1000.0 / ns, path, sources }
+    Depth { lut_levels: worst.luts, cells: worst.cells, path_ns: ns, fmax_mhz: 1000.0 / ns, path, sources, next }
 }
 
 /// The arrays yosys's frontend turned into registers (each read becomes a multiplexer over all
