@@ -473,10 +473,10 @@ module op_attention #(
     // a binary32 multiply is two: trit_num::fp32_mul_front, fp32_mul_back):
     //   both      1 the operands registered: sq, the key's element, its raw score or score
     //   K_SCALES  2,3 a = sq * sk    4,5 c = a * alpha    6,7 raw * significand(c)    8 round  9 z = sat
-    //   V_SCALES  2 d = max - z    3,4 e = exp2_neg(d)    6,7 e * significand(sv)     8 round  9 w
-    // (6,7: mul_pieces, the DSPs' pieces then their sum; 3,4: exp2_neg's table product, then its
-    // shift; 8 then 9: the rounding and the saturation with the commit's compare in one stage
-    // were the engine's longest path.) Stage 9's results are committed: z or
+    //   V_SCALES  2 d = max - z    3,4,5 e = exp2_neg(d)    6,7 e * significand(sv)   8 round  9 w
+    // (6,7: mul_pieces, the DSPs' pieces then their sum; 3,4,5: exp2_neg's table product, its
+    // rounding, its shift (into stage 5's multiplicand); 8 then 9: the rounding and the
+    // saturation with the commit's compare in one stage were the engine's longest path.) Stage 9's results are committed: z or
     // w into the query's memory at the key, the query's running max or numerator sum. (Stage 1:
     // the element queue's read and the query's scale select into a multiply, and stage 6 in one
     // cycle, were the engine's longest paths.)
@@ -496,7 +496,7 @@ module op_attention #(
     logic [trit_num::FMUL_W-1:0] s2_a_q, s4_c_q;         // K: sq * sk, then the score factor c, unrounded
     logic [31:0]        s3_a_q, s5_c_q;                  // ... rounded
     logic signed [47:0] s2_d_q;                          // V: max - z
-    logic [15:0]        s4_e_q, s5_e_q, s6_e_q, s7_e_q, s8_e_q, s9_e_q;  // V: the numerator e
+    logic [15:0]        s5_e_q, s6_e_q, s7_e_q, s8_e_q, s9_e_q;  // V: the numerator e
     logic [31:0]        s2_x_q, s3_x_q, s4_x_q;          // K: the raw score; V: the value scale
     logic signed [56:0] s7_p_q;                          // the exact product to round (32 x 25 bits)
     logic [7:0]         s6_sx_q;                         // its scale's exponent, beside stage 6
@@ -504,7 +504,7 @@ module op_attention #(
     logic signed [31:0] s9_z_q;                          // K: the score
     logic [39:0]        s9_w_q;                          // V: the value weight (masked: 0)
     logic [15:0]        e2;
-    exp2_neg u_exp2 (.clk_i, .d_i (s2_d_q), .y_o (e2));  // stages 3 and 4
+    exp2_neg u_exp2 (.clk_i, .d_i (s2_d_q), .y_o (e2));  // stages 3, 4 and 5
     // One multiplier for both phases: the raw score times c's significand, or e times sv's.
     // Its operands selected a stage ahead where they can be (the multiplicand; the value scale's
     // significand), c's significand taken in stage 5 (the select and the significand in front
@@ -542,11 +542,10 @@ module op_attention #(
       s3_a_q  <= trit_num::fp32_mul_back(s2_a_q);
       s3_x_q  <= s2_x_q;
       s4_c_q  <= trit_num::fp32_mul_front(s3_a_q, score_q);
-      s4_e_q  <= e2;
       s4_x_q  <= s3_x_q;
       s5_c_q  <= trit_num::fp32_mul_back(s4_c_q);
-      s5_e_q  <= s4_e_q;
-      s5_m_q  <= st_k[4] ? $signed(s4_x_q) : $signed({16'd0, s4_e_q});
+      s5_e_q  <= e2;
+      s5_m_q  <= st_k[4] ? $signed(s4_x_q) : $signed({16'd0, e2});
       s5_xsig_q <= trit_num::significand(s4_x_q);
       s5_xe_q   <= s4_x_q[30:23];
       s6_sx_q <= s5_sx;

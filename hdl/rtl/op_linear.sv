@@ -614,7 +614,11 @@ module op_linear #(
   // Results: (token, block) order; requantize every lane with c[token], then write ymem.
   logic [31:0] ob_q, ot_q;   // block within chunk, token of the next result
   logic [31:0] c_now;
-  assign c_now = c_q[TW'(ot_q)];
+  // c[ot_q], registered: read at the token the next cycle has (the scale's select in front of
+  // requant's multiply was op_linear's longest path). c_q is complete before MATMUL.
+  wire logic [TW-1:0] ot_next = state_q == MATMUL && u_out_valid && ob_q + 1 == nb_q ? TW'(ot_q + 1) :
+                                run_begin ? '0 : TW'(ot_q);
+  always_ff @(posedge clk_i) c_now <= c_q[ot_next];
   logic rq_valid;
   logic [32*COLS-1:0] rq_y;
   requant #(.LANES(COLS), .IN_W(ACC_W), .FRAC(16)) u_rq (

@@ -220,16 +220,17 @@ module op_vector #(
   // token's running max |product|; the token's last group leaving hands the token to the
   // feeder. One multiply or one table step per stage (silu_fx in numerics §7):
   //   1 inputs   2 the gate selected   3,4 g * log2(e) (mul_pieces)   5 |.| rounded
-  //   6,7 exp2_neg (table product, shift)   8..15 sigmoid (sigmoid_pipe)
-  //   16 sigmoid(g) from sigmoid(|g|)   17 g * sigmoid, relu's halves' products
-  //   18 silu rounded, relu^2 summed   19 the activation's pieces times up's (one DSP each)
-  //   20 each of up's pieces' rows   21 their sum, the product
-  // (Stage 16 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
+  //   6,7,8 exp2_neg (table product, its rounding, shift)   9..16 sigmoid (sigmoid_pipe)
+  //   17 sigmoid(g) from sigmoid(|g|)   18 g * sigmoid, relu's halves' products
+  //   19 silu rounded, relu^2 summed   20 the activation's pieces times up's (one DSP each)
+  //   21 each of up's pieces' rows   22 their sum, the product
+  // (Stage 17 alone: the sigmoid's rounding, its sign and the multiply in one cycle were the
   // engine's longest path; so were the 63 x 32-bit product in one stage, then in two (the
-  // DSPs' products and the adders joining them in one), exp2_neg in one, g * log2(e) with its
-  // DSPs' sum in one, and the gate's select in front of that multiply.)
+  // DSPs' products and the adders joining them in one), exp2_neg in one, then its product and
+  // rounding in one, g * log2(e) with its DSPs' sum in one, and the gate's select in front of
+  // that multiply.)
   localparam int SIG_L = 8;           // sigmoid_pipe's latency
-  localparam int PL    = 13 + SIG_L;  // stages
+  localparam int PL    = 14 + SIG_L;  // stages
   wire logic     p_in = (state_q == UP_DATA || state_q == PAIR_DATA) && el_fire;
   logic [PL:1]   pv_q;                // per stage: holds a group
   logic [PL:1]   plast_q;             // ... the token's last
@@ -253,40 +254,40 @@ module op_vector #(
     logic [PL-2:1]      live_s;
     logic signed [49:0] t4;        // g * log2(e) in Q.32 (its magnitude is taken in stage 5)
     logic [47:0]        d5_q;      // ... in Q.16
-    logic [15:0]        e7_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
-    logic signed [31:0] sig16_q;   // sigmoid(g) in Q.15
-    logic signed [48:0] gs17_q;    // g * sigmoid(g) in Q.31
-    logic [31:0]        rr_ll17_q; // relu(g)^2 as its 16-bit halves' products (one DSP each):
-    logic [30:0]        rr_hl17_q; // ... low x low, high x low, high x high, summed in stage 18
-    logic [29:0]        rr_hh17_q; // (the 31 x 31-bit product with its DSPs' adders in one stage
+    logic [15:0]        e8_q;      // exp2_neg: 2^-|g|log2(e) in Q.15
+    logic signed [31:0] sig17_q;   // sigmoid(g) in Q.15
+    logic signed [48:0] gs18_q;    // g * sigmoid(g) in Q.31
+    logic [31:0]        rr_ll18_q; // relu(g)^2 as its 16-bit halves' products (one DSP each):
+    logic [30:0]        rr_hl18_q; // ... low x low, high x low, high x high, summed in stage 19
+    logic [29:0]        rr_hh18_q; // (the 31 x 31-bit product with its DSPs' adders in one stage
                                    // was the engine's longest path)
     // One multiplier for both activations: silu(g) (signed Q.16) or relu(g)^2 (non-negative),
-    // selected into stage 18's register (the select in front of stage 19's products was the
+    // selected into stage 19's register (the select in front of stage 20's products was the
     // engine's longest path).
-    logic signed [62:0] act18_q;
+    logic signed [62:0] act19_q;
     // The activation in pieces of 26 bits (a DSP's 27-bit port: two unsigned, the top 11 bits
     // signed), up in pieces of 17 (the 18-bit port: the low unsigned, the top 15 signed).
-    logic signed [44:0] t19_q [3][2];  // piece i of the activation times piece j of up
-    logic signed [94:0] row20_q [2];   // up's piece j times the whole activation (0 past n)
-    logic signed [95:0] prod21_q;
-    logic [15:0]        e7;
-    logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 15
+    logic signed [44:0] t20_q [3][2];  // piece i of the activation times piece j of up
+    logic signed [94:0] row21_q [2];   // up's piece j times the whole activation (0 past n)
+    logic signed [95:0] prod22_q;
+    logic [15:0]        e8;
+    logic [15:0]        sig_pos;   // sigmoid(|g|) in Q.15, stage 16
     mul_pieces #(.A_W (32), .B_W (18)) u_log2e (
       .clk_i, .en1_i (1'b1), .en2_i (1'b1), .a_i (g_s[2]), .b_i (18'sd94548), .p_o (t4)
     );
-    exp2_neg u_exp2 (.clk_i, .d_i (d5_q), .y_o (e7));
-    sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e7_q), .y_o (sig_pos));
+    exp2_neg u_exp2 (.clk_i, .d_i (d5_q), .y_o (e8));
+    sigmoid_pipe #(.LATENCY (SIG_L)) u_sig (.clk_i, .e_i (e8_q), .y_o (sig_pos));
     // Stage 1's gate: the gate element itself (wide rows) or the buffered gate group's lane.
     wire logic signed [31:0] g2     = wide_q ? g_s[1] : $signed(gate_rd_q[32*l +: 32]);
     // |g| log2(e) = |g log2(e)|: the magnitude after the multiply, not between the gate
     // buffer's read and the multiplier (that was the unit's longest path).
     wire logic [47:0]        t4_abs  = t4 < 0 ? 48'(0 - t4) : 48'(t4);
     wire logic signed [95:0] g_log2e = trit_num::rne_shift(96'(t4_abs), 8'd16);
-    wire logic signed [31:0] g15    = g_s[15];
     wire logic signed [31:0] g16    = g_s[16];
-    wire logic [30:0]        relu   = g16 < 0 ? 31'd0 : 31'(g16);
-    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs17_q), 8'd15);
-    wire logic signed [31:0] up18   = up_s[18];
+    wire logic signed [31:0] g17    = g_s[17];
+    wire logic [30:0]        relu   = g17 < 0 ? 31'd0 : 31'(g17);
+    wire logic signed [95:0] silu   = trit_num::rne_shift(96'(gs18_q), 8'd15);
+    wire logic signed [31:0] up19   = up_s[19];
     always_ff @(posedge clk_i) begin
       g_s[1]    <= $signed(el_wide[32*l +: 32]);
       up_s[1]   <= $signed(wide_q ? uel_wide[32*l +: 32] : el_wide[32*l +: 32]);
@@ -298,31 +299,31 @@ module op_vector #(
         live_s[t] <= live_s[t-1];
       end
       d5_q     <= g_log2e[47:0];
-      e7_q     <= e7;
-      sig16_q  <= g15 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
-      gs17_q   <= 49'(g16) * 49'(sig16_q);
-      rr_ll17_q <= relu[15:0] * relu[15:0];
-      rr_hl17_q <= relu[30:16] * relu[15:0];
-      rr_hh17_q <= relu[30:16] * relu[30:16];
-      act18_q  <= silu_q ? 63'($signed(silu[47:0])) :
-                  $signed({1'b0, (62'(rr_hh17_q) << 32) + (62'(rr_hl17_q) << 17) + 62'(rr_ll17_q)});
+      e8_q     <= e8;
+      sig17_q  <= g16 < 0 ? 32'sd32768 - 32'(sig_pos) : 32'(sig_pos);
+      gs18_q   <= 49'(g17) * 49'(sig17_q);
+      rr_ll18_q <= relu[15:0] * relu[15:0];
+      rr_hl18_q <= relu[30:16] * relu[15:0];
+      rr_hh18_q <= relu[30:16] * relu[30:16];
+      act19_q  <= silu_q ? 63'($signed(silu[47:0])) :
+                  $signed({1'b0, (62'(rr_hh18_q) << 32) + (62'(rr_hl18_q) << 17) + 62'(rr_ll18_q)});
       for (int i = 0; i < 3; i++) begin
         for (int j = 0; j < 2; j++) begin
           logic signed [26:0] a;
           logic signed [17:0] u;
-          a = i == 2 ? 27'($signed(act18_q[62:52])) : $signed({1'b0, act18_q[26*i +: 26]});
-          u = j == 1 ? 18'($signed(up18[31:17])) : $signed({1'b0, up18[16:0]});
-          t19_q[i][j] <= 45'(a) * 45'(u);
+          a = i == 2 ? 27'($signed(act19_q[62:52])) : $signed({1'b0, act19_q[26*i +: 26]});
+          u = j == 1 ? 18'($signed(up19[31:17])) : $signed({1'b0, up19[16:0]});
+          t20_q[i][j] <= 45'(a) * 45'(u);
         end
       end
       for (int j = 0; j < 2; j++) begin
-        row20_q[j] <= !live_s[19] ? 95'sd0 :
-                      95'(t19_q[0][j]) + (95'(t19_q[1][j]) <<< 26) + (95'(t19_q[2][j]) <<< 52);
+        row21_q[j] <= !live_s[20] ? 95'sd0 :
+                      95'(t20_q[0][j]) + (95'(t20_q[1][j]) <<< 26) + (95'(t20_q[2][j]) <<< 52);
       end
-      prod21_q <= 96'(row20_q[0]) + (96'(row20_q[1]) <<< 17);
+      prod22_q <= 96'(row21_q[0]) + (96'(row21_q[1]) <<< 17);
     end
-    assign prod[l] = prod21_q;
-    assign prod_row[96*l +: 96] = prod21_q;
+    assign prod[l] = prod22_q;
+    assign prod_row[96*l +: 96] = prod22_q;
     assign bn_vals[32*l +: 32] = bn_at($signed(feed_row[96*l +: 96]), bn_shift, bn_lmask_q);  // |.| <= 2^30
     logic unused_lane;
     assign unused_lane = ^{g_log2e[95:48], silu[95:48]};

@@ -303,12 +303,14 @@ module vec_quant #(
   localparam int YW = 17;       // requant's result bits before the clamp
   localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
-  // A group read from the buffer is multiplied by inv's significand in two stages (mul_pieces:
-  // each DSP's piece product, then their sum), rounded (registered), then clamped into the
-  // output register (the four move as an elastic pipeline, holding while the consumer is not
-  // ready). The whole 48 x 25-bit product in one cycle (four DSPs and their adders) was the
-  // longest path of the engines that quantize; rounding and clamp on the way out, into the
-  // consumer's logic, had been before it, and then the rounding and the clamp in one cycle.
+  // A group read from the buffer is registered, multiplied by inv's significand in two stages
+  // (mul_pieces: each DSP's piece product, then their sum), rounded (registered), then clamped
+  // into the output register (the five move as an elastic pipeline, holding while the consumer
+  // is not ready). The whole 48 x 25-bit product in one cycle (four DSPs and their adders) was
+  // the longest path of the engines that quantize; rounding and clamp on the way out, into the
+  // consumer's logic, had been before it, then the rounding and the clamp in one cycle, then
+  // the buffer's read into the DSPs.
+  logic                k_v_q;      // k_row_q holds a group read from the buffer
   logic                h_v_q;      // mul_pieces' first stage holds a group's piece products
   logic                c_v_q;      // ... its second the products
   logic                r_v_q;      // r_y_q holds a group's rounded products
@@ -317,16 +319,18 @@ module vec_quant #(
   wire logic           r_adv  = !r_v_q || o_adv;
   wire logic           c_adv  = !c_v_q || r_adv;
   wire logic           h_adv  = !h_v_q || c_adv;
-  wire logic           c_take = b_state_q == B_CODES && idx_q < groups_q && h_adv;
+  wire logic           k_adv  = !k_v_q || h_adv;
+  wire logic           c_take = b_state_q == B_CODES && idx_q < groups_q && k_adv;
   // The buffer is read a cycle ahead, at the group idx_q will be next cycle (block RAM). The
   // load writes only groups the codes have taken, and a vector's codes start after its load.
   wire logic [PAW-1:0] idx_next = b_state_q == B_IDLE ? '0 : PAW'(c_take ? idx_q + GCW'(1) : idx_q);
-  logic [PW*LANES-1:0] code_row;
+  logic [PW*LANES-1:0] code_row, k_row_q;
   always_ff @(posedge clk_i) code_row <= pbuf[idx_next];
+  always_ff @(posedge clk_i) if (k_adv) k_row_q <= code_row;
   wire logic signed [24:0]  inv_sig  = trit_num::significand(r_inv_q);
   logic [CW*LANES-1:0] c_p_row;  // the products, lane l at CW * l
   for (genvar l = 0; l < LANES; l++) begin : g_mul
-    wire logic signed [PW-1:0] a = code_row[PW*l +: PW];
+    wire logic signed [PW-1:0] a = k_row_q[PW*l +: PW];
     logic signed [CW-1:0]      p;
     mul_pieces #(.A_W (PW), .B_W (25)) u_mul (
       .clk_i, .en1_i (h_adv), .en2_i (c_adv), .a_i (a), .b_i (inv_sig), .p_o (p)
@@ -335,12 +339,14 @@ module vec_quant #(
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      k_v_q <= 1'b0;
       h_v_q <= 1'b0;
       c_v_q <= 1'b0;
       r_v_q <= 1'b0;
       o_v_q <= 1'b0;
     end else begin
-      if (h_adv) h_v_q <= c_take;
+      if (k_adv) k_v_q <= c_take;
+      if (h_adv) h_v_q <= k_v_q;
       if (c_adv) c_v_q <= h_v_q;
       if (r_adv) r_v_q <= c_v_q;
       if (o_adv) o_v_q <= r_v_q;
@@ -459,7 +465,8 @@ module vec_quant #(
           end
           if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups_q && !h_v_q && !c_v_q && !r_v_q && !o_v_q && steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups_q && !k_v_q && !h_v_q && !c_v_q && !r_v_q && !o_v_q &&
+              steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
