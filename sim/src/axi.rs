@@ -125,6 +125,10 @@ struct Port {
     write_bytes: u64,
     // Bandwidth budget of this port alone (`MemTiming::port_bytes_per_cycle`).
     credit: f64,
+    // The master's write data was valid last cycle (a streaming writer: its beat is granted in
+    // the port's turn), and the budget taken for it this cycle.
+    w_was_valid: bool,
+    w_reserved: bool,
 }
 
 /// Memory, the slave side of every master port, and the protocol monitor.
@@ -186,6 +190,8 @@ impl AxiMem {
                 read_bytes: 0,
                 write_bytes: 0,
                 credit: 0.0,
+                w_was_valid: false,
+                w_reserved: false,
             });
         }
         Ok(AxiMem { dram: Dram::default(), timing, ports, credit: 0.0, cycle: 0 })
@@ -241,7 +247,15 @@ impl AxiMem {
             }
             m.set_u64(id.rresp, 0);
             m.set_u64(id.rvalid, p.r_presented as u64);
+            // A write beat takes its budget in the port's turn when the master is streaming (its
+            // data was valid last cycle; given back if it does not come): otherwise the reads of
+            // the ports after it spent the budget first, and port 0's writes went last.
             let w_ok = !p.writes.is_empty() && self.credit >= p.bytes as f64 && p.credit >= p.bytes as f64;
+            p.w_reserved = w_ok && p.w_was_valid;
+            if p.w_reserved {
+                self.credit -= p.bytes as f64;
+                p.credit -= p.bytes as f64;
+            }
             m.set_u64(id.wready, w_ok as u64);
             m.set_u64(id.bresp, 0);
             m.set_u64(id.bvalid, p.responses.front().is_some_and(|&t| t <= now) as u64);
@@ -317,6 +331,11 @@ impl AxiMem {
                 }
             }
             let w_fire = on(id.wvalid) && on(id.wready);
+            if p.w_reserved && !w_fire {
+                self.credit += p.bytes as f64;
+                p.credit += p.bytes as f64;
+            }
+            p.w_was_valid = on(id.wvalid);
             p.w_hold = (on(id.wvalid) && !w_fire).then(|| (wdata.clone(), wstrb.clone(), wlast));
             if w_fire {
                 let b = *p.writes.front().expect("wready only with an open burst");
@@ -336,8 +355,10 @@ impl AxiMem {
                         self.dram.write(base + i as u64, &[byte]);
                     }
                 }
-                self.credit -= p.bytes as f64;
-                p.credit -= p.bytes as f64;
+                if !p.w_reserved {
+                    self.credit -= p.bytes as f64;
+                    p.credit -= p.bytes as f64;
+                }
                 p.write_bytes += p.bytes as u64;
                 p.w_beat += 1;
                 if last {
