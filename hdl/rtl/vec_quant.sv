@@ -304,20 +304,23 @@ module vec_quant #(
   localparam int YQ = YW + 1;   // ... compared with qmax (unsigned 16 bits) as signed
 
   // A group read from the buffer is registered, multiplied by inv's significand in two stages
-  // (mul_pieces: each DSP's piece product, then their sum), rounded (registered), then clamped
-  // into the output register (the five move as an elastic pipeline, holding while the consumer
-  // is not ready). The whole 48 x 25-bit product in one cycle (four DSPs and their adders) was
-  // the longest path of the engines that quantize; rounding and clamp on the way out, into the
-  // consumer's logic, had been before it, then the rounding and the clamp in one cycle, then
-  // the buffer's read into the DSPs.
+  // (mul_pieces: each DSP's piece product, then their sum), rounded in two (requant_round's
+  // window, registered, then the rest), then clamped into the output register (the six move as
+  // an elastic pipeline, holding while the consumer is not ready). The whole 48 x 25-bit product
+  // in one cycle (four DSPs and their adders) was the longest path of the engines that
+  // quantize; rounding and clamp on the way out, into the consumer's logic, had been before it,
+  // then the rounding and the clamp in one cycle, then the buffer's read into the DSPs, then the
+  // rounding in one cycle after the products' sum.
   logic                k_v_q;      // k_row_q holds a group read from the buffer
   logic                h_v_q;      // mul_pieces' first stage holds a group's piece products
   logic                c_v_q;      // ... its second the products
+  logic                w_v_q;      // requant_round's window register holds a group's
   logic                r_v_q;      // r_y_q holds a group's rounded products
   logic                o_v_q;      // the output register holds a group's codes
   wire logic           o_adv  = !o_v_q || code_ready_i;
   wire logic           r_adv  = !r_v_q || o_adv;
-  wire logic           c_adv  = !c_v_q || r_adv;
+  wire logic           w_adv  = !w_v_q || r_adv;
+  wire logic           c_adv  = !c_v_q || w_adv;
   wire logic           h_adv  = !h_v_q || c_adv;
   wire logic           k_adv  = !k_v_q || h_adv;
   wire logic           c_take = b_state_q == B_CODES && idx_q < groups_q && k_adv;
@@ -342,13 +345,15 @@ module vec_quant #(
       k_v_q <= 1'b0;
       h_v_q <= 1'b0;
       c_v_q <= 1'b0;
+      w_v_q <= 1'b0;
       r_v_q <= 1'b0;
       o_v_q <= 1'b0;
     end else begin
       if (k_adv) k_v_q <= c_take;
       if (h_adv) h_v_q <= k_v_q;
       if (c_adv) c_v_q <= h_v_q;
-      if (r_adv) r_v_q <= c_v_q;
+      if (w_adv) w_v_q <= c_v_q;
+      if (r_adv) r_v_q <= w_v_q;
       if (o_adv) o_v_q <= r_v_q;
     end
   end
@@ -356,8 +361,10 @@ module vec_quant #(
   // inv's exponent is decoded the cycle after inv is set, when the first group's products are
   // registered: ready when they are rounded.
   logic [YW*LANES-1:0] c_y;
-  requant_round #(.LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1)) u_round (
-    .clk_i, .en_i (1'b1), .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
+  requant_round #(
+    .LANES (LANES), .P_W (CW), .FRAC (0), .OUT_W (YW), .DECODE_REG (1'b1), .APPLY_REG (1'b1)
+  ) u_round (
+    .clk_i, .en_i (w_adv), .p_i (c_p_row), .e_i (r_inv_q[30:23]), .y_o (c_y)
   );
   logic [YW*LANES-1:0] r_y_q;
   always_ff @(posedge clk_i) if (r_adv) r_y_q <= c_y;
@@ -465,8 +472,8 @@ module vec_quant #(
           end
           if (c_take) idx_q <= idx_q + 1;
           // Codes and scale both done (the scale register is final once steps_done_q is set).
-          if (b_state_q == B_CODES && idx_q >= groups_q && !k_v_q && !h_v_q && !c_v_q && !r_v_q && !o_v_q &&
-              steps_done_q) begin
+          if (b_state_q == B_CODES && idx_q >= groups_q && !k_v_q && !h_v_q && !c_v_q && !w_v_q && !r_v_q &&
+              !o_v_q && steps_done_q) begin
             scale_o   <= r_scale_q;
             done_o    <= 1'b1;
             b_state_q <= B_IDLE;
