@@ -736,9 +736,11 @@ module op_attention #(
       // port 0's.
       wire logic [QJ-1:0] q_j    = QJ'(state_q == Q_CMD ? pissue_q : pissue_q - SLW'(3));
       logic [63:0]      q_lane_blk_q, q_lane_nxt_q;  // this lane's first q row: port 0's plus p rows
-      always_ff @(posedge clk_i) begin
-        q_lane_blk_q <= q_blk_q + 64'(p) * 64'(q_row);
-        q_lane_nxt_q <= q_nxt_q + 64'(p) * 64'(q_row);
+      logic [63:0]      q_lane_off_q;                // ... p rows (registered: the multiply in
+      always_ff @(posedge clk_i) begin               // front of the add was a long path; q_row
+        q_lane_off_q <= 64'(p) * 64'(q_row);         // settles before q_blk_q does)
+        q_lane_blk_q <= q_blk_q + q_lane_off_q;
+        q_lane_nxt_q <= q_nxt_q + q_lane_off_q;
       end
       wire logic        skip     = live && !q_slot && range_len[p] == '0;  // no keys: no K/V reads
       wire logic        c_valid  = live && !skip;
@@ -798,16 +800,28 @@ module op_attention #(
 
   // Per query, the lanes' maximum score (K_SCALES) and numerator sum (V_SCALES), over the
   // lanes with keys for it.
+  // As trees over the lanes (a chain of PORTS compares and adds was a long path): a lane
+  // without keys counts as lane 0's max (lane 0 always has keys, key 0) and as a zero sum.
+  localparam int NP  = PORTS > 1 ? 1 << $clog2(PORTS) : 1;
+  localparam int PIW = PORTS > 1 ? $clog2(PORTS) : 1;  // a lane's index
   logic signed [31:0] max_all [QB];
   logic [47:0]        sum_all [QB];
   always_comb begin
     for (int i = 0; i < QB; i++) begin
-      max_all[i] = lane_max[0][i];  // lane 0 always has keys (key 0)
-      sum_all[i] = '0;
-      for (int p = 0; p < PORTS; p++) begin
-        if (lane_used[i][p] && lane_max[p][i] > max_all[i]) max_all[i] = lane_max[p][i];
-        if (lane_used[i][p]) sum_all[i] = sum_all[i] + lane_sum[p][i];
+      logic signed [31:0] mt [1:2*NP-1];
+      logic [47:0]        st [1:2*NP-1];
+      for (int p = 0; p < NP; p++) begin
+        logic [PIW-1:0] q;  // p, within range (the tree's leaves past PORTS are neutral)
+        q = PIW'(p < PORTS ? p : 0);
+        mt[NP+p] = p < PORTS && lane_used[i][q] ? lane_max[q][i] : lane_max[0][i];
+        st[NP+p] = p < PORTS && lane_used[i][q] ? lane_sum[q][i] : 48'd0;
       end
+      for (int n = NP - 1; n >= 1; n--) begin
+        mt[n] = mt[2*n] > mt[2*n+1] ? mt[2*n] : mt[2*n+1];
+        st[n] = st[2*n] + st[2*n+1];
+      end
+      max_all[i] = mt[1];
+      sum_all[i] = st[1];
     end
   end
   assign el_ready = lane_qwin[0] ? lane_qstarted[0] && q_in_ready[lane_qidx[0]] : lane_ready[0];
@@ -816,10 +830,17 @@ module op_attention #(
   // F_OUT's stage 0) added up.
   logic [64*QL-1:0]   fo_out_q [PORTS];
   logic signed [63:0] acc_sum [QL];
+  // (a tree over the lanes: a chain of PORTS adds was a long path)
   always_comb begin
     for (int i = 0; i < QL; i++) begin
-      acc_sum[i] = '0;
-      for (int p = 0; p < PORTS; p++) if (f_used_q[f_qi_q][p]) acc_sum[i] = acc_sum[i] + $signed(fo_out_q[p][64*i +: 64]);
+      logic signed [63:0] at [1:2*NP-1];
+      for (int p = 0; p < NP; p++) begin
+        logic [PIW-1:0] q;  // p, within range
+        q = PIW'(p < PORTS ? p : 0);
+        at[NP+p] = p < PORTS && f_used_q[f_qi_q][q] ? $signed(fo_out_q[q][64*i +: 64]) : 64'sd0;
+      end
+      for (int n = NP - 1; n >= 1; n--) at[n] = at[2*n] + at[2*n+1];
+      acc_sum[i] = at[1];
     end
   end
 
