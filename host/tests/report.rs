@@ -186,6 +186,15 @@ module deep (input wire logic clk_i, input wire logic [63:0] a_i, b_i, output lo
   end
   always_ff @(posedge clk_i) begin a_q <= a_i; b_q <= b_i; y_o <= t; end
 endmodule
+module two_paths (input wire logic clk_i, input wire logic [63:0] a_i, b_i, output logic [63:0] y_o, z_o);
+  logic [63:0] a_q, b_q, t;
+  always_comb begin
+    t = a_q;
+    for (int i = 0; i < 8; i++) t = (t ^ {t[62:0], t[63]}) + (b_q >> i);  // the long path
+  end
+  always_ff @(posedge clk_i) begin a_q <= a_i; b_q <= b_i; y_o <= t; end
+  always_ff @(posedge clk_i) z_o <= a_q + b_q;  // a short one of its own
+endmodule
 `resetall
 "#;
 
@@ -207,6 +216,17 @@ fn logic_depth_orders_designs() {
     // Cached: the second call reads the result back, identical.
     let again = synth::synth_unit(dir.path(), &cache, "deep", "deep", "deep", 1, &[], None).unwrap();
     assert_eq!(again.cells, d.cells);
+    // The next deepest paths: through other lines than the longest, deepest first; the short
+    // adder on its own line is among them.
+    let line_of = |marker: &str| {
+        format!("rtl/depth.sv:{}", DEPTH_RTL.lines().position(|l| l.contains(marker)).expect("marker") + 1)
+    };
+    let t = synth::synth_unit(dir.path(), &cache, "two_paths", "two_paths", "two_paths", 1, &[], None).unwrap();
+    assert!(t.depth.sources.contains(&line_of("the long path")), "{:?}", t.depth);
+    let short = t.depth.next.iter().find(|n| n.sources.contains(&line_of("a short one"))).expect("the short path");
+    assert!(short.path_ns < t.depth.path_ns, "{:?}", t.depth);
+    assert!(t.depth.next.windows(2).all(|w| w[0].path_ns >= w[1].path_ns), "{:?}", t.depth.next);
+    assert!(t.depth.next.iter().all(|n| n.sources != t.depth.sources), "{:?}", t.depth.next);
 }
 
 /// A 512-entry memory with an asynchronous read (attention's per-lane score memories at a long
