@@ -476,8 +476,9 @@ module op_attention #(
     //   V_SCALES  2 d = max - z    3,4,5 e = exp2_neg(d)    6,7 e * significand(sv)   8 round  9 w
     // (6,7: mul_pieces, the DSPs' pieces then their sum; 3,4,5: exp2_neg's table product, its
     // rounding, its shift (into stage 5's multiplicand); 8 then 9: the rounding and the
-    // saturation with the commit's compare in one stage were the engine's longest path.) Stage 9's results are committed: z or
-    // w into the query's memory at the key, the query's running max or numerator sum. (Stage 1:
+    // saturation with the commit's compare in one stage were the engine's longest path.) Stage
+    // 9's results are committed: z or w into the query's memory at the key, the query's running
+    // max or numerator sum. (Stage 1:
     // the element queue's read and the query's scale select into a multiply, and stage 6 in one
     // cycle, were the engine's longest paths.)
     localparam int NS = 9;
@@ -881,11 +882,12 @@ module op_attention #(
   // op_attention's longest path; then the lanes' memory read and the sum over the lanes in one;
   // then two 32-bit halves' products, each two DSPs and their adder in one cycle; then the
   // rounding into the writer's packing; then the rounding after the pieces' sum.)
-  logic               fo_v0_q, fo_v1_q, fo_v2_q, fo_v3_q, fo_v4_q, fo_v5_q;  // stage 0 .. 5 holds QL values
+  localparam int      FO_S = 6;
+  logic [FO_S-1:0]    fo_v_q;  // bit s: stage s holds QL values
   logic signed [63:0] fo_sum_q [QL];
   localparam int FO_W = 64 + 25;  // a 64-bit sum times a significand
   logic [FO_W*QL-1:0] fo_p;
-  wire logic               fo_adv  = !fo_v5_q || wel_ready;
+  wire logic               fo_adv  = !fo_v_q[FO_S-1] || wel_ready;
   wire logic               fo_take = f_state_q == F_OUT && f_cmd_q && f_el_q < 32'(hd_q) && fo_adv;
   wire logic signed [24:0] rcp_sig = trit_num::significand(rcp_q);
   always_ff @(posedge clk_i) begin
@@ -904,19 +906,9 @@ module op_attention #(
   end
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      fo_v0_q <= 1'b0;
-      fo_v1_q <= 1'b0;
-      fo_v2_q <= 1'b0;
-      fo_v3_q <= 1'b0;
-      fo_v4_q <= 1'b0;
-      fo_v5_q <= 1'b0;
+      fo_v_q <= '0;
     end else if (fo_adv) begin
-      fo_v0_q <= fo_take;
-      fo_v1_q <= fo_v0_q;
-      fo_v2_q <= fo_v1_q;
-      fo_v3_q <= fo_v2_q;
-      fo_v4_q <= fo_v3_q;
-      fo_v5_q <= fo_v4_q;
+      fo_v_q <= {fo_v_q[FO_S-2:0], fo_take};
     end
   end
   // The four values share rcp: one shift decode, a window per value (requant_round). The decode
@@ -932,7 +924,7 @@ module op_attention #(
     .cmd_valid_i (f_state_q == F_OUT && !f_cmd_q), .cmd_ready_o (wcmd_ready),
     .cmd_addr_i (f_dst_q),
     .cmd_count_i (32'(hd_q) / QL), .cmd_size_i (3'd4),
-    .el_valid_i (fo_v5_q), .el_ready_o (wel_ready), .el_data_i (o_d_q),
+    .el_valid_i (fo_v_q[FO_S-1]), .el_ready_o (wel_ready), .el_data_i (o_d_q),
     .el_len_i (5'd16),
     .idle_o (w_idle),
     .wr_cmd_valid_o, .wr_cmd_ready_i, .wr_cmd_addr_o, .wr_cmd_beats_o, .wr_valid_o, .wr_ready_i, .wr_data_o,
@@ -1001,8 +993,7 @@ module op_attention #(
           if (!f_cmd_q && wcmd_ready) f_cmd_q <= 1'b1;
           if (fo_take) f_el_q <= f_el_q + QL;
           // Every value handed to the writer (which posts the write): the next query, or done.
-          if (f_cmd_q && f_el_q == 32'(hd_q) && !fo_v0_q && !fo_v1_q && !fo_v2_q && !fo_v3_q && !fo_v4_q &&
-              !fo_v5_q) begin
+          if (f_cmd_q && f_el_q == 32'(hd_q) && fo_v_q == '0) begin
             f_qi_q    <= f_qi_q + 1;
             f_state_q <= 32'(f_qi_q) + 1 < f_nb_q ? F_LEAD : F_IDLE;
           end

@@ -317,11 +317,9 @@ module op_rope_kv #(
         sn_q <= $signed(sin_four[16*l +: 16]);
       end
       if (adv) begin
-        xc_q <= 48'(x_q) * 48'(c_q);
-        ys_q <= 48'(y_q) * 48'(sn_q);
-        xp_q <= x_q;
-      end
-      if (adv) begin
+        xc_q  <= 48'(x_q) * 48'(c_q);
+        ys_q  <= 48'(y_q) * 48'(sn_q);
+        xp_q  <= x_q;
         sum_q <= p_tag_q.first ? xc_q - ys_q : xc_q + ys_q;
         xs_q  <= xp_q;
       end
@@ -461,9 +459,10 @@ module op_rope_kv #(
   wire logic wcmd_fire = wcmd_valid && wcmd_ready;
   wire logic wel_fire  = wel_valid && wel_ready;
 
-  // The stages: R emptied by its consumer, each stage moving into the next when that is
-  // empty or moving, the machine producing into O (Q_WRITE: the open head's next group; FEED:
-  // the fed head's next group), each once the group's head is loaded.
+  // The stages: R emptied by its consumer; O, P and S moving together while R has room (it
+  // holds two: room for S's group whatever the consumer does this cycle); the machine producing
+  // into O (Q_WRITE: the open head's next group; FEED: the fed head's next group), each once the
+  // group's head is loaded.
   wire logic rs_take    = (q_writing && wel_fire) || q_in_fire;
   assign     adv        = r_cnt_q != 2'd2;
   wire logic r_push     = adv && s_v_q;

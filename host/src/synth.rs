@@ -741,8 +741,10 @@ fn longest_path(m: &JsonModule, d: &DelayModel) -> Depth {
     let (path, sources) = order.first().map(|&i| walk(i)).unwrap_or_default();
     // The next deepest paths through other lines: each endpoint's path keyed by its source
     // lines, the deepest of each kept (a wide adder's bits share one key).
+    // (Walking back is a few dozen cells per endpoint: the deepest ENDPOINTS_WALKED bound it.)
+    const ENDPOINTS_WALKED: usize = 4000;
     let mut next: Vec<PathBrief> = Vec::new();
-    for &i in order.iter().filter(|&&i| endpoint[i]).take(4000) {
+    for &i in order.iter().filter(|&&i| endpoint[i]).take(ENDPOINTS_WALKED) {
         if next.len() >= NEXT_PATHS {
             break;
         }

@@ -131,6 +131,19 @@ struct Port {
     w_reserved: bool,
 }
 
+impl Port {
+    /// The shared budget `shared` and the port's own both cover one beat.
+    fn affords(&self, shared: f64) -> bool {
+        shared >= self.bytes as f64 && self.credit >= self.bytes as f64
+    }
+}
+
+/// Take `bytes` from the shared budget and a port's own (negative: give them back).
+fn charge(shared: &mut f64, own: &mut f64, bytes: f64) {
+    *shared -= bytes;
+    *own -= bytes;
+}
+
 /// Memory, the slave side of every master port, and the protocol monitor.
 pub struct AxiMem {
     /// The memory contents.
@@ -230,9 +243,8 @@ impl AxiMem {
             // A read beat, once presented, stays until taken (its bandwidth is spent then).
             if !p.r_presented {
                 if let Some(b) = p.reads.front() {
-                    if b.ready_at <= now && self.credit >= p.bytes as f64 && p.credit >= p.bytes as f64 {
-                        self.credit -= p.bytes as f64;
-                        p.credit -= p.bytes as f64;
+                    if b.ready_at <= now && p.affords(self.credit) {
+                        charge(&mut self.credit, &mut p.credit, p.bytes as f64);
                         p.r_presented = true;
                     }
                 }
@@ -250,11 +262,10 @@ impl AxiMem {
             // A write beat takes its budget in the port's turn when the master is streaming (its
             // data was valid last cycle; given back if it does not come): otherwise the reads of
             // the ports after it spent the budget first, and port 0's writes went last.
-            let w_ok = !p.writes.is_empty() && self.credit >= p.bytes as f64 && p.credit >= p.bytes as f64;
+            let w_ok = !p.writes.is_empty() && p.affords(self.credit);
             p.w_reserved = w_ok && p.w_was_valid;
             if p.w_reserved {
-                self.credit -= p.bytes as f64;
-                p.credit -= p.bytes as f64;
+                charge(&mut self.credit, &mut p.credit, p.bytes as f64);
             }
             m.set_u64(id.wready, w_ok as u64);
             m.set_u64(id.bresp, 0);
@@ -332,8 +343,7 @@ impl AxiMem {
             }
             let w_fire = on(id.wvalid) && on(id.wready);
             if p.w_reserved && !w_fire {
-                self.credit += p.bytes as f64;
-                p.credit += p.bytes as f64;
+                charge(&mut self.credit, &mut p.credit, -(p.bytes as f64));
             }
             p.w_was_valid = on(id.wvalid);
             p.w_hold = (on(id.wvalid) && !w_fire).then(|| (wdata.clone(), wstrb.clone(), wlast));
@@ -356,8 +366,7 @@ impl AxiMem {
                     }
                 }
                 if !p.w_reserved {
-                    self.credit -= p.bytes as f64;
-                    p.credit -= p.bytes as f64;
+                    charge(&mut self.credit, &mut p.credit, p.bytes as f64);
                 }
                 p.write_bytes += p.bytes as u64;
                 p.w_beat += 1;
