@@ -9,28 +9,36 @@ use std::sync::Mutex;
 static BUILD: Mutex<()> = Mutex::new(());
 
 fn copy_model(data_bits: usize, max_burst: usize) -> Model {
+    mem_copy_model(
+        "copy_top",
+        &format!("  mem_copy #(.DATA_W({data_bits}), .MAX_BURST({max_burst}), .MAX_OUTSTANDING(4)) u (.*);\n"),
+        ports(data_bits),
+    )
+}
+
+/// A Verilator model of the module `top` with `ports`, whose body (`body`) instantiates
+/// mem_copy and the AXI masters.
+fn mem_copy_model(top: &str, body: &str, ports: Vec<PortSpec>) -> Model {
     let src = |n: &str| std::fs::read_to_string(format!("{}/../hdl/rtl/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let top = format!(
-        "`default_nettype none\nmodule copy_top (\n{}\n);\n  mem_copy #(.DATA_W({data_bits}), .MAX_BURST({max_burst}), .MAX_OUTSTANDING(4)) u (.*);\nendmodule\n`resetall\n",
-        ports(data_bits)
-            .iter()
-            .map(|p| {
-                let dir = if p.input { "input  wire logic" } else { "output      logic" };
-                let r = if p.width > 1 { format!("[{}:0] ", p.width - 1) } else { String::new() };
-                format!("  {dir} {r}{}", p.name)
-            })
-            .collect::<Vec<_>>()
-            .join(",\n")
-    );
+    let decls: Vec<String> = ports
+        .iter()
+        .map(|p| {
+            let dir = if p.input { "input  wire logic" } else { "output      logic" };
+            let r = if p.width > 1 { format!("[{}:0] ", p.width - 1) } else { String::new() };
+            format!("  {dir} {r}{}", p.name)
+        })
+        .collect();
+    let text =
+        format!("`default_nettype none\nmodule {top} (\n{}\n);\n{body}endmodule\n`resetall\n", decls.join(",\n"));
     let spec = BuildSpec {
-        top: "copy_top".into(),
+        top: top.into(),
         sources: vec![
             ("axi_rd_master.sv".into(), src("axi_rd_master.sv")),
             ("axi_wr_master.sv".into(), src("axi_wr_master.sv")),
             ("mem_copy.sv".into(), src("mem_copy.sv")),
-            ("copy_top.sv".into(), top),
+            (format!("{top}.sv"), text),
         ],
-        ports: ports(data_bits),
+        ports,
         clock: "ap_clk".into(),
         trace: false,
         cache_dir: None,
@@ -248,7 +256,6 @@ endmodule
 
 /// Three copies, each on its own master (`m_axi_gmem0_` .. `m_axi_gmem2_`), started together.
 fn three_copies_model() -> Model {
-    let src = |n: &str| std::fs::read_to_string(format!("{}/../hdl/rtl/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let mut ports = vec![
         PortSpec { name: "ap_clk".into(), width: 1, input: true },
         PortSpec { name: "ap_rst_n".into(), width: 1, input: true },
@@ -273,31 +280,7 @@ fn three_copies_model() -> Model {
         ports.extend(master);
     }
     body.push_str("  logic unused;\n  assign unused = ^{busy0, busy1, busy2, err0, err1, err2};\n");
-    let decls: Vec<String> = ports
-        .iter()
-        .map(|p| {
-            let dir = if p.input { "input  wire logic" } else { "output      logic" };
-            let r = if p.width > 1 { format!("[{}:0] ", p.width - 1) } else { String::new() };
-            format!("  {dir} {r}{}", p.name)
-        })
-        .collect();
-    let top =
-        format!("`default_nettype none\nmodule copy3_top (\n{}\n);\n{body}endmodule\n`resetall\n", decls.join(",\n"));
-    let spec = BuildSpec {
-        top: "copy3_top".into(),
-        sources: vec![
-            ("axi_rd_master.sv".into(), src("axi_rd_master.sv")),
-            ("axi_wr_master.sv".into(), src("axi_wr_master.sv")),
-            ("mem_copy.sv".into(), src("mem_copy.sv")),
-            ("copy3_top.sv".into(), top),
-        ],
-        ports,
-        clock: "ap_clk".into(),
-        trace: false,
-        cache_dir: None,
-    };
-    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    Model::new(&spec).unwrap_or_else(|e| panic!("{e}"))
+    mem_copy_model("copy3_top", &body, ports)
 }
 
 #[test]
