@@ -284,6 +284,12 @@ pub fn op_cycles(c: &Fitted, op: &OpInst) -> f64 {
 /// compute), with the in-program factors of the ops between LINEARs and, in decode (bound by
 /// the weight stream), of the LINEARs.
 pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst], decode: bool) -> f64 {
+    op_parts(c, cfg, ops, decode).iter().sum()
+}
+
+/// Each op's cycles inside the layer's program (what [`layer_cycles`] sums): a LINEAR less the
+/// part of its load the prefetch hid, the other ops times their in-program factor.
+pub fn op_parts(c: &Fitted, cfg: &Config, ops: &[OpInst], decode: bool) -> Vec<f64> {
     let mc = Machine::of(cfg);
     // Prefetch runs over the weight-only ports 1..P-1.
     let share = if mc.ports > 1.0 { (mc.ports - 1.0) / mc.ports } else { 0.0 };
@@ -291,25 +297,25 @@ pub fn layer_cycles(c: &Fitted, cfg: &Config, ops: &[OpInst], decode: bool) -> f
     let ring = (p.WBUF_DEPTH * p.tlmm().beat_stride(mc.bus as usize)) as f64 / mc.stream_bpc();
     // ATTENTION holds the weight ports it streams over; the loader goes on over the others.
     let attn_free = if mc.ports > 1.0 { (mc.ports - mc.attn_ports) / (mc.ports - 1.0) } else { 0.0 };
-    let mut total = 0.0;
     let mut since = 0.0;
-    for op in ops {
-        let cy = op_cycles(c, op);
-        if op.kind == 2 {
-            // The load the prefetch ran while the time before this op went on (over the
-            // weight-only ports; at most a buffer's worth), a fitted share of it per phase.
-            let f = if decode { c.decode_prefetch_hidden } else { c.prefetch_hidden };
-            let hidden = (f * since * share).min(op.load).min(ring).min(cy);
-            total += cy - hidden;
-            // The loader goes on with the next matrix once this one is loaded: the rest of this
-            // op's time counts toward hiding the next load.
-            since = (cy - op.load).max(0.0);
-        } else {
-            total += if decode { c.decode_vector_factor } else { c.vector_factor } * cy;
-            since += if op.kind == 4 { attn_free * cy } else { cy };
-        }
-    }
-    total
+    ops.iter()
+        .map(|op| {
+            let cy = op_cycles(c, op);
+            if op.kind == 2 {
+                // The load the prefetch ran while the time before this op went on (over the
+                // weight-only ports; at most a buffer's worth), a fitted share of it per phase.
+                let f = if decode { c.decode_prefetch_hidden } else { c.prefetch_hidden };
+                let hidden = (f * since * share).min(op.load).min(ring).min(cy);
+                // The loader goes on with the next matrix once this one is loaded: the rest of
+                // this op's time counts toward hiding the next load.
+                since = (cy - op.load).max(0.0);
+                cy - hidden
+            } else {
+                since += if op.kind == 4 { attn_free * cy } else { cy };
+                cy * if decode { c.decode_vector_factor } else { c.vector_factor }
+            }
+        })
+        .collect()
 }
 
 /// Decode cycles of one layer for the token at `context - 1`.
@@ -321,6 +327,59 @@ pub fn decode_layer(c: &Fitted, cfg: &Config, context: usize) -> f64 {
 pub fn prefill_layer(c: &Fitted, cfg: &Config, p: usize) -> f64 {
     let chunk = cfg.engine.prefill_tokens.max(1);
     (0..p).step_by(chunk).map(|s| layer_cycles(c, cfg, &layer_ops(cfg, chunk.min(p - s), s), false)).sum()
+}
+
+/// Where one layer's prefill cycles go (a prompt, in chunks of the engine's tokens): the TLMM's
+/// lookups at every slot of every cycle -- the floor no schedule beats at this many lookups per
+/// cycle -- the rest of the LINEARs' time (table fills, input phases, result drains, weight
+/// loads not hidden), ATTENTION, and the other ops between LINEARs (NORM_QUANT, ROPE_KV,
+/// FFN_ACT), each as it counts inside the program ([`op_parts`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PrefillParts {
+    /// TLMM lookups / (tables x columns): cycles if every lookup slot were busy every cycle.
+    pub lookup_floor: f64,
+    /// The LINEARs' cycles beyond the floor.
+    pub linear_rest: f64,
+    /// ATTENTION.
+    pub attention: f64,
+    /// NORM_QUANT, ROPE_KV and FFN_ACT.
+    pub vector: f64,
+}
+
+impl PrefillParts {
+    /// The layer's cycles (what [`prefill_layer`] gives).
+    pub fn total(&self) -> f64 {
+        self.lookup_floor + self.linear_rest + self.attention + self.vector
+    }
+}
+
+/// [`PrefillParts`] of one layer for a prompt of `p` tokens.
+pub fn prefill_parts(c: &Fitted, cfg: &Config, p: usize) -> PrefillParts {
+    let tl = hdl::TlmmParams::from_config(cfg).tlmm();
+    let per_cycle = (tl.tables * tl.cols) as f64;
+    let lookups_per_token: f64 = hdl::linear_shapes(cfg).iter().map(|s| (tl.groups(s.1) * s.2) as f64).sum();
+    let chunk = cfg.engine.prefill_tokens.max(1);
+    let mut parts = PrefillParts {
+        lookup_floor: p as f64 * lookups_per_token / per_cycle,
+        linear_rest: 0.0,
+        attention: 0.0,
+        vector: 0.0,
+    };
+    let mut linear = 0.0;
+    for s in (0..p).step_by(chunk) {
+        let ops = layer_ops(cfg, chunk.min(p - s), s);
+        for (op, cy) in ops.iter().zip(op_parts(c, cfg, &ops, false)) {
+            match op.kind {
+                2 => linear += cy,
+                4 => parts.attention += cy,
+                _ => parts.vector += cy,
+            }
+        }
+    }
+    // A fit that puts the LINEARs under the lookups they must issue would show a negative rest:
+    // the floor is what it is, so the rest takes the difference (and the total stays the model's).
+    parts.linear_rest = linear - parts.lookup_floor;
+    parts
 }
 
 /// LM head bytes per token (a row of codes in the head's format and a scale per vocab entry).
@@ -398,6 +457,13 @@ pub struct Projection {
     pub ttft_s: (f64, f64),
     /// Prefill cycles per layer for 128 tokens.
     pub prefill_layer_cycles_128: f64,
+    /// ... where they go.
+    pub prefill_128: PrefillParts,
+    /// TTFT(128) if the TLMM issued a lookup in every slot of every cycle and nothing else took
+    /// time: the floor the lookups per cycle set at this clock.
+    pub ttft_lookup_floor_s: f64,
+    /// What bounds prefill: the largest part of [`PrefillParts`], in words.
+    pub prefill_binds: String,
     /// Bytes per decoded token.
     pub bytes: TokenBytes,
     /// DRAM roofline for decode: bandwidth / bytes per token, tokens/s.
@@ -445,6 +511,7 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         let emb: f64 = (0..p).step_by(chunk).map(|s| op_cycles(c, &embed_op(cfg, chunk.min(p - s)))).sum();
         (emb + l * prefill_layer(c, cfg, p) + head) / hz
     };
+    let prefill_128 = prefill_parts(c, cfg, 128.min(m.max_seq));
     let bytes = token_bytes(cfg, ctx);
     let roof = cfg.board.bandwidth_gbs * 1e9 / bytes.total() as f64;
     let tok_s = hz / tok_cycles;
@@ -467,7 +534,10 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         lm_head_cycles: head,
         decode_tok_s: tok_s,
         ttft_s: (ttft(64), ttft(128)),
-        prefill_layer_cycles_128: prefill_layer(c, cfg, 128.min(m.max_seq)),
+        prefill_layer_cycles_128: prefill_128.total(),
+        prefill_128,
+        ttft_lookup_floor_s: l * prefill_128.lookup_floor / hz,
+        prefill_binds: prefill_binds(cfg, &prefill_128),
         roofline_tok_s: roof,
         roofline_fraction: tok_s / roof,
         stream_ceiling_tok_s: mc.stream_bpc() * hz / bytes.total() as f64,
@@ -480,6 +550,22 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         binds,
         memory_path: memory_path(cfg),
     }
+}
+
+/// The largest part of a prefill layer, in words, with each part's share.
+fn prefill_binds(cfg: &Config, p: &PrefillParts) -> String {
+    let e = &cfg.engine;
+    let parts = [
+        (p.lookup_floor, format!("TLMM lookups ({} per cycle)", e.tables_per_step * e.columns_per_cycle)),
+        (p.linear_rest, "other LINEAR cycles (table fills, input rows, drains, loads not hidden)".into()),
+        (p.attention, "attention".into()),
+        (p.vector, "NORM_QUANT, ROPE_KV and FFN_ACT".into()),
+    ];
+    let share = |x: f64| 100.0 * x / p.total();
+    let (big, name) = parts.iter().max_by(|a, b| a.0.total_cmp(&b.0)).expect("four parts");
+    let rest: Vec<String> =
+        parts.iter().filter(|(x, n)| x != big || n != name).map(|(x, n)| format!("{n} {:.0}%", share(*x))).collect();
+    format!("{name}, {:.0}% of a 128-token layer ({})", share(*big), rest.join(", "))
 }
 
 /// How the kernel reaches the DRAM at the config's clock, in words.
@@ -508,6 +594,14 @@ impl Projection {
             "context": self.context,
             "decode_layer_cycles": self.decode_layer_cycles,
             "prefill_layer_cycles_128": self.prefill_layer_cycles_128,
+            "prefill_128": {
+                "lookup_floor_cycles": self.prefill_128.lookup_floor,
+                "linear_rest_cycles": self.prefill_128.linear_rest,
+                "attention_cycles": self.prefill_128.attention,
+                "vector_cycles": self.prefill_128.vector,
+                "binds": self.prefill_binds,
+            },
+            "ttft_lookup_floor_s": self.ttft_lookup_floor_s,
             "lm_head_cycles": self.lm_head_cycles,
             "bytes_per_token": {
                 "weights": self.bytes.weights,
@@ -537,6 +631,7 @@ pub fn text(p: &Projection) -> String {
         "  projected at {:.0} MHz (performance model calibrated on Verilator; estimates):\n\
          \x20   decode at context {}: {:.0} cycles/layer, LM head {:.0} cycles -> {:.1} tok/s\n\
          \x20   TTFT: {:.3} s (64 tokens), {:.3} s (128 tokens); prefill {:.0} cycles/layer for 128 tokens\n\
+         \x20   prefill binds: {}; the lookups alone take {:.3} s of TTFT(128)\n\
          \x20   memory: {}\n\
          \x20   bytes per decoded token: weights {:.2} MB, LM head {:.2} MB, KV cache {:.2} MB, activations {:.2} MB = {:.2} MB\n\
          \x20   DRAM roofline {:.1} tok/s -> {:.0}% reached; binds: {}\n\
@@ -549,6 +644,8 @@ pub fn text(p: &Projection) -> String {
         p.ttft_s.0,
         p.ttft_s.1,
         p.prefill_layer_cycles_128,
+        p.prefill_binds,
+        p.ttft_lookup_floor_s,
         p.memory_path,
         mb(b.weights),
         mb(b.lm_head),

@@ -71,6 +71,36 @@ fn model_responds_to_the_config() {
 }
 
 /// Refit from simulations (ignored: minutes). Prints the table to paste into CALIB.
+
+/// The prefill breakdown adds up to the layer's cycles; its floor is the lookups counted from
+/// the model's shapes (every weight in groups of G, each group one lookup per token, tables x
+/// columns lookups per cycle), so twice the lookups per cycle halve it; the TTFT it sets is
+/// under the projected one.
+#[test]
+fn prefill_breakdown_adds_up_and_its_floor_counts_the_lookups() {
+    let c = CALIB.fitted();
+    for name in ["tiny", "tellme-kv260", "tellme-kv260-fit"] {
+        let cfg = Config::preset(name).unwrap();
+        let parts = perfmodel::prefill_parts(&c, &cfg, 128);
+        let whole = perfmodel::prefill_layer(&c, &cfg, 128);
+        assert!((parts.total() - whole).abs() < 1e-6 * whole, "{name}: {parts:?} against {whole}");
+        let (m, e) = (&cfg.model, &cfg.engine);
+        let (q, kv) = (m.heads * m.head_dim, m.kv_heads * m.head_dim);
+        let groups = |k: usize| k.div_ceil(e.tlmm_group);
+        let per_token = groups(m.hidden) * (q + 2 * kv + 2 * m.ffn) + groups(q) * m.hidden + groups(m.ffn) * m.hidden;
+        let floor = 128.0 * per_token as f64 / (e.tables_per_step * e.columns_per_cycle) as f64;
+        assert!((parts.lookup_floor - floor).abs() < 1e-6 * floor, "{name}: {} against {floor}", parts.lookup_floor);
+        assert!(parts.attention > 0.0 && parts.vector > 0.0, "{name}: {parts:?}");
+        let p = perfmodel::project(&cfg, 250.0);
+        assert!(p.ttft_lookup_floor_s < p.ttft_s.1, "{name}: {} against {}", p.ttft_lookup_floor_s, p.ttft_s.1);
+    }
+    let cfg = Config::preset("tellme-kv260").unwrap();
+    let double = Config::preset_with("tellme-kv260", "[engine]\ntables_per_step = 56\n").unwrap();
+    let (one, two) = (perfmodel::prefill_parts(&c, &cfg, 128), perfmodel::prefill_parts(&c, &double, 128));
+    assert!((one.lookup_floor - 2.0 * two.lookup_floor).abs() < 1e-6 * one.lookup_floor);
+    // The preset's prefill is its lookups' (docs/report.md): the report must say so.
+    assert!(perfmodel::project(&cfg, 250.0).prefill_binds.starts_with("TLMM lookups (448 per cycle)"));
+}
 #[test]
 #[ignore]
 fn refit_calibration() {
@@ -281,6 +311,15 @@ fn report_json_has_the_promised_fields() {
         assert!(p["ttft_s"][k].as_f64().is_some_and(|x| x > 0.0), "ttft {k}: {p}");
     }
     assert!(p["ttft_s"]["128"].as_f64() > p["ttft_s"]["64"].as_f64());
+    let parts = &p["prefill_128"];
+    let sum: f64 = ["lookup_floor_cycles", "linear_rest_cycles", "attention_cycles", "vector_cycles"]
+        .iter()
+        .map(|k| parts[k].as_f64().unwrap_or_else(|| panic!("prefill_128.{k}: {p}")))
+        .sum();
+    let whole = p["prefill_layer_cycles_128"].as_f64().unwrap();
+    assert!((sum - whole).abs() < 1e-6 * whole, "{parts} against {whole}");
+    assert!(parts["binds"].as_str().is_some_and(|s| s.contains("% of a 128-token layer")), "{parts}");
+    assert!(p["ttft_lookup_floor_s"].as_f64() < p["ttft_s"]["128"].as_f64(), "{p}");
     for k in ["lut", "ff", "bram36", "uram", "dsp"] {
         assert!(v["budget"][k].as_f64().is_some_and(|x| x > 0.0), "budget {k}: {v}");
     }
