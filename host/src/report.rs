@@ -583,7 +583,7 @@ pub fn variants(cfg: &Config) -> Vec<Config> {
     for tables in [7, 14, 16, 21, 28, 32, 42, 56] {
         for cols in [8, 16, 24, 32] {
             for tokens in [4, 8, 16] {
-                for wbuf in [1024, 2048, 4096] {
+                for wbuf in [1024, 2048, 4096, 8192] {
                     for queries in [1, 2, 4] {
                         for attn_ports in [1, 2, 4] {
                             let mut c = cfg.clone();
