@@ -77,7 +77,21 @@ module op_attention #(
   output      logic [XP*32-1:0]     wrd_cmd_beats_o,
   input  wire logic [XP-1:0]        wrd_valid_i,
   output      logic [XP-1:0]        wrd_ready_o,
-  input  wire logic [XP*DATA_W-1:0] wrd_data_i
+  input  wire logic [XP*DATA_W-1:0] wrd_data_i,
+  // The first query's quantizer is outside, shared with ROPE_KV (trit_kernel_core: the two never
+  // run at once): vec_quant's ports, an instance with DEPTH MAX_HEAD_DIM, LANES 4, NORM 0.
+  output      logic                sq_start_o,
+  input  wire logic                sq_ready_i,
+  output      logic [31:0]         sq_n_o,
+  output      logic [15:0]         sq_qmax_o,
+  output      logic                sq_in_valid_o,
+  input  wire logic                sq_in_ready_i,
+  output      logic [127:0]        sq_in_data_o,
+  input  wire logic                sq_code_valid_i,
+  output      logic                sq_code_ready_o,
+  input  wire logic [63:0]         sq_code_i,
+  input  wire logic                sq_done_i,
+  input  wire logic [31:0]         sq_scale_i
 );
 
 
@@ -330,15 +344,30 @@ module op_attention #(
     localparam int PI = i % PORTS;  // the port carrying this query's q
     assign q_start[i]    = lane_qwin[PI] && lane_qidx[PI] == QW'(i) && !lane_qstarted[PI] && q_ready[i];
     assign q_in_valid[i] = lane_qwin[PI] && lane_qidx[PI] == QW'(i) && lane_qstarted[PI] && raw_valid[PI];
-    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL), .NORM (1'b0)) u_quant (
-      .clk_i, .rst_ni,
-      .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
-      .start_i (q_start[i]), .ready_o (q_ready[i]), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
-      .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
-      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (raw_wide[PI]),
-      .code_valid_o (q_code_valid[i]), .code_ready_i (1'b1), .code_o (code),
-      .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
-    );
+    if (i == 0) begin : g_shared
+      assign sq_start_o       = q_start[i];
+      assign q_ready[i]       = sq_ready_i;
+      assign sq_n_o           = 32'(hd_q);
+      assign sq_qmax_o        = 16'(ACT_QMAX);
+      assign sq_in_valid_o    = q_in_valid[i];
+      assign q_in_ready[i]    = sq_in_ready_i;
+      assign sq_in_data_o     = raw_wide[PI];
+      assign q_code_valid[i]  = sq_code_valid_i;
+      assign sq_code_ready_o  = 1'b1;
+      assign code             = sq_code_i;
+      assign q_done[i]        = sq_done_i;
+      assign q_scale[32*i +: 32] = sq_scale_i;
+    end else begin : g_own
+      vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (QL), .NORM (1'b0)) u_quant (
+        .clk_i, .rst_ni,
+        .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
+        .start_i (q_start[i]), .ready_o (q_ready[i]), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+        .qmax_i (16'(ACT_QMAX)), .eps_i ('0),
+        .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (raw_wide[PI]),
+        .code_valid_o (q_code_valid[i]), .code_ready_i (1'b1), .code_o (code),
+        .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
+      );
+    end
     // The codes, QL at a time, gathered into rows (head_dim is a multiple of LANES).
     logic [8*LANES-1:0] qc [ROWS];
     logic [8*LANES-1:0] stage_q;  // the row being gathered

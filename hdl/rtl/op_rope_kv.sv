@@ -52,7 +52,21 @@ module op_rope_kv #(
   input  wire logic                wr_ready_i,
   output      logic [DATA_W-1:0]   wr_data_o,
   output      logic [DATA_W/8-1:0] wr_strb_o,
-  input  wire logic                wr_done_i
+  input  wire logic                wr_done_i,
+  // The last KV-head quantizer is outside, shared with ATTENTION (trit_kernel_core: the two
+  // never run at once): vec_quant's ports, an instance with DEPTH MAX_HEAD_DIM, LANES 4, NORM 0.
+  output      logic                sq_start_o,
+  input  wire logic                sq_ready_i,
+  output      logic [31:0]         sq_n_o,
+  output      logic [15:0]         sq_qmax_o,
+  output      logic                sq_in_valid_o,
+  input  wire logic                sq_in_ready_i,
+  output      logic [127:0]        sq_in_data_o,
+  input  wire logic                sq_code_valid_i,
+  output      logic                sq_code_ready_o,
+  input  wire logic [63:0]         sq_code_i,
+  input  wire logic                sq_done_i,
+  input  wire logic [31:0]         sq_scale_i
 );
 
   localparam int VL = 4;  // values per cycle (a 16-byte element of int32)
@@ -349,15 +363,30 @@ module op_rope_kv #(
     assign q_start[i]    = state_q == FEED && !fed_start_q && fq == QW'(i) && !q_busy_q[i];
     assign q_in_valid[i] = rs_v_q && !rs_write_q && rs_quant_q == QW'(i);
     logic q_ready;  // q_busy_q covers it: a quantizer restarts only after its scale is written
-    vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL), .NORM (1'b0)) u_quant (
-      .clk_i, .rst_ni,
-      .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
-      .start_i (q_start[i]), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
-      .qmax_i (kv_qmax_q), .eps_i ('0),
-      .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (rs_data_q),
-      .code_valid_o (q_code_valid[i]), .code_ready_i (q_code_ready[i]), .code_o (q_code[VL*16*i +: VL*16]),
-      .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
-    );
+    if (i == NQ - 1) begin : g_shared
+      assign sq_start_o       = q_start[i];
+      assign q_ready          = sq_ready_i;
+      assign sq_n_o           = 32'(hd_q);
+      assign sq_qmax_o        = kv_qmax_q;
+      assign sq_in_valid_o    = q_in_valid[i];
+      assign q_in_ready[i]    = sq_in_ready_i;
+      assign sq_in_data_o     = rs_data_q;
+      assign q_code_valid[i]  = sq_code_valid_i;
+      assign sq_code_ready_o  = q_code_ready[i];
+      assign q_code[VL*16*i +: VL*16] = sq_code_i;
+      assign q_done[i]        = sq_done_i;
+      assign q_scale[32*i +: 32] = sq_scale_i;
+    end else begin : g_own
+      vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (VL), .NORM (1'b0)) u_quant (
+        .clk_i, .rst_ni,
+        .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
+        .start_i (q_start[i]), .ready_o (q_ready), .n_i (32'(hd_q)), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+        .qmax_i (kv_qmax_q), .eps_i ('0),
+        .in_valid_i (q_in_valid[i]), .in_ready_o (q_in_ready[i]), .in_data_i (rs_data_q),
+        .code_valid_o (q_code_valid[i]), .code_ready_i (q_code_ready[i]), .code_o (q_code[VL*16*i +: VL*16]),
+        .done_o (q_done[i]), .scale_o (q_scale[32*i +: 32])
+      );
+    end
     logic unused_q;
     assign unused_q = q_ready;
   end

@@ -390,6 +390,34 @@ module trit_kernel_core #(
     assign v_w_cmd_beats[XP*32-1:32] = '0;
   end
 
+  // One quantizer for ROPE_KV's last KV-head slot and ATTENTION's first query: the two never run
+  // at once, and a vec_quant is ~3.5 k LUTs (yosys). The one started last holds it; both leave it
+  // idle when they finish (every scale taken).
+  logic         sq_attn_q;  // ATTENTION holds the shared quantizer (else ROPE_KV)
+  logic         r_sq_start, r_sq_in_valid, r_sq_code_ready, a_sq_start, a_sq_in_valid, a_sq_code_ready;
+  logic [31:0]  r_sq_n, a_sq_n;
+  logic [15:0]  r_sq_qmax, a_sq_qmax;
+  logic [127:0] r_sq_in_data, a_sq_in_data;
+  logic         sq_ready, sq_in_ready, sq_code_valid, sq_done;
+  logic [63:0]  sq_code;
+  logic [31:0]  sq_scale;
+  always_ff @(posedge ap_clk or negedge ap_rst_n) begin
+    if (!ap_rst_n) sq_attn_q <= 1'b0;
+    else if (e_start[E_ATTN]) sq_attn_q <= 1'b1;
+    else if (e_start[E_ROPE]) sq_attn_q <= 1'b0;
+  end
+  vec_quant #(.DEPTH (MAX_HEAD_DIM), .LANES (4), .NORM (1'b0)) u_shared_quant (
+    .clk_i (ap_clk), .rst_ni (ap_rst_n),
+    .g_we_i (1'b0), .g_addr_i ('0), .g_data_i ('0),
+    .start_i (sq_attn_q ? a_sq_start : r_sq_start), .ready_o (sq_ready),
+    .n_i (sq_attn_q ? a_sq_n : r_sq_n), .ex_i (-32'sd16), .shift_i ('0), .norm_i (1'b0),
+    .qmax_i (sq_attn_q ? a_sq_qmax : r_sq_qmax), .eps_i ('0),
+    .in_valid_i (sq_attn_q ? a_sq_in_valid : r_sq_in_valid), .in_ready_o (sq_in_ready),
+    .in_data_i (sq_attn_q ? a_sq_in_data : r_sq_in_data),
+    .code_valid_o (sq_code_valid), .code_ready_i (sq_attn_q ? a_sq_code_ready : r_sq_code_ready), .code_o (sq_code),
+    .done_o (sq_done), .scale_o (sq_scale)
+  );
+
   // ROPE_KV: a pos0, addr q, k, v, rope table, layer KV cache.
   op_rope_kv #(
     .DATA_W (DATA_W), .VEC_DEPTH (MAX_HEADS * MAX_HEAD_DIM), .MAX_HEAD_DIM (MAX_HEAD_DIM), .MAX_HEADS (MAX_HEADS),
@@ -408,7 +436,11 @@ module trit_kernel_core #(
     .wr_cmd_valid_o (e_wr_cmd_valid[E_ROPE]), .wr_cmd_ready_i (wr_cmd_ready),
     .wr_cmd_addr_o (e_wr_cmd_addr[E_ROPE]), .wr_cmd_beats_o (e_wr_cmd_beats[E_ROPE]),
     .wr_valid_o (e_wr_valid[E_ROPE]), .wr_ready_i (wr_ready), .wr_data_o (e_wr_data[E_ROPE]),
-    .wr_strb_o (e_wr_strb[E_ROPE]), .wr_done_i (wr_done)
+    .wr_strb_o (e_wr_strb[E_ROPE]), .wr_done_i (wr_done),
+    .sq_start_o (r_sq_start), .sq_ready_i (sq_ready && !sq_attn_q), .sq_n_o (r_sq_n), .sq_qmax_o (r_sq_qmax),
+    .sq_in_valid_o (r_sq_in_valid), .sq_in_ready_i (sq_in_ready && !sq_attn_q), .sq_in_data_o (r_sq_in_data),
+    .sq_code_valid_i (sq_code_valid && !sq_attn_q), .sq_code_ready_o (r_sq_code_ready), .sq_code_i (sq_code),
+    .sq_done_i (sq_done && !sq_attn_q), .sq_scale_i (sq_scale)
   );
 
   // ATTENTION: a pos0, addr q, layer KV cache, dst.
@@ -435,7 +467,11 @@ module trit_kernel_core #(
     .wrd_cmd_valid_o (a_w_cmd_valid[AXP-1:0]), .wrd_cmd_ready_i (w_cmd_ready[AXP-1:0] & attn_owns_w[AXP-1:0]),
     .wrd_cmd_addr_o (a_w_cmd_addr[AXP*64-1:0]), .wrd_cmd_beats_o (a_w_cmd_beats[AXP*32-1:0]),
     .wrd_valid_i (w_valid[AXP-1:0] & attn_owns_w[AXP-1:0]), .wrd_ready_o (a_w_ready[AXP-1:0]),
-    .wrd_data_i (w_data[AXP*DATA_W-1:0])
+    .wrd_data_i (w_data[AXP*DATA_W-1:0]),
+    .sq_start_o (a_sq_start), .sq_ready_i (sq_ready && sq_attn_q), .sq_n_o (a_sq_n), .sq_qmax_o (a_sq_qmax),
+    .sq_in_valid_o (a_sq_in_valid), .sq_in_ready_i (sq_in_ready && sq_attn_q), .sq_in_data_o (a_sq_in_data),
+    .sq_code_valid_i (sq_code_valid && sq_attn_q), .sq_code_ready_o (a_sq_code_ready), .sq_code_i (sq_code),
+    .sq_done_i (sq_done && sq_attn_q), .sq_scale_i (sq_scale)
   );
   if (XP > AXP) begin : g_attn_ports
     assign a_w_cmd_valid[XP-1:AXP]       = '0;
