@@ -22,10 +22,13 @@
 // rounded. A result below the normal range is decided from its exponent and a few bits, so the
 // rounding needs no denormalizing shift either (see fp32_round).
 //
-// Latency, cycles from the accepting edge to rsp_valid_o: MUL 30 (31 for a product of
-// significands >= 2); DIV 30 (31 for a quotient of significands < 1); SQRT 30 (29 for zero);
-// ADD/SUB 3 + min(exponent difference, 31) + normalization shifts, at most 34; I2F INT_W + 2,
-// plus up to 26 for integers below 2^26; LDEXP 3; every special case 2.
+// Latency, cycles from the accepting edge to rsp_valid_o: MUL 31 (32 for a product of
+// significands >= 2); DIV 31 (32 for a quotient of significands < 1); SQRT 31 (30 for zero);
+// ADD/SUB 4 + min(exponent difference, 31) + normalization shifts, at most 35; I2F INT_W + 3,
+// plus up to 26 for integers below 2^26; LDEXP 4; every special case 3. The first cycle only
+// registers the request (S_LOAD decodes it from the registers): the operand decoding -- a
+// 31-bit magnitude compare, the swap, the exponent adder -- behind the requester's own operand
+// multiplexers was the deepest path of every engine with a quantizer (5.04 ns, session 18).
 //
 // Operations (op_i): 0 MUL a*b, 1 DIV a/b, 2 ADD a+b, 3 SUB a-b, 4 SQRT sqrt(a),
 // 5 I2F int_i (unsigned) -> binary32, 6 LDEXP a * 2^k with k = b_i as a signed 32-bit integer,
@@ -88,8 +91,9 @@ module fp32_scalar #(
   localparam logic [2:0] OP_I2F   = 3'd5;
   localparam logic [2:0] OP_LDEXP = 3'd6;
 
-  typedef enum logic [2:0] {
+  typedef enum logic [3:0] {
     S_IDLE,   // waiting for a request
+    S_LOAD,   // decode the registered request
     S_ALIGN,  // ADD/SUB: shift the smaller operand right, then add (LDEXP: W = 0, no shift)
     S_MUL,    // MUL: shift-and-add steps
     S_DIV,    // DIV: restoring division steps
@@ -115,47 +119,56 @@ module fp32_scalar #(
   logic               nan_q, nan_d;       // special result: NaN
   logic [INT_W-1:0]   int_q, int_d;       // I2F: the integer (read one bit at a time)
   logic [31:0]        res_q, res_d;       // the rounded result
+  logic [2:0]         op_r;               // the accepted request (I2F's integer goes to int_q)
+  logic [31:0]        a_r, b_r;
+  always_ff @(posedge clk_i) begin
+    if (req_valid_i && req_ready_o) begin
+      op_r <= op_i;
+      a_r  <= a_i;
+      b_r  <= b_i;
+    end
+  end
 
   // ---------------------------------------------------------------- operand decoding
-  wire logic       sa     = a_i[31];
-  wire logic       sb     = b_i[31] ^ (op_i == OP_SUB);  // SUB is ADD of -b
-  wire logic [7:0] ea     = a_i[30:23];
-  wire logic [7:0] eb     = b_i[30:23];
+  wire logic       sa     = a_r[31];
+  wire logic       sb     = b_r[31] ^ (op_r == OP_SUB);  // SUB is ADD of -b
+  wire logic [7:0] ea     = a_r[30:23];
+  wire logic [7:0] eb     = b_r[30:23];
   wire logic       a_zero = ea == 8'd0;                  // zero, or subnormal read as zero
   wire logic       b_zero = eb == 8'd0;
-  wire logic       a_inf  = ea == 8'hff && a_i[22:0] == '0;
-  wire logic       b_inf  = eb == 8'hff && b_i[22:0] == '0;
-  wire logic       a_nan  = ea == 8'hff && a_i[22:0] != '0;
-  wire logic       b_nan  = eb == 8'hff && b_i[22:0] != '0;
-  wire logic [23:0] ma    = a_zero ? 24'd0 : {1'b1, a_i[22:0]};
-  wire logic [23:0] mb    = b_zero ? 24'd0 : {1'b1, b_i[22:0]};
+  wire logic       a_inf  = ea == 8'hff && a_r[22:0] == '0;
+  wire logic       b_inf  = eb == 8'hff && b_r[22:0] == '0;
+  wire logic       a_nan  = ea == 8'hff && a_r[22:0] != '0;
+  wire logic       b_nan  = eb == 8'hff && b_r[22:0] != '0;
+  wire logic [23:0] ma    = a_zero ? 24'd0 : {1'b1, a_r[22:0]};
+  wire logic [23:0] mb    = b_zero ? 24'd0 : {1'b1, b_r[22:0]};
 
   // X takes b and W takes a for MUL and DIV; ADD/SUB put the larger magnitude in X.
-  wire logic        is_add   = op_i == OP_ADD || op_i == OP_SUB;
-  wire logic        b_larger = b_i[30:0] > a_i[30:0];
-  wire logic        swap     = op_i == OP_MUL || op_i == OP_DIV || (is_add && b_larger);
+  wire logic        is_add   = op_r == OP_ADD || op_r == OP_SUB;
+  wire logic        b_larger = b_r[30:0] > a_r[30:0];
+  wire logic        swap     = op_r == OP_MUL || op_r == OP_DIV || (is_add && b_larger);
   wire logic [7:0]  e_big    = swap ? eb : ea;
   wire logic [7:0]  e_small  = swap ? ea : eb;
   wire logic [23:0] w_mant   = swap ? ma : is_add ? mb : 24'd0;  // SQRT, I2F, LDEXP: W = 0
 
-  // LDEXP: k = b_i. Outside -512..511 the result is infinity or a signed zero for every finite
+  // LDEXP: k = b_r. Outside -512..511 the result is infinity or a signed zero for every finite
   // non-zero a, handled as a special case.
-  wire logic       k_neg  = b_i[31];
-  wire logic       k_fits = b_i[31:9] == {23{k_neg}};
-  wire logic [9:0] k      = b_i[9:0];
+  wire logic       k_neg  = b_r[31];
+  wire logic       k_fits = b_r[31:9] == {23{k_neg}};
+  wire logic [9:0] k      = b_r[9:0];
 
   // The exponent needs one adder at acceptance, s1 = e_big +- operand:
   //   MUL ea + eb; DIV eb - ea (biased and negated in the first step, see exp_upd);
   //   ADD/SUB e_big - e_small, the alignment distance; SQRT ea + 129; LDEXP ea + k.
   logic [EXP_W-1:0] s1_opnd;
   always_comb begin
-    case (op_i)
+    case (op_r)
       OP_SQRT:  s1_opnd = EXP_W'(129);
       OP_LDEXP: s1_opnd = EXP_W'($signed(k));
       default:  s1_opnd = EXP_W'(e_small);
     endcase
   end
-  wire logic             s1_sub = op_i == OP_DIV || is_add;
+  wire logic             s1_sub = op_r == OP_DIV || is_add;
   wire logic [EXP_W-1:0] s1     = s1_sub ? EXP_W'(e_big) - s1_opnd : EXP_W'(e_big) + s1_opnd;
   // ADD alignment shifts; 27 or more move all of W into its sticky bit.
   wire logic [4:0]       align_cnt = s1[7:5] != '0 ? 5'd31 : s1[4:0];
@@ -168,7 +181,7 @@ module fp32_scalar #(
   logic             res_sign, zero_sign;
   logic             spec_nan, spec_inf, spec_zero;
   always_comb begin
-    case (op_i)
+    case (op_r)
       OP_MUL: begin
         exp_init  = s1;
         res_sign  = sa ^ sb;
@@ -338,7 +351,10 @@ module fp32_scalar #(
     res_d    = res_q;
     case (state_q)
       S_IDLE: begin
-        // The operands are loaded in every idle cycle; the request moves on when valid.
+        int_d = int_i;  // I2F's integer, read from int_q from S_LOAD on
+        if (req_valid_i) state_d = S_LOAD;
+      end
+      S_LOAD: begin
         x_d      = swap ? mb : ma;
         w_d      = {1'b0, w_mant, 3'b000};
         n_d      = '0;
@@ -350,26 +366,23 @@ module fp32_scalar #(
         odd_d    = a_exp_even;
         inf_d    = spec_inf && !spec_nan;
         nan_d    = spec_nan;
-        int_d    = int_i;
-        case (op_i)
+        case (op_r)
           OP_MUL, OP_DIV: cnt_d = CNT_W'(27);
           OP_SQRT:        cnt_d = CNT_W'(26);
           OP_ADD, OP_SUB: cnt_d = CNT_W'(align_cnt);
           OP_I2F:         cnt_d = CNT_W'(INT_W - 1);
           default:        cnt_d = '0;  // LDEXP: N <- X + 0 at once
         endcase
-        if (req_valid_i) begin
-          if (special) begin
-            state_d = S_NORM;  // N is zero: straight to rounding
-          end else begin
-            case (op_i)
-              OP_MUL:         state_d = S_MUL;
-              OP_DIV:         state_d = S_DIV;
-              OP_SQRT:        state_d = S_SQRT;
-              OP_I2F:         state_d = S_I2F;
-              default:        state_d = S_ALIGN;  // ADD, SUB, LDEXP (W = 0)
-            endcase
-          end
+        if (special) begin
+          state_d = S_NORM;  // N is zero: straight to rounding
+        end else begin
+          case (op_r)
+            OP_MUL:         state_d = S_MUL;
+            OP_DIV:         state_d = S_DIV;
+            OP_SQRT:        state_d = S_SQRT;
+            OP_I2F:         state_d = S_I2F;
+            default:        state_d = S_ALIGN;  // ADD, SUB, LDEXP (W = 0)
+          endcase
         end
       end
       S_ALIGN: begin

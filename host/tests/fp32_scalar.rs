@@ -870,15 +870,15 @@ fn handshake_and_latency() {
         a.is_finite() && b.is_finite() && (r.op != Op::Div || b != 0.0)
     };
     let pick = |v: Vec<Req>| -> Vec<Req> { v.iter().filter(finite).take(2000).copied().collect() };
-    lat("MUL", &pick(random_mul_div(11, Op::Mul)), 30, 31);
-    lat("DIV", &pick(random_mul_div(12, Op::Div)), 30, 31);
-    lat("SQRT", &pick(random_sqrt(14)), 29, 30);
+    lat("MUL", &pick(random_mul_div(11, Op::Mul)), 31, 32);
+    lat("DIV", &pick(random_mul_div(12, Op::Div)), 31, 32);
+    lat("SQRT", &pick(random_sqrt(14)), 30, 31);
     let mut add = pick(random_add(13, Op::Add));
     add.extend([Req::ab(Op::Add, 0.0, 0.0), Req::ab(Op::Add, 1.0, -(1.0 - f32::EPSILON / 2.0))]);
-    lat("ADD", &add, 3, 34);
-    lat("I2F", &i2f_edges(INT_W), INT_W as u64 + 2, INT_W as u64 + 28);
+    lat("ADD", &add, 4, 35);
+    lat("I2F", &i2f_edges(INT_W), INT_W as u64 + 3, INT_W as u64 + 29);
     let ldexp: Vec<Req> = random_ldexp(15).into_iter().filter(|r| (r.b as i32).abs() < 512).take(2000).collect();
-    lat("LDEXP", &ldexp, 3, 3);
+    lat("LDEXP", &ldexp, 4, 4);
     let special = [
         Req::ab(Op::Mul, f32::INFINITY, 1.0),
         Req::ab(Op::Div, 1.0, 0.0),
@@ -887,7 +887,7 @@ fn handshake_and_latency() {
         Req::ab(Op::Sqrt, -1.0, 0.0),
         Req::ldexp(1.0, 1 << 20),
     ];
-    lat("special", &special, 2, 2);
+    lat("special", &special, 3, 3);
     eprintln!("fp32_scalar latency (acceptance to rsp_valid_o):\n{}", table.join("\n"));
 }
 
@@ -918,7 +918,8 @@ fn rtl_is_accepted_by_verilator_icarus_and_yosys() {
     let (luts, ffs) = (stats.count_prefix("LUT"), stats.count_prefix("FD"));
     eprintln!("fp32_scalar (INT_W = {INT_W}): {luts} LUTs, {ffs} FFs, cells {:?}", stats.cells);
     assert_eq!(stats.count_prefix("DSP"), 0, "{:?}", stats.cells);
-    assert!(luts > 0 && luts < 1000 && ffs < 300, "{:?}", stats.cells);
+    // ~240 FFs of state and the 67-bit request register (op, a, b: S_LOAD decodes from it).
+    assert!(luts > 0 && luts < 1000 && ffs < 400, "{:?}", stats.cells);
 }
 
 /// Run edge cases of every operation through Icarus (`iverilog` + `vvp`) and compare with the
