@@ -600,10 +600,10 @@ module op_attention #(
     end
     // Code phases in three stages: the element taken (with its key's value weights: w_rd moves
     // on with k_q) registered, their products (registered), then their sums -- K_CODES adds a
-    // key group's dot products into the raw scores, V_CODES adds the value products into the
-    // sums' row, read, added and written in the same stage so that consecutive groups of one row
-    // never race. (The element queue's read and port select in front of the products, in one
-    // cycle with them, was the engine's longest path.)
+    // key group's dot products (summed in two more stages) into the raw scores, V_CODES adds
+    // the value products into the sums' row, read, added and written in the same stage so that
+    // consecutive groups of one row never race. (The element queue's read and port select in
+    // front of the products, in one cycle with them, was the engine's longest path.)
     logic [127:0]       e_x_q;        // stage 1: the element
     logic [8*LANES-1:0] e_qc_q [QB];  // ... every query's codes at its group
     logic               e_v_q;        // ... it is a code element (K_CODES or V_CODES)
@@ -639,7 +639,29 @@ module op_attention #(
         c_v_q <= e_v_q;
       end
     end
-    assign lane_busy[p] = sv_q != '0 || e_v_q || c_v_q;
+    // Stages 3 and 4, K_CODES only: the group's dot products summed in a two-stage tree
+    // (tlmm_sum_tree) before they join the raw score (the sum of LANES products, the raw score's
+    // add and the score memory's write multiplexer in one cycle: 5.35 ns in the delay model,
+    // session 19).
+    logic          h_v_q, d_v_q;        // stage 3 / 4 holds a K_CODES group's dot products
+    logic          h_last_q, d_last_q;  // ... of the key's last group
+    logic [KW-1:0] h_ka_q, d_ka_q;      // ... the key
+    always_ff @(posedge clk_i) begin
+      h_last_q <= c_last_q;
+      h_ka_q   <= c_ka_q;
+      d_last_q <= h_last_q;
+      d_ka_q   <= h_ka_q;
+    end
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        h_v_q <= 1'b0;
+        d_v_q <= 1'b0;
+      end else begin
+        h_v_q <= c_v_q && c_k_q;
+        d_v_q <= h_v_q;
+      end
+    end
+    assign lane_busy[p] = sv_q != '0 || e_v_q || c_v_q || h_v_q || d_v_q;
     // The lane's value sums, a row per code group. One read port: V_CODES's last stage reads
     // the row it updates; outside it the finisher reads the row it outputs.
     wire logic [RW-1:0] acc_addr = c_v_q && !c_k_q ? c_g_q : RW'(f_el_q / LANES);
@@ -663,7 +685,8 @@ module op_attention #(
       logic signed [31:0]  zb  [SHARE];  // raw scores, then scores z
       logic [39:0]         wb  [SHARE];  // value weights w
       logic [AW*LANES-1:0] acc [ROWS];
-      logic signed [31:0]  dot;          // one code group's LANES products, exact
+      localparam int DOT_W = 16 + (LANES > 1 ? $clog2(LANES) : 0);
+      logic [DOT_W-1:0]    dot_q;        // one code group's LANES products, exact (stage 4)
       // Value products at their real width (41x8 -> 49 bits): written at 64 bits, yosys builds
       // a full-width multiplier (a 48x64 product is eight DSP tiles plus adders).
       logic [39:0]         e_w_q;        // stage 1: the key's value weight
@@ -671,13 +694,13 @@ module op_attention #(
       logic signed [48:0]  wv_q [LANES];
       always_ff @(posedge clk_i) e_w_q <= w_rd[i];
       always_comb begin
-        dot = '0;
-        for (int j = 0; j < LANES; j++) begin
-          wv[j] = $signed({1'b0, e_w_q}) * $signed(e_x_q[8*j +: 8]);
-          dot = dot + 32'($signed(qk_q[16*(LANES*i + j) +: 16]));
-        end
+        for (int j = 0; j < LANES; j++) wv[j] = $signed({1'b0, e_w_q}) * $signed(e_x_q[8*j +: 8]);
       end
       always_ff @(posedge clk_i) for (int j = 0; j < LANES; j++) wv_q[j] <= wv[j];
+      tlmm_sum_tree #(.N (LANES), .IN_W (16), .STAGES (2)) u_dot (
+        .clk_i, .en_i (1'b1), .vals_i (qk_q[16*LANES*i +: 16*LANES]), .sum_o (dot_q)
+      );
+      wire logic signed [31:0] dot = 32'($signed(dot_q));
       // Nothing writes key k_q's entries while it is worked on (K_CODES writes raw scores, the
       // scale phases commit keys already passed), so a read at k_next stays current.
       always_ff @(posedge clk_i) begin
@@ -694,9 +717,9 @@ module op_attention #(
       end
       // One write port each (a raw score in K_CODES, then its score from the scale stages).
       wire logic               commit = sv_q[NS-1] && st_qi[NS] == QW'(i);
-      wire logic               k_code = c_v_q && c_k_q;  // a K_CODES element in stage 2
-      wire logic               zb_we  = (k_code && c_last_q) || (commit && st_k[NS]);
-      wire logic [KW-1:0]      zb_wa  = k_code ? c_ka_q : st_ka[NS];
+      wire logic               k_code = d_v_q;  // a K_CODES group in stage 4
+      wire logic               zb_we  = (k_code && d_last_q) || (commit && st_k[NS]);
+      wire logic [KW-1:0]      zb_wa  = k_code ? d_ka_q : st_ka[NS];
       wire logic signed [31:0] zb_wd  = k_code ? raw_q[i] + dot : s9_z_q;
       always_ff @(posedge clk_i) begin
         if (zb_we) zb[zb_wa] <= zb_wd;
@@ -706,7 +729,7 @@ module op_attention #(
       always_ff @(posedge clk_i or negedge rst_ni) begin
         if (!rst_ni) raw_q[i] <= '0;
         else if (phase_end || !lane_phase) raw_q[i] <= '0;
-        else if (k_code) raw_q[i] <= c_last_q ? 32'sd0 : raw_q[i] + dot;
+        else if (k_code) raw_q[i] <= d_last_q ? 32'sd0 : raw_q[i] + dot;
       end
       // The query's maximum and numerator sum over this lane's keys (constant indices: written
       // per query, not at its index). Its valid keys are a prefix of the range: the first key
