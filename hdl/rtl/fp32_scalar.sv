@@ -26,9 +26,10 @@
 // significands >= 2); DIV 31 (32 for a quotient of significands < 1); SQRT 31 (30 for zero);
 // ADD/SUB 4 + min(exponent difference, 31) + normalization shifts, at most 35; I2F INT_W + 3,
 // plus up to 26 for integers below 2^26; LDEXP 4; every special case 3. The first cycle only
-// registers the request (S_LOAD decodes it from the registers): the operand decoding -- a
-// 31-bit magnitude compare, the swap, the exponent adder -- behind the requester's own operand
-// multiplexers was the deepest path of every engine with a quantizer (5.04 ns, session 18).
+// registers the request and compares the magnitudes (S_LOAD decodes the rest from the
+// registers): the operand decoding -- a 31-bit magnitude compare, the swap, the exponent adder,
+// the alignment count -- in one cycle, behind the requester's own operand multiplexers, was the
+// deepest path of every engine with a quantizer (5.04-5.46 ns, sessions 18-19).
 //
 // Operations (op_i): 0 MUL a*b, 1 DIV a/b, 2 ADD a+b, 3 SUB a-b, 4 SQRT sqrt(a),
 // 5 I2F int_i (unsigned) -> binary32, 6 LDEXP a * 2^k with k = b_i as a signed 32-bit integer,
@@ -121,11 +122,13 @@ module fp32_scalar #(
   logic [31:0]        res_q, res_d;       // the rounded result
   logic [2:0]         op_r;               // the accepted request (I2F's integer goes to int_q)
   logic [31:0]        a_r, b_r;
+  logic               b_larger_r;         // |b| > |a|, compared as the request is taken
   always_ff @(posedge clk_i) begin
     if (req_valid_i && req_ready_o) begin
-      op_r <= op_i;
-      a_r  <= a_i;
-      b_r  <= b_i;
+      op_r       <= op_i;
+      a_r        <= a_i;
+      b_r        <= b_i;
+      b_larger_r <= b_i[30:0] > a_i[30:0];
     end
   end
 
@@ -145,7 +148,7 @@ module fp32_scalar #(
 
   // X takes b and W takes a for MUL and DIV; ADD/SUB put the larger magnitude in X.
   wire logic        is_add   = op_r == OP_ADD || op_r == OP_SUB;
-  wire logic        b_larger = b_r[30:0] > a_r[30:0];
+  wire logic        b_larger = b_larger_r;
   wire logic        swap     = op_r == OP_MUL || op_r == OP_DIV || (is_add && b_larger);
   wire logic [7:0]  e_big    = swap ? eb : ea;
   wire logic [7:0]  e_small  = swap ? ea : eb;
