@@ -616,6 +616,13 @@ module op_attention #(
     logic          c_first_q;  // ... of the range's first key (it starts the value sums)
     logic [KW-1:0] c_ka_q;     // ... the key
     logic [RW-1:0] c_g_q;      // ... the group
+    // Stages 3 and 4, K_CODES only: the group's dot products summed in a two-stage tree
+    // (tlmm_sum_tree) before they join the raw score (the sum of LANES products, the raw score's
+    // add and the score memory's write multiplexer in one cycle: 5.35 ns in the delay model,
+    // session 19).
+    logic          h_v_q, d_v_q;        // stage 3 / 4 holds a K_CODES group's dot products
+    logic          h_last_q, d_last_q;  // ... of the key's last group
+    logic [KW-1:0] h_ka_q, d_ka_q;      // ... the key
     always_ff @(posedge clk_i) begin
       e_x_q     <= x_wide[p];
       for (int i = 0; i < QB; i++) e_qc_q[i] <= q_codes[i][p];
@@ -629,34 +636,20 @@ module op_attention #(
       c_first_q <= e_first_q;
       c_ka_q    <= e_ka_q;
       c_g_q     <= e_g_q;
+      h_last_q  <= c_last_q;
+      h_ka_q    <= c_ka_q;
+      d_last_q  <= h_last_q;
+      d_ka_q    <= h_ka_q;
     end
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) begin
         e_v_q <= 1'b0;
         c_v_q <= 1'b0;
-      end else begin
-        e_v_q <= fire && (state_q == K_CODES || state_q == V_CODES);
-        c_v_q <= e_v_q;
-      end
-    end
-    // Stages 3 and 4, K_CODES only: the group's dot products summed in a two-stage tree
-    // (tlmm_sum_tree) before they join the raw score (the sum of LANES products, the raw score's
-    // add and the score memory's write multiplexer in one cycle: 5.35 ns in the delay model,
-    // session 19).
-    logic          h_v_q, d_v_q;        // stage 3 / 4 holds a K_CODES group's dot products
-    logic          h_last_q, d_last_q;  // ... of the key's last group
-    logic [KW-1:0] h_ka_q, d_ka_q;      // ... the key
-    always_ff @(posedge clk_i) begin
-      h_last_q <= c_last_q;
-      h_ka_q   <= c_ka_q;
-      d_last_q <= h_last_q;
-      d_ka_q   <= h_ka_q;
-    end
-    always_ff @(posedge clk_i or negedge rst_ni) begin
-      if (!rst_ni) begin
         h_v_q <= 1'b0;
         d_v_q <= 1'b0;
       end else begin
+        e_v_q <= fire && (state_q == K_CODES || state_q == V_CODES);
+        c_v_q <= e_v_q;
         h_v_q <= c_v_q && c_k_q;
         d_v_q <= h_v_q;
       end

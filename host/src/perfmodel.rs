@@ -473,9 +473,7 @@ pub struct Projection {
     pub decode_tok_s: f64,
     /// TTFT for 64 and 128 prompt tokens, seconds.
     pub ttft_s: (f64, f64),
-    /// Prefill cycles per layer for 128 tokens.
-    pub prefill_layer_cycles_128: f64,
-    /// ... where they go.
+    /// Prefill cycles per layer for 128 tokens, by where they go (`total()`: the layer).
     pub prefill_128: PrefillParts,
     /// TTFT(128) if the TLMM issued a lookup in every slot of every cycle and nothing else took
     /// time: the floor the lookups per cycle set at this clock.
@@ -523,13 +521,15 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
     let head = lm_head_cycles(c, cfg);
     let hz = clock_mhz * 1e6;
     let tok_cycles = embed1 + l * dec + head;
-    let ttft = |p: usize| {
+    // TTFT of a `p`-token prompt whose prefill takes `layer` cycles per layer.
+    let ttft = |p: usize, layer: f64| {
         let p = p.min(m.max_seq);
         let chunk = cfg.engine.prefill_tokens.max(1);
         let emb: f64 = (0..p).step_by(chunk).map(|s| op_cycles(c, &embed_op(cfg, chunk.min(p - s)))).sum();
-        (emb + l * prefill_layer(c, cfg, p) + head) / hz
+        (emb + l * layer + head) / hz
     };
     let prefill_128 = prefill_parts(c, cfg, 128.min(m.max_seq));
+    let ttft_s = (ttft(64, prefill_layer(c, cfg, 64.min(m.max_seq))), ttft(128, prefill_128.total()));
     let bytes = token_bytes(cfg, ctx);
     let roof = cfg.board.bandwidth_gbs * 1e9 / bytes.total() as f64;
     let tok_s = hz / tok_cycles;
@@ -551,8 +551,7 @@ pub fn project_with(c: &Fitted, cfg: &Config, clock_mhz: f64) -> Projection {
         decode_layer_cycles: dec,
         lm_head_cycles: head,
         decode_tok_s: tok_s,
-        ttft_s: (ttft(64), ttft(128)),
-        prefill_layer_cycles_128: prefill_128.total(),
+        ttft_s,
         prefill_128,
         ttft_lookup_floor_s: l * prefill_128.lookup_floor / hz,
         prefill_binds: prefill_binds(cfg, &prefill_128),
@@ -580,10 +579,14 @@ fn prefill_binds(cfg: &Config, p: &PrefillParts) -> String {
         (p.vector, "NORM_QUANT, ROPE_KV and FFN_ACT".into()),
     ];
     let share = |x: f64| 100.0 * x / p.total();
-    let (big, name) = parts.iter().max_by(|a, b| a.0.total_cmp(&b.0)).expect("four parts");
-    let rest: Vec<String> =
-        parts.iter().filter(|(x, n)| x != big || n != name).map(|(x, n)| format!("{n} {:.0}%", share(*x))).collect();
-    format!("{name}, {:.0}% of a 128-token layer ({})", share(*big), rest.join(", "))
+    let big = (0..parts.len()).max_by(|&a, &b| parts[a].0.total_cmp(&parts[b].0)).expect("four parts");
+    let rest: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != big)
+        .map(|(_, (x, n))| format!("{n} {:.0}%", share(*x)))
+        .collect();
+    format!("{}, {:.0}% of a 128-token layer ({})", parts[big].1, share(parts[big].0), rest.join(", "))
 }
 
 /// How the kernel reaches the DRAM at the config's clock, in words.
@@ -611,7 +614,7 @@ impl Projection {
             "ttft_s": { "64": self.ttft_s.0, "128": self.ttft_s.1 },
             "context": self.context,
             "decode_layer_cycles": self.decode_layer_cycles,
-            "prefill_layer_cycles_128": self.prefill_layer_cycles_128,
+            "prefill_layer_cycles_128": self.prefill_128.total(),
             "prefill_128": {
                 "lookup_floor_cycles": self.prefill_128.lookup_floor,
                 "linear_rest_cycles": self.prefill_128.linear_rest,
@@ -661,7 +664,7 @@ pub fn text(p: &Projection) -> String {
         p.decode_tok_s,
         p.ttft_s.0,
         p.ttft_s.1,
-        p.prefill_layer_cycles_128,
+        p.prefill_128.total(),
         p.prefill_binds,
         p.ttft_lookup_floor_s,
         p.memory_path,
