@@ -68,6 +68,15 @@ fn model_responds_to_the_config() {
     assert!(p.roofline_fraction > 0.0 && p.roofline_fraction <= 1.0, "{}", p.roofline_fraction);
     // A slower clock is slower.
     assert!(perfmodel::project(&cfg, 125.0).decode_tok_s < p.decode_tok_s);
+    // ATTENTION cannot beat its stream: the fitting preset's one port carries 16 bytes per cycle,
+    // and the last 4-token chunk of a 128-token prompt reads, per query head, each of the
+    // 125..128 keys' codes and f32 scale in K and in V.
+    let fit = Config::preset("tellme-kv260-fit").unwrap();
+    let m = &fit.model;
+    let attention = perfmodel::layer_ops(&fit, 4, 124).into_iter().find(|o| o.kind == 4).unwrap();
+    let bytes = (125..=128).sum::<usize>() * m.heads * 2 * (m.head_dim + 4);
+    let cycles = perfmodel::op_cycles(&c, &attention);
+    assert!(cycles >= bytes as f64 / 16.0, "{cycles} cycles for {bytes} bytes over one 16-byte port");
 }
 
 /// Refit from simulations (ignored: minutes). Prints the table to paste into CALIB.
